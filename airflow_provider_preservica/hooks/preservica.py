@@ -1,0 +1,171 @@
+"""``PreservicaHook``: Connection (or legacy ini) -> shared token -> REST client."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_preservica.auth.cache import TokenCache
+from airflow_provider_preservica.auth.ini import INI_ENV_VAR, read_ini
+from airflow_provider_preservica.auth.login import PasswordLogin
+from airflow_provider_preservica.auth.settings import PreservicaSettings
+from airflow_provider_preservica.auth.sources import settings_from_connection, settings_from_ini
+from airflow_provider_preservica.auth.static import StaticTokenProvider
+from airflow_provider_preservica.auth.stores import VariableTokenStore
+from airflow_provider_preservica.client.rest import PreservicaClient
+from airflow_provider_preservica.client.transport import HttpTransport
+from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
+
+
+def _connection_missing(exc: Exception) -> bool:
+    return type(exc).__name__ in ("AirflowNotFoundException", "ConnectionNotFound") or (
+        "isn't defined" in str(exc) or "not found" in str(exc).lower()
+    )
+
+
+class PreservicaHook(BaseHook):
+    """Talk to one Preservica account, sharing its access token with every other task.
+
+    :param preservica_conn_id: the Airflow Connection of type ``preservica`` (``conn_id=`` works too).
+    :param ini_path: a legacy ``config.ini`` / ``credentials.properties`` used when that Connection does
+        not exist (default: the ``PRESERVICA_INI`` environment variable).
+    """
+
+    conn_name_attr = "preservica_conn_id"
+    default_conn_name = "preservica_default"
+    conn_type = "preservica"
+    hook_name = "Preservica"
+
+    def __init__(
+        self,
+        preservica_conn_id: str = default_conn_name,
+        ini_path: str | os.PathLike[str] | None = None,
+        *,
+        conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.preservica_conn_id = conn_id or preservica_conn_id
+        self.ini_path = ini_path
+
+    # -- configuration ------------------------------------------------------------------------
+    @cached_property
+    def settings(self) -> PreservicaSettings:
+        """Where and as whom to connect; read once per hook."""
+        conn_id = self.preservica_conn_id
+        try:
+            conn = self.get_connection(conn_id)
+        except Exception as exc:
+            if not _connection_missing(exc):
+                raise
+            ini = self.ini_path or os.environ.get(INI_ENV_VAR)
+            if ini:
+                self.log.info("Connection %r is not defined; reading legacy credentials from %s", conn_id, ini)
+                return settings_from_ini(read_ini(ini), cache_name=conn_id)
+            raise PreservicaConfigError(
+                f"Airflow Connection {conn_id!r} is not defined. Create it in the UI (Admin > Connections, "
+                f"type Preservica), or export AIRFLOW_CONN_{conn_id.upper()}='{{\"conn_type\": \"preservica\", "
+                '"host": "eu.preservica.com", "login": "...", "password": "...", "extra": {"tenant": "..."}}\', '
+                f"or point ini_path / ${INI_ENV_VAR} at a legacy config.ini"
+            ) from None
+        if conn.conn_type and conn.conn_type != self.conn_type:
+            self.log.warning("Connection %r has type %r, not 'preservica'; reading it anyway", conn_id, conn.conn_type)
+        return settings_from_connection(conn, cache_name=conn_id)
+
+    def _transport(self, settings: PreservicaSettings, **overrides: Any) -> HttpTransport:
+        options: dict[str, Any] = {
+            "verify": settings.verify,
+            "timeout": settings.timeout,
+            "max_retries": settings.max_retries,
+        }
+        options.update(overrides)
+        return HttpTransport(settings.base_url, **options)
+
+    # -- tokens and client -------------------------------------------------------------------
+    @cached_property
+    def token_cache(self) -> TokenCache:
+        settings = self.settings
+        transport = self._transport(settings)
+        store = VariableTokenStore() if settings.token_cache == "variable" else None
+        lock_timeout = settings.timeout * (settings.max_retries + 2) + 30
+        return TokenCache(settings, PasswordLogin(settings, transport), store, lock_timeout=lock_timeout)
+
+    def get_token(self) -> str:
+        """A valid access token for this account, shared with other tasks until it expires."""
+        return self.token_cache.get_token().value
+
+    def get_conn(self) -> PreservicaClient:
+        """The REST client for this account (one pooled session per hook)."""
+        return self.client
+
+    @cached_property
+    def client(self) -> PreservicaClient:
+        settings = self.settings
+        self.log.info(
+            "Preservica %s (%s; token cache: %s %s)",
+            settings.describe(),
+            settings.source,
+            settings.token_cache,
+            settings.token_variable_key if settings.token_cache == "variable" else "",
+        )
+        return PreservicaClient(self._transport(settings), self.token_cache)
+
+    # -- UI --------------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in afresh (a cached token would not prove the password) and read the server version.
+
+        Runs in the API server, where Variables cannot be written, so it touches no cache.
+        """
+        try:
+            settings = self.settings
+        except PreservicaError as exc:
+            return False, f"Configuration: {exc}"
+        transport = self._transport(settings, max_retries=1, timeout=min(settings.timeout, 20.0))
+        try:
+            token = PasswordLogin(settings, transport)()
+        except PreservicaError as exc:
+            return False, f"Login failed: {exc}"
+        try:
+            version = PreservicaClient(transport, StaticTokenProvider(token)).server_version()
+        except PreservicaError as exc:
+            return False, f"Logged in, but reading the server version failed: {exc}"
+        finally:
+            transport.close()
+        return True, f"Connected to Preservica {version} as {settings.describe()}"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Form layout for Airflow 3.0/3.1 (3.2+ reads ``conn-fields`` from the provider info)."""
+        from airflow_provider_preservica.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return {
+            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra form fields for Airflow 3.0/3.1, built from the same declaration as ``conn-fields``."""
+        try:
+            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+            from wtforms import BooleanField, PasswordField, StringField
+        except ImportError:
+            return {}
+        from airflow_provider_preservica.get_provider_info import CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            schema = spec["schema"]
+            label = spec["label"]
+            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            if "boolean" in types:
+                widgets[name] = BooleanField(label, default=schema.get("default", False))
+            elif schema.get("format") == "password":
+                widgets[name] = PasswordField(label, widget=BS3PasswordFieldWidget())
+            else:
+                widgets[name] = StringField(label, widget=BS3TextFieldWidget())
+        return widgets
