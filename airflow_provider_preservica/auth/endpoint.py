@@ -46,7 +46,7 @@ def build_base_url(host: str | None, port: int | None = None, *, allow_http: boo
     if scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise InsecureTransportError(
             f"refusing to send Preservica credentials over plain http to {parts.hostname}: use https, or set "
-            "the Connection extra \"allow_http\": true if this network is really trusted"
+            'the Connection extra "allow_http": true if this network is really trusted'
         )
     netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     if effective_port:

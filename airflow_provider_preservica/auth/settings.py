@@ -16,6 +16,12 @@ DEFAULT_MAX_RETRIES = 5
 TOKEN_VARIABLE_PREFIX = "preservica_access_token__"
 
 
+def token_variable_key(cache_name: str) -> str:
+    """Variable name of the shared token; contains ``token`` so Airflow masks its value."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", cache_name)
+    return f"{TOKEN_VARIABLE_PREFIX}{safe}"
+
+
 @dataclass(frozen=True)
 class PreservicaSettings:
     """Everything needed to talk to one account on one Preservica system.
@@ -45,9 +51,7 @@ class PreservicaSettings:
 
     @property
     def token_variable_key(self) -> str:
-        """Variable name of the shared token; contains ``token`` so Airflow masks its value."""
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.cache_name)
-        return f"{TOKEN_VARIABLE_PREFIX}{safe}"
+        return token_variable_key(self.cache_name)
 
     def describe(self) -> str:
         tenant = f", tenant {self.tenant}" if self.tenant else ""

@@ -1,0 +1,110 @@
+"""Test session set-up: a private Airflow home on SQLite, one sandbox, and a log of everything.
+
+Airflow reads its configuration at import time, so the environment is fixed here, before any test
+module imports Airflow. Every log record of the session also goes to ``SESSION_LOG`` so that the
+last test can grep it (and the Airflow task logs) for secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_TMP = Path(tempfile.mkdtemp(prefix="preservica-tests-"))
+AIRFLOW_HOME = _TMP / "airflow-home"
+AIRFLOW_HOME.mkdir()
+SESSION_LOG = _TMP / "session.log"
+
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "tests" / "dags")
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = "5bVSQmY6mzQ0aOJQy8b3bR1QhXdY0vYk7b8yV3xEJ0A="
+os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
+os.environ["PRESERVICA_LOCK_DIR"] = str(_TMP)
+os.environ.pop("PRESERVICA_INI", None)
+for _name in list(os.environ):
+    if _name.startswith("AIRFLOW_CONN_PRESERVICA") or _name.startswith("AIRFLOW_VAR_PRESERVICA"):
+        del os.environ[_name]
+
+from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser  # noqa: E402
+
+ARCHIVIST = SandboxUser(name="archivist", password="Arch1vist-s3cret-pw", tenant="SANDBOX")
+PROD_USER = SandboxUser(name="prod-robot", password="pr0d-R0bot-pw-7781", tenant="PROD")
+TEST_USER = SandboxUser(name="test-robot", password="t3st-R0bot-pw-4410", tenant="TEST")
+TWO_FA_USER = SandboxUser(
+    name="guarded", password="Guard3d-2fa-pw-0007", tenant="SANDBOX", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DP"
+)
+USERS = [ARCHIVIST, PROD_USER, TEST_USER, TWO_FA_USER]
+SECRETS = [u.password for u in USERS] + [u.totp_secret for u in USERS if u.totp_secret]
+ISSUED_TOKENS: set[str] = set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    handler = logging.FileHandler(SESSION_LOG, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger("airflow_provider_preservica").setLevel(logging.DEBUG)
+
+
+def remember_tokens(server: SandboxServer) -> None:
+    """Keep every token the sandbox issued, so the leak test can search for all of them."""
+    with server.state.lock:
+        ISSUED_TOKENS.update(server.state._tokens.keys())
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    server = SandboxServer(users=USERS, token_lifetime=900).start()
+    yield server
+    remember_tokens(server)
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
+    """The session's sandbox, reset (counters, tokens, faults) and with every cache emptied."""
+    from airflow_provider_preservica.auth.cache import TokenCache
+
+    remember_tokens(sandbox_server)
+    sandbox_server.state.reset()
+    sandbox_server.state.update_config({"token_lifetime": 900})
+    TokenCache.clear_memory()
+    yield sandbox_server
+    remember_tokens(sandbox_server)
+    TokenCache.clear_memory()
+
+
+def connection_json(server: SandboxServer, user: SandboxUser = ARCHIVIST, **extra: object) -> str:
+    extras: dict[str, object] = {"tenant": user.tenant}
+    if user.totp_secret:
+        extras["two_fa_secret"] = user.totp_secret
+    extras.update(extra)
+    return json.dumps(
+        {
+            "conn_type": "preservica",
+            "host": server.base_url,
+            "login": user.name,
+            "password": user.password,
+            "extra": extras,
+        }
+    )
+
+
+def logins(server: SandboxServer, user: str = "archivist") -> int:
+    return int(server.state.stats()["logins"].get(user, 0))
+
+
+@pytest.fixture
+def preservica_conn(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    """``preservica_default`` pointing at the sandbox as ``archivist``."""
+    monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_DEFAULT", connection_json(sandbox))
+    return sandbox

@@ -1,0 +1,60 @@
+"""Real Airflow on its embedded SQLite database: DAGs run with ``dag.test()`` in this process."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+def load_dag(file: str, attribute: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"test_dags_{Path(file).stem}", DAGS / file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, attribute)
+
+
+@pytest.fixture
+def run_dag(airflow_db: None) -> Callable[..., Any]:
+    """Run a DAG from ``tests/dags`` with ``dag.test()`` and return the finished DagRun."""
+
+    def _run(file: str, attribute: str, **kwargs: Any) -> Any:
+        return load_dag(file, attribute).test(**kwargs)
+
+    return _run
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    return {f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def variable(key: str) -> str | None:
+    """Read a Variable straight from the metadata DB, as an operator inspecting the cache would."""
+    from airflow.models import Variable
+
+    return Variable.get(key, default_var=None)
+
+
+def set_variable(key: str, value: str) -> None:
+    from airflow.models import Variable
+
+    Variable.set(key, value)
+
+
+def delete_variable(key: str) -> None:
+    from airflow.models import Variable
+
+    Variable.delete(key)

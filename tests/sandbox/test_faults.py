@@ -1,0 +1,139 @@
+"""Fault injection: status bursts with Retry-After, latency, dropped connections, expiry, revocation."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from airflow_provider_preservica.sandbox import SandboxServer
+
+from .conftest import login, post_faults, stats, token_for
+
+
+def _details(server: SandboxServer, token: str, session: requests.Session | None = None) -> requests.Response:
+    getter = session.get if session is not None else requests.get
+    return getter(
+        f"{server.base_url}/api/user/details", headers={"Preservica-Access-Token": token}, timeout=10
+    )
+
+
+def test_status_fault_with_retry_after_and_count(sandbox: SandboxServer) -> None:
+    token = token_for(sandbox.base_url)
+    [fault] = post_faults(
+        sandbox.base_url,
+        {"kind": "status", "route": "GET /api/user/details", "status": 429, "count": 2, "retry_after": 3},
+    )
+    assert fault["id"] and fault["count"] == 2
+    for _ in range(2):
+        response = _details(sandbox, token)
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "3"
+        assert response.json()["success"] is False and "sandbox fault" in response.json()["message"]
+    assert _details(sandbox, token).status_code == 200
+    assert requests.get(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json() == []
+    counted = stats(sandbox.base_url)
+    assert counted["requests"]["GET /api/user/details"] == 3
+    assert counted["faults_fired"] == {"status": 2}
+
+
+def test_status_fault_defaults_and_method_filter(sandbox: SandboxServer) -> None:
+    token = token_for(sandbox.base_url)
+    post_faults(
+        sandbox.base_url,
+        [
+            {"kind": "status", "route": "POST /api/*", "status": 503},
+            {"kind": "status", "route": "/api/user/*", "status": 500},
+        ],
+    )
+    failed = _details(sandbox, token)
+    assert failed.status_code == 500 and "Retry-After" not in failed.headers
+    unavailable = login(sandbox.base_url)
+    assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "1"
+    assert login(sandbox.base_url).status_code == 200
+
+
+def test_injected_401_once(sandbox: SandboxServer) -> None:
+    token = token_for(sandbox.base_url)
+    post_faults(sandbox.base_url, {"kind": "status", "route": "/api/user/details", "status": 401})
+    assert _details(sandbox, token).status_code == 401
+    assert _details(sandbox, token).status_code == 200
+
+
+def test_faults_never_apply_to_control_routes(sandbox: SandboxServer) -> None:
+    post_faults(sandbox.base_url, {"kind": "status", "route": "*", "status": 500, "count": 5})
+    assert requests.get(f"{sandbox.base_url}/_sandbox/stats", timeout=10).status_code == 200
+    assert len(requests.get(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json()) == 1
+    assert requests.delete(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json()["removed"] == 1
+    assert login(sandbox.base_url).status_code == 200
+
+
+def test_latency_fault(sandbox: SandboxServer) -> None:
+    token = token_for(sandbox.base_url)
+    [fault] = post_faults(
+        sandbox.base_url, {"kind": "latency", "route": "GET /api/user/details", "seconds": 0.4, "count": None}
+    )
+    assert fault["count"] is None
+    for _ in range(2):
+        started = time.monotonic()
+        assert _details(sandbox, token).status_code == 200
+        assert time.monotonic() - started >= 0.4
+    assert len(requests.get(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json()) == 1
+    requests.delete(f"{sandbox.base_url}/_sandbox/faults/{fault['id']}", timeout=10).raise_for_status()
+    started = time.monotonic()
+    _details(sandbox, token)
+    assert time.monotonic() - started < 0.3
+
+
+def test_drop_fault_is_a_connection_error(sandbox: SandboxServer, http: requests.Session) -> None:
+    token = token_for(sandbox.base_url)
+    assert _details(sandbox, token, http).status_code == 200  # a pooled keep-alive connection
+    post_faults(sandbox.base_url, {"kind": "drop", "route": "GET /api/user/details", "count": 2})
+    for session in (http, None):
+        with pytest.raises((requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            _details(sandbox, token, session)
+    assert _details(sandbox, token, http).status_code == 200
+    assert stats(sandbox.base_url)["faults_fired"] == {"drop": 2}
+
+
+def test_expire_tokens_fault(sandbox: SandboxServer) -> None:
+    mine = token_for(sandbox.base_url)
+    theirs = login(sandbox.base_url, "curator", "curator-password").json()["token"]
+    [fault] = post_faults(sandbox.base_url, {"kind": "expire_tokens", "user": "archivist"})
+    assert fault["applied"] == 1
+    assert _details(sandbox, mine).status_code == 401
+    assert _details(sandbox, theirs).status_code == 200
+    post_faults(sandbox.base_url, {"kind": "expire_tokens"})
+    assert _details(sandbox, theirs).status_code == 401
+    assert _details(sandbox, token_for(sandbox.base_url)).status_code == 200
+
+
+def test_revoke_token_fault_by_token_and_by_user(sandbox: SandboxServer) -> None:
+    first, second = token_for(sandbox.base_url), token_for(sandbox.base_url)
+    [fault] = post_faults(sandbox.base_url, {"kind": "revoke_token", "token": first})
+    assert fault["applied"] == 1 and fault["token_prefix"] == first[:8] and first not in str(fault)
+    revoked = _details(sandbox, first)
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["message"]
+    assert _details(sandbox, second).status_code == 200
+    post_faults(sandbox.base_url, {"kind": "revoke_token", "user": "archivist"})
+    assert _details(sandbox, second).status_code == 401
+    listed = requests.get(f"{sandbox.base_url}/_sandbox/tokens", timeout=10).json()
+    assert all(entry["revoked"] for entry in listed)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "explode"},
+        {"kind": "status", "status": 200},
+        {"kind": "status", "status": 500, "count": 0},
+        {"kind": "latency", "route": "/api/*"},
+        {"kind": "revoke_token"},
+        {"kind": "status", "status": 500, "route": "get me /api"},
+    ],
+)
+def test_invalid_faults_are_400(sandbox: SandboxServer, fault: dict) -> None:
+    response = requests.post(f"{sandbox.base_url}/_sandbox/faults", json=fault, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["success"] is False
