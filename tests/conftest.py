@@ -108,3 +108,11 @@ def preservica_conn(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> 
     """``preservica_default`` pointing at the sandbox as ``archivist``."""
     monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_DEFAULT", connection_json(sandbox))
     return sandbox
+
+
+def inject(server: SandboxServer, **fault: object) -> None:
+    """Post a fault to the sandbox's control surface, exactly as the README documents it."""
+    import requests
+
+    response = requests.post(f"{server.base_url}/_sandbox/faults", json=fault, timeout=10)
+    response.raise_for_status()

@@ -82,11 +82,8 @@ def read_ini(path: str | os.PathLike[str]) -> IniCredentials:
     missing = [name for name, value in values.items() if not value]
     if missing:
         where = "[credentials]" if dialect == "credentials.properties" else "[DEFAULT]"
-        labels = {
-            "host": "/".join(k.capitalize() for k in host_keys[:2]),
-            "username": "Username",
-            "password": "Password",
-        }
+        host_label = "server" if dialect == "credentials.properties" else "URL/Host"
+        labels = {"host": host_label, "username": "Username", "password": "Password"}
         raise PreservicaConfigError(
             f"Preservica ini file {str(file)!r} ({dialect}) lacks {', '.join(labels[m] for m in missing)} "
             f"in section {where}"

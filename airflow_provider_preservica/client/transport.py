@@ -63,8 +63,10 @@ def describe_connection_failure(exc: BaseException, url: str, timeout: float) ->
             f"TLS handshake with {host} failed ({_first_line(exc)}); check the certificate, or set the "
             "Connection extra 'verify' to a CA bundle path"
         )
-    if any(isinstance(item, socket.gaierror) for item in chain) or "Name or service not known" in text or (
-        "getaddrinfo failed" in text or "Temporary failure in name resolution" in text
+    if (
+        any(isinstance(item, socket.gaierror) for item in chain)
+        or "Name or service not known" in text
+        or ("getaddrinfo failed" in text or "Temporary failure in name resolution" in text)
     ):
         return f"cannot resolve host name {host!r} (DNS lookup failed); check the Connection's Host"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -84,9 +86,7 @@ def _request_was_not_sent(exc: requests.RequestException) -> bool:
     """Connection errors raised before a byte of the request reached the server."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
-    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
-        exc, requests.exceptions.ReadTimeout
-    ):
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
         text = str(exc)
         return "NewConnectionError" in text or "Connection refused" in text or "Name or service" in text
     return False
@@ -177,7 +177,12 @@ class HttpTransport:
                 wait = self._wait_before_retry(attempt, None)
                 log.warning(
                     "%s %s: %s; retrying in %.1f s (attempt %d of %d)",
-                    method, urlsplit(url).path, reason, wait, attempt + 1, attempts,
+                    method,
+                    urlsplit(url).path,
+                    reason,
+                    wait,
+                    attempt + 1,
+                    attempts,
                 )
                 self._sleep(wait)
                 continue
@@ -188,7 +193,12 @@ class HttpTransport:
             wait = self._wait_before_retry(attempt, response)
             log.warning(
                 "Preservica answered %d to %s %s; retrying in %.1f s (attempt %d of %d)",
-                status, method, urlsplit(url).path, wait, attempt + 1, attempts,
+                status,
+                method,
+                urlsplit(url).path,
+                wait,
+                attempt + 1,
+                attempts,
             )
             response.close()
             self._sleep(wait)

@@ -67,7 +67,7 @@ class PreservicaHook(BaseHook):
                 return settings_from_ini(read_ini(ini), cache_name=conn_id)
             raise PreservicaConfigError(
                 f"Airflow Connection {conn_id!r} is not defined. Create it in the UI (Admin > Connections, "
-                f"type Preservica), or export AIRFLOW_CONN_{conn_id.upper()}='{{\"conn_type\": \"preservica\", "
+                f'type Preservica), or export AIRFLOW_CONN_{conn_id.upper()}=\'{{"conn_type": "preservica", '
                 '"host": "eu.preservica.com", "login": "...", "password": "...", "extra": {"tenant": "..."}}\', '
                 f"or point ini_path / ${INI_ENV_VAR} at a legacy config.ini"
             ) from None

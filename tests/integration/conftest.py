@@ -58,3 +58,19 @@ def delete_variable(key: str) -> None:
     from airflow.models import Variable
 
     Variable.delete(key)
+
+
+def sync_test_dags() -> None:
+    """Serialise the test DAGs once, so that parallel ``dag.test()`` processes do not race to insert them."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        sync_bag_to_db(bag, bundle.name, bundle.version)

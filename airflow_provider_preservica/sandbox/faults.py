@@ -1,0 +1,284 @@
+"""Fault injection: the fault model, a thread-safe book of active faults, and the ASGI middleware.
+
+Faults are posted to ``/_sandbox/faults`` (see ``control_api``). ``expire_tokens`` and ``revoke_token``
+act at once on the token store; ``status``, ``latency`` and ``drop`` wait in the ``FaultBook`` for
+matching requests. Nothing here ever applies to ``/_sandbox/*``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .state import SandboxState
+
+CONTROL_PREFIX = "/_sandbox"
+IMMEDIATE_KINDS = frozenset({"expire_tokens", "revoke_token"})
+QUEUED_KINDS = frozenset({"status", "latency", "drop"})
+KINDS = IMMEDIATE_KINDS | QUEUED_KINDS
+_DEFAULT_RETRY_AFTER = {429: 1.0, 503: 1.0}
+
+
+class FaultSpecError(ValueError):
+    """A fault description that cannot be used; the message is safe to return to the caller."""
+
+
+def is_control_path(path: str) -> bool:
+    return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
+
+
+@dataclass
+class Fault:
+    """One injected fault. ``count`` is what is left (``None`` = until cleared)."""
+
+    kind: str
+    route: str = "*"
+    status: int | None = None
+    count: int | None = 1
+    retry_after: float | None = None
+    seconds: float | None = None
+    user: str | None = None
+    token: str | None = None
+    token_prefix: str | None = None
+    id: int = 0
+    fired: int = 0
+    applied: int | None = None
+
+    @property
+    def method(self) -> str | None:
+        head, _, rest = self.route.partition(" ")
+        return head.upper() if rest else None
+
+    @property
+    def glob(self) -> str:
+        head, _, rest = self.route.partition(" ")
+        return rest.strip() if rest else head
+
+    def matches(self, method: str, path: str) -> bool:
+        wanted = self.method
+        if wanted is not None and wanted not in (method.upper(), "*"):
+            return False
+        return fnmatch.fnmatchcase(path, self.glob)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind}
+        if self.kind in QUEUED_KINDS:
+            out.update(route=self.route, count=self.count, fired=self.fired)
+        if self.kind == "status":
+            retry = self.retry_after
+            if retry is not None and retry.is_integer():
+                retry = int(retry)
+            out.update(status=self.status, retry_after=retry)
+        if self.kind == "latency":
+            out["seconds"] = self.seconds
+        if self.user is not None:
+            out["user"] = self.user
+        if self.token is not None or self.token_prefix is not None:
+            out["token_prefix"] = (self.token or self.token_prefix or "")[:8]  # never the full token
+        if self.applied is not None:
+            out["applied"] = self.applied
+        return out
+
+
+def _number(data: dict[str, Any], key: str, default: float | None, minimum: float = 0.0) -> float | None:
+    value = data.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise FaultSpecError(f"{key} must be a number >= {minimum:g}")
+    return float(value)
+
+
+def _count(data: dict[str, Any], default: int | None) -> int | None:
+    value = data.get("count", default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FaultSpecError("count must be a positive integer or null")
+    return value
+
+
+def _route(data: dict[str, Any]) -> str:
+    route = data.get("route", "*")
+    if not isinstance(route, str) or not route.strip():
+        raise FaultSpecError("route must be a pattern such as 'GET /api/user/details' or '/api/*'")
+    route = " ".join(route.split())
+    head, _, rest = route.partition(" ")
+    glob = rest if rest else head
+    bad_method = bool(rest) and not (head.isalpha() or head == "*")
+    if bad_method or " " in glob or not glob.startswith(("/", "*")):
+        raise FaultSpecError("route must be 'METHOD /path/glob' or '/path/glob'")
+    return route
+
+
+def parse_fault(data: Any) -> Fault:
+    """Validate one fault description (a JSON object) and build the ``Fault``."""
+    if not isinstance(data, dict):
+        raise FaultSpecError("a fault must be a JSON object")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise FaultSpecError(f"kind must be one of {sorted(KINDS)}")
+    user = data.get("user")
+    if user is not None and not isinstance(user, str):
+        raise FaultSpecError("user must be a string")
+    if kind == "expire_tokens":
+        return Fault(kind=kind, user=user, count=None)
+    if kind == "revoke_token":
+        token, prefix = data.get("token"), data.get("token_prefix")
+        if sum(x is not None for x in (token, prefix, user)) != 1:
+            raise FaultSpecError("revoke_token needs exactly one of token, token_prefix, user")
+        if any(x is not None and (not isinstance(x, str) or not x) for x in (token, prefix)):
+            raise FaultSpecError("token / token_prefix must be non-empty strings")
+        return Fault(kind=kind, user=user, token=token, token_prefix=prefix, count=None)
+    route = _route(data)
+    if kind == "latency":
+        seconds = _number(data, "seconds", None)
+        if seconds is None:
+            raise FaultSpecError("latency needs seconds")
+        return Fault(kind=kind, route=route, seconds=seconds, count=_count(data, None))
+    if kind == "drop":
+        return Fault(kind=kind, route=route, count=_count(data, 1))
+    status = data.get("status")
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+        raise FaultSpecError("status must be an HTTP error status (400-599)")
+    retry_after = _number(data, "retry_after", _DEFAULT_RETRY_AFTER.get(status))
+    return Fault(kind=kind, route=route, status=status, count=_count(data, 1), retry_after=retry_after)
+
+
+def parse_faults(body: Any) -> list[Fault]:
+    """One fault object or a list of them."""
+    items: Iterable[Any] = body if isinstance(body, list) else [body]
+    return [parse_fault(item) for item in items]
+
+
+class FaultBook:
+    """Active queued faults in the order they were posted. Thread-safe; counts are consumed atomically."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._next_id = 1
+
+    def assign_id(self, fault: Fault) -> Fault:
+        with self._lock:
+            fault.id = self._next_id
+            self._next_id += 1
+        return fault
+
+    def add(self, fault: Fault) -> Fault:
+        if fault.kind not in QUEUED_KINDS:
+            raise ValueError(f"{fault.kind} faults act immediately and are not queued")
+        with self._lock:
+            fault.id = self._next_id
+            self._next_id += 1
+            self._faults.append(fault)
+        return fault
+
+    def active(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def clear(self) -> int:
+        with self._lock:
+            removed = len(self._faults)
+            self._faults.clear()
+            return removed
+
+    def remove(self, fault_id: int) -> bool:
+        with self._lock:
+            before = len(self._faults)
+            self._faults = [f for f in self._faults if f.id != fault_id]
+            return len(self._faults) != before
+
+    def take(self, method: str, path: str) -> tuple[list[Fault], Fault | None]:
+        """Consume what applies to one request: every matching latency fault, then the first
+        matching status or drop fault (older faults win)."""
+        delays: list[Fault] = []
+        action: Fault | None = None
+        with self._lock:
+            for fault in self._faults:
+                if not fault.matches(method, path):
+                    continue
+                if fault.kind == "latency":
+                    delays.append(fault)
+                elif action is None:
+                    action = fault
+                else:
+                    continue
+                fault.fired += 1
+                if fault.count is not None:
+                    fault.count -= 1
+            self._faults = [f for f in self._faults if f.count is None or f.count > 0]
+        return delays, action
+
+
+class FaultMiddleware:
+    """Applies queued faults before the request reaches the routers."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_control_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        delays, action = self.state.faults.take(scope["method"], scope["path"])
+        for fault in delays:
+            self.state.count_fault(fault.kind)
+            await asyncio.sleep(fault.seconds or 0.0)
+        if action is None:
+            await self.app(scope, receive, send)
+            return
+        self.state.count_fault(action.kind)
+        if action.kind == "drop":
+            await drop_connection(receive, send)
+        else:
+            await send_fault_status(action, scope, send)
+
+
+async def send_fault_status(fault: Fault, scope: Scope, send: Send) -> None:
+    status = fault.status or 500
+    message = f"sandbox fault: injected HTTP {status} for {scope['method']} {scope['path']}"
+    body = json.dumps({"success": False, "message": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if fault.retry_after is not None:
+        value = fault.retry_after
+        text = str(int(value)) if float(value).is_integer() else f"{value:g}"
+        headers.append((b"retry-after", text.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def drop_connection(receive: Receive, send: Send) -> None:
+    """Close the TCP connection without an HTTP response, so the client sees a connection error.
+
+    Under uvicorn ``receive`` is a bound method of the request cycle that owns the transport: abort
+    it, then wait until uvicorn has noticed (otherwise it would log and try to send a 500). Other
+    servers get a response that promises more body than it delivers, which clients also treat as a
+    broken connection.
+    """
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if transport is not None and hasattr(transport, "abort"):
+        transport.abort()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(_wait_for_disconnect(receive), timeout=5)
+        return
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b'{"success": tr', "more_body": True})
+    raise ConnectionAbortedError("sandbox fault: connection dropped")

@@ -1,0 +1,181 @@
+"""Benchmark DAGs: N mapped tasks that each call ``GET /api/user/details`` once, four ways.
+
+Run by ``benchmarks/token_reuse.py`` with ``dag.test()``; the number of tasks and the sandbox account
+come from environment variables that script sets before Airflow parses this file. Every task returns
+its own timings as XCom, which the script reads back from the finished DagRun.
+
+- ``preservica_bench_ours``: ``PreservicaHook`` with the shared token cache (memory -> Variable -> login).
+- ``preservica_bench_ours_fresh``: the same, but each task first empties this process's token memory, as
+  a task in a separate worker process would start; the token then comes from the Airflow Variable.
+- ``preservica_bench_pypreservica``: what users do today: a new ``pyPreservica.EntityAPI`` per task.
+- ``preservica_bench_raw``: a hand-written login with ``requests`` per task.
+- ``preservica_bench_warmup``: one task that does nothing, run first and not measured, so that no
+  variant pays for Airflow's first DAG sync and first task run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, task
+
+TASKS = int(os.environ.get("PRESERVICA_BENCH_TASKS", "50"))
+USER_DETAILS = "/api/user/details"
+
+
+def _account() -> tuple[str, str, str, str]:
+    """(base_url, username, password, tenant) of the sandbox account, exported by the benchmark script."""
+    env = os.environ
+    return (
+        env["PRESERVICA_BENCH_URL"],
+        env["PRESERVICA_BENCH_USER"],
+        env["PRESERVICA_BENCH_PASSWORD"],
+        env["PRESERVICA_BENCH_TENANT"],
+    )
+
+
+def run_ours(fresh_process: bool) -> dict[str, Any]:
+    from airflow_provider_preservica.auth.cache import TokenCache
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+
+    started = time.perf_counter()
+    if fresh_process:
+        TokenCache.clear_memory()
+    hook = PreservicaHook()
+    hook.settings  # noqa: B018 - read the Connection outside the auth timer: it is not authentication
+    t0 = time.perf_counter()
+    hook.get_token()
+    auth_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    details = hook.get_conn().user_details()
+    call_s = time.perf_counter() - t1
+    return {
+        "auth_s": auth_s,
+        "login_s": auth_s,
+        "call_s": call_s,
+        "task_s": time.perf_counter() - started,
+        "logins_here": hook.token_cache.logins,
+        "user": str(details.get("user") or details.get("userName")),
+    }
+
+
+def run_pypreservica() -> dict[str, Any]:
+    from urllib.parse import urlsplit
+
+    from pyPreservica import EntityAPI
+    from pyPreservica.common import HEADER_TOKEN
+
+    login_s: list[float] = []
+
+    class TimedEntityAPI(EntityAPI):
+        """``EntityAPI`` unchanged, except that it also records how long its login POST takes."""
+
+        def __token__(self) -> str:
+            t = time.perf_counter()
+            try:
+                return super().__token__()
+            finally:
+                login_s.append(time.perf_counter() - t)
+
+    base_url, username, password, tenant = _account()
+    parts = urlsplit(base_url)
+    started = time.perf_counter()
+    t0 = time.perf_counter()
+    client = TimedEntityAPI(
+        username=username, password=password, tenant=tenant, server=parts.netloc, protocol=parts.scheme
+    )
+    auth_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    response = client.session.get(
+        f"{client.protocol}://{client.server}{USER_DETAILS}", headers={HEADER_TOKEN: client.token}
+    )
+    response.raise_for_status()
+    call_s = time.perf_counter() - t1
+    client.session.close()
+    client.auth_session.close()
+    return {
+        "auth_s": auth_s,
+        "login_s": sum(login_s),
+        "call_s": call_s,
+        "task_s": time.perf_counter() - started,
+        "logins_here": len(login_s),
+        "user": str(response.json().get("user")),
+    }
+
+
+def run_raw() -> dict[str, Any]:
+    import requests
+
+    base_url, username, password, tenant = _account()
+    started = time.perf_counter()
+    with requests.Session() as session:
+        t0 = time.perf_counter()
+        login = session.post(
+            f"{base_url}/api/accesstoken/login",
+            data={"username": username, "password": password, "tenant": tenant},
+            timeout=30,
+        )
+        login.raise_for_status()
+        token = login.json()["token"]
+        auth_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        response = session.get(f"{base_url}{USER_DETAILS}", headers={"Preservica-Access-Token": token}, timeout=30)
+        response.raise_for_status()
+        call_s = time.perf_counter() - t1
+    return {
+        "auth_s": auth_s,
+        "login_s": auth_s,
+        "call_s": call_s,
+        "task_s": time.perf_counter() - started,
+        "logins_here": 1,
+        "user": str(response.json().get("user")),
+    }
+
+
+def _benchmark_dag(dag_id: str, description: str, body: Any) -> DAG:
+    with DAG(
+        dag_id,
+        description=description,
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        tags=["benchmark", "preservica"],
+    ) as benchmark:
+
+        @task(task_id="call_preservica")
+        def call_preservica(index: int) -> dict[str, Any]:
+            return body()
+
+        call_preservica.expand(index=list(range(TASKS)))
+    return benchmark
+
+
+ours_dag = _benchmark_dag(
+    "preservica_bench_ours", "PreservicaHook, shared token cache", lambda: run_ours(fresh_process=False)
+)
+ours_fresh_dag = _benchmark_dag(
+    "preservica_bench_ours_fresh",
+    "PreservicaHook, process memory emptied per task (token from the Variable)",
+    lambda: run_ours(fresh_process=True),
+)
+pypreservica_dag = _benchmark_dag("preservica_bench_pypreservica", "pyPreservica EntityAPI per task", run_pypreservica)
+raw_dag = _benchmark_dag("preservica_bench_raw", "requests: login + call per task", run_raw)
+
+
+with DAG(
+    "preservica_bench_warmup",
+    description="Not measured: warms Airflow up before the benchmark runs",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["benchmark", "preservica"],
+) as warmup_dag:
+
+    @task(task_id="warm_up")
+    def warm_up() -> None:
+        return None
+
+    warm_up()
