@@ -41,8 +41,10 @@ def preservica_token_check():
             "tenant": str(details.get("tenant") or hook.settings.tenant or ""),
             "roles": ", ".join(details.get("roles", [])),
         }
-        print(f"Reached Preservica {account['preservica_version']} at {account['server']} as "
-              f"{account['user']} (tenant {account['tenant']}; roles {account['roles']})")
+        print(
+            f"Reached Preservica {account['preservica_version']} at {account['server']} as "
+            f"{account['user']} (tenant {account['tenant']}; roles {account['roles']})"
+        )
         return account
 
     @task

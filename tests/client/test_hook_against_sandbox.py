@@ -154,7 +154,7 @@ def test_unreachable_and_unknown_hosts_say_so(sandbox, monkeypatch):
         "AIRFLOW_CONN_PRESERVICA_DEFAULT",
         '{"conn_type": "preservica", "host": "no-such-host.invalid", "login": "a", "password": "b-secret-pw"}',
     )
-    with pytest.raises(PreservicaConnectionError, match="cannot resolve host name 'no-such-host.invalid'"):
+    with pytest.raises(PreservicaConnectionError, match=r"cannot resolve host name 'no-such-host\.invalid'"):
         PreservicaHook().get_token()
 
 

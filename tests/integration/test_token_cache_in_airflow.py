@@ -74,8 +74,9 @@ def test_corrupt_cache_entry_is_survived_and_overwritten(preservica_conn, run_da
 
 
 def test_foreign_account_entry_is_not_used(preservica_conn, run_dag):
-    foreign = AccessToken(value="someone-elses-token", expires_at=time.time() + 800, issued_at=time.time(),
-                          fingerprint="0" * 32)
+    foreign = AccessToken(
+        value="someone-elses-token", expires_at=time.time() + 800, issued_at=time.time(), fingerprint="0" * 32
+    )
     set_variable(KEY, foreign.to_json())
 
     dag_run = run_dag("token_sharing.py", "many_tasks_dag")

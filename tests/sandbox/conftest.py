@@ -39,9 +39,7 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
-def login(
-    base_url: str, username: str = ARCHIVIST[0], password: str = ARCHIVIST[1], **extra: str
-) -> requests.Response:
+def login(base_url: str, username: str = ARCHIVIST[0], password: str = ARCHIVIST[1], **extra: str) -> requests.Response:
     return requests.post(
         f"{base_url}/api/accesstoken/login",
         data={"username": username, "password": password, **extra},

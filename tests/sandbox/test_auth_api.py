@@ -60,9 +60,7 @@ def test_unknown_user_and_wrong_tenant_are_401(sandbox: SandboxServer) -> None:
 
 
 def test_missing_fields_are_400_json(sandbox: SandboxServer) -> None:
-    response = requests.post(
-        f"{sandbox.base_url}/api/accesstoken/login", data={"username": "archivist"}, timeout=10
-    )
+    response = requests.post(f"{sandbox.base_url}/api/accesstoken/login", data={"username": "archivist"}, timeout=10)
     assert response.status_code == 400
     assert response.json()["success"] is False
     assert "password" in response.json()["message"]

@@ -48,9 +48,7 @@ def test_reset_clears_counters_tokens_and_faults_but_keeps_users_and_config(sand
     counted = stats(sandbox.base_url)
     assert counted["logins"] == {} and counted["requests"] == {} and counted["active_tokens"] == 0
     assert requests.get(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json() == []
-    old = requests.get(
-        f"{sandbox.base_url}/api/user/details", headers={"Preservica-Access-Token": token}, timeout=10
-    )
+    old = requests.get(f"{sandbox.base_url}/api/user/details", headers={"Preservica-Access-Token": token}, timeout=10)
     assert old.status_code == 401
     assert login(sandbox.base_url).json()["validFor"] == 10
 

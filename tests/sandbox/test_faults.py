@@ -14,9 +14,7 @@ from .conftest import login, post_faults, stats, token_for
 
 def _details(server: SandboxServer, token: str, session: requests.Session | None = None) -> requests.Response:
     getter = session.get if session is not None else requests.get
-    return getter(
-        f"{server.base_url}/api/user/details", headers={"Preservica-Access-Token": token}, timeout=10
-    )
+    return getter(f"{server.base_url}/api/user/details", headers={"Preservica-Access-Token": token}, timeout=10)
 
 
 def test_status_fault_with_retry_after_and_count(sandbox: SandboxServer) -> None:

@@ -11,9 +11,7 @@ from .conftest import ARCHIVIST, TOTP_SECRET, TWOFA, post_faults, stats
 
 
 def _client(server: SandboxServer, username: str, password: str, **kwargs: object) -> pyPreservica.EntityAPI:
-    return pyPreservica.EntityAPI(
-        username=username, password=password, server=server.server, protocol="http", **kwargs
-    )
+    return pyPreservica.EntityAPI(username=username, password=password, server=server.server, protocol="http", **kwargs)
 
 
 def test_entity_api_constructs(sandbox: SandboxServer) -> None:

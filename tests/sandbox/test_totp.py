@@ -13,9 +13,7 @@ from airflow_provider_preservica.sandbox.users import SandboxUser, parse_user_sp
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
 
 
-@pytest.mark.parametrize(
-    ("moment", "expected"), [(59, "287082"), (1111111109, "081804"), (2000000000, "279037")]
-)
+@pytest.mark.parametrize(("moment", "expected"), [(59, "287082"), (1111111109, "081804"), (2000000000, "279037")])
 def test_rfc6238_vectors(moment: int, expected: str) -> None:
     assert totp(RFC_SECRET, at=moment) == expected
 

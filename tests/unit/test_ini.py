@@ -30,7 +30,11 @@ def test_preservica_sample_config_ini(tmp_path):
     path = tmp_path / "config.ini"
     path.write_text(SAMPLE_CONFIG_INI)
     creds = read_ini(path)
-    assert (creds.dialect, creds.host, creds.username) == ("config.ini", "https://eu.preservica.com", "archivist@example.org")
+    assert (creds.dialect, creds.host, creds.username) == (
+        "config.ini",
+        "https://eu.preservica.com",
+        "archivist@example.org",
+    )
     assert (creds.password, creds.tenant) == ("pa%ss:word;with=odd chars", "MYTENANT")
     assert settings_from_ini(creds, "legacy").base_url == "https://eu.preservica.com"
 
@@ -47,10 +51,16 @@ def test_pypreservica_credentials_properties(tmp_path):
     path.write_text(CREDENTIALS_PROPERTIES)
     creds = read_ini(path)
     assert (creds.dialect, creds.host, creds.tenant, creds.totp_secret) == (
-        "credentials.properties", "us.preservica.com", "PROD", "JBSWY3DPEHPK3PXP",
+        "credentials.properties",
+        "us.preservica.com",
+        "PROD",
+        "JBSWY3DPEHPK3PXP",
     )
     conn = connection_dict_from_ini(creds)
-    assert conn["conn_type"] == "preservica" and conn["extra"] == {"tenant": "PROD", "two_fa_secret": "JBSWY3DPEHPK3PXP"}
+    assert conn["conn_type"] == "preservica" and conn["extra"] == {
+        "tenant": "PROD",
+        "two_fa_secret": "JBSWY3DPEHPK3PXP",
+    }
 
 
 def test_missing_keys_are_all_named_at_once(tmp_path):
