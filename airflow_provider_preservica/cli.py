@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from airflow_provider_preservica.auth.endpoint import build_base_url
 from airflow_provider_preservica.auth.ini import read_ini
 from airflow_provider_preservica.auth.settings import token_variable_key
 from airflow_provider_preservica.auth.sources import connection_dict_from_ini
@@ -28,6 +29,7 @@ def _env_name(conn_id: str) -> str:
 
 def _import_ini(args: argparse.Namespace) -> int:
     creds = read_ini(args.file)
+    build_base_url(creds.host, allow_http=args.allow_http)  # refuse clear-text credentials before storing them
     conn = connection_dict_from_ini(creds)
     if args.allow_http:
         conn["extra"]["allow_http"] = True

@@ -43,7 +43,8 @@ TWO_FA_USER = SandboxUser(
     name="guarded", password="Guard3d-2fa-pw-0007", tenant="SANDBOX", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DP"
 )
 USERS = [ARCHIVIST, PROD_USER, TEST_USER, TWO_FA_USER]
-SECRETS = [u.password for u in USERS] + [u.totp_secret for u in USERS if u.totp_secret]
+WRONG_PASSWORD = "Wr0ng-Passw0rd-991"
+SECRETS = [u.password for u in USERS] + [u.totp_secret for u in USERS if u.totp_secret] + [WRONG_PASSWORD]
 ISSUED_TOKENS: set[str] = set()
 
 
@@ -53,6 +54,19 @@ def pytest_configure(config: pytest.Config) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger("airflow_provider_preservica").setLevel(logging.DEBUG)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Append what each test printed and logged (captured by pytest) to the session log."""
+    if report.sections:
+        with SESSION_LOG.open("a", encoding="utf-8") as log:
+            for title, content in report.sections:
+                log.write(f"----- {report.nodeid} {title}\n{content}\n")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` run after everything else (the log audit needs the whole session)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
 def remember_tokens(server: SandboxServer) -> None:

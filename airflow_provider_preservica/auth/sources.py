@@ -155,13 +155,10 @@ def connection_dict_from_ini(creds: IniCredentials) -> dict[str, Any]:
         extra["tenant"] = creds.tenant
     if creds.totp_secret:
         extra["two_fa_secret"] = creds.totp_secret
-    host = creds.host
-    if host.startswith("http://"):
-        extra["allow_http"] = True
     return {
         "conn_type": CONN_TYPE,
         "description": f"Imported from {creds.dialect} {creds.path}",
-        "host": host,
+        "host": creds.host,
         "login": creds.username,
         "password": creds.password,
         "extra": extra,

@@ -15,7 +15,7 @@ from airflow_provider_preservica.exceptions import (
     PreservicaTokenRejectedError,
 )
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import ARCHIVIST, TWO_FA_USER, connection_json, inject, logins
+from tests.conftest import ARCHIVIST, TWO_FA_USER, WRONG_PASSWORD, connection_json, inject, logins
 
 
 def test_token_and_client_reach_the_account(preservica_conn):
@@ -51,13 +51,13 @@ def test_outside_a_task_the_cache_falls_back_to_memory_and_says_so(preservica_co
 def test_wrong_password_fails_clearly_without_the_password(sandbox, monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_PRESERVICA_DEFAULT",
-        connection_json(sandbox).replace(ARCHIVIST.password, "Wr0ng-Passw0rd-991"),
+        connection_json(sandbox).replace(ARCHIVIST.password, WRONG_PASSWORD),
     )
     with pytest.raises(PreservicaAuthError) as error:
         PreservicaHook().get_token()
     message = str(error.value)
     assert "archivist" in message and "rejected" in message and "password" in message
-    assert "Wr0ng-Passw0rd-991" not in message and ARCHIVIST.password not in message
+    assert WRONG_PASSWORD not in message and ARCHIVIST.password not in message
     assert sandbox.state.stats()["login_failures"]["archivist"] == 1  # no retry storm on a bad password
 
 
