@@ -48,11 +48,17 @@ SECRETS = [u.password for u in USERS] + [u.totp_secret for u in USERS if u.totp_
 ISSUED_TOKENS: set[str] = set()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    handler = logging.FileHandler(SESSION_LOG, encoding="utf-8")
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+_SESSION_HANDLER = logging.FileHandler(SESSION_LOG, encoding="utf-8")
+_SESSION_HANDLER.setLevel(logging.DEBUG)
+_SESSION_HANDLER.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+
+@pytest.fixture(autouse=True)
+def _log_everything_to_the_session_log() -> None:
+    """(Re-)attach the session log handler: Airflow's logging set-up may replace the root handlers."""
+    root = logging.getLogger()
+    if _SESSION_HANDLER not in root.handlers:
+        root.addHandler(_SESSION_HANDLER)
     logging.getLogger("airflow_provider_preservica").setLevel(logging.DEBUG)
 
 
