@@ -56,8 +56,7 @@ async def tokens(state: StateDep, user: str | None = None) -> list[dict[str, Any
 @router.get("/users")
 async def users(state: StateDep) -> list[dict[str, Any]]:
     return [
-        {"name": u.name, "tenant": u.tenant, "two_factor": u.two_factor, "roles": list(u.roles)}
-        for u in state.users()
+        {"name": u.name, "tenant": u.tenant, "two_factor": u.two_factor, "roles": list(u.roles)} for u in state.users()
     ]
 
 

@@ -194,9 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="keep users, tokens and counters in this directory across restarts",
     )
-    parser.add_argument(
-        "--version", default=DEFAULT_VERSION, help="Preservica version to report (default 7.7.1)"
-    )
+    parser.add_argument("--version", default=DEFAULT_VERSION, help="Preservica version to report (default 7.7.1)")
     parser.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug", "trace"]
     )

@@ -274,9 +274,7 @@ class SandboxState:
             self._save()
             return changed
 
-    def revoke_tokens(
-        self, token: str | None = None, token_prefix: str | None = None, user: str | None = None
-    ) -> int:
+    def revoke_tokens(self, token: str | None = None, token_prefix: str | None = None, user: str | None = None) -> int:
         """Revoke one token (by value or 8-char prefix) or all current tokens of a user."""
         with self.lock:
             now = self.clock()

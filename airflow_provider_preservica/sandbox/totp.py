@@ -57,6 +57,4 @@ def verify_totp(secret: str, code: str, at: float | None = None, window: int = 1
         return False
     moment = time.time() if at is None else at
     current = int(moment // STEP_SECONDS)
-    return any(
-        hmac.compare_digest(hotp(secret, current + delta), candidate) for delta in range(-window, window + 1)
-    )
+    return any(hmac.compare_digest(hotp(secret, current + delta), candidate) for delta in range(-window, window + 1))

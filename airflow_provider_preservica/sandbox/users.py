@@ -84,6 +84,4 @@ def parse_user_spec(spec: str) -> SandboxUser:
         raise ValueError("user spec must be name:password[:tenant[:totp-secret]]")
     tenant = parts[2] if len(parts) > 2 else ""
     secret = parts[3] if len(parts) > 3 else None
-    return SandboxUser(
-        name=parts[0], password=parts[1], tenant=tenant or DEFAULT_TENANT, totp_secret=secret or None
-    )
+    return SandboxUser(name=parts[0], password=parts[1], tenant=tenant or DEFAULT_TENANT, totp_secret=secret or None)
