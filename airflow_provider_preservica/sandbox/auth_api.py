@@ -14,10 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from airflow_provider_preservica.utils.totp import verify_totp
+
 from .errors import SandboxHTTPError, error_response
 from .security import StateDep, TokenSession
 from .state import AccessToken, SandboxState, SandboxUser, TokenRejected
-from .totp import verify_totp
 
 router = APIRouter(prefix="/api/accesstoken", tags=["access token"])
 logger = logging.getLogger(__name__)

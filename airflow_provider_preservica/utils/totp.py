@@ -1,7 +1,8 @@
 """RFC 6238 time-based one-time passwords (the 6-digit codes of Preservica's 2FA).
 
-Preservica uses the authenticator-app defaults: HMAC-SHA1, 30-second steps, 6 digits, base32 seed.
-Twenty lines of stdlib do it; a dependency would add nothing.
+Preservica uses the authenticator-app defaults: HMAC-SHA1, 30-second steps, 6 digits, base32 seed;
+pyPreservica computes the same with ``pyotp.TOTP(seed).now()``. The provider uses this module to
+answer the challenge and the sandbox to check answers; it knows nothing of HTTP or Airflow.
 """
 
 from __future__ import annotations
@@ -25,21 +26,47 @@ def _decode_secret(secret: str) -> bytes:
     cleaned = secret.replace(" ", "").replace("-", "").upper()
     cleaned += "=" * (-len(cleaned) % 8)
     try:
-        return base64.b32decode(cleaned, casefold=True)
+        decoded = base64.b32decode(cleaned, casefold=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidTotpSecret(
             "the 2FA secret is not a base32 string (the seed shown when 2FA was set up, e.g. 'JBSWY3DPEHPK3PXP')"
         ) from exc
+    if not decoded:
+        raise InvalidTotpSecret("the 2FA secret is empty")
+    return decoded
+
+
+def validate_secret(secret: str) -> None:
+    """Raise :class:`InvalidTotpSecret` when ``secret`` cannot be used as a TOTP seed."""
+    _decode_secret(secret)
+
+
+def hotp(secret: str, counter: int) -> str:
+    """RFC 4226 HOTP value of ``counter`` for a base32 ``secret``."""
+    digest = hmac.new(_decode_secret(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    code = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(code % (10**DIGITS)).zfill(DIGITS)
 
 
 def totp_at(secret: str, for_time: float | None = None, step_offset: int = 0) -> str:
-    """Return the code valid at ``for_time`` (default: now), shifted by ``step_offset`` steps."""
+    """The code valid at ``for_time`` (default: now), shifted by ``step_offset`` steps."""
     moment = time.time() if for_time is None else for_time
-    counter = int(moment // STEP_SECONDS) + step_offset
-    digest = hmac.new(_decode_secret(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    code = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % (10**DIGITS)
-    return str(code).zfill(DIGITS)
+    return hotp(secret, int(moment // STEP_SECONDS) + step_offset)
+
+
+def verify_totp(secret: str, code: str, at: float | None = None, window: int = 1) -> bool:
+    """True when ``code`` matches the step containing ``at`` or up to ``window`` steps either side.
+
+    Codes are not remembered: pyPreservica logs in again on every expiry and may present the same
+    code twice within one 30 s step, which a strict replay check would refuse.
+    """
+    candidate = (code or "").strip()
+    if len(candidate) != DIGITS or not candidate.isdigit():
+        return False
+    moment = time.time() if at is None else at
+    current = int(moment // STEP_SECONDS)
+    return any(hmac.compare_digest(hotp(secret, current + delta), candidate) for delta in range(-window, window + 1))
 
 
 def seconds_left_in_step(for_time: float | None = None) -> float:

@@ -216,3 +216,37 @@ def test_test_connection_reports_success_and_each_failure(sandbox, monkeypatch):
 
     ok, message = PreservicaHook("preservica_absent").test_connection()
     assert not ok and message.startswith("Configuration")
+
+
+def test_retry_after_is_honoured(preservica_conn):
+    from airflow_provider_preservica.client.transport import HttpTransport
+
+    waits: list[float] = []
+    transport = HttpTransport(preservica_conn.base_url, sleep=waits.append)
+    inject(preservica_conn, kind="status", route="GET /api/user/details", status=429, count=2, retry_after=7)
+    response = transport.request("GET", "/api/user/details")
+    assert response.status_code == 401  # no token sent: the point is the two waits before it
+    assert waits == [7.0, 7.0]
+
+
+def test_non_idempotent_post_is_not_repeated_after_a_502(preservica_conn):
+    from airflow_provider_preservica.client.transport import HttpTransport
+
+    waits: list[float] = []
+    transport = HttpTransport(preservica_conn.base_url, sleep=waits.append)
+    inject(preservica_conn, kind="status", route="POST /api/entity/structural-objects", status=502, count=3)
+    assert transport.request("POST", "/api/entity/structural-objects", data="<x/>").status_code == 502
+    assert waits == []
+    assert preservica_conn.state.stats()["requests"]["POST <unmatched>"] == 1
+
+
+def test_short_lived_tokens_are_renewed_before_they_expire(preservica_conn):
+    import time
+
+    preservica_conn.state.update_config({"token_lifetime": 2})
+    client = PreservicaHook().get_conn()
+    client.user_details()
+    time.sleep(1.6)  # past expiry minus the margin (a quarter of a 2 s lifetime)
+    client.user_details()
+    assert logins(preservica_conn) == 2
+    assert preservica_conn.state.stats()["requests"]["GET /api/user/details"] == 2  # no request met a 401

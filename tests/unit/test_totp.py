@@ -1,4 +1,4 @@
-"""The sandbox's own RFC 6238 implementation agrees with the RFC and with pyotp."""
+"""Our RFC 6238 implementation (provider and sandbox) agrees with the RFC and with pyotp."""
 
 from __future__ import annotations
 
@@ -7,22 +7,22 @@ import base64
 import pyotp
 import pytest
 
-from airflow_provider_preservica.sandbox.totp import totp, verify_totp
 from airflow_provider_preservica.sandbox.users import SandboxUser, parse_user_spec
+from airflow_provider_preservica.utils.totp import totp_at, verify_totp
 
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
 
 
 @pytest.mark.parametrize(("moment", "expected"), [(59, "287082"), (1111111109, "081804"), (2000000000, "279037")])
 def test_rfc6238_vectors(moment: int, expected: str) -> None:
-    assert totp(RFC_SECRET, at=moment) == expected
+    assert totp_at(RFC_SECRET, moment) == expected
 
 
 def test_matches_pyotp_and_accepts_one_step_either_side() -> None:
     secret = pyotp.random_base32()
     generator = pyotp.TOTP(secret)
     now = 1_700_000_000.0
-    assert totp(secret, at=now) == generator.at(now)
+    assert totp_at(secret, now) == generator.at(now)
     assert verify_totp(secret, generator.at(now - 30), at=now)
     assert verify_totp(secret, generator.at(now + 30), at=now)
     assert not verify_totp(secret, generator.at(now - 90), at=now)
