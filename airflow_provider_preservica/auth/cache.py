@@ -2,7 +2,8 @@
 
 Read path: this process's memory -> the shared store (an Airflow Variable) -> login. A miss takes a
 per-process and a per-host lock and reads the store again before logging in, so concurrent tasks on
-a worker queue behind one login and then reuse its token. On a 401 only the token that failed is
+a worker queue behind one login and then reuse its token; a timed lease in the store (see
+``lease.py``) does the same between hosts. On a 401 only the token that failed is
 dropped, so a task holding a stale token cannot throw away a fresh one another task just stored.
 """
 
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import ClassVar
 
+from airflow_provider_preservica.auth.lease import LoginLease
 from airflow_provider_preservica.auth.locks import single_flight
 from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.stores import TokenStore, TokenStoreUnavailable
@@ -130,12 +132,33 @@ class TokenCache:
             if token:
                 self._remember(token)
                 return token
-            token = self._login()
-            self.logins += 1
-            _mask(token)
-            self._remember(token)
-            self._write_store(token)
+            lease = self._lease()
+            if lease is not None:
+                token = lease.acquire(self._read_store, timeout=self._lock_timeout)
+                if token:
+                    self._remember(token)
+                    return token
+            try:
+                token = self._login()
+                self.logins += 1
+                _mask(token)
+                self._remember(token)
+                self._write_store(token)
+            finally:
+                if lease is not None:
+                    lease.release()
             return token
+
+    def _lease(self) -> LoginLease | None:
+        """A cross-host lease, when tokens are shared through a store other hosts can see."""
+        if self._store is None or not self.settings.login_lease:
+            return None
+        return LoginLease(
+            self._store,
+            self.settings.lease_variable_key,
+            claim_delay=self.settings.login_lease_delay,
+            lease_seconds=self.settings.timeout * 2 + 30,
+        )
 
     def invalidate(self, failed: AccessToken) -> None:
         """Drop ``failed`` from memory and from the store, but only if it is still the cached one."""

@@ -13,13 +13,23 @@ TOKEN_CACHE_MODES: tuple[TokenCacheMode, ...] = ("variable", "memory")
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_EXPIRY_MARGIN_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 5
+DEFAULT_LEASE_DELAY_SECONDS = 0.5
 TOKEN_VARIABLE_PREFIX = "preservica_access_token__"
+LEASE_VARIABLE_PREFIX = "preservica_login_lease__"
+
+
+def _safe(cache_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", cache_name)
 
 
 def token_variable_key(cache_name: str) -> str:
     """Variable name of the shared token; contains ``token`` so Airflow masks its value."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", cache_name)
-    return f"{TOKEN_VARIABLE_PREFIX}{safe}"
+    return f"{TOKEN_VARIABLE_PREFIX}{_safe(cache_name)}"
+
+
+def lease_variable_key(cache_name: str) -> str:
+    """Variable name of the cross-host login lease (holds an owner id and an expiry, nothing secret)."""
+    return f"{LEASE_VARIABLE_PREFIX}{_safe(cache_name)}"
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class PreservicaSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
     token_cache: TokenCacheMode = "variable"
     expiry_margin: float = DEFAULT_EXPIRY_MARGIN_SECONDS
+    login_lease: bool = True
+    login_lease_delay: float = DEFAULT_LEASE_DELAY_SECONDS
     source: str = "connection"
     cache_name: str = "preservica_default"
 
@@ -52,6 +64,10 @@ class PreservicaSettings:
     @property
     def token_variable_key(self) -> str:
         return token_variable_key(self.cache_name)
+
+    @property
+    def lease_variable_key(self) -> str:
+        return lease_variable_key(self.cache_name)
 
     def describe(self) -> str:
         tenant = f", tenant {self.tenant}" if self.tenant else ""

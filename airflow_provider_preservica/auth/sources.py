@@ -9,6 +9,7 @@ from airflow_provider_preservica.auth.endpoint import build_base_url
 from airflow_provider_preservica.auth.ini import IniCredentials
 from airflow_provider_preservica.auth.settings import (
     DEFAULT_EXPIRY_MARGIN_SECONDS,
+    DEFAULT_LEASE_DELAY_SECONDS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_SECONDS,
     TOKEN_CACHE_MODES,
@@ -29,6 +30,8 @@ EXTRA_ALIASES: dict[str, tuple[str, ...]] = {
     "token_cache": ("token_cache",),
     "allow_http": ("allow_http",),
     "expiry_margin": ("expiry_margin",),
+    "login_lease": ("login_lease",),
+    "login_lease_delay": ("login_lease_delay",),
 }
 
 
@@ -127,6 +130,10 @@ def settings_from_connection(conn: ConnectionLike, cache_name: str | None = None
         max_retries=int(_as_number(_extra(extras, "max_retries"), "max_retries", DEFAULT_MAX_RETRIES, 0)),
         token_cache=token_cache,
         expiry_margin=_as_number(_extra(extras, "expiry_margin"), "expiry_margin", DEFAULT_EXPIRY_MARGIN_SECONDS, 0),
+        login_lease=_as_bool(_extra(extras, "login_lease"), "login_lease", True),
+        login_lease_delay=_as_number(
+            _extra(extras, "login_lease_delay"), "login_lease_delay", DEFAULT_LEASE_DELAY_SECONDS, 0
+        ),
         source=f"connection {conn_id}",
         cache_name=cache_name or conn_id,
     )

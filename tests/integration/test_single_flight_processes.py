@@ -33,7 +33,14 @@ RUNNER = textwrap.dedent(
 
 @pytest.mark.integration
 @pytest.mark.multiprocess
-def test_processes_asking_at_the_same_moment_produce_one_login(preservica_conn, airflow_db, tmp_path: Path):
+@pytest.mark.parametrize("hosts", ["one host", "eight hosts"])
+def test_processes_asking_at_the_same_moment_produce_one_login(preservica_conn, airflow_db, tmp_path: Path, hosts):
+    """Eight task processes ask for a token within milliseconds of one another.
+
+    "one host": they share the host lock directory, as tasks on one worker do. "eight hosts": each
+    has its own lock directory, as tasks on different workers do, so only the cross-host login
+    lease in the shared Variable keeps them to one login.
+    """
     delete_variable("preservica_access_token__preservica_default")
     sync_test_dags()
     go = tmp_path / "go"
@@ -42,7 +49,11 @@ def test_processes_asking_at_the_same_moment_produce_one_login(preservica_conn, 
     for index in range(PROCESSES):
         ready = tmp_path / f"ready-{index}"
         worker_env = dict(env, PRESERVICA_READY_FILE=str(ready))
-        logical_date = f"2026-03-{index + 1:02d}T00:00:00+00:00"
+        if hosts == "eight hosts":
+            lock_dir = tmp_path / f"host-{index}"
+            lock_dir.mkdir()
+            worker_env["PRESERVICA_LOCK_DIR"] = str(lock_dir)
+        logical_date = f"2026-{3 if hosts == 'one host' else 4:02d}-{index + 1:02d}T00:00:00+00:00"
         workers.append(
             (
                 ready,
