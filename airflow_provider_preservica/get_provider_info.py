@@ -76,6 +76,9 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.hooks.preservica"]}
         ],
+        "operators": [
+            {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.operators.search"]}
+        ],
         "connection-types": [
             {
                 "connection-type": "preservica",

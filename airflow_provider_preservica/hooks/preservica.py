@@ -15,7 +15,9 @@ from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.sources import settings_from_connection, settings_from_ini
 from airflow_provider_preservica.auth.static import StaticTokenProvider
 from airflow_provider_preservica.auth.stores import VariableTokenStore
+from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.rest import PreservicaClient
+from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
 from airflow_provider_preservica.client.transport import HttpTransport
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 
@@ -112,6 +114,29 @@ class PreservicaHook(BaseHook):
             settings.token_variable_key if settings.token_cache == "variable" else "",
         )
         return PreservicaClient(self._transport(settings), self.token_cache)
+
+    @cached_property
+    def entities(self) -> EntityService:
+        """Entity API: ``get``, ``children``, ``find_by_identifier``, ``ensure_folder``, ``set_identifier``,
+        ``add_metadata`` (XML namespaces follow the server's version)."""
+        return EntityService(self.get_conn())
+
+    # -- content API -------------------------------------------------------------------------
+    def search(
+        self,
+        query: SearchQuery | str = "%",
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        limit: int | None = None,
+        **kwargs: Any,
+    ) -> SearchPager:
+        """Every hit of a search, fetched lazily page by page (iterate over the result).
+
+        ``hook.search("maps", filters={"xip.security_descriptor": "open"}, fields=["xip.title"])`` or
+        ``hook.search(SearchQuery(...))``.
+        """
+        search_query = query if isinstance(query, SearchQuery) else SearchQuery(text=query, **kwargs)
+        return SearchPager(self.get_conn(), search_query, page_size=page_size, limit=limit)
 
     # -- UI --------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

@@ -1,0 +1,212 @@
+"""Entity API (XML): look entities up, walk children, manage identifiers, folders and metadata."""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+from airflow_provider_preservica.client.namespaces import Namespaces
+from airflow_provider_preservica.client.rest import PreservicaClient
+from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaHTTPError
+
+EntityType = Literal["SO", "IO", "CO"]
+PATHS: dict[str, str] = {"SO": "structural-objects", "IO": "information-objects", "CO": "content-objects"}
+TAGS: dict[str, str] = {"SO": "StructuralObject", "IO": "InformationObject", "CO": "ContentObject"}
+XML_HEADERS = {"Content-Type": "application/xml;charset=UTF-8"}
+
+
+class EntityNotFoundError(PreservicaConfigError):
+    """No entity with that reference (or not of that type)."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    ref: str
+    entity_type: str
+    title: str = ""
+    description: str = ""
+    security_tag: str = ""
+    parent_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Identifier:
+    api_id: str
+    type: str
+    value: str
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child_text(element: ET.Element, name: str) -> str:
+    for child in element:
+        if _local(child.tag) == name:
+            return (child.text or "").strip()
+    return ""
+
+
+class EntityService:
+    """Entity calls for one server; XML namespaces follow the server's version."""
+
+    def __init__(self, client: PreservicaClient) -> None:
+        self.client = client
+
+    @cached_property
+    def ns(self) -> Namespaces:
+        return Namespaces.for_version(self.client.server_version())
+
+    # -- reads -----------------------------------------------------------------------------
+    def _entity_from(self, root: ET.Element) -> Entity:
+        for element in root.iter():
+            kind = {v: k for k, v in TAGS.items()}.get(_local(element.tag))
+            if kind is not None and element.find(f"{{{self.ns.xip}}}Ref") is not None:
+                return Entity(
+                    ref=_child_text(element, "Ref"),
+                    entity_type=kind,
+                    title=_child_text(element, "Title"),
+                    description=_child_text(element, "Description"),
+                    security_tag=_child_text(element, "SecurityTag"),
+                    parent_ref=_child_text(element, "Parent") or None,
+                )
+        raise PreservicaHTTPError(200, "GET", "entity", "no entity in the response")
+
+    def get(self, ref: str, entity_type: EntityType | None = None) -> Entity:
+        """The entity ``ref``; without a type, assets then folders are tried."""
+        kinds: list[str] = [entity_type] if entity_type else ["IO", "SO"]
+        for kind in kinds:
+            if kind not in PATHS:
+                raise PreservicaConfigError(f"entity type must be one of SO, IO, CO, not {kind!r}")
+            try:
+                return self._entity_from(self.client.get_xml(f"/api/entity/{PATHS[kind]}/{ref}"))
+            except PreservicaHTTPError as exc:
+                if exc.status != 404:
+                    raise
+        described = f"{entity_type} " if entity_type else ""
+        raise EntityNotFoundError(f"no {described}entity with reference {ref!r} on {self.client.base_url}")
+
+    def children(self, folder_ref: str | None = None, page_size: int = 100) -> Iterator[Entity]:
+        """Direct children of a folder (or of the root), following ``Paging/Next``."""
+        url: str | None = (
+            f"/api/entity/structural-objects/{folder_ref}/children" if folder_ref else "/api/entity/root/children"
+        )
+        params: dict[str, str] | None = {"start": "0", "max": str(page_size)}
+        while url:
+            try:
+                root = self.client.get_xml(url, params=params)
+            except PreservicaHTTPError as exc:
+                if exc.status == 404 and folder_ref:
+                    raise EntityNotFoundError(f"no folder with reference {folder_ref!r}") from None
+                raise
+            for child in root.iter(f"{{{self.ns.entity}}}Child"):
+                yield Entity(
+                    ref=child.get("ref", ""),
+                    entity_type=child.get("type", ""),
+                    title=child.get("title", ""),
+                    parent_ref=folder_ref,
+                )
+            next_link = root.find(f".//{{{self.ns.entity}}}Paging/{{{self.ns.entity}}}Next")
+            url = (next_link.text or "").strip() if next_link is not None else None
+            params = None  # the Next URL carries its own start/max
+
+    def find_by_identifier(self, identifier_type: str, value: str) -> list[Entity]:
+        root = self.client.get_xml(
+            "/api/entity/entities/by-identifier", params={"type": identifier_type, "value": value}
+        )
+        return [
+            Entity(ref=e.get("ref", ""), entity_type=e.get("type", ""), title=e.get("title", ""))
+            for e in root.iter(f"{{{self.ns.entity}}}Entity")
+        ]
+
+    def identifiers(self, ref: str, entity_type: EntityType) -> list[Identifier]:
+        root = self.client.get_xml(f"/api/entity/{PATHS[entity_type]}/{ref}/identifiers")
+        return [
+            Identifier(_child_text(i, "ApiId"), _child_text(i, "Type"), _child_text(i, "Value"))
+            for i in root.iter(f"{{{self.ns.xip}}}Identifier")
+        ]
+
+    # -- writes ----------------------------------------------------------------------------
+    def _xml(self, element: ET.Element) -> bytes:
+        return ET.tostring(element, encoding="utf-8", xml_declaration=True)
+
+    def add_identifier(self, ref: str, entity_type: EntityType, identifier_type: str, value: str) -> str:
+        body = ET.Element(f"{{{self.ns.xip}}}Identifier")
+        ET.SubElement(body, f"{{{self.ns.xip}}}Type").text = identifier_type
+        ET.SubElement(body, f"{{{self.ns.xip}}}Value").text = value
+        ET.SubElement(body, f"{{{self.ns.xip}}}Entity").text = ref
+        response = self.client.request(
+            "POST", f"/api/entity/{PATHS[entity_type]}/{ref}/identifiers", data=self._xml(body), headers=XML_HEADERS
+        )
+        root = ET.fromstring(response.content)
+        return next((el.text or "" for el in root.iter() if _local(el.tag) == "ApiId"), "")
+
+    def set_identifier(self, ref: str, entity_type: EntityType, identifier_type: str, value: str) -> None:
+        """Make ``identifier_type`` have exactly ``value`` on the entity (add, update or leave)."""
+        existing = [i for i in self.identifiers(ref, entity_type) if i.type == identifier_type]
+        if any(i.value == value for i in existing) and len(existing) == 1:
+            return
+        for identifier in existing:
+            self.client.request(
+                "DELETE", f"/api/entity/{PATHS[entity_type]}/{ref}/identifiers/{identifier.api_id}", expected=(200, 204)
+            )
+        self.add_identifier(ref, entity_type, identifier_type, value)
+
+    def create_folder(
+        self, title: str, parent_ref: str | None, security_tag: str, description: str = "", ref: str | None = None
+    ) -> Entity:
+        body = ET.Element(f"{{{self.ns.xip}}}StructuralObject")
+        ET.SubElement(body, f"{{{self.ns.xip}}}Ref").text = ref or str(uuid.uuid4())
+        ET.SubElement(body, f"{{{self.ns.xip}}}Title").text = title
+        ET.SubElement(body, f"{{{self.ns.xip}}}Description").text = description
+        ET.SubElement(body, f"{{{self.ns.xip}}}SecurityTag").text = security_tag
+        if parent_ref:
+            ET.SubElement(body, f"{{{self.ns.xip}}}Parent").text = parent_ref
+        response = self.client.request(
+            "POST", "/api/entity/structural-objects", data=self._xml(body), headers=XML_HEADERS
+        )
+        return self._entity_from(ET.fromstring(response.content))
+
+    def ensure_folder(
+        self,
+        identifier_type: str,
+        identifier_value: str,
+        *,
+        title: str,
+        parent_ref: str | None,
+        security_tag: str,
+        description: str = "",
+    ) -> tuple[Entity, bool]:
+        """The folder carrying that identifier, created (and tagged) if missing. Returns (folder, created)."""
+        matches = [e for e in self.find_by_identifier(identifier_type, identifier_value) if e.entity_type == "SO"]
+        if len(matches) > 1:
+            refs = ", ".join(m.ref for m in matches)
+            raise PreservicaConfigError(
+                f"several folders carry identifier {identifier_type}={identifier_value!r} ({refs}); "
+                "remove the duplicates so the pipeline knows which one to use"
+            )
+        if matches:
+            return self.get(matches[0].ref, "SO"), False
+        folder = self.create_folder(title, parent_ref, security_tag, description)
+        self.add_identifier(folder.ref, "SO", identifier_type, identifier_value)
+        return folder, True
+
+    def add_metadata(self, ref: str, entity_type: EntityType, fragment: str) -> None:
+        """Attach a descriptive metadata fragment (an XML document with a namespace)."""
+        try:
+            content_root = ET.fromstring(fragment)
+        except ET.ParseError as exc:
+            raise PreservicaConfigError(f"metadata fragment is not well-formed XML: {exc}") from None
+        if not content_root.tag.startswith("{"):
+            raise PreservicaConfigError("metadata fragment needs a namespace on its root element (xmlns=...)")
+        schema = content_root.tag[1:].split("}", 1)[0]
+        container = ET.Element(f"{{{self.ns.xip}}}MetadataContainer", {"schemaUri": schema})
+        ET.SubElement(container, f"{{{self.ns.xip}}}Entity").text = ref
+        ET.SubElement(container, f"{{{self.ns.xip}}}Content").append(content_root)
+        self.client.request(
+            "POST", f"/api/entity/{PATHS[entity_type]}/{ref}/metadata", data=self._xml(container), headers=XML_HEADERS
+        )

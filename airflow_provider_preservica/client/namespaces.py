@@ -1,0 +1,25 @@
+"""XML namespaces of the Entity API, which follow the server's release (reference section 1.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    version: str
+    xip: str
+    entity: str
+
+    @classmethod
+    def for_version(cls, version: str) -> Namespaces:
+        parts = [int(p) for p in version.split(".")[:2] if p.isdigit()] + [0, 0]
+        major, minor = parts[0], parts[1]
+        suffix = f"v{major}.{minor}"
+        if major == 6 and minor < 2:
+            suffix = "v6.0"
+        return cls(
+            version=version,
+            xip=f"http://preservica.com/XIP/{suffix}",
+            entity=f"http://preservica.com/EntityAPI/{suffix}",
+        )
