@@ -1,0 +1,407 @@
+"""Build an OPEX package from a source tree: validate, stage, hash, write sidecars, then manifests, then zip.
+
+Layout produced in ``output_dir``::
+
+    <package_name>/                      staged tree (kept unless keep_staged=False)
+        <package_name>.opex              manifest of the top folder (written last of all)
+        report.pdf  report.pdf.opex      content file and its sidecar
+        images/images.opex               manifest of a sub-folder
+        images/scan01.tif  images/scan01.tif.opex
+    <package_name>.zip                   the same tree, zipped (if make_zip), top folder inside
+
+Order of work, so that nothing half-done is ever visible:
+
+1. Scan and validate everything (names, metadata, security tags, SourceIDs); one error lists every problem.
+2. Stage into a hidden ``.<name>.partial-*`` folder of ``output_dir``: hard links by default (instant,
+   no extra space; the staged file *is* the source file, which the builder never writes to), falling back
+   to a copy across filesystems; ``stage="copy"`` always copies (use it when the source may change
+   while the package waits for upload).
+3. Hash the *staged* files in parallel (what is hashed is what is shipped) and check their sizes did
+   not change since the scan.
+4. Write every asset sidecar, then the folder manifests deepest first, the top folder's last; each
+   manifest appears atomically (written aside, then renamed).
+5. Zip (deterministic, stored, ZIP64, streamed; see ``zipper``), then move the staged folder to its
+   final name. Only complete packages ever carry the final names.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from airflow_provider_preservica.packaging.errors import (
+    FixityError,
+    MissingSecurityTagError,
+    PackageValidationError,
+    PackagingError,
+)
+from airflow_provider_preservica.packaging.fixity import (
+    CHUNK_SIZE,
+    DEFAULT_ALGORITHM,
+    Algorithms,
+    hash_file,
+    hash_files,
+    normalize_algorithms,
+)
+from airflow_provider_preservica.packaging.metadata import (
+    EntityMetadata,
+    MetadataResolver,
+    MetadataSource,
+    check_fragments,
+)
+from airflow_provider_preservica.packaging.model import (
+    AssetRecord,
+    FolderRecord,
+    PackageManifest,
+    ValidationIssue,
+)
+from airflow_provider_preservica.packaging.opex import (
+    ManifestFile,
+    OpexProperties,
+    asset_sidecar,
+    folder_manifest,
+    manifest_name,
+    sidecar_name,
+)
+from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree, as_source_tree
+from airflow_provider_preservica.packaging.source_ids import SourceIdFunc, uuid_source_ids
+from airflow_provider_preservica.packaging.validation import ValidationOptions, display, scan_source
+from airflow_provider_preservica.packaging.zipper import zip_opex_tree
+
+log = logging.getLogger(__name__)
+
+StageMode = Literal["hardlink", "copy"]
+#: ``progress(phase, done, total)`` with phase ``"stage"``, ``"hash"`` or ``"zip"``; done/total in bytes.
+BuildProgress = Callable[[str, int, int], None]
+
+_LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES, errno.ENOSYS}
+
+
+@dataclass
+class _Entity:
+    entry: SourceEntry
+    props: OpexProperties
+
+    @property
+    def path(self) -> str:
+        return self.entry.path
+
+
+def _missing_tag(path: str, is_folder: bool) -> ValidationIssue:
+    what = "folder" if is_folder else "asset"
+    return ValidationIssue(
+        path=path or "<source root>",
+        code="missing-security-tag",
+        problem=f"no security tag for this {what}: Preservica would silently apply 'open'",
+        fix="pass security_tag= (e.g. 'open' or 'closed', chosen deliberately) or give one in its metadata",
+    )
+
+
+def _plan(
+    entries: list[SourceEntry],
+    *,
+    package_name: str,
+    security_tag: str | None,
+    resolver: MetadataResolver,
+    source_id: SourceIdFunc,
+) -> tuple[list[_Entity], list[ValidationIssue]]:
+    """Resolve title, tag, SourceID, identifiers and descriptive metadata of every entity."""
+    planned: list[_Entity] = []
+    issues: list[ValidationIssue] = []
+    seen_ids: dict[str, str] = {}
+    for entry in entries:
+        is_folder = entry.kind == "dir"
+        shown = display(entry.path)
+        try:
+            meta = resolver.lookup(entry.path, is_folder)
+        except Exception as exc:  # a user callback: report it with the path, together with the rest
+            issues.append(
+                ValidationIssue(
+                    shown, "metadata-callback", f"the metadata callback failed: {exc!r}", "fix the callback"
+                )
+            )
+            meta = EntityMetadata()
+        tag = (meta.security_tag or security_tag or "").strip()
+        if not tag:
+            issues.append(_missing_tag(shown, is_folder))
+        sid = (meta.source_id or source_id(entry.path, is_folder) or "").strip()
+        if not sid:
+            issues.append(ValidationIssue(shown, "empty-source-id", "the SourceID is empty", "return a SourceID"))
+        elif sid in seen_ids:
+            issues.append(
+                ValidationIssue(
+                    shown,
+                    "duplicate-source-id",
+                    f"SourceID {sid!r} is also used by {seen_ids[sid] or '<source root>'!r}",
+                    "SourceIDs must be unique: fix the source_id callback or the metadata",
+                )
+            )
+        else:
+            seen_ids[sid] = shown
+        fragments, fragment_issues = check_fragments(shown, meta.descriptive_metadata)
+        issues.extend(fragment_issues)
+        for kind, value in meta.identifiers:
+            if not kind.strip() or not value.strip():
+                issues.append(
+                    ValidationIssue(
+                        shown, "bad-identifier", f"identifier {kind!r}={value!r} is blank", "give a type and a value"
+                    )
+                )
+        default_title = package_name if not entry.path else entry.name
+        props = OpexProperties(
+            source_id=sid,
+            title=meta.title or default_title,
+            security_tag=tag,
+            description=meta.description,
+            identifiers=tuple(meta.identifiers),
+            descriptive_metadata=tuple(fragments),
+        )
+        planned.append(_Entity(entry, props))
+    issues.extend(resolver.unmatched())
+    return planned, issues
+
+
+def _check_locations(tree: SourceTree, out: Path, final_dir: Path) -> None:
+    root = tree.local_path("")
+    if root is None:
+        return
+    root = root.resolve()
+    if out.is_relative_to(root):
+        raise PackagingError(f"output_dir {out} is inside the source {root}: the package would package itself")
+    if final_dir == root or root.is_relative_to(final_dir):
+        raise PackagingError(
+            f"the package folder {final_dir} would replace the source {root}: choose another output_dir or package_name"
+        )
+
+
+def _stage_file(tree: SourceTree, entry: SourceEntry, target: Path, mode: StageMode) -> str:
+    local = tree.local_path(entry.path)
+    if local is not None and mode == "hardlink":
+        try:
+            os.link(local, target)
+            return "linked"
+        except OSError as exc:
+            if exc.errno not in _LINK_FALLBACK:
+                raise
+    if local is not None:
+        shutil.copyfile(local, target, follow_symlinks=False)
+    else:
+        with tree.open(entry.path) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK_SIZE)
+    return "copied"
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    partial = target.with_name(f".{target.name}.partial")
+    with open(partial, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, target)
+
+
+def build_opex_package(
+    source: str | os.PathLike[str] | SourceTree,
+    output_dir: str | os.PathLike[str],
+    *,
+    security_tag: str | None,
+    package_name: str | None = None,
+    fixity: Algorithms = DEFAULT_ALGORITHM,
+    metadata: MetadataSource | None = None,
+    source_id: SourceIdFunc | None = None,
+    source_id_namespace: str | None = None,
+    validation: ValidationOptions | None = None,
+    stage: StageMode = "hardlink",
+    make_zip: bool = True,
+    keep_staged: bool = True,
+    compression: int = zipfile.ZIP_STORED,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: BuildProgress | None = None,
+) -> PackageManifest:
+    """Build an OPEX package from ``source`` (a local folder or any ``SourceTree``) into ``output_dir``.
+
+    ``security_tag`` has no default on purpose: pass the tag every folder and asset gets (``"open"``,
+    ``"closed"``, a custom tag) or ``None`` to require one per entity from ``metadata``; any entity left
+    without a tag fails the build (``MissingSecurityTagError``) rather than silently becoming ``open``.
+
+    ``metadata`` is a mapping keyed by relative path (``""`` = top folder; see ``load_metadata_csv``) or a
+    callback ``(relative_path, is_folder) -> EntityMetadata | dict | None``. ``source_id`` overrides the
+    default SourceIDs (a UUIDv5 of ``source_id_namespace`` — default the package name — and the relative
+    path). ``fixity`` is one algorithm or several (``SHA-256`` default; ``SHA-1``, ``MD5``, ``SHA-512``).
+
+    Raises ``PackageValidationError`` (every problem at once; ``MissingSecurityTagError`` if a tag is
+    missing) before anything is written, ``FixityError`` if a file changes or vanishes meanwhile.
+    """
+    started = time.monotonic()
+    if not make_zip and not keep_staged:
+        raise ValueError("make_zip=False with keep_staged=False would build nothing")
+    if stage not in ("hardlink", "copy"):
+        raise ValueError(f"stage must be 'hardlink' or 'copy', not {stage!r}")
+    algorithms = normalize_algorithms(fixity)
+    tree = as_source_tree(source)
+    name = package_name or tree.name
+    out = Path(output_dir).resolve()
+    final_dir = out / name
+    final_zip = out / f"{name}.zip"
+    _check_locations(tree, out, final_dir)
+
+    # 1. everything that can be wrong, found at once
+    scan = scan_source(tree, validation, top_name=name)
+    folders = list(scan.folders)
+    files = list(scan.files)
+    planned, plan_issues = _plan(
+        folders + files,
+        package_name=name,
+        security_tag=security_tag,
+        resolver=MetadataResolver(metadata),
+        source_id=source_id or uuid_source_ids(source_id_namespace or name),
+    )
+    issues = scan.errors + plan_issues
+    if issues:
+        if any(i.code == "missing-security-tag" for i in issues):
+            raise MissingSecurityTagError(issues)
+        raise PackageValidationError(issues)
+    existing = [p for p in (final_dir, final_zip if make_zip else None) if p is not None and os.path.lexists(p)]
+    if existing and not overwrite:
+        raise PackagingError(f"{', '.join(map(str, existing))} already exist(s); pass overwrite=True to replace")
+    planned_folders = [e for e in planned if e.entry.kind == "dir"]
+    planned_files = [e for e in planned if e.entry.kind != "dir"]
+
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=out))
+    staged = work / name
+    try:
+        # 2. stage
+        staged.mkdir()
+        for folder in planned_folders:
+            if folder.path:
+                (staged / folder.path).mkdir()
+        total = sum(e.entry.size for e in planned_files)
+        done = 0
+        how: dict[str, int] = defaultdict(int)
+        for item in planned_files:
+            how[_stage_file(tree, item.entry, staged / item.path, stage)] += 1
+            done += item.entry.size
+            if progress is not None:
+                progress("stage", done, total)
+        log.info("Staged %d file(s) (%s) in %s", len(planned_files), dict(how), staged)
+
+        # 3. hash what will be shipped
+        hashed = hash_files(
+            [staged / e.path for e in planned_files],
+            algorithms,
+            workers=workers,
+            progress=(lambda d, t: progress("hash", d, t)) if progress is not None else None,
+        )
+        changed = [
+            f"{display(e.path)} ({e.entry.size} -> {hashed[staged / e.path].size} bytes)"
+            for e in planned_files
+            if hashed[staged / e.path].size != e.entry.size
+        ]
+        if changed:
+            raise FixityError(
+                "file(s) changed size while the package was being built (still being written?): "
+                + "; ".join(changed)
+                + ". Wait until the transfer into the source has finished, or stage with stage='copy'.",
+                changed,
+            )
+
+        # 4a. sidecars
+        sidecar_sizes: dict[str, int] = {}
+        assets: list[AssetRecord] = []
+        for item in planned_files:
+            result = hashed[staged / item.path]
+            data = asset_sidecar(item.props, result.records)
+            target = staged / item.path
+            target.with_name(sidecar_name(target.name)).write_bytes(data)
+            sidecar_sizes[item.path] = len(data)
+            assets.append(
+                AssetRecord(
+                    path=item.path,
+                    source_id=item.props.source_id,
+                    title=item.props.title,
+                    security_tag=item.props.security_tag,
+                    size=result.size,
+                    fixity=result.records,
+                )
+            )
+
+        # 4b. manifests, deepest first, the top folder's last
+        children_files: dict[str, list[_Entity]] = defaultdict(list)
+        children_dirs: dict[str, list[str]] = defaultdict(list)
+        for item in planned_files:
+            children_files[item.entry.parent].append(item)
+        for folder in planned_folders:
+            if folder.path:
+                children_dirs[folder.entry.parent].append(folder.entry.name)
+        for folder in sorted(planned_folders, key=lambda e: (-e.entry.depth, e.path)):
+            manifest_files: list[ManifestFile] = []
+            for item in sorted(children_files[folder.path], key=lambda e: e.entry.name):
+                manifest_files.append(ManifestFile(item.entry.name, "content", item.entry.size))
+                manifest_files.append(ManifestFile(sidecar_name(item.entry.name), "metadata", sidecar_sizes[item.path]))
+            directory = staged / folder.path if folder.path else staged
+            document = folder_manifest(folder.props, manifest_files, sorted(children_dirs[folder.path]))
+            _write_atomically(directory / manifest_name(directory.name), document)
+
+        # 5. zip, then move into place
+        zip_path: Path | None = None
+        zip_size: int | None = None
+        zip_sha256: str | None = None
+        if make_zip:
+            zip_opex_tree(  # replaces an older zip atomically (overwrite=True)
+                staged,
+                final_zip,
+                compression=compression,
+                progress=(lambda d, t: progress("zip", d, t)) if progress is not None else None,
+            )
+            zip_path = final_zip
+            zip_size = final_zip.stat().st_size
+            zip_sha256 = hash_file(final_zip).value("SHA-256")
+        staged_path: Path | None = None
+        if keep_staged:
+            if os.path.lexists(final_dir):
+                shutil.rmtree(final_dir)
+            os.replace(staged, final_dir)
+            staged_path = final_dir
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    manifest = PackageManifest(
+        package_name=name,
+        package_path=str(zip_path or staged_path),
+        staged_path=str(staged_path) if staged_path else None,
+        zip_path=str(zip_path) if zip_path else None,
+        zip_size=zip_size,
+        zip_sha256=zip_sha256,
+        fixity_algorithms=list(algorithms),
+        assets=sorted(assets, key=lambda a: a.path),
+        folders=[
+            FolderRecord(f.path, f.props.source_id, f.props.title, f.props.security_tag)
+            for f in sorted(planned_folders, key=lambda e: e.path)
+        ],
+        excluded=list(scan.excluded),
+        warnings=list(scan.warnings),
+        total_bytes=sum(a.size for a in assets),
+    )
+    log.info(
+        "Built OPEX package %s: %d asset(s), %d folder(s), %d bytes, %d warning(s), %d excluded, in %.1f s",
+        manifest.package_path,
+        manifest.asset_count,
+        len(manifest.folders),
+        manifest.total_bytes,
+        len(manifest.warnings),
+        len(manifest.excluded),
+        time.monotonic() - started,
+    )
+    return manifest
