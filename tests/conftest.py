@@ -136,3 +136,14 @@ def inject(server: SandboxServer, **fault: object) -> None:
 
     response = requests.post(f"{server.base_url}/_sandbox/faults", json=fault, timeout=10)
     response.raise_for_status()
+
+
+SEARCH_REPOSITORY = REPO / "tests" / "data" / "search_repository.json"
+MAPS_FOLDER = "a0000000-0000-4000-8000-000000000001"
+
+
+@pytest.fixture
+def small_repository(preservica_conn: SandboxServer) -> SandboxServer:
+    """The sandbox holding ``tests/data/search_repository.json`` (two collections, five assets)."""
+    preservica_conn.state.repository.seed(file=SEARCH_REPOSITORY)
+    return preservica_conn
