@@ -17,19 +17,32 @@ UNMATCHED = "<unmatched>"
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 
 
-def route_template(routes: list[Any], scope: Scope) -> str:
-    """The template of the route that will serve ``scope`` (a method mismatch still names the route)."""
+def _match(routes: list[Any], scope: Scope) -> tuple[str | None, str | None]:
+    """(full match, first partial match) among ``routes``, descending into lazily included routers."""
     partial: str | None = None
     for route in routes:
-        match, _ = route.matches(scope)
+        included = getattr(route, "original_router", None)  # newer FastAPI keeps included routers lazy
+        if included is not None:
+            full, inner_partial = _match(list(included.routes), scope)
+            if full is not None:
+                return full, partial
+            partial = partial or inner_partial
+            continue
         path = getattr(route, "path", None)
         if path is None:
             continue
+        match, _ = route.matches(scope)
         if match == Match.FULL:
-            return _CONVERTOR.sub(r"{\1}", path)
+            return _CONVERTOR.sub(r"{\1}", path), partial
         if match == Match.PARTIAL and partial is None:
             partial = _CONVERTOR.sub(r"{\1}", path)
-    return partial or UNMATCHED
+    return None, partial
+
+
+def route_template(routes: list[Any], scope: Scope) -> str:
+    """The template of the route that will serve ``scope`` (a method mismatch still names the route)."""
+    full, partial = _match(routes, scope)
+    return full or partial or UNMATCHED
 
 
 class RequestCounterMiddleware:

@@ -7,7 +7,7 @@ import pytest
 from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.client.search import PreservicaSearchError, SearchQuery
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import MAPS_FOLDER, inject
+from tests.conftest import MAPS_FOLDER, inject, logins
 
 
 def refs(pager) -> list[str]:
@@ -79,15 +79,36 @@ def test_empty_result_and_limit(small_repository):
     assert len(refs(limited)) == 3 and limited.pages == 2
 
 
+def _walk_with_fault_after(server, fault_after: int, **fault) -> list[str]:
+    """Iterate a 600-hit search in pages of 50 and inject ``fault`` once ``fault_after`` hits are in."""
+    found = []
+    for hit in PreservicaHook().search(SearchQuery(filters={"xip.document_type": "IO"}), page_size=50):
+        found.append(hit.reference)
+        if len(found) == fault_after:
+            inject(server, **fault)
+    return found
+
+
 def test_a_429_and_a_503_in_the_middle_of_paging_lose_nothing(preservica_conn):
     preservica_conn.state.repository.seed(assets=600, random_seed=3)
-    client = PreservicaHook().get_conn()
-    client.transport.max_retry_wait = 0.05
     baseline = refs(PreservicaHook().search(SearchQuery(filters={"xip.document_type": "IO"}), page_size=50))
-    inject(preservica_conn, kind="status", route="POST /api/content/search", status=429, count=1, retry_after=0)
-    inject(preservica_conn, kind="status", route="POST /api/content/search", status=503, count=2, retry_after=0)
-    again = refs(PreservicaHook().search(SearchQuery(filters={"xip.document_type": "IO"}), page_size=50))
-    assert again == baseline
+    with_429 = _walk_with_fault_after(
+        preservica_conn, 120, kind="status", route="POST /api/content/search", status=429, count=1, retry_after=0
+    )
+    with_503 = _walk_with_fault_after(
+        preservica_conn, 260, kind="status", route="POST /api/content/search", status=503, count=2, retry_after=0
+    )
+    assert with_429 == baseline and with_503 == baseline
+    assert preservica_conn.state.stats()["faults_fired"] == {"status": 3}
+
+
+def test_token_expiry_in_the_middle_of_a_long_report_costs_one_login(preservica_conn):
+    preservica_conn.state.repository.seed(assets=600, random_seed=3)
+    baseline = refs(PreservicaHook().search(SearchQuery(filters={"xip.document_type": "IO"}), page_size=50))
+    assert logins(preservica_conn) == 1
+    found = _walk_with_fault_after(preservica_conn, 300, kind="expire_tokens")
+    assert found == baseline
+    assert logins(preservica_conn) == 2
 
 
 @pytest.mark.parametrize(

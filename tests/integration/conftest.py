@@ -63,7 +63,11 @@ def delete_variable(key: str) -> None:
 def sync_test_dags() -> None:
     """Serialise the test DAGs once, so that parallel ``dag.test()`` processes do not race to insert them."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+
+    try:
+        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import BundleDagBag, sync_bag_to_db  # type: ignore[attr-defined,no-redef]
     from airflow.utils.session import create_session
 
     manager = DagBundlesManager()
@@ -72,5 +76,8 @@ def sync_test_dags() -> None:
     for bundle in manager.get_all_dag_bundles():
         if not bundle.is_initialized:
             bundle.initialize()
-        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        try:
+            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        except TypeError:  # Airflow 3.1: no bundle_name
+            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path)
         sync_bag_to_db(bag, bundle.name, bundle.version)
