@@ -77,7 +77,19 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.hooks.preservica"]}
         ],
         "operators": [
-            {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.operators.search"]}
+            {
+                "integration-name": "Preservica",
+                "python-modules": [
+                    "airflow_provider_preservica.operators.search",
+                    "airflow_provider_preservica.operators.ingest",
+                ],
+            }
+        ],
+        "sensors": [
+            {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.sensors.progress"]}
+        ],
+        "triggers": [
+            {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.triggers.progress"]}
         ],
         "connection-types": [
             {

@@ -63,6 +63,9 @@ class VariableTokenStore:
 
     name = "variable"
 
+    def __init__(self, description: str = "Preservica access token cache (managed by PreservicaHook)") -> None:
+        self.description = description
+
     def _require_sdk(self) -> None:
         if not task_sdk_available():
             raise TokenStoreUnavailable("not running inside an Airflow task or trigger")
@@ -90,7 +93,7 @@ class VariableTokenStore:
                 shadow,
                 key,
             )
-        Variable.set(key, value, description="Preservica access token cache (managed by PreservicaHook)")
+        Variable.set(key, value, description=self.description)
 
     def delete(self, key: str) -> None:
         self._require_sdk()

@@ -1,0 +1,88 @@
+"""Asynchronous work in Preservica (ingest by upload, export, moves) reports through progress tokens."""
+
+from __future__ import annotations
+
+import logging
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from airflow_provider_preservica.client.rest import PreservicaClient
+from airflow_provider_preservica.exceptions import PreservicaError, PreservicaHTTPError
+
+log = logging.getLogger(__name__)
+
+STATUS_NS = "http://status.preservica.com"
+SUCCEEDED = frozenset({"COMPLETED"})
+FAILED = frozenset({"FAILED", "ABORTED", "CANCELLED", "FINISHED_MIXED_OUTCOME"})
+RUNNING = frozenset({"ACTIVE", "PENDING", "SUSPENDING", "SUSPENDED", "UNKNOWN"})
+
+
+class ProgressTimeoutError(PreservicaError):
+    """The remote work did not finish in time; the message names the progress token."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    token: str
+    status: str
+    percent: float | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in SUCCEEDED or self.status in FAILED
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in SUCCEEDED
+
+
+def _texts(root: ET.Element, container: str) -> list[str]:
+    found: list[str] = []
+    for element in root.iter(f"{{{STATUS_NS}}}{container}"):
+        for child in element:
+            text = " ".join(t.strip() for t in child.itertext() if t.strip())
+            if text:
+                found.append(text)
+    return found
+
+
+def read_progress(client: PreservicaClient, token: str) -> Progress:
+    """One look at ``GET /api/entity/progress/{token}?includeErrors=true``."""
+    try:
+        root = client.get_xml(f"/api/entity/progress/{token}", params={"includeErrors": "true"})
+    except PreservicaHTTPError as exc:
+        if exc.status == 404:
+            raise PreservicaError(f"Preservica does not know progress token {token!r}") from None
+        raise
+    status = (root.findtext(f".//{{{STATUS_NS}}}Status") or "UNKNOWN").strip().upper()
+    percent_text = root.findtext(f".//{{{STATUS_NS}}}PercentComplete")
+    try:
+        percent = float(percent_text) if percent_text else None
+    except ValueError:
+        percent = None
+    return Progress(token, status, percent, _texts(root, "Errors"), _texts(root, "Warnings"))
+
+
+def wait_for_progress(
+    client: PreservicaClient, token: str, *, poll_interval: float, timeout: float, what: str = "ingest"
+) -> Progress:
+    """Poll until the work finishes; a timeout names the token so a person can look it up."""
+    deadline = time.monotonic() + timeout
+    last_status = ""
+    while True:
+        progress = read_progress(client, token)
+        if progress.status != last_status:
+            percent = f" ({progress.percent:.0f}%)" if progress.percent is not None else ""
+            log.info("Preservica %s %s: %s%s", what, token, progress.status, percent)
+            last_status = progress.status
+        if progress.finished:
+            return progress
+        if time.monotonic() + poll_interval > deadline:
+            raise ProgressTimeoutError(
+                f"Preservica {what} with progress token {token} still {progress.status} after {timeout:.0f} s; "
+                "it may still finish: look it up in Preservica's Process Monitor, or run the sensor on this token"
+            )
+        time.sleep(poll_interval)

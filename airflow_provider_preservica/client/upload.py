@@ -1,0 +1,224 @@
+"""Upload a package through Preservica's S3-compatible endpoint with boto3.
+
+The access token is the S3 access key. boto3 asks our token cache for credentials and refreshes
+them before they expire, so a multipart upload longer than a token's life keeps going. The
+``Preservica-Progress-Token`` response header of the final PutObject / CompleteMultipartUpload is
+captured with a botocore event hook (no monkey-patching of s3transfer).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_preservica.auth.cache import TokenCache
+from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaConnectionError, PreservicaError
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+PROGRESS_HEADER = "preservica-progress-token"
+REFRESH_WHEN_LEFT = 180.0  # seconds: hand boto3 a fresh token before an old one gets this close to expiry
+
+
+def bucket_for(tenant: str | None) -> str:
+    if not tenant:
+        raise PreservicaError(
+            "uploads go to the tenant's bucket '<tenant>.package.upload': set the Connection extra 'tenant'"
+        )
+    return f"{tenant.lower()}.package.upload"
+
+
+def part_size_for(size: int) -> int:
+    """Parts big enough to stay far below S3's 10,000-part limit (pyPreservica's steps, 16 MiB floor)."""
+    for limit, part in ((48 * 1024, 64), (24 * 1024, 48), (8 * 1024, 32)):
+        if size > limit * MiB:
+            return part * MiB
+    return 16 * MiB
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    progress_token: str
+    bucket: str
+    key: str
+    bytes: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.bytes / max(self.seconds, 1e-9)
+
+
+class ProgressLogger:
+    """Thread-safe byte counter for boto3 callbacks; logs bytes, rate and ETA at most every ``interval``."""
+
+    def __init__(self, total: int, label: str, interval: float = 10.0) -> None:
+        self.total = total
+        self.label = label
+        self.interval = interval
+        self.done = 0
+        self.started = time.monotonic()
+        self._last = self.started
+        self._lock = threading.Lock()
+
+    def __call__(self, amount: int) -> None:
+        with self._lock:
+            self.done += amount
+            now = time.monotonic()
+            if now - self._last < self.interval and self.done < self.total:
+                return
+            self._last = now
+            done, elapsed = self.done, now - self.started
+        rate = done / max(elapsed, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        log.info(
+            "%s: %.1f of %.1f MiB (%.0f%%), %.1f MiB/s, ETA %s",
+            self.label,
+            done / MiB,
+            self.total / MiB,
+            100.0 * done / max(self.total, 1),
+            rate / MiB,
+            "now" if done >= self.total else f"{eta:.0f} s",
+        )
+
+
+class PackageUploader:
+    """Sends package files to ``{tenant}.package.upload`` on one Preservica server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tenant: str | None,
+        tokens: TokenCache,
+        *,
+        verify: bool | str = True,
+        timeout: float = 120.0,
+        max_concurrency: int = 4,
+        multipart_threshold: int = 32 * MiB,
+        part_size: int | None = None,
+        log_interval: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.bucket = bucket_for(tenant)
+        self.tokens = tokens
+        self.verify = verify
+        self.timeout = timeout
+        self.max_concurrency = max_concurrency
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.log_interval = log_interval
+
+    def _credentials(self) -> dict[str, str]:
+        token = self.tokens.get_token()
+        if token.expires_at - time.time() < REFRESH_WHEN_LEFT and token.lifetime > 2 * REFRESH_WHEN_LEFT:
+            self.tokens.invalidate(token)  # do not hand boto3 a token that dies mid-part
+            token = self.tokens.get_token()
+        expiry = max(token.expires_at - min(60.0, token.lifetime / 4), time.time() + 1)
+        return {
+            "access_key": token.value,
+            "secret_key": "NOT_USED",
+            "token": "",
+            "expiry_time": datetime.fromtimestamp(expiry, tz=timezone.utc).isoformat(),
+        }
+
+    def _client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+        from botocore.credentials import RefreshableCredentials
+        from botocore.session import get_session
+
+        credentials = RefreshableCredentials.create_from_metadata(
+            metadata=self._credentials(),
+            refresh_using=self._credentials,
+            method="preservica-token-cache",
+            advisory_timeout=90,
+            mandatory_timeout=30,
+        )
+        botocore_session = get_session()
+        botocore_session._credentials = credentials  # boto3's documented way to plug refreshable credentials
+        config = Config(
+            s3={"addressing_style": "path"},
+            connect_timeout=self.timeout,
+            read_timeout=self.timeout,
+            retries={"max_attempts": 5, "mode": "standard"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            tcp_keepalive=True,
+            max_pool_connections=max(10, self.max_concurrency * 2),
+        )
+        return boto3.Session(botocore_session=botocore_session).client(
+            "s3",
+            endpoint_url=f"{self.base_url}/api/s3/buckets",
+            region_name="us-east-1",
+            verify=self.verify,
+            config=config,
+        )
+
+    def upload(self, path: str | os.PathLike[str], parent_ref: str, key: str | None = None) -> UploadResult:
+        """Upload ``path`` under folder ``parent_ref``; return the progress token Preservica issued."""
+        from boto3.s3.transfer import S3UploadFailedError, TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        file = Path(path)
+        size = file.stat().st_size
+        key = key or f"{uuid.uuid4()}.zip"
+        client = self._client()
+        captured: dict[str, str] = {}
+
+        def remember_progress_token(http_response: Any = None, **_: Any) -> None:
+            value = getattr(http_response, "headers", {}).get("Preservica-Progress-Token")
+            if value:
+                captured["token"] = value
+
+        for operation in ("PutObject", "CompleteMultipartUpload"):
+            client.meta.events.register(f"after-call.s3.{operation}", remember_progress_token)
+        transfer = TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.part_size or part_size_for(size),
+            max_concurrency=self.max_concurrency,
+            use_threads=self.max_concurrency > 1,
+        )
+        progress = ProgressLogger(size, f"Uploading {file.name}", self.log_interval)
+        started = time.monotonic()
+        log.info(
+            "Uploading %s (%.1f MiB) to %s/%s under folder %s", file.name, size / MiB, self.bucket, key, parent_ref
+        )
+        try:
+            client.upload_file(
+                str(file),
+                self.bucket,
+                key,
+                ExtraArgs={"Metadata": {"structuralobjectreference": parent_ref}},
+                Config=transfer,
+                Callback=progress,
+            )
+        except (S3UploadFailedError, ClientError) as exc:
+            text = str(exc)
+            if any(code in text for code in ("ExpiredToken", "InvalidAccessKeyId", "AccessDenied", "403")):
+                raise PreservicaAuthError(f"Preservica refused the upload of {file.name}: {text}") from None
+            raise PreservicaError(f"upload of {file.name} to {self.bucket} failed: {text}") from None
+        except BotoCoreError as exc:
+            raise PreservicaConnectionError(f"upload of {file.name} to {self.base_url} failed: {exc}") from None
+        seconds = time.monotonic() - started
+        if "token" not in captured:
+            raise PreservicaError(
+                f"Preservica accepted {file.name} as {self.bucket}/{key} but returned no Preservica-Progress-Token; "
+                "is an ingest workflow active for this tenant?"
+            )
+        result = UploadResult(captured["token"], self.bucket, key, size, seconds)
+        log.info(
+            "Uploaded %.1f MiB in %.1f s (%.1f MiB/s); progress token %s",
+            size / MiB,
+            seconds,
+            result.rate / MiB,
+            result.progress_token,
+        )
+        return result

@@ -1,0 +1,1 @@
+"""Ingest: package a source, skip what Preservica already holds, upload, wait, report."""

@@ -1,0 +1,68 @@
+"""The ingest report: what was sent, what Preservica made of it, in words a person can read."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+XCOM_LIST_LIMIT = 20
+
+
+@dataclass
+class IngestReport:
+    batch_id: str
+    parent_ref: str
+    progress_token: str | None = None
+    state: str = "NOT_SUBMITTED"
+    package: str | None = None
+    package_bytes: int = 0
+    assets_sent: int = 0
+    skipped_existing: dict[str, str] = field(default_factory=dict)  # SourceID -> existing ref
+    created_refs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    adopted: bool = False
+    upload_seconds: float | None = None
+    sent_source_ids: list[str] = field(default_factory=list)
+
+    def to_xcom(self) -> dict[str, Any]:
+        """Small whatever the batch size: counts, the token, and at most a few refs and messages."""
+        data = asdict(self)
+        data.pop("sent_source_ids")
+        data["skipped_existing"] = len(self.skipped_existing)
+        data["created_refs"] = self.created_refs[:XCOM_LIST_LIMIT]
+        data["created_count"] = len(self.created_refs)
+        data["errors"] = self.errors[:XCOM_LIST_LIMIT]
+        data["warnings"] = self.warnings[:XCOM_LIST_LIMIT]
+        return data
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything, JSON-serialisable, to carry the report across a deferral."""
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> IngestReport:
+        return cls(**data)
+
+    def summary(self) -> str:
+        adopted = " (adopted from an earlier try)" if self.adopted else ""
+        lines = [
+            f"Preservica ingest of batch {self.batch_id}: {self.state}",
+            f"  parent folder   : {self.parent_ref}",
+            f"  progress token  : {self.progress_token or '-'}{adopted}",
+            f"  package         : {self.package or '-'} ({self.package_bytes / 1048576:.1f} MiB, "
+            f"{self.assets_sent} assets)",
+            f"  already present : {len(self.skipped_existing)} assets skipped by SourceID",
+        ]
+        lines += [f"  warning         : {w}" for w in self.warnings[:XCOM_LIST_LIMIT]]
+        lines += [f"  error           : {e}" for e in self.errors[:XCOM_LIST_LIMIT]]
+        return "\n".join(lines)
+
+    def skipped_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["source_id", "existing_ref"])
+        writer.writerows(sorted(self.skipped_existing.items()))
+        return buffer.getvalue()

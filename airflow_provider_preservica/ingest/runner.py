@@ -1,0 +1,131 @@
+"""The steps of one ingest, independent of Airflow: prepare the package, upload it, read the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_preservica.client.entities import EntityService
+from airflow_provider_preservica.client.progress import Progress
+from airflow_provider_preservica.client.upload import PackageUploader, UploadResult
+from airflow_provider_preservica.exceptions import PreservicaConfigError
+from airflow_provider_preservica.ingest.existing import SOURCE_ID_IDENTIFIER, WithoutFiles, existing_source_ids
+from airflow_provider_preservica.ingest.report import IngestReport
+from airflow_provider_preservica.packaging import (
+    LocalSourceTree,
+    build_opex_package,
+    inspect_zip_package,
+    scan_source,
+    uuid_source_ids,
+)
+
+log = logging.getLogger(__name__)
+
+
+class IngestRunner:
+    def __init__(
+        self,
+        entities: EntityService,
+        uploader: PackageUploader,
+        report: IngestReport,
+        *,
+        security_tag: str | None,
+        fixity: str = "SHA-256",
+        skip_existing: bool = True,
+        source_id_namespace: str | None = None,
+        work_dir: str | None = None,
+        metadata: Any = None,
+    ) -> None:
+        self.entities = entities
+        self.uploader = uploader
+        self.report = report
+        self.security_tag = security_tag
+        self.fixity = fixity
+        self.skip_existing = skip_existing
+        self.source_id_namespace = source_id_namespace
+        self.work_dir = work_dir
+        self.metadata = metadata
+
+    def prepare(self, source: str | os.PathLike[str]) -> Path | None:
+        """The file to upload, or ``None`` when every asset is already in Preservica."""
+        path = Path(source).expanduser()
+        if path.is_file():
+            info = inspect_zip_package(path)
+            self.report.package = str(path)
+            self.report.package_bytes = info.size
+            self.report.warnings.extend(info.warnings)
+            log.info("Uploading ready-made %s package %s as is (%d entries)", info.kind, path.name, info.entries)
+            return path
+        if not path.is_dir():
+            raise PreservicaConfigError(f"ingest source {str(path)!r} is neither a folder nor a zip file")
+        tree = LocalSourceTree(path)
+        namespace = self.source_id_namespace or tree.name
+        skipped_paths: list[str] = []
+        if self.skip_existing:
+            scan = scan_source(tree)
+            ids = uuid_source_ids(namespace)
+            by_source_id = {ids(entry.path, False): entry.path for entry in scan.files}
+            found = existing_source_ids(self.entities, by_source_id)
+            self.report.skipped_existing = found
+            skipped_paths = [by_source_id[source_id] for source_id in found]
+            if found:
+                log.info(
+                    "%d of %d files are already in Preservica (by SourceID); skipping them", len(found), len(scan.files)
+                )
+            if scan.files and len(found) == len(scan.files):
+                self.report.state = "NOTHING_TO_INGEST"
+                return None
+        work = Path(self.work_dir or tempfile.mkdtemp(prefix="preservica-ingest-"))
+        work.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        manifest = build_opex_package(
+            WithoutFiles(tree, skipped_paths) if skipped_paths else tree,
+            work,
+            security_tag=self.security_tag,
+            package_name=tree.name,
+            fixity=self.fixity,
+            source_id_namespace=namespace,
+            metadata=self.metadata,
+            keep_staged=False,
+            overwrite=True,
+        )
+        self.report.package = manifest.package_path
+        self.report.package_bytes = manifest.zip_size or 0
+        self.report.assets_sent = manifest.asset_count
+        self.report.sent_source_ids = [asset.source_id for asset in manifest.assets]
+        self.report.warnings.extend(str(w.problem if hasattr(w, "problem") else w) for w in manifest.warnings)
+        log.info(
+            "Built OPEX package %s: %d assets, %.1f MiB, %s fixity, in %.1f s",
+            Path(manifest.package_path).name,
+            manifest.asset_count,
+            (manifest.zip_size or 0) / 1048576,
+            self.fixity,
+            time.monotonic() - started,
+        )
+        return Path(manifest.package_path)
+
+    def submit(self, package: Path, parent_ref: str, key: str) -> UploadResult:
+        result = self.uploader.upload(package, parent_ref, key=key)
+        self.report.progress_token = result.progress_token
+        self.report.upload_seconds = round(result.seconds, 3)
+        self.report.state = "SUBMITTED"
+        return result
+
+    def record_outcome(self, progress: Progress) -> None:
+        """Final state and messages; on success, the refs Preservica gave the assets we sent."""
+        self.report.state = progress.status
+        self.report.errors.extend(progress.errors)
+        self.report.warnings.extend(progress.warnings)
+        if progress.succeeded and self.report.sent_source_ids:
+            created = existing_source_ids(self.entities, self.report.sent_source_ids, SOURCE_ID_IDENTIFIER)
+            self.report.created_refs = sorted(created.values())
+            missing = len(self.report.sent_source_ids) - len(created)
+            if missing:
+                self.report.errors.append(
+                    f"{missing} of {len(self.report.sent_source_ids)} assets sent are not findable by SourceID "
+                    "after Preservica reported success"
+                )

@@ -1,0 +1,209 @@
+"""``PreservicaIngestOperator``: package a folder (or take a zip), upload it, wait until Preservica has ingested it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_preservica.client.progress import RUNNING, Progress, read_progress, wait_for_progress
+from airflow_provider_preservica.client.upload import PackageUploader
+from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
+from airflow_provider_preservica.ingest.report import IngestReport
+from airflow_provider_preservica.ingest.runner import IngestRunner
+from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
+
+
+class PreservicaIngestOperator(BaseOperator):
+    """Ingest ``source`` into folder ``parent_ref``; nothing is ingested twice, nothing reported done too early.
+
+    :param source: a local folder (packaged as OPEX with fixity) or a ready-made zip (XIP SIP or zipped OPEX).
+    :param parent_ref: the Preservica folder that receives the package.
+    :param security_tag: tag for every folder and asset built from a folder; required (no silent ``open``).
+    :param batch_id: identifies this delivery; a retry with the same id adopts the ingest in flight.
+        Default: ``<dag_id>/<task_id>/<run_id>/<map_index>``.
+    :param skip_existing: leave out files whose SourceID Preservica already holds (reported as skipped).
+    :param wait_for_completion: wait for Preservica's outcome (else return after the upload).
+    :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
+    :param poll_interval: seconds between progress checks.
+    :param timeout: seconds to wait for the outcome before failing (the message names the progress token).
+    """
+
+    template_fields: Sequence[str] = (
+        "source",
+        "parent_ref",
+        "security_tag",
+        "batch_id",
+        "source_id_namespace",
+        "work_dir",
+        "preservica_conn_id",
+    )
+    ui_color = "#d5f0d0"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        parent_ref: str,
+        security_tag: str | None = None,
+        batch_id: str | None = None,
+        source_id_namespace: str | None = None,
+        fixity: str = "SHA-256",
+        skip_existing: bool = True,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 30.0,
+        timeout: float = 6 * 3600.0,
+        work_dir: str | None = None,
+        upload_concurrency: int = 4,
+        preservica_conn_id: str = PreservicaHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.parent_ref = parent_ref
+        self.security_tag = security_tag
+        self.batch_id = batch_id
+        self.source_id_namespace = source_id_namespace
+        self.fixity = fixity
+        self.skip_existing = skip_existing
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.work_dir = work_dir
+        self.upload_concurrency = upload_concurrency
+        self.preservica_conn_id = preservica_conn_id
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _batch_id(self, context: Any) -> str:
+        if self.batch_id:
+            return str(self.batch_id)
+        ti = context["ti"]
+        return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
+
+    def _runner(self, hook: PreservicaHook, report: IngestReport) -> IngestRunner:
+        settings = hook.settings
+        uploader = PackageUploader(
+            settings.base_url,
+            settings.tenant,
+            hook.token_cache,
+            verify=settings.verify,
+            max_concurrency=self.upload_concurrency,
+        )
+        return IngestRunner(
+            hook.entities,
+            uploader,
+            report,
+            security_tag=self.security_tag,
+            fixity=self.fixity,
+            skip_existing=self.skip_existing,
+            source_id_namespace=self.source_id_namespace,
+            work_dir=self.work_dir,
+        )
+
+    # -- execution -------------------------------------------------------------------------
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = PreservicaHook(self.preservica_conn_id)
+        batch_id = self._batch_id(context)
+        report = IngestReport(batch_id=batch_id, parent_ref=self.parent_ref)
+        runner = self._runner(hook, report)
+        registry = BatchRegistry()
+        progress = self._adopt(hook, registry, report)
+        if report.progress_token is None:
+            package = runner.prepare(self.source)
+            if package is None:
+                self.log.info(
+                    "Nothing to ingest: all %d assets are already in Preservica", len(report.skipped_existing)
+                )
+                self.log.info("%s", report.summary())
+                return report.to_xcom()
+            key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
+            upload = runner.submit(package, self.parent_ref, key)
+            registry.save(InFlightIngest(batch_id, upload.progress_token, upload.key, None, time.time()))
+        context["ti"].xcom_push(key="progress_token", value=report.progress_token)
+        context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
+        if not self.wait_for_completion:
+            return report.to_xcom()
+        assert report.progress_token is not None
+        if progress is None or not progress.finished:
+            if self.deferrable:
+                self.defer(
+                    trigger=PreservicaProgressTrigger(
+                        preservica_conn_id=self.preservica_conn_id,
+                        progress_token=report.progress_token,
+                        poll_interval=self.poll_interval,
+                        end_time=time.time() + self.timeout,
+                    ),
+                    method_name="execute_complete",
+                    kwargs={"report": report.to_state()},
+                )
+            try:
+                progress = wait_for_progress(
+                    hook.get_conn(), report.progress_token, poll_interval=self.poll_interval, timeout=self.timeout
+                )
+            except PreservicaError as exc:
+                raise AirflowException(str(exc)) from None
+        return self._finish(runner, registry, progress)
+
+    def execute_complete(
+        self, context: Any, event: dict[str, Any] | None = None, report: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        event = event or {}
+        restored = IngestReport.from_state(report or {"batch_id": "?", "parent_ref": self.parent_ref})
+        if event.get("status") == "timeout":
+            raise AirflowException(event.get("message", "timed out"))
+        if event.get("status") != "finished":
+            raise AirflowException(f"waiting for Preservica failed: {event.get('message', event)}")
+        hook = PreservicaHook(self.preservica_conn_id)
+        runner = self._runner(hook, restored)
+        progress = read_progress(hook.get_conn(), str(event["progress_token"]))
+        return self._finish(runner, BatchRegistry(), progress)
+
+    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, report: IngestReport) -> Progress | None:
+        """Pick up the ingest an earlier try of this batch started, unless it failed."""
+        record = registry.load(report.batch_id)
+        if record is None:
+            return None
+        try:
+            progress = read_progress(hook.get_conn(), record.progress_token)
+        except PreservicaError as exc:
+            self.log.warning(
+                "Earlier ingest %s of this batch cannot be read (%s); submitting again", record.progress_token, exc
+            )
+            return None
+        if progress.status in RUNNING or progress.succeeded:
+            self.log.info(
+                "Adopting the ingest an earlier try started: progress token %s, %s",
+                record.progress_token,
+                progress.status,
+            )
+            report.progress_token = record.progress_token
+            report.adopted = True
+            report.state = progress.status
+            return progress
+        self.log.warning(
+            "Earlier ingest %s of this batch ended %s; submitting again", record.progress_token, progress.status
+        )
+        return None
+
+    def _finish(self, runner: IngestRunner, registry: BatchRegistry, progress: Progress) -> dict[str, Any]:
+        report = runner.report
+        runner.record_outcome(progress)
+        summary = report.summary()
+        if progress.succeeded and not report.errors:
+            registry.forget(report.batch_id)
+            self.log.info("%s", summary)
+            return report.to_xcom()
+        self.log.error("%s", summary)
+        registry.forget(report.batch_id)  # a failed ingest is not adopted: a retry starts afresh
+        raise AirflowFailException(
+            f"Preservica ingest {report.progress_token} ended {progress.status}: "
+            + ("; ".join(report.errors[:5]) or "no error details returned")
+        )
