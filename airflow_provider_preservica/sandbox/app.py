@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from . import auth_api, control_api, identity_api
+from . import auth_api, control_api, identity_api, repository_api
 from .errors import install_error_handlers
 from .faults import FaultMiddleware
 from .metrics import RequestCounterMiddleware
@@ -18,6 +18,7 @@ from .state import SandboxState
 API_ROUTERS: list[APIRouter] = [
     auth_api.router,
     identity_api.router,
+    *repository_api.ROUTERS,
 ]
 
 

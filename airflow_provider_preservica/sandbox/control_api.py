@@ -26,8 +26,12 @@ async def stats(state: StateDep) -> dict[str, Any]:
 
 
 @router.post("/reset")
-async def reset(state: StateDep) -> dict[str, Any]:
-    state.reset()
+async def reset(request: Request, state: StateDep) -> dict[str, Any]:
+    """Counters, tokens and faults; also the repository if the body says ``{"repository": true}``."""
+    options = await _json(request) if (await request.body()).strip() else {}
+    if not isinstance(options, dict) or set(options) - {"repository"}:
+        raise SandboxHTTPError(400, 'reset takes no body or {"repository": true|false}')
+    state.reset(repository=bool(options.get("repository", False)))
     return {"success": True}
 
 

@@ -67,12 +67,18 @@ class SandboxServer:
         log_level: str = "warning",
         state: SandboxState | None = None,
         log_config: dict[str, Any] | None = None,
+        seed_assets: int = 0,
+        seed_file: str | Path | None = None,
+        seed_random: int = 42,
     ) -> None:
         self.host = host
         self.port = port
         self.state = state or SandboxState(
             users=users, token_lifetime=token_lifetime, version=version, data_dir=data_dir
         )
+        if seed_assets or seed_file is not None:
+            # Replaces whatever the data directory held: asking for a seed means asking for this repository.
+            self.state.repository.seed(assets=seed_assets, random_seed=seed_random, file=seed_file)
         self.app: FastAPI = create_app(self.state)
         self._log_level = log_level
         self._log_config = log_config
@@ -170,7 +176,8 @@ class SandboxServer:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="preservica-sandbox",
-        description="Run a local Preservica emulator (access tokens, 2FA, identity; /_sandbox control API).",
+        description="Run a local Preservica emulator (access tokens, 2FA, identity, Entity and Content APIs; "
+        "/_sandbox control API).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
@@ -193,6 +200,23 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="keep users, tokens and counters in this directory across restarts",
+    )
+    parser.add_argument(
+        "--seed-assets",
+        type=int,
+        default=0,
+        metavar="N",
+        help="generate a repository of N assets in collections > series > files (replaces a stored one)",
+    )
+    parser.add_argument(
+        "--seed-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="load folders and assets from a JSON (tree) or JSON-lines seed file before --seed-assets",
+    )
+    parser.add_argument(
+        "--seed-random", type=int, default=42, metavar="SEED", help="random seed of the generator (default 42)"
     )
     parser.add_argument("--version", default=DEFAULT_VERSION, help="Preservica version to report (default 7.7.1)")
     parser.add_argument(
@@ -233,8 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             version=args.version,
             log_level=args.log_level,
             log_config=_cli_log_config(args.log_level),
+            seed_assets=args.seed_assets,
+            seed_file=args.seed_file,
+            seed_random=args.seed_random,
         )
-    except ValueError as exc:
+    except ValueError as exc:  # RepositoryError (a bad seed) is a ValueError too
         parser.error(str(exc))
 
     stop = threading.Event()

@@ -21,6 +21,7 @@ from typing import Any
 
 from .faults import Fault, FaultBook
 from .persistence import JsonStore
+from .repository import Repository
 from .users import DEFAULT_TENANT, SandboxUser, default_user, parse_user_spec
 from .versions import parse_version
 
@@ -149,6 +150,8 @@ class SandboxState:
         self._counters = _Counters()
         self._dirty = False
         self._store = JsonStore(data_dir) if data_dir is not None else None
+        #: Folders, assets and content objects (see ``repository``); persisted as JSON lines with a data dir.
+        self.repository = Repository(lock=self.lock, clock=clock, data_dir=data_dir)
         if self._store is not None:
             self._load(self._store)
         for user in users or []:
@@ -357,9 +360,14 @@ class SandboxState:
             out["version"] = self._version
             return out
 
-    def reset(self) -> None:
-        """Forget counters, tokens, continuations and faults; keep users and configuration."""
+    def reset(self, repository: bool = False) -> None:
+        """Forget counters, tokens, continuations and faults; keep users and configuration.
+
+        The repository is kept (seeding 100,000 assets is not free) unless ``repository`` is true.
+        """
         with self.lock:
+            if repository:
+                self.repository.clear()
             self._counters = _Counters()
             self._tokens.clear()
             self._refresh.clear()
@@ -420,3 +428,4 @@ class SandboxState:
 
     def close(self) -> None:
         self.flush()
+        self.repository.close()

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
+from airflow_provider_preservica.sandbox.repository import Repository
 
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 ARCHIVIST = ("archivist", "archivist-password", "SANDBOX")
@@ -64,3 +65,16 @@ def post_faults(base_url: str, body: object) -> list[dict]:
     response = requests.post(f"{base_url}/_sandbox/faults", json=body, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+@pytest.fixture
+def repository(sandbox: SandboxServer) -> Repository:
+    """The session sandbox's repository, emptied (``reset`` keeps it, so tests start it afresh)."""
+    sandbox.state.repository.clear()
+    return sandbox.state.repository
+
+
+@pytest.fixture
+def auth(sandbox: SandboxServer) -> dict[str, str]:
+    """Headers with a fresh access token for the default account."""
+    return {"Preservica-Access-Token": token_for(sandbox.base_url)}
