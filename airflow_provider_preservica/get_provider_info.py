@@ -82,6 +82,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_preservica.operators.search",
                     "airflow_provider_preservica.operators.ingest",
+                    "airflow_provider_preservica.operators.export",
                 ],
             }
         ],

@@ -1,0 +1,176 @@
+"""``PreservicaExportOperator``: export an entity, wait, stream the zip down, verify it, optionally unpack it."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_preservica.client.export import ExportOptions, download_to, start_export
+from airflow_provider_preservica.client.progress import RUNNING, read_progress, wait_for_progress
+from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
+from airflow_provider_preservica.packaging.verify import require_intact
+from airflow_provider_preservica.storage import check_writable
+from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
+
+
+class PreservicaExportOperator(BaseOperator):
+    """Export ``entity_ref`` (folder or asset) to the zip file ``destination``.
+
+    :param entity_type: ``SO`` or ``IO``; looked up when omitted.
+    :param include_content: ``Content`` or ``NoContent``.
+    :param include_metadata: ``Metadata``, ``NoMetadata`` or ``MetadataWithEvents``.
+    :param generations: ``LatestActive``, ``AllActive`` or ``All``.
+    :param unzip_to: also unpack the verified zip into this folder.
+    :param min_free_bytes: refuse to start when the destination's disk has less free space than this.
+    """
+
+    template_fields: Sequence[str] = ("entity_ref", "destination", "unzip_to", "preservica_conn_id")
+
+    def __init__(
+        self,
+        *,
+        entity_ref: str,
+        destination: str,
+        entity_type: str | None = None,
+        include_content: str = "Content",
+        include_metadata: str = "Metadata",
+        generations: str = "All",
+        parent_hierarchy: bool = True,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 15.0,
+        timeout: float = 6 * 3600.0,
+        verify: bool = True,
+        unzip_to: str | None = None,
+        min_free_bytes: int = 1024 * 1024 * 1024,
+        preservica_conn_id: str = PreservicaHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.entity_ref = entity_ref
+        self.destination = destination
+        self.entity_type = entity_type
+        self.options = ExportOptions(include_content, include_metadata, generations, parent_hierarchy)
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.verify = verify
+        self.unzip_to = unzip_to
+        self.min_free_bytes = min_free_bytes
+        self.preservica_conn_id = preservica_conn_id
+
+    def _batch_id(self, context: Any) -> str:
+        ti = context["ti"]
+        return f"export/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/{self.entity_ref}"
+
+    def _preflight(self) -> None:
+        if "://" in self.destination:
+            raise AirflowFailException("destination must be a local path for now (downloads resume with Range)")
+        check_writable(self.destination)
+        free = shutil.disk_usage(Path(self.destination).expanduser().resolve().parent).free
+        if free < self.min_free_bytes:
+            raise AirflowFailException(
+                f"only {free / 1048576:.0f} MiB free next to {self.destination}; need at least "
+                f"{self.min_free_bytes / 1048576:.0f} MiB (min_free_bytes)"
+            )
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        self._preflight()
+        hook = PreservicaHook(self.preservica_conn_id)
+        registry = BatchRegistry()
+        batch_id = self._batch_id(context)
+        token = self._adopt(hook, registry, batch_id)
+        if token is None:
+            entity = hook.entities.get(self.entity_ref, self.entity_type)  # type: ignore[arg-type]
+            token = start_export(hook.get_conn(), hook.entities.ns, entity.ref, entity.entity_type, self.options)
+            registry.save(InFlightIngest(batch_id, token, self.destination, None, time.time()))
+            self.log.info("Export of %s %r started: progress token %s", entity.entity_type, entity.title, token)
+        context["ti"].xcom_push(key="progress_token", value=token)
+        context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
+        if not self.wait_for_completion:
+            return {"progress_token": token}
+        if self.deferrable and not read_progress(hook.get_conn(), token).finished:
+            self.defer(
+                trigger=PreservicaProgressTrigger(
+                    preservica_conn_id=self.preservica_conn_id,
+                    progress_token=token,
+                    poll_interval=self.poll_interval,
+                    end_time=time.time() + self.timeout,
+                    what="export",
+                ),
+                method_name="execute_complete",
+                kwargs={"batch_id": batch_id},
+            )
+        try:
+            wait_for_progress(
+                hook.get_conn(), token, poll_interval=self.poll_interval, timeout=self.timeout, what="export"
+            )
+        except PreservicaError as exc:
+            raise AirflowException(str(exc)) from None
+        return self._finish(hook, registry, batch_id, token)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, batch_id: str = "") -> dict[str, Any]:
+        event = event or {}
+        if event.get("status") != "finished":
+            raise AirflowException(event.get("message") or f"waiting for the export failed: {event}")
+        return self._finish(
+            PreservicaHook(self.preservica_conn_id), BatchRegistry(), batch_id, str(event["progress_token"])
+        )
+
+    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, batch_id: str) -> str | None:
+        record = registry.load(batch_id)
+        if record is None:
+            return None
+        try:
+            progress = read_progress(hook.get_conn(), record.progress_token)
+        except PreservicaError:
+            return None
+        if progress.status in RUNNING or progress.succeeded:
+            self.log.info("Adopting export %s from an earlier try (%s)", record.progress_token, progress.status)
+            return record.progress_token
+        return None
+
+    def _finish(self, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, token: str) -> dict[str, Any]:
+        progress = read_progress(hook.get_conn(), token)
+        if not progress.succeeded:
+            registry.forget(batch_id)
+            raise AirflowFailException(
+                f"Preservica export {token} ended {progress.status}: "
+                + ("; ".join(progress.errors[:5]) or "no error details returned")
+            )
+        download = download_to(hook.get_conn(), f"/api/entity/actions/exports/{token}/content", self.destination)
+        result: dict[str, Any] = {
+            "progress_token": token,
+            "path": download.path,
+            "bytes": download.bytes,
+            "sha256": download.sha256,
+            "resumes": download.resumes,
+        }
+        if self.verify:
+            try:
+                check = require_intact(download.path)
+            except PreservicaError as exc:
+                Path(download.path).unlink(missing_ok=True)  # never leave a bad export under the final name
+                raise AirflowFailException(str(exc)) from None
+            result.update(files=check.files, fixities_checked=check.fixities_checked)
+        if self.unzip_to:
+            target = Path(self.unzip_to).expanduser()
+            target.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(download.path) as archive:
+                archive.extractall(target)
+            result["unzipped_to"] = str(target)
+        registry.forget(batch_id)
+        self.log.info(
+            "Export %s: %s (%s bytes, sha256 %s)", token, download.path, f"{download.bytes:,}", download.sha256
+        )
+        return result
