@@ -66,6 +66,11 @@ class SearchQuery:
         names = [REFERENCE_FIELD, *self.fields]
         return list(dict.fromkeys(names))
 
+    @property
+    def metadata_fields(self) -> list[str]:
+        """What to ask the server for: the reference already comes with every hit's object id."""
+        return [name for name in self.requested_fields if name != REFERENCE_FIELD]
+
     def q_json(self) -> str:
         """The ``q`` parameter: JSON built by a serialiser, so quotes in values cannot break it."""
         body: dict[str, Any] = {"q": self.text or "%"}
@@ -136,7 +141,7 @@ class SearchPager:
             "q": self.query.q_json(),
             "start": str(start),
             "max": str(size),
-            "metadata": ",".join(self.query.requested_fields),
+            "metadata": ",".join(self.query.metadata_fields),
         }
         path = SEARCH_PATH
         if self.query.parent_ref:
