@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from . import auth_api, control_api, identity_api, repository_api
+from . import (
+    auth_api,
+    content_download,
+    control_api,
+    export_api,
+    identity_api,
+    ingest_control_api,
+    repository_api,
+    structure_api,
+)
 from .errors import install_error_handlers
 from .faults import FaultMiddleware
 from .metrics import RequestCounterMiddleware
@@ -19,6 +28,10 @@ API_ROUTERS: list[APIRouter] = [
     auth_api.router,
     identity_api.router,
     *repository_api.ROUTERS,
+    *ingest_control_api.ROUTERS,
+    *export_api.ROUTERS,
+    structure_api.router,
+    content_download.router,
 ]
 
 

@@ -1,8 +1,11 @@
 """Fault injection: the fault model, a thread-safe book of active faults, and the ASGI middleware.
 
 Faults are posted to ``/_sandbox/faults`` (see ``control_api``). ``expire_tokens`` and ``revoke_token``
-act at once on the token store; ``status``, ``latency`` and ``drop`` wait in the ``FaultBook`` for
-matching requests. Nothing here ever applies to ``/_sandbox/*``.
+act at once on the token store; ``status``, ``latency``, ``drop`` and ``drop_after_bytes`` wait in the
+``FaultBook`` for matching requests. ``drop_after_bytes`` lets the response start and closes the
+connection after ``bytes`` bytes of its body (the client sees a short body, then a broken connection).
+Job kinds (``fail_export``) are not matched against requests: the work they name takes them
+(``FaultBook.take_job``) when it starts. Nothing here ever applies to ``/_sandbox/*``.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .state import SandboxState
 
 CONTROL_PREFIX = "/_sandbox"
 IMMEDIATE_KINDS = frozenset({"expire_tokens", "revoke_token"})
-QUEUED_KINDS = frozenset({"status", "latency", "drop"})
-KINDS = IMMEDIATE_KINDS | QUEUED_KINDS
+QUEUED_KINDS = frozenset({"status", "latency", "drop", "drop_after_bytes"})
+#: Taken by background work rather than by requests (``FaultBook.take_job``).
+JOB_KINDS = frozenset({"fail_export"})
+KINDS = IMMEDIATE_KINDS | QUEUED_KINDS | JOB_KINDS
 _DEFAULT_RETRY_AFTER = {429: 1.0, 503: 1.0}
 
 
@@ -49,6 +54,9 @@ class Fault:
     user: str | None = None
     token: str | None = None
     token_prefix: str | None = None
+    bytes: int | None = None
+    message: str | None = None
+    ref: str | None = None
     id: int = 0
     fired: int = 0
     applied: int | None = None
@@ -80,6 +88,10 @@ class Fault:
             out.update(status=self.status, retry_after=retry)
         if self.kind == "latency":
             out["seconds"] = self.seconds
+        if self.kind == "drop_after_bytes":
+            out["bytes"] = self.bytes
+        if self.kind in JOB_KINDS:
+            out.update(ref=self.ref or "*", message=self.message, count=self.count, fired=self.fired)
         if self.user is not None:
             out["user"] = self.user
         if self.token is not None or self.token_prefix is not None:
@@ -139,7 +151,19 @@ def parse_fault(data: Any) -> Fault:
         if any(x is not None and (not isinstance(x, str) or not x) for x in (token, prefix)):
             raise FaultSpecError("token / token_prefix must be non-empty strings")
         return Fault(kind=kind, user=user, token=token, token_prefix=prefix, count=None)
+    if kind == "fail_export":
+        message, ref = data.get("message"), data.get("ref", "*")
+        if message is not None and not isinstance(message, str):
+            raise FaultSpecError("message must be a string")
+        if not isinstance(ref, str) or not ref:
+            raise FaultSpecError("ref must be an entity reference or a glob such as '*'")
+        return Fault(kind=kind, route="*", message=message, ref=ref, count=_count(data, 1))
     route = _route(data)
+    if kind == "drop_after_bytes":
+        size = data.get("bytes")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise FaultSpecError("drop_after_bytes needs bytes, a number of body bytes >= 0")
+        return Fault(kind=kind, route=route, bytes=size, count=_count(data, 1))
     if kind == "latency":
         seconds = _number(data, "seconds", None)
         if seconds is None:
@@ -175,7 +199,7 @@ class FaultBook:
         return fault
 
     def add(self, fault: Fault) -> Fault:
-        if fault.kind not in QUEUED_KINDS:
+        if fault.kind not in QUEUED_KINDS | JOB_KINDS:
             raise ValueError(f"{fault.kind} faults act immediately and are not queued")
         with self._lock:
             fault.id = self._next_id
@@ -206,7 +230,7 @@ class FaultBook:
         action: Fault | None = None
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(method, path):
+                if fault.kind in JOB_KINDS or not fault.matches(method, path):
                     continue
                 if fault.kind == "latency":
                     delays.append(fault)
@@ -219,6 +243,18 @@ class FaultBook:
                     fault.count -= 1
             self._faults = [f for f in self._faults if f.count is None or f.count > 0]
         return delays, action
+
+    def take_job(self, kind: str, subject: str) -> Fault | None:
+        """Consume the oldest ``kind`` job fault whose ``ref`` glob matches ``subject`` (an entity ref)."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind == kind and fnmatch.fnmatchcase(subject, fault.ref or "*"):
+                    fault.fired += 1
+                    if fault.count is not None:
+                        fault.count -= 1
+                    self._faults = [f for f in self._faults if f.count is None or f.count > 0]
+                    return fault
+        return None
 
 
 class FaultMiddleware:
@@ -242,6 +278,8 @@ class FaultMiddleware:
         self.state.count_fault(action.kind)
         if action.kind == "drop":
             await drop_connection(receive, send)
+        elif action.kind == "drop_after_bytes":
+            await self.app(scope, receive, truncating_send(send, receive, action.bytes or 0))
         else:
             await send_fault_status(action, scope, send)
 
@@ -251,6 +289,11 @@ async def send_fault_status(fault: Fault, scope: Scope, send: Send) -> None:
     message = f"sandbox fault: injected HTTP {status} for {scope['method']} {scope['path']}"
     body = json.dumps({"success": False, "message": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    request_headers = dict(scope.get("headers", []))
+    if request_headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in request_headers:
+        # The body is left unread (boto3 even waits for "100 Continue" and never sends it): close the
+        # connection, or its next request would be read as this one's body.
+        headers.append((b"connection", b"close"))
     if fault.retry_after is not None:
         value = fault.retry_after
         text = str(int(value)) if float(value).is_integer() else f"{value:g}"
@@ -282,3 +325,41 @@ async def drop_connection(receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b'{"success": tr', "more_body": True})
     raise ConnectionAbortedError("sandbox fault: connection dropped")
+
+
+def truncating_send(send: Send, receive: Receive, limit: int) -> Send:
+    """A ``send`` that passes the response through until ``limit`` body bytes, then closes the connection.
+
+    Under uvicorn the transport is closed after the first ``limit`` bytes are written (they are flushed
+    first), so the client reads exactly that many bytes of a body promised longer and then sees the
+    connection end; later sends are dropped and streaming responses stop when they notice the disconnect.
+    A body that ends within ``limit`` bytes passes untouched. Elsewhere ``ConnectionAbortedError`` is raised.
+    """
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    sent = 0
+    dropped = False
+
+    async def wrapped(message: Message) -> None:
+        nonlocal sent, dropped
+        if dropped:
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body: bytes = message.get("body", b"")
+        more = bool(message.get("more_body", False))
+        if sent + len(body) < limit or (sent + len(body) == limit and not more):
+            sent += len(body)
+            await send(message)
+            return
+        head = body[: max(0, limit - sent)]
+        sent += len(head)
+        dropped = True
+        if head:
+            await send({"type": "http.response.body", "body": head, "more_body": True})
+        if transport is not None and hasattr(transport, "close"):
+            transport.close()
+            return
+        raise ConnectionAbortedError("sandbox fault: connection dropped mid-body")
+
+    return wrapped

@@ -21,6 +21,7 @@ from typing import Any
 
 from .faults import Fault, FaultBook
 from .persistence import JsonStore
+from .progress import ProgressBook
 from .repository import Repository
 from .users import DEFAULT_TENANT, SandboxUser, default_user, parse_user_spec
 from .versions import parse_version
@@ -152,6 +153,16 @@ class SandboxState:
         self._store = JsonStore(data_dir) if data_dir is not None else None
         #: Folders, assets and content objects (see ``repository``); persisted as JSON lines with a data dir.
         self.repository = Repository(lock=self.lock, clock=clock, data_dir=data_dir)
+        #: Progress tokens of background work (ingest, export ...); see ``progress``.
+        self.progress = ProgressBook(clock=clock)
+        from .ingest import IngestService  # imported here: ingest's imports import this module
+
+        #: S3 uploads, package processing, process monitors, workflow instances; see ``ingest``.
+        self.ingest = IngestService(self)
+        from .export_api import ExportService
+
+        #: OPEX export jobs and their zips on disk; see ``export_api``.
+        self.exports = ExportService(self)
         if self._store is not None:
             self._load(self._store)
         for user in users or []:
@@ -177,11 +188,16 @@ class SandboxState:
 
     def config(self) -> dict[str, Any]:
         with self.lock:
-            return {"token_lifetime": _plain(self._token_lifetime), "version": self._version}
+            return {
+                "token_lifetime": _plain(self._token_lifetime),
+                "version": self._version,
+                **self.ingest.config(),
+                **self.exports.config(),
+            }
 
     def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply ``token_lifetime`` (seconds; affects tokens issued afterwards) and/or ``version``."""
-        unknown = set(changes) - {"token_lifetime", "version"}
+        unknown = set(changes) - {"token_lifetime", "version"} - self.ingest.CONFIG_KEYS - self.exports.CONFIG_KEYS
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         with self.lock:
@@ -194,7 +210,11 @@ class SandboxState:
                     raise ValueError("version must be a string such as 7.7.1")
                 parse_version(changes["version"])
                 version = changes["version"]
+            ingest = self.ingest.check_config(changes)
+            exports = self.exports.check_config(changes)
             self._token_lifetime, self._version = lifetime, version
+            self.ingest.apply_config(ingest)
+            self.exports.apply_config(exports)
             return self.config()
 
     # ----------------------------------------------------------------- users
@@ -364,8 +384,12 @@ class SandboxState:
         """Forget counters, tokens, continuations and faults; keep users and configuration.
 
         The repository is kept (seeding 100,000 assets is not free) unless ``repository`` is true.
+        Running ingests are stopped first (outside the lock: they may be waiting for it).
         """
+        self.ingest.reset()
+        self.exports.reset()
         with self.lock:
+            self.progress.clear()
             if repository:
                 self.repository.clear()
             self._counters = _Counters()
@@ -427,5 +451,7 @@ class SandboxState:
                 self._save()
 
     def close(self) -> None:
+        self.ingest.close()
+        self.exports.close()
         self.flush()
         self.repository.close()

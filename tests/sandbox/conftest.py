@@ -29,7 +29,7 @@ def sandbox_server() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
-    sandbox_server.state.update_config({"token_lifetime": 900, "version": "7.7.1"})
+    sandbox_server.state.update_config({"token_lifetime": 900, "version": "7.7.1", "ingest_seconds": 1})
     sandbox_server.state.reset()
     return sandbox_server
 

@@ -1,0 +1,124 @@
+"""PreservicaExportOperator in real Airflow (dag.test) against the sandbox: poll, defer, resume, fail."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+
+import pytest
+
+from tests.conftest import MAPS_FOLDER, inject
+from tests.integration.conftest import task_states
+
+pytestmark = pytest.mark.integration
+
+
+def _xcom(dag_run):
+    return dag_run.get_task_instance("export").xcom_pull(task_ids="export")
+
+
+@pytest.fixture
+def quick_exports(small_repository):
+    small_repository.state.update_config({"export_seconds": 0.5})
+    return small_repository
+
+
+@pytest.mark.parametrize("dag", ["export_polling_dag", "export_deferrable_dag"])
+def test_export_downloads_verifies_and_reports(quick_exports, run_dag, tmp_path, dag):
+    out = tmp_path / "maps.zip"
+    dag_run = run_dag("export_dags.py", dag, run_conf={"out": str(out), "ref": MAPS_FOLDER})
+
+    assert task_states(dag_run) == {"export[-1]": "success"}
+    result = _xcom(dag_run)
+    assert result["bytes"] == out.stat().st_size
+    assert result["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert result["fixities_checked"] >= 4  # one per asset sidecar
+    with zipfile.ZipFile(out) as archive:
+        assert archive.testzip() is None
+        assert sum(name.endswith(".pax.zip") for name in archive.namelist()) == 4
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_dropped_connection_mid_download_resumes_to_an_exact_file(quick_exports, run_dag, tmp_path):
+    clean = tmp_path / "clean.zip"
+    run_dag("export_dags.py", "export_polling_dag", run_conf={"out": str(clean), "ref": MAPS_FOLDER})
+    inject(
+        quick_exports, kind="drop_after_bytes", route="GET /api/entity/actions/exports/*/content", bytes=1000, count=2
+    )
+    resumed = tmp_path / "resumed.zip"
+    dag_run = run_dag("export_dags.py", "export_polling_dag", run_conf={"out": str(resumed), "ref": MAPS_FOLDER})
+
+    assert task_states(dag_run) == {"export[-1]": "success"}
+    assert _xcom(dag_run)["resumes"] == 2
+    assert resumed.read_bytes() == clean.read_bytes()
+
+
+def test_failed_export_fails_the_task_with_the_message_and_no_file(quick_exports, run_dag, tmp_path, capfd):
+    inject(quick_exports, kind="fail_export", message="Export workflow failed: disk quota", ref="*", count=1)
+    out = tmp_path / "x.zip"
+    dag_run = run_dag("export_dags.py", "export_polling_dag", run_conf={"out": str(out), "ref": MAPS_FOLDER})
+    assert task_states(dag_run) == {"export[-1]": "failed"}
+    assert "ended FAILED: Export workflow failed: disk quota" in "".join(capfd.readouterr())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_ref_fails_before_anything_starts(quick_exports, run_dag, tmp_path, capfd):
+    out = tmp_path / "x.zip"
+    dag_run = run_dag(
+        "export_dags.py",
+        "export_polling_dag",
+        run_conf={"out": str(out), "ref": "ffffffff-0000-4000-8000-00000000000f"},
+    )
+    assert task_states(dag_run) == {"export[-1]": "failed"}
+    assert "no entity with reference 'ffffffff-0000-4000-8000-00000000000f'" in "".join(capfd.readouterr())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unzip_to_unpacks_the_verified_export(quick_exports, run_dag, tmp_path):
+    out, unpacked = tmp_path / "maps.zip", tmp_path / "unpacked"
+    dag_run = run_dag(
+        "export_dags.py", "export_polling_dag", run_conf={"out": str(out), "ref": MAPS_FOLDER, "unzip": str(unpacked)}
+    )
+    assert task_states(dag_run) == {"export[-1]": "success"}
+    assert len(list(unpacked.rglob("*.pax.zip"))) == 4
+
+
+class FakeTaskInstance:
+    """Just what the operator reads from the context: its identity, and somewhere to push XComs."""
+
+    dag_id, task_id, run_id, map_index = "nightly_export", "export", "scheduled__2026-11-25", -1
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcoms[key] = value
+
+
+def test_a_retry_adopts_the_export_the_first_try_started(quick_exports, tmp_path):
+    from airflow_provider_preservica.operators.export import PreservicaExportOperator
+
+    quick_exports.state.update_config({"export_seconds": 1})
+    context = {"ti": FakeTaskInstance()}
+    out = tmp_path / "maps.zip"
+    common = {
+        "task_id": "export",
+        "entity_ref": MAPS_FOLDER,
+        "destination": str(out),
+        "min_free_bytes": 0,
+        "poll_interval": 0.2,
+        "deferrable": False,
+    }
+    first_try = PreservicaExportOperator(wait_for_completion=False, **common)  # submits, then "dies"
+    token = first_try.execute(context)["progress_token"]
+
+    result = PreservicaExportOperator(**common).execute(context)  # the retry
+
+    assert result["progress_token"] == token
+    export_requests = {
+        k: n
+        for k, n in quick_exports.state.stats()["requests"].items()
+        if k.startswith("POST ") and k.endswith("/exports")
+    }
+    assert sum(export_requests.values()) == 1, export_requests
+    assert out.exists() and result["bytes"] == out.stat().st_size
