@@ -109,7 +109,6 @@ class PreservicaExportOperator(BaseOperator):
                     what="export",
                 ),
                 method_name="execute_complete",
-                kwargs={"batch_id": batch_id},
             )
         try:
             wait_for_progress(

@@ -19,6 +19,8 @@ from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
+REPORT_STATE_KEY = "ingest_report_state"
+
 
 class PreservicaIngestOperator(BaseOperator):
     """Ingest ``source`` into folder ``parent_ref``; nothing is ingested twice, nothing reported done too early.
@@ -134,6 +136,8 @@ class PreservicaIngestOperator(BaseOperator):
         assert report.progress_token is not None
         if progress is None or not progress.finished:
             if self.deferrable:
+                # The report rides in an XCom of this try: ``dag.test()`` drops defer kwargs.
+                context["ti"].xcom_push(key=REPORT_STATE_KEY, value=report.to_state())
                 self.defer(
                     trigger=PreservicaProgressTrigger(
                         preservica_conn_id=self.preservica_conn_id,
@@ -142,7 +146,6 @@ class PreservicaIngestOperator(BaseOperator):
                         end_time=time.time() + self.timeout,
                     ),
                     method_name="execute_complete",
-                    kwargs={"report": report.to_state()},
                 )
             try:
                 progress = wait_for_progress(
@@ -152,11 +155,14 @@ class PreservicaIngestOperator(BaseOperator):
                 raise AirflowException(str(exc)) from None
         return self._finish(runner, registry, progress)
 
-    def execute_complete(
-        self, context: Any, event: dict[str, Any] | None = None, report: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
-        restored = IngestReport.from_state(report or {"batch_id": "?", "parent_ref": self.parent_ref})
+        state = context["ti"].xcom_pull(task_ids=self.task_id, key=REPORT_STATE_KEY)
+        restored = (
+            IngestReport.from_state(state)
+            if isinstance(state, dict)
+            else IngestReport(batch_id=self._batch_id(context), parent_ref=self.parent_ref)
+        )
         if event.get("status") == "timeout":
             raise AirflowException(event.get("message", "timed out"))
         if event.get("status") != "finished":
