@@ -64,3 +64,30 @@ def test_search_report_example(small_repository, example_home, tmp_path):
         "b0000000-0000-4000-8000-000000000003",
         "b0000000-0000-4000-8000-000000000002",
     ]
+
+
+def test_nightly_ingest_example(quick_ingest_sandbox, example_home, tmp_path):
+    import datetime
+
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    landing = tmp_path / "landing" / today
+    landing.mkdir(parents=True)
+    for index in range(3):
+        (landing / f"letter-{index}.pdf").write_bytes(f"%PDF-1.4 letter {index}".encode() * 50)
+    env = dict(
+        example_home,
+        AIRFLOW_CONN_PRESERVICA_DEFAULT=connection_json(quick_ingest_sandbox),
+        AIRFLOW_VAR_PRESERVICA_LANDING_DIR=str(tmp_path / "landing"),
+        AIRFLOW_VAR_PRESERVICA_REPORTS_DIR=str(tmp_path / "reports"),
+    )
+    output = airflow_dags_test(env, "preservica_nightly_ingest")
+    assert "Ingest COMPLETED: 3 assets created, 0 already present" in output
+    assert (tmp_path / "reports" / f"ingest-{today}.json").exists()
+    output = airflow_dags_test(env, "preservica_nightly_ingest")  # the next night, same files
+    assert "Ingest NOTHING_TO_INGEST: 0 assets created, 3 already present" in output
+
+
+@pytest.fixture
+def quick_ingest_sandbox(sandbox):
+    sandbox.state.update_config({"ingest_seconds": 0.3})
+    return sandbox
