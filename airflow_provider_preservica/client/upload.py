@@ -118,10 +118,10 @@ class PackageUploader:
 
     def _credentials(self) -> dict[str, str]:
         token = self.tokens.get_token()
-        if token.expires_at - time.time() < REFRESH_WHEN_LEFT and token.lifetime > 2 * REFRESH_WHEN_LEFT:
-            self.tokens.invalidate(token)  # do not hand boto3 a token that dies mid-part
+        if token.expires_at - time.time() < min(REFRESH_WHEN_LEFT, token.lifetime / 2):
+            self.tokens.invalidate(token)  # do not hand boto3 a token that may die in the middle of a part
             token = self.tokens.get_token()
-        expiry = max(token.expires_at - min(60.0, token.lifetime / 4), time.time() + 1)
+        expiry = max(token.expires_at - min(REFRESH_WHEN_LEFT, token.lifetime / 2), time.time() + 1)
         return {
             "access_key": token.value,
             "secret_key": "NOT_USED",

@@ -45,14 +45,14 @@ def test_multipart_upload_returns_the_progress_token_and_is_ingested(small_repos
 
 
 def test_an_upload_longer_than_the_token_lifetime_succeeds(small_repository, package):
-    small_repository.state.update_config({"token_lifetime": 3, "ingest_seconds": 0.3})
-    inject(small_repository, kind="latency", route="PUT /api/s3/*", seconds=0.9, count=None)
+    small_repository.state.update_config({"token_lifetime": 6, "ingest_seconds": 0.3})
+    inject(small_repository, kind="latency", route="PUT /api/s3/*", seconds=1.5, count=None)
     hook = PreservicaHook()
     started = time.monotonic()
     result = _uploader(hook, multipart_threshold=5 * MiB, part_size=5 * MiB, max_concurrency=1).upload(
         package, MAPS_FOLDER
     )
-    assert time.monotonic() - started > 3  # the upload outlived the first token
+    assert time.monotonic() - started > 6  # the upload outlived the first token
     assert logins(small_repository) >= 2  # fresh credentials were fetched mid-upload
     assert wait_for_progress(hook.get_conn(), result.progress_token, poll_interval=0.1, timeout=30).succeeded
 
