@@ -16,6 +16,7 @@ from airflow_provider_preservica.auth.sources import settings_from_connection, s
 from airflow_provider_preservica.auth.static import StaticTokenProvider
 from airflow_provider_preservica.auth.stores import VariableTokenStore
 from airflow_provider_preservica.client.entities import EntityService
+from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
 from airflow_provider_preservica.client.transport import HttpTransport
@@ -120,6 +121,10 @@ class PreservicaHook(BaseHook):
         """Entity API: ``get``, ``children``, ``find_by_identifier``, ``ensure_folder``, ``set_identifier``,
         ``add_metadata`` (XML namespaces follow the server's version)."""
         return EntityService(self.get_conn())
+
+    def download_asset(self, ref: str, destination: str | os.PathLike[str]) -> Download:
+        """Download an asset's access copy (its preservation copy when it has none), resuming after drops."""
+        return download_to(self.get_conn(), f"/api/content/download?id=sdb:IO|{ref}", destination)
 
     # -- content API -------------------------------------------------------------------------
     def search(

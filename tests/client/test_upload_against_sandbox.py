@@ -60,3 +60,24 @@ def test_an_upload_longer_than_the_token_lifetime_succeeds(small_repository, pac
 def test_upload_without_a_tenant_says_what_to_set(sandbox):
     with pytest.raises(PreservicaError, match="tenant"):
         PackageUploader("http://127.0.0.1:1", None, None)  # type: ignore[arg-type]
+
+
+def test_ingested_asset_downloads_byte_identical_and_resumes(small_repository, tmp_path):
+    from airflow_provider_preservica.client.search import SearchQuery
+
+    small_repository.state.update_config({"ingest_seconds": 0.2})
+    source = tmp_path / "one-file"
+    source.mkdir()
+    original = os.urandom(3 * MiB)
+    (source / "scan.tif").write_bytes(original)
+    package = build_opex_package(source, tmp_path / "pkg", security_tag="open").package_path
+    hook = PreservicaHook()
+    result = _uploader(hook).upload(package, MAPS_FOLDER)
+    assert wait_for_progress(hook.get_conn(), result.progress_token, poll_interval=0.1, timeout=30).succeeded
+    [hit] = list(hook.search(SearchQuery(text="scan.tif", filters={"xip.document_type": "IO"})))
+    inject(small_repository, kind="drop_after_bytes", route="GET /api/content/download", bytes=100_000, count=1)
+
+    download = hook.download_asset(hit.reference, tmp_path / "scan-copy.tif")
+
+    assert (tmp_path / "scan-copy.tif").read_bytes() == original
+    assert download.resumes == 1 and download.bytes == len(original)
