@@ -34,6 +34,20 @@ class Entity:
 
 
 @dataclass(frozen=True)
+class Bitstream:
+    filename: str
+    size: int
+    fixities: dict[str, str]  # algorithm as Preservica names it (``SHA256``, ``SHA-256``...) -> hex
+
+    def fixity(self, algorithm: str) -> str | None:
+        wanted = algorithm.replace("-", "").upper()
+        for name, value in self.fixities.items():
+            if name.replace("-", "").upper() == wanted:
+                return value.lower()
+        return None
+
+
+@dataclass(frozen=True)
 class Identifier:
     api_id: str
     type: str
@@ -113,6 +127,36 @@ class EntityService:
             next_link = root.find(f".//{{{self.ns.entity}}}Paging/{{{self.ns.entity}}}Next")
             url = (next_link.text or "").strip() if next_link is not None else None
             params = None  # the Next URL carries its own start/max
+
+    def bitstreams(self, asset_ref: str, representation_type: str = "Preservation") -> list[Bitstream]:
+        """Every bitstream of the asset's representations of that type, walking the structure API."""
+        found: list[Bitstream] = []
+        root = self.client.get_xml(f"/api/entity/information-objects/{asset_ref}/representations")
+        for representation in root.iter(f"{{{self.ns.entity}}}Representation"):
+            if representation.get("type") != representation_type or not representation.text:
+                continue
+            detail = self.client.get_xml(representation.text.strip())
+            for co in detail.iter(f"{{{self.ns.xip}}}ContentObject"):
+                if not co.text or len(co):
+                    continue
+                generations = self.client.get_xml(f"/api/entity/content-objects/{co.text.strip()}/generations")
+                for generation in generations.iter(f"{{{self.ns.entity}}}Generation"):
+                    generation_xml = self.client.get_xml((generation.text or "").strip())
+                    for link in generation_xml.iter(f"{{{self.ns.entity}}}Bitstream"):
+                        found.append(self._bitstream((link.text or "").strip()))
+        return found
+
+    def _bitstream(self, url: str) -> Bitstream:
+        root = self.client.get_xml(url)
+        element = root.find(f".//{{{self.ns.xip}}}Bitstream")
+        if element is None:
+            raise PreservicaHTTPError(200, "GET", url, "no Bitstream in the response")
+        fixities = {
+            _child_text(f, "FixityAlgorithmRef"): _child_text(f, "FixityValue")
+            for f in element.iter(f"{{{self.ns.xip}}}Fixity")
+        }
+        size_text = _child_text(element, "FileSize")
+        return Bitstream(_child_text(element, "Filename"), int(size_text or 0), fixities)
 
     def find_by_identifier(self, identifier_type: str, value: str) -> list[Entity]:
         root = self.client.get_xml(

@@ -26,11 +26,14 @@ class IngestReport:
     adopted: bool = False
     upload_seconds: float | None = None
     sent_source_ids: list[str] = field(default_factory=list)
+    expected_fixity: dict[str, list[str]] = field(default_factory=dict)  # SourceID -> [filename, algorithm, hex]
+    verified: int = 0
 
     def to_xcom(self) -> dict[str, Any]:
         """Small whatever the batch size: counts, the token, and at most a few refs and messages."""
         data = asdict(self)
         data.pop("sent_source_ids")
+        data.pop("expected_fixity")
         data["skipped_existing"] = len(self.skipped_existing)
         data["created_refs"] = self.created_refs[:XCOM_LIST_LIMIT]
         data["created_count"] = len(self.created_refs)
@@ -55,6 +58,7 @@ class IngestReport:
             f"  package         : {self.package or '-'} ({self.package_bytes / 1048576:.1f} MiB, "
             f"{self.assets_sent} assets)",
             f"  already present : {len(self.skipped_existing)} assets skipped by SourceID",
+            f"  verified        : {self.verified} assets have the fixity the manifest promised",
         ]
         lines += [f"  warning         : {w}" for w in self.warnings[:XCOM_LIST_LIMIT]]
         lines += [f"  error           : {e}" for e in self.errors[:XCOM_LIST_LIMIT]]

@@ -39,6 +39,7 @@ class IngestRunner:
         source_id_namespace: str | None = None,
         work_dir: str | None = None,
         metadata: Any = None,
+        verify: bool = True,
     ) -> None:
         self.entities = entities
         self.uploader = uploader
@@ -49,6 +50,7 @@ class IngestRunner:
         self.source_id_namespace = source_id_namespace
         self.work_dir = work_dir
         self.metadata = metadata
+        self.verify = verify
 
     def prepare(self, source: str | os.PathLike[str]) -> Path | None:
         """The file to upload, or ``None`` when every asset is already in Preservica."""
@@ -97,6 +99,10 @@ class IngestRunner:
         self.report.package_bytes = manifest.zip_size or 0
         self.report.assets_sent = manifest.asset_count
         self.report.sent_source_ids = [asset.source_id for asset in manifest.assets]
+        self.report.expected_fixity = {
+            asset.source_id: [asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or ""]
+            for asset in manifest.assets
+        }
         self.report.warnings.extend(str(w.problem if hasattr(w, "problem") else w) for w in manifest.warnings)
         log.info(
             "Built OPEX package %s: %d assets, %.1f MiB, %s fixity, in %.1f s",
@@ -107,6 +113,22 @@ class IngestRunner:
             time.monotonic() - started,
         )
         return Path(manifest.package_path)
+
+    def _verify_fixity(self, created: dict[str, str]) -> None:
+        """Each asset holds a bitstream with the name and fixity its sidecar promised."""
+        for source_id, ref in created.items():
+            expected = self.report.expected_fixity.get(source_id)
+            if not expected:
+                continue
+            filename, algorithm, value = expected
+            stored = [b for b in self.entities.bitstreams(ref) if b.filename == filename]
+            actual = stored[0].fixity(algorithm) if stored else None
+            if actual is None:
+                self.report.errors.append(f"{filename} ({ref}): no {algorithm} fixity stored in Preservica")
+            elif actual != value.lower():
+                self.report.errors.append(f"{filename} ({ref}): {algorithm} {actual} in Preservica, {value} sent")
+            else:
+                self.report.verified += 1
 
     def submit(self, package: Path, parent_ref: str, key: str) -> UploadResult:
         result = self.uploader.upload(package, parent_ref, key=key)
@@ -123,6 +145,8 @@ class IngestRunner:
         if progress.succeeded and self.report.sent_source_ids:
             created = existing_source_ids(self.entities, self.report.sent_source_ids, SOURCE_ID_IDENTIFIER)
             self.report.created_refs = sorted(created.values())
+            if self.verify:
+                self._verify_fixity(created)
             missing = len(self.report.sent_source_ids) - len(created)
             if missing:
                 self.report.errors.append(

@@ -35,6 +35,7 @@ class PreservicaIngestOperator(BaseOperator):
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param poll_interval: seconds between progress checks.
     :param timeout: seconds to wait for the outcome before failing (the message names the progress token).
+    :param verify: after success, check that every asset sent holds the fixity its manifest promised.
     """
 
     template_fields: Sequence[str] = (
@@ -64,6 +65,7 @@ class PreservicaIngestOperator(BaseOperator):
         timeout: float = 6 * 3600.0,
         work_dir: str | None = None,
         upload_concurrency: int = 4,
+        verify: bool = True,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -81,6 +83,7 @@ class PreservicaIngestOperator(BaseOperator):
         self.timeout = timeout
         self.work_dir = work_dir
         self.upload_concurrency = upload_concurrency
+        self.verify = verify
         self.preservica_conn_id = preservica_conn_id
 
     # -- helpers ---------------------------------------------------------------------------
@@ -108,6 +111,7 @@ class PreservicaIngestOperator(BaseOperator):
             skip_existing=self.skip_existing,
             source_id_namespace=self.source_id_namespace,
             work_dir=self.work_dir,
+            verify=self.verify,
         )
 
     # -- execution -------------------------------------------------------------------------

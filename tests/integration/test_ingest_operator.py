@@ -43,7 +43,7 @@ def test_ingest_builds_uploads_waits_and_reports(quick_ingests, run_dag, tmp_pat
     assert task_states(dag_run) == {"ingest[-1]": "success"}
     report = _report(dag_run)
     assert report["state"] == "COMPLETED" and report["assets_sent"] == 3 and report["created_count"] == 3
-    assert report["progress_token"] and report["errors"] == []
+    assert report["progress_token"] and report["errors"] == [] and report["verified"] == 3
     hits = list(
         PreservicaHook().search(
             SearchQuery(
