@@ -24,9 +24,8 @@ from airflow_provider_preservica.exceptions import PreservicaConfigError, Preser
 
 
 def _connection_missing(exc: Exception) -> bool:
-    return type(exc).__name__ in ("AirflowNotFoundException", "ConnectionNotFound") or (
-        "isn't defined" in str(exc) or "not found" in str(exc).lower()
-    )
+    """Airflow says "not defined" with ``AirflowNotFoundException`` (task SDK and core alike)."""
+    return any(cls.__name__ == "AirflowNotFoundException" for cls in type(exc).__mro__) or "isn't defined" in str(exc)
 
 
 class PreservicaHook(BaseHook):
