@@ -41,17 +41,28 @@ import tempfile
 import textwrap
 import time
 import urllib.request
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common import (
+    _busy,
+    _cpu_busy,
+    _curl_version,
+    _fail,
+    _finished,
+    _mb,
+    _requests_delta,
+    _reset_hwm,
+    _spawn,
+    _status_kb,
+)
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 CONN_ID = "preservica_default"
 USER = {"name": "bench", "password": "bench-pw-123", "tenant": "BENCH"}
 MiB = 1024 * 1024
-STATUS_NS = "{http://status.preservica.com}"
 PACKAGE_NAME = "export-bench-package"
 SANDBOX_SECONDS = 0.2  # ingest_seconds and export_seconds: the floor the sandbox's emulation waits
 TIME = shutil.which("time", path="/usr/bin:/bin")  # GNU time, for curl's peak RSS
@@ -157,24 +168,6 @@ IMPORTS = {
     "pypreservica": ["pyPreservica"],
     "verify": ["airflow_provider_preservica.packaging.verify"],
 }
-
-
-def _status_kb(name: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{name} not in /proc/self/status")
-
-
-def _reset_hwm() -> bool:
-    """Set VmHWM to the current RSS (Linux: ``echo 5 > /proc/self/clear_refs``); False when refused."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def _child(spec_path: str) -> int:
@@ -304,15 +297,6 @@ def _point_at(base_url: str) -> dict[str, str]:
     }
 
 
-def _finished(client: Any, token: str) -> tuple[str, float]:
-    """Status and the ``Finished`` time (epoch seconds) of a progress token."""
-    root = client.get_xml(f"/api/entity/progress/{token}")
-    status = (root.findtext(f".//{STATUS_NS}Status") or "").strip()
-    text = (root.findtext(f".//{STATUS_NS}Finished") or "").strip()
-    moment = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
-    return status, moment.timestamp()
-
-
 def _sha256(path: Path) -> str:
     """SHA-256 with ``openssl dgst`` (not our code, and as fast as hashlib here)."""
     done = subprocess.run(["openssl", "dgst", "-sha256", "-r", str(path)], capture_output=True, text=True)
@@ -394,19 +378,6 @@ def _set_up(sandbox: SandboxProcess, tmp: Path, size_mb: int) -> Setup:
     )
 
 
-def _spawn(command: list[str], log_path: Path, cwd: Path | None = None) -> tuple[int, float]:
-    """Run ``command`` with its output in ``log_path``; returns exit code and wall seconds."""
-    started = time.perf_counter()
-    with log_path.open("wb") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd).returncode
-    return code, time.perf_counter() - started
-
-
-def _fail(what: str, code: int, log_path: Path) -> RuntimeError:
-    sys.stderr.write(log_path.read_text(encoding="utf-8", errors="replace")[-4000:])
-    return RuntimeError(f"{what} failed with exit code {code} (log {log_path})")
-
-
 def _run_python(method: str, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
     spec_path = tmp / f"{method}.spec.json"
     result_path = tmp / f"{method}.result.json"
@@ -435,12 +406,6 @@ def _run_curl(url: str, token: str, dest: Path, tmp: Path) -> dict[str, Any]:
     peak_kb = int(usage[0]) if usage else None
     cpu_s = float(usage[1]) + float(usage[2]) if usage else None
     return {"seconds": wall, "wall_s": wall, "peak_kb": peak_kb, "cpu_s": cpu_s, "path": str(dest)}
-
-
-def _requests_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    delta = Counter(after)
-    delta.subtract(before)
-    return {route: n for route, n in sorted(delta.items()) if n}
 
 
 def _measure(
@@ -498,26 +463,6 @@ def _measure(
     return result
 
 
-def _curl_version() -> str:
-    done = subprocess.run(["curl", "--version"], capture_output=True, text=True)
-    return done.stdout.split()[1] if done.returncode == 0 and done.stdout else "?"
-
-
-def _cpu_busy(seconds: float = 1.0) -> float:
-    """Share of all CPUs' time spent busy (not idle, not waiting for I/O) over ``seconds``, from /proc/stat."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        return sum(values), values[3] + values[4]
-
-    total, idle = sample()
-    time.sleep(seconds)
-    total_after, idle_after = sample()
-    elapsed = total_after - total
-    return 1.0 - (idle_after - idle) / elapsed if elapsed else 0.0
-
-
 def _machine(busy_at_start: float) -> dict[str, Any]:
     """Versions and the machine; ``busy_at_start`` = CPU share other processes used just before the run."""
     import airflow
@@ -544,14 +489,6 @@ def _ratio(numerator: float | None, denominator: float | None) -> str:
     if numerator is None or not denominator:
         return "n/a"
     return f"{numerator / denominator:.3g}"
-
-
-def _busy(client_cpu: float, sandbox_cpu: float, seconds: float, cpus: int) -> float:
-    return (client_cpu + sandbox_cpu) / (cpus * seconds) if seconds else 0.0
-
-
-def _mb(value: float | None, width: int) -> str:
-    return f"{value:>{width}.1f}" if value is not None else f"{'n/a':>{width}}"
 
 
 def _goal(met: bool) -> str:

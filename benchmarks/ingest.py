@@ -50,17 +50,28 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common import (
+    _busy,
+    _cpu_busy,
+    _curl_version,
+    _fail,
+    _finished,
+    _mb,
+    _requests_delta,
+    _reset_hwm,
+    _spawn,
+    _status_kb,
+)
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 CONN_ID = "preservica_default"
 USER = {"name": "bench", "password": "bench-pw-123", "tenant": "BENCH"}
 MiB = 1024 * 1024
-STATUS_NS = "{http://status.preservica.com}"
 PACKAGE_NAME = "ingest-bench-package"
 INGEST_SECONDS = 0.2
 TIME = shutil.which("time", path="/usr/bin:/bin")  # GNU time, for curl's peak RSS
@@ -174,24 +185,6 @@ IMPORTS = {
     ],
     "pypreservica": ["pyPreservica", "boto3", "boto3.s3.transfer"],
 }
-
-
-def _status_kb(name: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{name} not in /proc/self/status")
-
-
-def _reset_hwm() -> bool:
-    """Set VmHWM to the current RSS (Linux: ``echo 5 > /proc/self/clear_refs``); False when refused."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def _child(spec_path: str) -> int:
@@ -480,19 +473,6 @@ def _build(source: Path, out: Path) -> tuple[BuildResult, Any]:
     return result, manifest
 
 
-def _spawn(command: list[str], log_path: Path, cwd: Path | None = None) -> tuple[int, float]:
-    """Run ``command`` with its output in ``log_path``; returns exit code and wall seconds."""
-    started = time.perf_counter()
-    with log_path.open("wb") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd).returncode
-    return code, time.perf_counter() - started
-
-
-def _fail(what: str, code: int, log_path: Path) -> RuntimeError:
-    sys.stderr.write(log_path.read_text(encoding="utf-8", errors="replace")[-4000:])
-    return RuntimeError(f"{what} failed with exit code {code} (log {log_path})")
-
-
 def _upload_python(method: str, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
     spec_path = tmp / f"upload-{method}.spec.json"
     result_path = tmp / f"upload-{method}.result.json"
@@ -544,15 +524,6 @@ def _upload_curl(spec: dict[str, Any], token: str, bucket: str, tmp: Path) -> di
     }
 
 
-def _finished(client: Any, token: str) -> tuple[str, float]:
-    """Status and the ``Finished`` time (epoch seconds) of a progress token."""
-    root = client.get_xml(f"/api/entity/progress/{token}")
-    status = (root.findtext(f".//{STATUS_NS}Status") or "").strip()
-    text = (root.findtext(f".//{STATUS_NS}Finished") or "").strip()
-    moment = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
-    return status, moment.timestamp()
-
-
 def _check_ingested(hook: Any, folder_ref: str, expected: set[str]) -> None:
     """The method's folder holds the package folder, which holds one asset per file, titled by file name."""
     children = list(hook.entities.children(folder_ref))
@@ -565,17 +536,6 @@ def _check_ingested(hook: Any, folder_ref: str, expected: set[str]) -> None:
         raise RuntimeError(f"{PACKAGE_NAME}: {len(assets)} children {sorted(titles)}, expected {sorted(expected)}")
 
 
-def _requests_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    delta = Counter(after)
-    delta.subtract(before)
-    return {route: n for route, n in sorted(delta.items()) if n}
-
-
-def _curl_version() -> str:
-    done = subprocess.run(["curl", "--version"], capture_output=True, text=True)
-    return done.stdout.split()[1] if done.returncode == 0 and done.stdout else "?"
-
-
 def _sha256sum_kind() -> str:
     """Whether coreutils' sha256sum uses OpenSSL's SHA-256 (linked to libcrypto) or its own portable code."""
     path = shutil.which("sha256sum")
@@ -585,21 +545,6 @@ def _sha256sum_kind() -> str:
     if "libcrypto" in done.stdout:
         return "coreutils linked to OpenSSL's libcrypto"
     return "coreutils' own portable SHA-256 (not linked to libcrypto)"
-
-
-def _cpu_busy(seconds: float = 1.0) -> float:
-    """Share of all CPUs' time spent busy (not idle, not waiting for I/O) over ``seconds``, from /proc/stat."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        return sum(values), values[3] + values[4]
-
-    total, idle = sample()
-    time.sleep(seconds)
-    total_after, idle_after = sample()
-    elapsed = total_after - total
-    return 1.0 - (idle_after - idle) / elapsed if elapsed else 0.0
 
 
 def _machine(busy_at_start: float) -> dict[str, Any]:
@@ -631,14 +576,6 @@ def _ratio(numerator: float | None, denominator: float | None) -> str:
     if numerator is None or not denominator:
         return "n/a"
     return f"{numerator / denominator:.3g}"
-
-
-def _busy(client_cpu: float, sandbox_cpu: float, seconds: float, cpus: int) -> float:
-    return (client_cpu + sandbox_cpu) / (cpus * seconds) if seconds else 0.0
-
-
-def _mb(value: float | None, width: int) -> str:
-    return f"{value:>{width}.1f}" if value is not None else f"{'n/a':>{width}}"
 
 
 def _report(

@@ -38,10 +38,11 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common import _requests_delta, _reset_hwm, _status_kb
 
 HERE = Path(__file__).resolve()
 CONN_ID = "preservica_default"
@@ -177,24 +178,6 @@ IMPORTS = {
 }
 
 
-def _status_kb(name: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{name} not in /proc/self/status")
-
-
-def _reset_hwm() -> bool:
-    """Set VmHWM to the current RSS (Linux: ``echo 5 > /proc/self/clear_refs``); False when refused."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def _child(method: str, page_size: int, out: str, result_path: str, trace: bool) -> int:
     import importlib
 
@@ -310,12 +293,6 @@ def _run_child(method: str, page_size: int, out: Path, tmp: Path, trace: bool) -
         sys.stderr.write(done.stdout + done.stderr)
         raise RuntimeError(f"{method} (page size {page_size}{', traced' if trace else ''}) failed: {done.returncode}")
     return json.loads(result_path.read_text(encoding="utf-8")), wall
-
-
-def _requests_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    delta = Counter(after)
-    delta.subtract(before)
-    return {route: n for route, n in sorted(delta.items()) if n}
 
 
 def _read_report(path: Path) -> tuple[int, set[tuple[str, ...]]]:

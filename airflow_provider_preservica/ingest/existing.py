@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -56,7 +55,3 @@ class WithoutFiles:
 
     def local_path(self, path: str) -> Path | None:
         return self.tree.local_path(path)
-
-
-def as_path(value: str | os.PathLike[str]) -> Path:
-    return Path(value).expanduser()
