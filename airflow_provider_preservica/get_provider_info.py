@@ -92,6 +92,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.triggers.progress"]}
         ],
+        "extra-links": ["airflow_provider_preservica.links.PreservicaEntityLink"],
         "connection-types": [
             {
                 "connection-type": "preservica",

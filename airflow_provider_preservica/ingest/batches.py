@@ -26,6 +26,8 @@ class InFlightIngest:
     key: str
     package_sha256: str | None
     submitted_at: float
+    assets_sent: int = 0
+    package_bytes: int = 0
 
 
 def batch_key(batch_id: str) -> str:

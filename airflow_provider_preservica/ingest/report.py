@@ -15,6 +15,7 @@ class IngestReport:
     batch_id: str
     parent_ref: str
     progress_token: str | None = None
+    upload_key: str | None = None
     state: str = "NOT_SUBMITTED"
     package: str | None = None
     package_bytes: int = 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_preservica.client.entities import EntityService
+from airflow_provider_preservica.client.monitor import ingest_messages
 from airflow_provider_preservica.client.progress import Progress
 from airflow_provider_preservica.client.upload import PackageUploader, UploadResult
 from airflow_provider_preservica.exceptions import PreservicaConfigError
@@ -18,6 +19,7 @@ from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.packaging import (
     LocalSourceTree,
     build_opex_package,
+    hash_files,
     inspect_zip_package,
     scan_source,
     uuid_source_ids,
@@ -130,26 +132,64 @@ class IngestRunner:
             else:
                 self.report.verified += 1
 
+    def expect_from_source(self, source: str | os.PathLike[str]) -> None:
+        """Rebuild what a package of ``source`` promised, for a retry that adopted an ingest it did not build.
+
+        The sources stay in place until verification passes, so hashing them again yields the same SourceIDs
+        and fixity the earlier try put in its manifests. Ready-made zips carry their own promises: nothing to do.
+        """
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            return
+        tree = LocalSourceTree(path)
+        ids = uuid_source_ids(self.source_id_namespace or tree.name)
+        files = scan_source(tree).files
+        fixity = hash_files([tree.local_path(entry.path) for entry in files], self.fixity)
+        self.report.sent_source_ids = [ids(entry.path, False) for entry in files]
+        self.report.expected_fixity = {
+            ids(entry.path, False): [entry.name, self.fixity, fixity[tree.local_path(entry.path)].value(self.fixity)]
+            for entry in files
+        }
+
     def submit(self, package: Path, parent_ref: str, key: str) -> UploadResult:
         result = self.uploader.upload(package, parent_ref, key=key)
         self.report.progress_token = result.progress_token
+        self.report.upload_key = result.key
         self.report.upload_seconds = round(result.seconds, 3)
         self.report.state = "SUBMITTED"
         return result
 
     def record_outcome(self, progress: Progress) -> None:
-        """Final state and messages; on success, the refs Preservica gave the assets we sent."""
-        self.report.state = progress.status
-        self.report.errors.extend(progress.errors)
-        self.report.warnings.extend(progress.warnings)
-        if progress.succeeded and self.report.sent_source_ids:
-            created = existing_source_ids(self.entities, self.report.sent_source_ids, SOURCE_ID_IDENTIFIER)
-            self.report.created_refs = sorted(created.values())
-            if self.verify:
-                self._verify_fixity(created)
-            missing = len(self.report.sent_source_ids) - len(created)
+        """Final state, the server's messages, and on success the refs Preservica gave the assets sent.
+
+        The progress token decides success; the Process Monitor adds per-asset errors and warnings and,
+        for an adopted ingest, the assets it created.
+        """
+        report = self.report
+        report.state = progress.status
+        monitor = ingest_messages(self.entities.client, report.upload_key) if report.upload_key else None
+        _extend_unique(report.errors, progress.errors + (monitor.errors if monitor else []))
+        _extend_unique(report.warnings, progress.warnings + (monitor.warnings if monitor else []))
+        if not progress.succeeded:
+            return
+        found = dict(monitor.created) if monitor else {}
+        if report.sent_source_ids:
+            found.update(existing_source_ids(self.entities, report.sent_source_ids, SOURCE_ID_IDENTIFIER))
+            missing = [s for s in report.sent_source_ids if s not in found]
             if missing:
-                self.report.errors.append(
-                    f"{missing} of {len(self.report.sent_source_ids)} assets sent are not findable by SourceID "
+                report.errors.append(
+                    f"{len(missing)} of {len(report.sent_source_ids)} assets sent are not findable by SourceID "
                     "after Preservica reported success"
                 )
+        # A retry that adopted the ingest expects every file of the source, including those an earlier run
+        # ingested; the Process Monitor knows which ones this ingest created.
+        created = monitor.created if report.adopted and monitor and monitor.found else found
+        report.created_refs = sorted(created.values())
+        if self.verify:
+            self._verify_fixity(found)
+
+
+def _extend_unique(target: list[str], items: list[str]) -> None:
+    for item in items:
+        if item not in target:
+            target.append(item)

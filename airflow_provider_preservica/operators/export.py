@@ -17,6 +17,7 @@ from airflow_provider_preservica.client.progress import RUNNING, read_progress, 
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
+from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
 from airflow_provider_preservica.packaging.verify import require_intact
 from airflow_provider_preservica.storage import check_writable
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
@@ -34,6 +35,7 @@ class PreservicaExportOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("entity_ref", "destination", "unzip_to", "preservica_conn_id")
+    operator_extra_links = (PreservicaEntityLink(),)
 
     def __init__(
         self,
@@ -90,13 +92,19 @@ class PreservicaExportOperator(BaseOperator):
         registry = BatchRegistry()
         batch_id = self._batch_id(context)
         token = self._adopt(hook, registry, batch_id)
+        entity_type = self.entity_type or "SO"
         if token is None:
             entity = hook.entities.get(self.entity_ref, self.entity_type)  # type: ignore[arg-type]
+            entity_type = entity.entity_type
             token = start_export(hook.get_conn(), hook.entities.ns, entity.ref, entity.entity_type, self.options)
             registry.save(InFlightIngest(batch_id, token, self.destination, None, time.time()))
             self.log.info("Export of %s %r started: progress token %s", entity.entity_type, entity.title, token)
         context["ti"].xcom_push(key="progress_token", value=token)
         context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
+        context["ti"].xcom_push(
+            key=ENTITY_URL_XCOM_KEY,
+            value=explorer_url(hook.settings.base_url, self.entity_ref, entity_type),
+        )
         if not self.wait_for_completion:
             return {"progress_token": token}
         if self.deferrable and not read_progress(hook.get_conn(), token).finished:

@@ -17,6 +17,7 @@ from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
+from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
 REPORT_STATE_KEY = "ingest_report_state"
@@ -48,6 +49,7 @@ class PreservicaIngestOperator(BaseOperator):
         "preservica_conn_id",
     )
     ui_color = "#d5f0d0"
+    operator_extra_links = (PreservicaEntityLink(),)
 
     def __init__(
         self,
@@ -121,7 +123,10 @@ class PreservicaIngestOperator(BaseOperator):
         report = IngestReport(batch_id=batch_id, parent_ref=self.parent_ref)
         runner = self._runner(hook, report)
         registry = BatchRegistry()
+        context["ti"].xcom_push(key=ENTITY_URL_XCOM_KEY, value=explorer_url(hook.settings.base_url, self.parent_ref))
         progress = self._adopt(hook, registry, report)
+        if report.adopted:
+            runner.expect_from_source(self.source)
         if report.progress_token is None:
             package = runner.prepare(self.source)
             if package is None:
@@ -132,7 +137,17 @@ class PreservicaIngestOperator(BaseOperator):
                 return report.to_xcom()
             key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
             upload = runner.submit(package, self.parent_ref, key)
-            registry.save(InFlightIngest(batch_id, upload.progress_token, upload.key, None, time.time()))
+            registry.save(
+                InFlightIngest(
+                    batch_id,
+                    upload.progress_token,
+                    upload.key,
+                    None,
+                    time.time(),
+                    assets_sent=report.assets_sent,
+                    package_bytes=report.package_bytes,
+                )
+            )
         context["ti"].xcom_push(key="progress_token", value=report.progress_token)
         context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
         if not self.wait_for_completion:
@@ -195,6 +210,9 @@ class PreservicaIngestOperator(BaseOperator):
                 progress.status,
             )
             report.progress_token = record.progress_token
+            report.upload_key = record.key
+            report.assets_sent = record.assets_sent
+            report.package_bytes = record.package_bytes
             report.adopted = True
             report.state = progress.status
             return progress

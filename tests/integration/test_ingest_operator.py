@@ -43,6 +43,9 @@ def test_ingest_builds_uploads_waits_and_reports(quick_ingests, run_dag, tmp_pat
     assert task_states(dag_run) == {"ingest[-1]": "success"}
     report = _report(dag_run)
     assert report["state"] == "COMPLETED" and report["assets_sent"] == 3 and report["created_count"] == 3
+    ti = dag_run.get_task_instance("ingest")
+    link = ti.xcom_pull(task_ids="ingest", key="_link_PreservicaEntityLink")
+    assert link == f"{quick_ingests.base_url}/explorer/explorer.html#properties:SO_{MAPS_FOLDER}"
     assert report["progress_token"] and report["errors"] == [] and report["verified"] == 3
     hits = list(
         PreservicaHook().search(
@@ -158,7 +161,42 @@ def test_a_retry_adopts_the_ingest_the_first_try_started(quick_ingests, tmp_path
     report = PreservicaIngestOperator(**common).execute(context)  # the retry
 
     assert report["progress_token"] == token and report["adopted"] and report["state"] == "COMPLETED"
+    # The retry knows what the first try created (from the Process Monitor) and verifies its fixity.
+    assert report["created_count"] == 3 and report["verified"] == 3 and report["errors"] == []
     uploads = {k: n for k, n in quick_ingests.state.stats()["requests"].items() if k.startswith("PUT /api/s3")}
     assert sum(uploads.values()) == 1, uploads
     assets = list(PreservicaHook().search(SearchQuery(text="scan", filters={"xip.document_type": "IO"})))
     assert len(assets) == 3
+
+
+def _tampered_package(batch, out, victim):
+    """An OPEX zip whose ``victim`` file no longer matches the fixity its sidecar declares."""
+    import zipfile
+
+    from airflow_provider_preservica.packaging import build_opex_package
+
+    manifest = build_opex_package(batch, out, security_tag="open", package_name=batch.name)
+    tampered = out / "tampered.zip"
+    with zipfile.ZipFile(manifest.package_path) as original, zipfile.ZipFile(tampered, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item)
+            copy.writestr(item, b"bit rot" + data[7:] if item.filename.endswith(victim) else data)
+    return tampered
+
+
+def test_a_fixity_mismatch_fails_the_task_naming_the_asset(quick_ingests, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from tests.integration.test_export_operator import FakeTaskInstance
+
+    batch, _ = make_batch(tmp_path)
+    package = _tampered_package(batch, tmp_path / "out", "scan-001.tif")
+    operator = PreservicaIngestOperator(
+        task_id="ingest", source=str(package), parent_ref=MAPS_FOLDER, poll_interval=0.2, deferrable=False
+    )
+
+    with pytest.raises(AirflowFailException, match=r"ended (FAILED|FINISHED_MIXED_OUTCOME)") as failure:
+        operator.execute({"ti": FakeTaskInstance()})
+
+    assert "letters/scan-001.tif: SHA-256 fixity mismatch" in str(failure.value)
