@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,3 +67,40 @@ def atomic_output(destination: str, mode: str = "w", **open_kwargs: Any) -> Iter
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()
         raise
+
+
+COPY_CHUNK = 8 * 1024 * 1024
+
+
+def publish_file(local: str | os.PathLike[str], destination: str) -> None:
+    """Copy a finished local file to ``destination`` (a path or an object-storage URL), streaming."""
+    with open(local, "rb") as source, atomic_output(destination, "wb") as target:
+        shutil.copyfileobj(source, target, COPY_CHUNK)
+
+
+def fetch_to_local(url: str, into: str | os.PathLike[str]) -> Path:
+    """Copy the file or folder at object-storage ``url`` under local folder ``into``, file by file.
+
+    The copy keeps the remote name and relative paths, so SourceIDs derived from them are the same on
+    every try. Empty remote "folders" (prefixes) do not exist in object stores and are not recreated.
+    """
+    root = _object_path(url)
+    if not root.exists():
+        raise PreservicaConfigError(f"ingest source {url!r} does not exist (or this worker cannot see it)")
+    target = Path(into) / root.name
+    if root.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _copy_object(root, target)
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for remote in root.rglob("*"):
+        if remote.is_file():
+            local = target / str(remote.relative_to(root))
+            local.parent.mkdir(parents=True, exist_ok=True)
+            _copy_object(remote, local)
+    return target
+
+
+def _copy_object(remote: Any, local: Path) -> None:
+    with remote.open("rb") as source, local.open("wb") as target:
+        shutil.copyfileobj(source, target, COPY_CHUNK)

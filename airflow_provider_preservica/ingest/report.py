@@ -58,6 +58,7 @@ class IngestReport:
             f"  progress token  : {self.progress_token or '-'}{adopted}",
             f"  package         : {self.package or '-'} ({self.package_bytes / 1048576:.1f} MiB, "
             f"{self.assets_sent} assets)",
+            f"  created         : {len(self.created_refs)} assets",
             f"  already present : {len(self.skipped_existing)} assets skipped by SourceID",
             f"  verified        : {self.verified} assets have the fixity the manifest promised",
         ]

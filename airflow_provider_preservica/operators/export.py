@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -19,12 +20,16 @@ from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
 from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
 from airflow_provider_preservica.packaging.verify import require_intact
-from airflow_provider_preservica.storage import check_writable
+from airflow_provider_preservica.storage import check_writable, is_url, publish_file
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
 
 class PreservicaExportOperator(BaseOperator):
     """Export ``entity_ref`` (folder or asset) to the zip file ``destination``.
+
+    ``destination`` is a local path or an ``ObjectStoragePath`` URL (``s3://``, ``gs://``, ``file://``...). The zip
+    is downloaded locally first (resuming with HTTP Range after a dropped connection), verified, and only then
+    moved or copied under its final name, so a partial or corrupt export never appears there.
 
     :param entity_type: ``SO`` or ``IO``; looked up when omitted.
     :param include_content: ``Content`` or ``NoContent``.
@@ -75,14 +80,20 @@ class PreservicaExportOperator(BaseOperator):
         ti = context["ti"]
         return f"export/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/{self.entity_ref}"
 
+    def _download_dir(self) -> Path:
+        """Where the zip is downloaded (resumably, with Range): next to a local destination, else a temp dir."""
+        if is_url(self.destination):
+            return Path(tempfile.gettempdir())
+        return Path(self.destination).expanduser().resolve().parent
+
     def _preflight(self) -> None:
-        if "://" in self.destination:
-            raise AirflowFailException("destination must be a local path for now (downloads resume with Range)")
         check_writable(self.destination)
-        free = shutil.disk_usage(Path(self.destination).expanduser().resolve().parent).free
+        if self.unzip_to and is_url(self.unzip_to):
+            raise AirflowFailException(f"unzip_to must be a local folder, not {self.unzip_to!r}")
+        free = shutil.disk_usage(self._download_dir()).free
         if free < self.min_free_bytes:
             raise AirflowFailException(
-                f"only {free / 1048576:.0f} MiB free next to {self.destination}; need at least "
+                f"only {free / 1048576:.0f} MiB free in {self._download_dir()}; need at least "
                 f"{self.min_free_bytes / 1048576:.0f} MiB (min_free_bytes)"
             )
 
@@ -155,7 +166,9 @@ class PreservicaExportOperator(BaseOperator):
                 f"Preservica export {token} ended {progress.status}: "
                 + ("; ".join(progress.errors[:5]) or "no error details returned")
             )
-        download = download_to(hook.get_conn(), f"/api/entity/actions/exports/{token}/content", self.destination)
+        remote = is_url(self.destination)
+        local_target = str(self._download_dir() / f"preservica-export-{token}.zip") if remote else str(self.destination)
+        download = download_to(hook.get_conn(), f"/api/entity/actions/exports/{token}/content", local_target)
         result: dict[str, Any] = {
             "progress_token": token,
             "path": download.path,
@@ -176,8 +189,13 @@ class PreservicaExportOperator(BaseOperator):
             with zipfile.ZipFile(download.path) as archive:
                 archive.extractall(target)
             result["unzipped_to"] = str(target)
+        if remote:
+            self.log.info("Copying the verified export to %s", self.destination)
+            publish_file(download.path, self.destination)
+            Path(download.path).unlink(missing_ok=True)
+            result["path"] = self.destination
         registry.forget(batch_id)
         self.log.info(
-            "Export %s: %s (%s bytes, sha256 %s)", token, download.path, f"{download.bytes:,}", download.sha256
+            "Export %s: %s (%s bytes, sha256 %s)", token, result["path"], f"{download.bytes:,}", download.sha256
         )
         return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIn
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
+from airflow_provider_preservica.storage import fetch_to_local, is_url
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
 REPORT_STATE_KEY = "ingest_report_state"
@@ -26,7 +29,8 @@ REPORT_STATE_KEY = "ingest_report_state"
 class PreservicaIngestOperator(BaseOperator):
     """Ingest ``source`` into folder ``parent_ref``; nothing is ingested twice, nothing reported done too early.
 
-    :param source: a local folder (packaged as OPEX with fixity) or a ready-made zip (XIP SIP or zipped OPEX).
+    :param source: a folder (packaged as OPEX with fixity) or a ready-made zip (XIP SIP or zipped OPEX), as a
+        local path or an ``ObjectStoragePath`` URL (``s3://``, ``gs://``, ``file://``...), copied locally first.
     :param parent_ref: the Preservica folder that receives the package.
     :param security_tag: tag for every folder and asset built from a folder; required (no silent ``open``).
     :param batch_id: identifies this delivery; a retry with the same id adopts the ingest in flight.
@@ -118,6 +122,19 @@ class PreservicaIngestOperator(BaseOperator):
 
     # -- execution -------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
+        if not is_url(self.source):
+            return self._execute(context, self.source)
+        # An object-storage source is copied to local disk first: hashing, packaging and a retry's
+        # re-check all read it, and the copy keeps names (hence SourceIDs) stable between tries.
+        staging = tempfile.mkdtemp(prefix="preservica-source-", dir=self.work_dir)
+        try:
+            local = fetch_to_local(self.source, staging)
+            self.log.info("Copied ingest source %s to %s", self.source, local)
+            return self._execute(context, str(local))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _execute(self, context: Any, source: str) -> dict[str, Any]:
         hook = PreservicaHook(self.preservica_conn_id)
         batch_id = self._batch_id(context)
         report = IngestReport(batch_id=batch_id, parent_ref=self.parent_ref)
@@ -126,9 +143,9 @@ class PreservicaIngestOperator(BaseOperator):
         context["ti"].xcom_push(key=ENTITY_URL_XCOM_KEY, value=explorer_url(hook.settings.base_url, self.parent_ref))
         progress = self._adopt(hook, registry, report)
         if report.adopted:
-            runner.expect_from_source(self.source)
+            runner.expect_from_source(source)
         if report.progress_token is None:
-            package = runner.prepare(self.source)
+            package = runner.prepare(source)
             if package is None:
                 self.log.info(
                     "Nothing to ingest: all %d assets are already in Preservica", len(report.skipped_existing)

@@ -39,6 +39,21 @@ def test_export_downloads_verifies_and_reports(quick_exports, run_dag, tmp_path,
     assert list(tmp_path.iterdir()) == [out]
 
 
+def test_export_to_an_object_storage_url(quick_exports, run_dag, tmp_path):
+    exports = tmp_path / "bucket" / "exports"
+    exports.mkdir(parents=True)
+    url = f"file://{exports}/maps.zip"
+    dag_run = run_dag("export_dags.py", "export_polling_dag", run_conf={"out": url, "ref": MAPS_FOLDER})
+
+    assert task_states(dag_run) == {"export[-1]": "success"}
+    result = _xcom(dag_run)
+    landed = exports / "maps.zip"
+    assert result["path"] == url and result["sha256"] == hashlib.sha256(landed.read_bytes()).hexdigest()
+    assert list(exports.iterdir()) == [landed]  # no partial or temporary file left beside it
+    link = dag_run.get_task_instance("export").xcom_pull(task_ids="export", key="_link_PreservicaEntityLink")
+    assert link.endswith(f"/explorer/explorer.html#properties:SO_{MAPS_FOLDER}")
+
+
 def test_dropped_connection_mid_download_resumes_to_an_exact_file(quick_exports, run_dag, tmp_path):
     clean = tmp_path / "clean.zip"
     run_dag("export_dags.py", "export_polling_dag", run_conf={"out": str(clean), "ref": MAPS_FOLDER})

@@ -58,6 +58,17 @@ def test_ingest_builds_uploads_waits_and_reports(quick_ingests, run_dag, tmp_pat
     assert {h.value("xip.security_descriptor") for h in hits} == {"closed"}
 
 
+def test_a_folder_in_object_storage_is_ingested_and_a_rerun_skips_it(quick_ingests, run_dag, tmp_path):
+    batch, contents = make_batch(tmp_path / "bucket")
+    conf = {"source": f"file://{batch}", "parent": MAPS_FOLDER, "tag": "open"}
+
+    first = _report(run_dag("ingest_dags.py", "ingest_polling_dag", run_conf=conf))
+    second = _report(run_dag("ingest_dags.py", "ingest_polling_dag", run_conf=conf))
+
+    assert first["created_count"] == len(contents) and first["verified"] == len(contents)
+    assert second["state"] == "NOTHING_TO_INGEST" and second["skipped_existing"] == len(contents)
+
+
 def test_a_second_run_skips_what_is_already_ingested(quick_ingests, run_dag, tmp_path):
     batch, _ = make_batch(tmp_path)
     conf = {"source": str(batch), "parent": MAPS_FOLDER, "tag": "open"}
