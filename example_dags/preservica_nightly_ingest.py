@@ -1,32 +1,84 @@
-"""Nightly ingest: today's folder from the landing area, into Preservica, safely.
+"""Nightly ingest: the day's delivery from a landing folder into Preservica, filed away only once verified.
 
 Configure with Airflow Variables (or edit the defaults):
 
-    preservica_landing_dir   /data/landing          (one sub-folder per day: /data/landing/2026-11-25)
-    preservica_reports_dir   /data/reports
-    preservica_security_tag  closed                 (no silent default to "open")
+    preservica_landing_dir   /data/landing     one sub-folder per day (/data/landing/2026-11-25), plus the
+                                               done/ and quarantine/ folders this DAG files deliveries into
+    preservica_reports_dir   /data/reports     ingest-<day>.csv and .txt (a local path or s3://..., gs://...)
+    preservica_security_tag  closed            tag of the new assets (no silent default to "open")
+    preservica_staging_dir   (optional)        default <landing>/.staging; keep it on the landing filesystem
+                                               so that staging is a hard link, not a copy
 
-Steps: make sure the target folder exists (idempotent, found by identifier), build an OPEX package
-with SHA-256 fixity, skip files whose SourceID Preservica already holds, upload through the
-S3-compatible endpoint, wait for the outcome (deferrable when ``[operators] default_deferrable`` is
-on), and write a readable ingest report next to the other reports. A retry adopts the ingest in
-flight instead of uploading again.
+and a pool that caps the concurrent ingests into one Preservica account (the DAG's pool name is
+``preservica_ingest_<connection id>``):
+
+    airflow pools set preservica_ingest_preservica_default 2 "Concurrent ingests into Preservica (default)"
+
+Steps:
+
+1. ``stage``: validate every name in ``<landing>/<day>``. Files Preservica would reject move to
+   ``quarantine/illegal-name/<day>/`` (relative paths kept) and are listed; the rest are hard-linked into the
+   staging folder, hashed (SHA-256), and looked up by SourceID: files already in Preservica are skipped.
+2. ``anything_to_ingest`` stops here when nothing is new (the report is still written).
+3. ``ingest``: OPEX package with fixity, S3 upload, deferred wait, fixity verification of every asset. A
+   retry adopts the ingest in flight. At most the pool's slots run at once per account.
+4. ``file_and_report`` (after success): the sources move to ``done/<day>/``; ``ingest-<day>.csv`` gets one
+   row per file (path, SourceID, created/skipped/quarantined, ref, fixity) and ``ingest-<day>.txt`` a summary.
+5. ``quarantine_on_failure`` (only when ``ingest`` failed): the sources move to
+   ``quarantine/ingest-failed/<day>/`` or ``quarantine/verification-failed/<day>/``, and the report says so.
+
+No source is deleted or moved before its ingest was verified. Re-running a day skips what is already in
+Preservica. Try it: ``airflow dags test preservica_nightly_ingest 2026-11-25``.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Variable, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from airflow_provider_preservica.client.progress import read_progress
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.ingest.existing import existing_source_ids
 from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+from airflow_provider_preservica.staging import (
+    LandingLayout,
+    NothingDelivered,
+    StagingManifest,
+    file_delivery,
+    record_ingested,
+    stage_delivery,
+    write_report,
+)
+
+CONN_ID = "preservica_default"
+POOL = f"preservica_ingest_{CONN_ID}"
+
+
+def landing(ds: str | None) -> LandingLayout:
+    return LandingLayout.of(
+        Variable.get("preservica_landing_dir", default="/tmp/preservica-landing"),
+        str(ds),
+        Variable.get("preservica_staging_dir", default="") or None,
+    )
+
+
+def report_path(ds: str | None) -> str:
+    return f"{Variable.get('preservica_reports_dir', default='/tmp/preservica-reports')}/ingest-{ds}.csv"
+
+
+def publish(manifest: StagingManifest, ds: str | None) -> str:
+    csv_path, summary_path = write_report(manifest, report_path(ds))
+    print(manifest.summary())
+    print(f"Ingest report {csv_path} (summary {summary_path})")
+    return csv_path
+
 
 with DAG(
     "preservica_nightly_ingest",
-    description="Landing folder -> OPEX with fixity -> Preservica, with an ingest report",
+    description="Landing folder -> OPEX with fixity -> Preservica -> done/ or quarantine/, with a CSV report",
     schedule="30 1 * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -34,11 +86,31 @@ with DAG(
     tags=["preservica", "example", "ingest"],
 ) as dag:
 
+    @task(multiple_outputs=True)
+    def stage(ds: str | None = None) -> dict:
+        """Quarantine bad names, stage the rest, skip what Preservica already holds."""
+        hook = PreservicaHook(CONN_ID)
+        try:
+            manifest = stage_delivery(landing(ds), existing=lambda ids: existing_source_ids(hook.entities, ids))
+        except NothingDelivered as exc:
+            raise AirflowSkipException(str(exc)) from None
+        for record in manifest.quarantined():
+            print(f"Quarantined {record.path}: {record.detail}")
+        print(
+            f"{manifest.to_ingest} files staged for ingest, {manifest.count('skipped')} already in Preservica, "
+            f"{len(manifest.quarantined())} quarantined"
+        )
+        return manifest.to_xcom(landing(ds).manifest_path)
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def anything_to_ingest(staged: dict) -> bool:
+        return staged["to_ingest"] > 0
+
     @task
     def target_folder(ds: str | None = None) -> str:
-        """The Preservica folder for this year's deliveries, created on first use."""
-        year = (ds or "")[:4]
-        folder, created = PreservicaHook().entities.ensure_folder(
+        """The Preservica folder for this year's deliveries, created on first use (found by identifier)."""
+        year = str(ds)[:4]
+        folder, created = PreservicaHook(CONN_ID).entities.ensure_folder(
             "pipeline",
             f"nightly-ingest-{year}",
             title=f"Nightly ingest {year}",
@@ -48,29 +120,62 @@ with DAG(
         print(f"{'Created' if created else 'Using'} Preservica folder {folder.title!r} ({folder.ref})")
         return folder.ref
 
-    parent = target_folder()
+    staged = stage()
+    folder = target_folder()
     ingest = PreservicaIngestOperator(
         task_id="ingest",
-        source="{{ var.value.get('preservica_landing_dir', '/tmp/preservica-landing') }}/{{ ds }}",
-        parent_ref=parent,
+        source=staged["staged"],
+        parent_ref=folder,
         security_tag="{{ var.value.get('preservica_security_tag', 'closed') }}",
+        source_id_namespace="{{ ds }}",  # the same SourceIDs as stage() computed
+        deferrable=True,
+        verify=True,
+        pool=POOL,
         poll_interval=2,
         retries=2,
+        preservica_conn_id=CONN_ID,
     )
 
-    @task
-    def write_report(report: dict, ds: str | None = None) -> str:
-        from airflow.sdk import Variable
+    @task(trigger_rule="none_failed")
+    def file_and_report(ds: str | None = None, ti: Any = None) -> str:
+        """Runs after a verified ingest, or when there was nothing new: sources to done/, then the report."""
+        staged_info = ti.xcom_pull(task_ids="stage")
+        if not staged_info:
+            raise AirflowSkipException("nothing was delivered")
+        manifest = StagingManifest.load(staged_info["manifest"])
+        manifest.parent_ref = ti.xcom_pull(task_ids="target_folder") or ""
+        if manifest.to_ingest:
+            hook = PreservicaHook(CONN_ID)
+            pending = [r.source_id for r in manifest.files if r.outcome == "pending"]
+            record_ingested(manifest, existing_source_ids(hook.entities, pending))
+        missing = manifest.count("missing")
+        if missing:  # never file away sources Preservica cannot show
+            publish(manifest, ds)
+            raise AirflowFailException(f"{missing} files sent are not in Preservica; the delivery stays in place")
+        file_delivery(landing(ds), manifest)
+        return publish(manifest, ds)
 
-        folder = Path(Variable.get("preservica_reports_dir", default="/tmp/preservica-reports"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"ingest-{ds}.json"
-        path.write_text(json.dumps(report, indent=2))
-        print(
-            f"Ingest {report['state']}: {report['created_count']} assets created, "
-            f"{report['skipped_existing']} already present, progress token {report['progress_token']}; "
-            f"report {path}"
-        )
-        return str(path)
+    @task(trigger_rule="one_failed")
+    def quarantine_on_failure(ds: str | None = None, ti: Any = None) -> str:
+        """Runs when ``ingest`` failed (not when an earlier task did): sources to quarantine/<reason>/."""
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=["ingest"], run_ids=[ti.run_id])
+        if states.get(ti.run_id, {}).get("ingest") != "failed":
+            raise AirflowSkipException("the ingest did not run; the delivery stays where it is")
+        manifest = StagingManifest.load(ti.xcom_pull(task_ids="stage")["manifest"])
+        manifest.parent_ref = ti.xcom_pull(task_ids="target_folder") or ""
+        token = ti.xcom_pull(task_ids="ingest", key="progress_token")
+        reason, detail = "ingest-failed", "the ingest failed before Preservica accepted the package"
+        if token:
+            progress = read_progress(PreservicaHook(CONN_ID).get_conn(), token)
+            reason = "verification-failed" if progress.succeeded else "ingest-failed"
+            detail = f"Preservica ingest {token} ended {progress.status}" + (
+                f": {progress.errors[0]}" if progress.errors else ""
+            )
+        file_delivery(landing(ds), manifest, reason=reason, detail=detail)
+        publish(manifest, ds)
+        return reason
 
-    write_report(ingest.output)
+    gate = anything_to_ingest(staged)
+    gate >> folder
+    ingest >> [file_and_report(), quarantine_on_failure()]
+    staged >> gate

@@ -1,93 +1,205 @@
-"""Every example DAG runs end to end with ``airflow dags test`` against the sandbox."""
+"""Every example DAG runs end to end in real Airflow (``dag.test()`` on SQLite) against the sandbox.
+
+The DAG files are loaded from ``example_dags/`` exactly as they ship; only Connections and Variables
+(environment variables) point them at the sandbox and at temporary folders. ``make demo`` runs the same
+files with ``airflow dags test``.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import csv
+import hashlib
+import importlib.util
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pendulum
 import pytest
+import requests
 
-from tests.conftest import REPO, SESSION_LOG, connection_json, logins
+from tests.conftest import ARCHIVIST, PROD_USER, TEST_USER, connection_json, logins, remember_tokens
+from tests.integration.conftest import task_states, variable
 
 pytestmark = pytest.mark.integration
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+DAY = "2026-11-25"
+LOGICAL_DATE = pendulum.datetime(2026, 11, 25, 1, 30, tz="UTC")
 
 
 @pytest.fixture(scope="module")
-def example_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A separate Airflow home (SQLite) whose dags folder is ``example_dags/``, migrated once."""
-    home = tmp_path_factory.mktemp("example-airflow-home")
-    env = dict(
-        os.environ,
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-    )
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, cwd=REPO)
-    return env
+def examples(airflow_db: None) -> None:
+    """Serialise every example DAG once (``dag.test()`` needs them in the metadata DB); none may fail to import."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    bag = BundleDagBag(dag_folder=EXAMPLES, bundle_path=EXAMPLES, bundle_name="dags-folder")
+    assert bag.import_errors == {}
+    sync_bag_to_db(bag, "dags-folder", None)
 
 
-def airflow_dags_test(env: dict[str, str], dag_id: str) -> str:
-    result = subprocess.run(
-        [AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True, cwd=REPO, timeout=300
-    )
-    output = result.stdout + result.stderr
-    with SESSION_LOG.open("a", encoding="utf-8") as log:
-        log.write(output)
-    assert result.returncode == 0, output[-3000:]
-    assert "state=success" in output, output[-3000:]
-    return output
+def run_example(file: str, dag_id: str, **kwargs: Any) -> Any:
+    """Load ``example_dags/<file>`` as Airflow would and run ``dag_id`` once; returns the DagRun."""
+    spec = importlib.util.spec_from_file_location(f"example_{Path(file).stem}", EXAMPLES / file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from airflow.sdk import DAG
+
+    (dag,) = [value for value in vars(module).values() if isinstance(value, DAG) and value.dag_id == dag_id]
+    return dag.test(**kwargs)
 
 
-def test_token_check_example(preservica_conn, example_home):
-    env = dict(example_home, AIRFLOW_CONN_PRESERVICA_DEFAULT=connection_json(preservica_conn))
-    output = airflow_dags_test(env, "preservica_token_check")
-    assert "8 parallel probes reached Preservica ['7.7.1'] as archivist" in output
+def states(dag_run: Any) -> dict[str, str]:
+    return {key.removesuffix("[-1]"): value for key, value in task_states(dag_run).items()}
+
+
+def files_below(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row["path"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.fixture
+def quick_ingests(sandbox):
+    sandbox.state.update_config({"ingest_seconds": 0.3, "export_seconds": 0.3})
+    return sandbox
+
+
+# -- nightly ingest ------------------------------------------------------------------------------------------
+DELIVERY = {
+    "minutes-1921.pdf": b"%PDF-1.4 minutes " * 300,
+    "letters/to-the-mayor.pdf": b"%PDF-1.4 letter " * 200,
+    "letters/reply.pdf": b"%PDF-1.4 reply " * 250,
+    "letters/draft: final?.pdf": b"%PDF-1.4 draft " * 10,  # ':' and '?' fail an OPEX ingest
+}
+GOOD = sorted(name for name in DELIVERY if ":" not in name)
+
+
+@pytest.fixture
+def nightly(quick_ingests, preservica_conn, tmp_path, monkeypatch) -> dict[str, Path]:
+    paths = {"landing": tmp_path / "landing", "reports": tmp_path / "reports"}
+    deliver(paths["landing"] / DAY, DELIVERY)
+    monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_LANDING_DIR", str(paths["landing"]))
+    monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_REPORTS_DIR", str(paths["reports"]))
+    return paths
+
+
+def deliver(folder: Path, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+
+
+def test_nightly_ingest_files_the_delivery_and_reports_every_file(examples, nightly):
+    landing, reports = nightly["landing"], nightly["reports"]
+    dag_run = run_example("preservica_nightly_ingest.py", "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+
+    assert states(dag_run) == {
+        "stage": "success",
+        "anything_to_ingest": "success",
+        "target_folder": "success",
+        "ingest": "success",
+        "file_and_report": "success",
+        "quarantine_on_failure": "skipped",
+    }
+    assert not (landing / DAY).exists()
+    assert files_below(landing / "done" / DAY) == {name: DELIVERY[name] for name in GOOD}
+    assert files_below(landing / "quarantine" / "illegal-name" / DAY) == {
+        "letters/draft: final?.pdf": DELIVERY["letters/draft: final?.pdf"]
+    }
+    rows = read_csv(reports / f"ingest-{DAY}.csv")
+    assert sorted(rows) == sorted(DELIVERY)
+    for name in GOOD:
+        assert rows[name]["outcome"] == "created"
+        assert rows[name]["fixity_type"] == "SHA-256"
+        assert rows[name]["fixity_value"] == hashlib.sha256(DELIVERY[name]).hexdigest()
+    created_refs = {rows[name]["ref"] for name in GOOD}
+    assert len(created_refs) == 3 and "" not in created_refs
+    bad = rows["letters/draft: final?.pdf"]
+    assert (bad["outcome"], bad["ref"]) == ("quarantined", "")
+    assert bad["detail"].startswith("illegal-name: name contains ':' '?'")
+    summary = (reports / f"ingest-{DAY}.txt").read_text()
+    assert "4 files (3 created, 1 quarantined)" in summary
+    assert "quarantined     : letters/draft: final?.pdf: illegal-name" in summary
+    assert not list((landing / ".staging").rglob("*.pdf"))  # staged links are gone
+
+    # The same files delivered again: nothing is uploaded, every file is reported with its existing ref.
+    deliver(landing / DAY, {name: DELIVERY[name] for name in GOOD})
+    dag_run = run_example("preservica_nightly_ingest.py", "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+
+    assert states(dag_run)["anything_to_ingest"] == "success"
+    assert (states(dag_run)["ingest"], states(dag_run)["file_and_report"]) == ("skipped", "success")
+    rows = read_csv(reports / f"ingest-{DAY}.csv")
+    assert {name: (row["outcome"], row["ref"]) for name, row in rows.items()} == {
+        name: ("skipped", ref) for name, ref in zip(GOOD, [rows[n]["ref"] for n in GOOD], strict=True)
+    }
+    assert {rows[name]["ref"] for name in GOOD} == created_refs
+    assert files_below(landing / "done" / DAY) == {name: DELIVERY[name] for name in GOOD}  # no duplicates
+
+
+def ingest_fault(server, **fault: object) -> None:
+    response = requests.post(f"{server.base_url}/_sandbox/ingest-faults", json=fault, timeout=10)
+    response.raise_for_status()
+
+
+def test_failed_ingest_moves_the_delivery_to_quarantine_and_reports_why(examples, nightly, quick_ingests):
+    landing, reports = nightly["landing"], nightly["reports"]
+    ingest_fault(quick_ingests, outcome="FAILED", count=1, message="Virus check failed")
+    dag_run = run_example("preservica_nightly_ingest.py", "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+
+    assert states(dag_run) == {
+        "stage": "success",
+        "anything_to_ingest": "success",
+        "target_folder": "success",
+        "ingest": "failed",
+        "file_and_report": "upstream_failed",
+        "quarantine_on_failure": "success",
+    }
+    assert not (landing / DAY).exists() and not (landing / "done").exists()
+    assert files_below(landing / "quarantine" / "ingest-failed" / DAY) == {name: DELIVERY[name] for name in GOOD}
+    assert list(files_below(landing / "quarantine" / "illegal-name" / DAY)) == ["letters/draft: final?.pdf"]
+    rows = read_csv(reports / f"ingest-{DAY}.csv")
+    assert {row["outcome"] for row in rows.values()} == {"quarantined"}
+    assert rows["minutes-1921.pdf"]["detail"].startswith("ingest-failed: Preservica ingest ")
+    assert "ended FAILED: Virus check failed" in rows["minutes-1921.pdf"]["detail"]
+
+
+def test_nothing_delivered_skips_the_run(examples, nightly):
+    shutil.rmtree(nightly["landing"] / DAY)
+    dag_run = run_example("preservica_nightly_ingest.py", "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+    assert str(dag_run.state) == "success"
+    assert set(states(dag_run).values()) == {"skipped"}
+    assert not nightly["reports"].exists()
+
+
+# -- the others ----------------------------------------------------------------------------------------------
+def test_token_check_example(examples, preservica_conn, capfd):
+    dag_run = run_example("preservica_token_check.py", "preservica_token_check")
+    assert str(dag_run.state) == "success"
+    assert "8 parallel probes reached Preservica ['7.7.1'] as archivist" in capfd.readouterr().out
     assert logins(preservica_conn) == 1
 
 
-def test_search_report_example(small_repository, example_home, tmp_path):
-    env = dict(
-        example_home,
-        AIRFLOW_CONN_PRESERVICA_DEFAULT=connection_json(small_repository),
-        AIRFLOW_VAR_PRESERVICA_REPORT_DIR=str(tmp_path),
-        AIRFLOW_VAR_PRESERVICA_REPORT_COLLECTION="a0000000-0000-4000-8000-000000000001",
-    )
-    airflow_dags_test(env, "preservica_search_report")
-    reports = list(tmp_path.glob("open-assets-*.csv"))
-    assert len(reports) == 1
-    lines = reports[0].read_text().splitlines()
+def test_search_report_example_writes_to_object_storage(examples, small_repository, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_REPORT_DIR", f"file://{tmp_path}/reports")
+    monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_REPORT_COLLECTION", "a0000000-0000-4000-8000-000000000001")
+    (tmp_path / "reports").mkdir()
+    dag_run = run_example("preservica_search_report.py", "preservica_search_report", logical_date=LOGICAL_DATE)
+
+    assert str(dag_run.state) == "success"
+    lines = (tmp_path / "reports" / f"open-assets-{DAY}.csv").read_text().splitlines()
     assert lines[0] == "xip.reference,xip.title,xip.security_descriptor,xip.parent_ref,xip.created"
     assert [line.split(",")[0] for line in lines[1:]] == [
         "b0000000-0000-4000-8000-000000000003",
         "b0000000-0000-4000-8000-000000000002",
     ]
-
-
-def test_nightly_ingest_example(quick_ingest_sandbox, example_home, tmp_path):
-    import datetime
-
-    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-    landing = tmp_path / "landing" / today
-    landing.mkdir(parents=True)
-    for index in range(3):
-        (landing / f"letter-{index}.pdf").write_bytes(f"%PDF-1.4 letter {index}".encode() * 50)
-    env = dict(
-        example_home,
-        AIRFLOW_CONN_PRESERVICA_DEFAULT=connection_json(quick_ingest_sandbox),
-        AIRFLOW_VAR_PRESERVICA_LANDING_DIR=str(tmp_path / "landing"),
-        AIRFLOW_VAR_PRESERVICA_REPORTS_DIR=str(tmp_path / "reports"),
-    )
-    output = airflow_dags_test(env, "preservica_nightly_ingest")
-    assert "Ingest COMPLETED: 3 assets created, 0 already present" in output
-    assert (tmp_path / "reports" / f"ingest-{today}.json").exists()
-    output = airflow_dags_test(env, "preservica_nightly_ingest")  # the next night, same files
-    assert "Ingest NOTHING_TO_INGEST: 0 assets created, 3 already present" in output
-
-
-@pytest.fixture
-def quick_ingest_sandbox(sandbox):
-    sandbox.state.update_config({"ingest_seconds": 0.3})
-    return sandbox
+    assert logins(small_repository) == 1
