@@ -1,0 +1,703 @@
+"""The fault matrix: one definition of each fault scenario, run by pytest (``tests/faults``) and by ``faults.py``.
+
+Every scenario is a real Airflow task (``dag.test()`` on the caller's Airflow home) running one of our operators
+against the in-process Preservica sandbox, with a sandbox fault injected before the run or in the middle of it.
+A scenario states what a user must see (task state, number of logins, the words the error names); running it
+returns what happened and whether anything was lost or duplicated:
+
+- search report (60 assets, pages of 10): lost = assets missing from a finished report, duplicated = rows
+  repeated; a failed task must leave no report behind;
+- ingest (4 files): lost = files without an asset after success, duplicated = extra copies of an asset plus
+  ingests started beyond one;
+- export (a folder of 3 assets): lost = a downloaded zip that differs from the sandbox's own export file,
+  duplicated = exports started beyond one; a failed task must leave no file behind.
+
+Faults "in the middle" are posted by a watcher thread once the sandbox has counted a given number of requests
+on a route (for example: after the first progress poll). The caller provides the Airflow environment (Airflow
+reads its configuration at import) and a started ``SandboxServer`` that knows ``user``.
+
+This module has no pytest dependency; it imports Airflow lazily, inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
+
+PACKAGE_LOGGER = "airflow_provider_preservica"
+CONN_ID = "preservica_default"
+CONN_ENV = f"AIRFLOW_CONN_{CONN_ID.upper()}"
+TOKEN_VARIABLE = f"preservica_access_token__{CONN_ID}"
+SEARCH_REF = "f0000000-0000-4000-8000-000000000001"
+EXPORT_REF = "f0000000-0000-4000-8000-000000000002"
+INGEST_REF = "f0000000-0000-4000-8000-000000000003"
+SEARCH_ASSETS = 60
+SEARCH_PAGE = 10
+EXPORT_ASSETS = 3
+INGEST_FILES = 4
+PROGRESS = "GET /api/entity/progress/"
+SANDBOX_CONFIG = {"token_lifetime": 900, "ingest_seconds": 1.0, "export_seconds": 0.6}
+SEARCH = "POST /api/content/search"
+SEARCH_ROUTES = "POST /api/content/*"
+#: Every search page takes this long, so that a fault posted "after page 2" lands in the middle of the report.
+SLOW_PAGES = {"kind": "latency", "route": SEARCH_ROUTES, "seconds": 0.1, "count": None}
+PROGRESS_ROUTES = "GET /api/entity/progress/*"
+EXPORT_CONTENT = "GET /api/entity/actions/exports/*/content"
+
+
+@dataclass(frozen=True)
+class During:
+    """Post ``faults`` once the sandbox has counted ``after`` requests on routes starting with ``route``."""
+
+    route: str
+    after: int
+    faults: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the fault matrix: the work, the fault, and what the user must see."""
+
+    id: str
+    title: str
+    work: str  # "search" | "ingest" | "export"
+    expect_state: str  # "success" | "failed"
+    expect_logins: int
+    evidence: str  # words the task log must contain: the error's cause, or the recovery's trace
+    faults: tuple[dict[str, Any], ...] = ()  # posted to /_sandbox/faults before the run
+    ingest_faults: tuple[dict[str, Any], ...] = ()  # posted to /_sandbox/ingest-faults before the run
+    during: During | None = None
+    conn_extra: dict[str, Any] = field(default_factory=dict)
+    deferrable: bool = False
+    retries: int = 0
+    max_requests: dict[str, int] = field(default_factory=dict)  # route prefix -> at most this many (no loop)
+    sandbox_config: dict[str, Any] = field(default_factory=dict)  # over SANDBOX_CONFIG
+    known_issue: str | None = None  # set when our client misbehaves: the test is then xfail(strict=True)
+
+
+def _revoke(user: str) -> dict[str, Any]:
+    return {"kind": "revoke_token", "user": user}
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario(
+        id="token_revoked_mid_ingest",
+        title="token revoked while an ingest is awaited",
+        work="ingest",
+        during=During(PROGRESS, 1, ({"kind": "revoke_token", "user": "{user}"},)),
+        expect_state="success",
+        expect_logins=2,
+        evidence="rejected the cached token",
+    ),
+    Scenario(
+        id="tokens_expired_mid_export",
+        title="all tokens expired at once (export wait)",
+        work="export",
+        during=During(PROGRESS, 1, ({"kind": "expire_tokens"},)),
+        expect_state="success",
+        expect_logins=2,
+        evidence="rejected the cached token",
+    ),
+    Scenario(
+        id="tokens_expired_mid_deferred_export",
+        title="all tokens expired at once (deferred export, triggerer)",
+        work="export",
+        deferrable=True,
+        during=During(PROGRESS, 1, ({"kind": "expire_tokens"},)),
+        expect_state="success",
+        expect_logins=2,
+        evidence="rejected the cached token",
+    ),
+    Scenario(
+        id="fresh_token_rejected",
+        title="401 on a freshly issued token",
+        work="search",
+        faults=({"kind": "status", "route": SEARCH_ROUTES, "status": 401, "count": None},),
+        expect_state="failed",
+        expect_logins=2,
+        evidence="freshly issued token",
+        max_requests={"POST /api/content/": 2},
+    ),
+    Scenario(
+        id="rate_limited_429",
+        title="429 with Retry-After mid-report",
+        work="search",
+        faults=(SLOW_PAGES,),
+        during=During(
+            "POST /api/content/",
+            2,
+            ({"kind": "status", "route": SEARCH_ROUTES, "status": 429, "retry_after": 1, "count": 2},),
+        ),
+        expect_state="success",
+        expect_logins=1,
+        evidence="answered 429",
+    ),
+    Scenario(
+        id="burst_502_503",
+        title="burst of 502 and 503 mid-report",
+        work="search",
+        faults=(SLOW_PAGES,),
+        during=During(
+            "POST /api/content/",
+            2,
+            (
+                {"kind": "status", "route": SEARCH_ROUTES, "status": 502, "count": 2, "retry_after": 0},
+                {"kind": "status", "route": SEARCH_ROUTES, "status": 503, "count": 2, "retry_after": 0},
+            ),
+        ),
+        expect_state="success",
+        expect_logins=1,
+        evidence="answered 50",
+    ),
+    Scenario(
+        id="burst_500_ingest_wait",
+        title="burst of 500 while an ingest is awaited (task retries=2)",
+        work="ingest",
+        retries=2,
+        sandbox_config={"ingest_seconds": 2.0},
+        during=During(PROGRESS, 1, ({"kind": "status", "route": PROGRESS_ROUTES, "status": 500, "count": 3},)),
+        expect_state="success",
+        expect_logins=1,
+        evidence="answered HTTP 500",
+        known_issue=(
+            "PreservicaIngestOperator._adopt: a 500 while a retry reads the earlier try's progress token makes it"
+            " submit the package again while the first ingest still runs (a second ingest, duplicate assets)"
+        ),
+    ),
+    Scenario(
+        id="latency_beyond_timeout_once",
+        title="one answer slower than the timeout (export wait)",
+        work="export",
+        conn_extra={"timeout": 1},
+        during=During(PROGRESS, 1, ({"kind": "latency", "route": PROGRESS_ROUTES, "seconds": 2.5, "count": 1},)),
+        expect_state="success",
+        expect_logins=1,
+        evidence="retrying",
+    ),
+    Scenario(
+        id="latency_beyond_timeout_always",
+        title="every answer slower than the timeout",
+        work="search",
+        conn_extra={"timeout": 1, "max_retries": 1},
+        faults=({"kind": "latency", "route": SEARCH_ROUTES, "seconds": 2.5, "count": None},),
+        expect_state="failed",
+        expect_logins=1,
+        evidence="did not answer within 1 s",
+        max_requests={"POST /api/content/": 2},
+    ),
+    Scenario(
+        id="reset_during_upload",
+        title="connection reset during the S3 upload",
+        work="ingest",
+        faults=({"kind": "drop", "route": "PUT /api/s3/*", "count": 1},),
+        expect_state="success",
+        expect_logins=1,
+        evidence="COMPLETED",
+    ),
+    Scenario(
+        id="reset_during_download",
+        title="connection reset twice during the download",
+        work="export",
+        faults=({"kind": "drop_after_bytes", "route": EXPORT_CONTENT, "bytes": 1000, "count": 2},),
+        expect_state="success",
+        expect_logins=1,
+        evidence="resum",
+    ),
+    Scenario(
+        id="ingest_failed",
+        title="ingest ends FAILED",
+        work="ingest",
+        ingest_faults=({"outcome": "FAILED", "count": 1, "message": "virus found in scan-001.tif"},),
+        expect_state="failed",
+        expect_logins=1,
+        evidence="ended FAILED",
+    ),
+    Scenario(
+        id="ingest_mixed_outcome",
+        title="ingest ends FINISHED_MIXED_OUTCOME",
+        work="ingest",
+        ingest_faults=({"outcome": "FINISHED_MIXED_OUTCOME", "count": 1, "message": "scan-002.tif: bad format"},),
+        expect_state="failed",
+        expect_logins=1,
+        evidence="ended FINISHED_MIXED_OUTCOME",
+    ),
+    Scenario(
+        id="export_failed",
+        title="export ends FAILED",
+        work="export",
+        faults=({"kind": "fail_export", "message": "Export workflow failed: disk quota", "ref": "*", "count": 1},),
+        expect_state="failed",
+        expect_logins=1,
+        evidence="ended FAILED: Export workflow failed: disk quota",
+    ),
+]
+
+
+@dataclass
+class Outcome:
+    """What one scenario did, and how that compares with what it expects."""
+
+    scenario: Scenario
+    state: str
+    logins: int
+    lost: int | None  # after success: items missing; after failure: files not in Preservica (ingest) or None
+    duplicated: int
+    partial: int  # files a failed task left where its result would go
+    excerpt: str
+    seconds: float
+    requests: dict[str, int]
+    faults_fired: dict[str, int]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def as_expected(self) -> bool:
+        return not self.problems
+
+
+# ----------------------------------------------------------------------------------------------- sandbox control
+def _control(base_url: str, method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{base_url}/_sandbox{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def _with_user(faults: tuple[dict[str, Any], ...], user: str) -> list[dict[str, Any]]:
+    return [{k: (user if v == "{user}" else v) for k, v in fault.items()} for fault in faults]
+
+
+def _route_count(requests: dict[str, int], prefix: str) -> int:
+    return sum(n for route, n in requests.items() if route.startswith(prefix))
+
+
+class _Watcher(threading.Thread):
+    """Posts the ``During`` faults once the sandbox has counted enough requests on the route."""
+
+    def __init__(self, base_url: str, during: During, user: str) -> None:
+        super().__init__(name="fault-watcher", daemon=True)
+        self.base_url, self.during, self.user = base_url, during, user
+        self.stop = threading.Event()
+        self.fired = False
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            requests = _control(self.base_url, "GET", "/stats")["requests"]
+            if _route_count(requests, self.during.route) >= self.during.after:
+                _control(self.base_url, "POST", "/faults", _with_user(self.during.faults, self.user))
+                self.fired = True
+                return
+            self.stop.wait(0.02)
+
+
+# ----------------------------------------------------------------------------------------------- the workload
+def _seed_file(path: Path) -> Path:
+    def assets(prefix: str, count: int) -> list[dict[str, Any]]:
+        return [
+            {"ref": f"{prefix}{i:07d}-0000-4000-8000-000000000000", "title": f"Fault matrix asset {i:03d}"}
+            for i in range(1, count + 1)
+        ]
+
+    tree = {
+        "folders": [
+            {"ref": SEARCH_REF, "title": "Fault matrix: reports", "assets": assets("e", SEARCH_ASSETS)},
+            {"ref": EXPORT_REF, "title": "Fault matrix: export", "assets": assets("d", EXPORT_ASSETS)},
+            {"ref": INGEST_REF, "title": "Fault matrix: deliveries"},
+        ]
+    }
+    path.write_text(json.dumps(tree), encoding="utf-8")
+    return path
+
+
+def _ingest_source(root: Path) -> Path:
+    source = root / "delivery"
+    (source / "letters").mkdir(parents=True)
+    for index in range(INGEST_FILES):
+        folder = source / "letters" if index % 2 else source
+        (folder / f"scan-{index:03d}.tif").write_bytes(f"scan {index} ".encode() * 2000)
+    return source
+
+
+def build_dag(scenario: Scenario, workdir: Path) -> Any:
+    """The one-task DAG of a scenario (``dag_id`` ``fault_matrix_<id>``)."""
+    import pendulum
+    from airflow.sdk import DAG
+
+    common: dict[str, Any] = {
+        "retries": scenario.retries,
+        "retry_delay": dt.timedelta(seconds=0),
+        "on_retry_callback": _record_exception,
+        "on_failure_callback": _record_exception,
+    }
+    with DAG(
+        f"fault_matrix_{scenario.id}",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        tags=["fault-matrix"],
+    ) as dag:
+        if scenario.work == "search":
+            from airflow_provider_preservica.operators.search import PreservicaSearchOperator
+
+            PreservicaSearchOperator(
+                task_id="report",
+                output_path=str(workdir / "out" / "report.csv"),
+                filters={"xip.document_type": "IO"},
+                parent_ref=SEARCH_REF,
+                page_size=SEARCH_PAGE,
+                **common,
+            )
+        elif scenario.work == "ingest":
+            from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+
+            PreservicaIngestOperator(
+                task_id="ingest",
+                source=str(workdir / "delivery"),
+                parent_ref=INGEST_REF,
+                security_tag="open",
+                poll_interval=0.2,
+                timeout=60,
+                deferrable=scenario.deferrable,
+                **common,
+            )
+        elif scenario.work == "export":
+            from airflow_provider_preservica.operators.export import PreservicaExportOperator
+
+            PreservicaExportOperator(
+                task_id="export",
+                entity_ref=EXPORT_REF,
+                destination=str(workdir / "out" / "export.zip"),
+                poll_interval=0.2,
+                timeout=60,
+                min_free_bytes=0,
+                deferrable=scenario.deferrable,
+                **common,
+            )
+        else:
+            raise ValueError(f"unknown work {scenario.work!r}")
+    return dag
+
+
+def _serialise(dag: Any) -> None:
+    """Write the DAG to the metadata DB, as the DAG processor would: ``dag.test()`` runs only serialised DAGs."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        manager = DagBundlesManager()
+        manager.sync_bundles_to_db(session=session)
+        bundle = next(iter(manager.get_all_dag_bundles())).name
+    with create_session() as session:
+        update_dag_parsing_results_in_db(
+            bundle, None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
+
+
+class _Recorder(logging.Handler):
+    """Collects what a run says: our package's log records, and the exception of every failed try.
+
+    Airflow prints task logs through its own logging set-up (and ``dag.test()`` under pytest goes through
+    pytest's capture), so the scenario listens where it does not depend on either: a handler on the
+    ``airflow_provider_preservica`` logger, and the task's ``on_retry_callback`` / ``on_failure_callback``.
+    """
+
+    active: _Recorder | None = None
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.lines.append(record.getMessage())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines + self.errors)
+
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[_Recorder]:
+        logger = logging.getLogger(PACKAGE_LOGGER)
+        level = logger.level
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+        _Recorder.active = self
+        try:
+            yield self
+        finally:
+            _Recorder.active = None
+            logger.removeHandler(self)
+            logger.setLevel(level)
+
+
+def _record_exception(context: Any) -> None:
+    """``on_retry_callback`` / ``on_failure_callback``: keep the exception the try failed with."""
+    recorder = _Recorder.active
+    exception = context.get("exception")
+    if recorder is not None and exception is not None:
+        recorder.errors.append(f"{type(exception).__name__}: {exception}")
+
+
+def _excerpt(recorder: _Recorder, evidence: str, failed: bool) -> str:
+    """The line a user would read: the error the task failed with, else the line showing the recovery."""
+    if failed and recorder.errors:
+        named = [line for line in recorder.errors if evidence in line]
+        return (named or recorder.errors)[-1]
+    hits = [line for line in recorder.lines + recorder.errors if evidence in line]
+    return hits[0] if hits else ""
+
+
+_UUID = re.compile(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
+
+def _short(text: str, width: int = 110) -> str:
+    text = _UUID.sub(r"\1…", " ".join(text.split()).replace("|", "/"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# ----------------------------------------------------------------------------------------------- checks
+@dataclass
+class _Result:
+    lost: int | None  # items missing (None: nothing to count, the task failed without output)
+    duplicated: int
+    partial: int  # files a failed task left in the output folder
+
+
+def _outputs(workdir: Path) -> list[Path]:
+    out = workdir / "out"
+    return [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+
+
+def _search_result(server: SandboxServer, workdir: Path, succeeded: bool) -> _Result:
+    import csv
+
+    report = workdir / "out" / "report.csv"
+    if not succeeded:
+        return _Result(None, 0, len(_outputs(workdir)))
+    expected = set(server.state.repository.children(SEARCH_REF))
+    if not report.exists():
+        return _Result(len(expected), 0, 0)
+    with report.open(newline="", encoding="utf-8") as handle:
+        refs = [row.get("xip.reference") or row.get("reference") or "" for row in csv.DictReader(handle)]
+    return _Result(len(expected - set(refs)), len(refs) - len(set(refs)), 0)
+
+
+def _ingest_result(server: SandboxServer, base_url: str) -> _Result:
+    """Assets by title below the deliveries folder; a failed ingest reports how many files are not in Preservica."""
+    repository = server.state.repository
+    titles: Counter[str] = Counter()
+    for ref in repository.descendants(INGEST_REF):
+        entity = repository.get(ref)
+        if entity is not None and entity.kind == "IO":
+            titles[entity.title] += 1
+    wanted = {f"scan-{index:03d}.tif" for index in range(INGEST_FILES)}
+    ingests = len(_control(base_url, "GET", "/ingests"))
+    duplicated = sum(n - 1 for n in titles.values() if n > 1) + max(0, ingests - 1)
+    return _Result(len(wanted - set(titles)), duplicated, 0)
+
+
+def _export_result(base_url: str, workdir: Path, succeeded: bool) -> _Result:
+    jobs = _control(base_url, "GET", "/exports")
+    if isinstance(jobs, dict):
+        jobs = jobs.get("exports", [])
+    duplicated = max(0, len(jobs) - 1)
+    if not succeeded:
+        return _Result(None, duplicated, len(_outputs(workdir)))
+    mine = workdir / "out" / "export.zip"
+    done = [job for job in jobs if job.get("status") == "COMPLETED" and job.get("path")]
+    same = mine.exists() and bool(done) and Path(done[-1]["path"]).read_bytes() == mine.read_bytes()
+    return _Result(0 if same else 1, duplicated, 0)
+
+
+# ----------------------------------------------------------------------------------------------- running
+def _connection(server: SandboxServer, user: SandboxUser, extra: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "conn_type": "preservica",
+            "host": server.base_url,
+            "login": user.name,
+            "password": user.password,
+            "extra": {"tenant": user.tenant, **extra},
+        }
+    )
+
+
+@contextlib.contextmanager
+def _output_to(path: Path | None) -> Iterator[None]:
+    """Send file descriptors 1 and 2 to ``path`` (``None``: leave them), to keep Airflow's chatter off a table."""
+    if path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with path.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def run_scenario(
+    scenario: Scenario, server: SandboxServer, user: SandboxUser, workdir: Path | None = None, quiet: bool = False
+) -> Outcome:
+    """Run one scenario from a clean start (sandbox reset and re-seeded, no cached token) and judge it.
+
+    ``quiet`` sends Airflow's console output to ``<workdir>/airflow.log`` instead of the terminal.
+    """
+    from airflow.models import Variable
+
+    from airflow_provider_preservica.auth.cache import TokenCache
+
+    base = server.base_url
+    workdir = Path(workdir or tempfile.mkdtemp(prefix=f"fault-{scenario.id}-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    saved_config = _control(base, "GET", "/config")
+    saved_conn = os.environ.get(CONN_ENV)
+    watcher: _Watcher | None = None
+    recorder = _Recorder()
+    started = time.perf_counter()
+    try:
+        _control(base, "POST", "/reset")
+        _control(base, "POST", "/seed", {"file": str(_seed_file(workdir / "seed.json"))})
+        _control(base, "POST", "/config", {**SANDBOX_CONFIG, **scenario.sandbox_config})
+        if scenario.work == "ingest":
+            _ingest_source(workdir)
+        (workdir / "out").mkdir(exist_ok=True)
+        TokenCache.clear_memory()
+        Variable.delete(TOKEN_VARIABLE)
+        os.environ[CONN_ENV] = _connection(server, user, scenario.conn_extra)
+        if scenario.faults:
+            _control(base, "POST", "/faults", _with_user(scenario.faults, user.name))
+        if scenario.ingest_faults:
+            _control(base, "POST", "/ingest-faults", list(scenario.ingest_faults))
+        dag = build_dag(scenario, workdir)
+        _serialise(dag)
+        if scenario.during is not None:
+            watcher = _Watcher(base, scenario.during, user.name)
+            watcher.start()
+        with recorder.listening(), _output_to(workdir / "airflow.log" if quiet else None):
+            dag_run = dag.test()
+        seconds = time.perf_counter() - started
+    finally:
+        if watcher is not None:
+            watcher.stop.set()
+            watcher.join(timeout=5)
+        stats = _control(base, "GET", "/stats")
+        _control(base, "DELETE", "/faults")
+        _control(base, "DELETE", "/ingest-faults")
+        _control(base, "POST", "/config", saved_config)
+        TokenCache.clear_memory()
+        if saved_conn is None:
+            os.environ.pop(CONN_ENV, None)
+        else:
+            os.environ[CONN_ENV] = saved_conn
+
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    state = next(iter(states.values()), "none")
+    succeeded = state == "success"
+    if scenario.work == "search":
+        result = _search_result(server, workdir, succeeded)
+    elif scenario.work == "ingest":
+        result = _ingest_result(server, base)
+    else:
+        result = _export_result(base, workdir, succeeded)
+    log = recorder.text
+    outcome = Outcome(
+        scenario=scenario,
+        state=state,
+        logins=int(stats["logins"].get(user.name, 0)),
+        lost=result.lost,
+        duplicated=result.duplicated,
+        partial=result.partial,
+        excerpt=_short(_excerpt(recorder, scenario.evidence, not succeeded)),
+        seconds=seconds,
+        requests={k: int(v) for k, v in stats["requests"].items()},
+        faults_fired={k: int(v) for k, v in stats.get("faults_fired", {}).items()},
+    )
+    outcome.problems = _judge(scenario, outcome, log, watcher)
+    return outcome
+
+
+def _judge(scenario: Scenario, outcome: Outcome, log: str, watcher: _Watcher | None) -> list[str]:
+    problems = []
+    if outcome.state != scenario.expect_state:
+        problems.append(f"task {outcome.state}, expected {scenario.expect_state}")
+    if outcome.logins != scenario.expect_logins:
+        problems.append(f"{outcome.logins} logins, expected {scenario.expect_logins}")
+    if scenario.evidence not in log:
+        problems.append(f"neither the log nor the error says {scenario.evidence!r}")
+    if outcome.state == "success" and outcome.lost:
+        problems.append(f"{outcome.lost} lost")
+    if outcome.partial:
+        problems.append(f"the failed task left {outcome.partial} file(s) where its result would go")
+    if outcome.duplicated:
+        problems.append(f"{outcome.duplicated} duplicated")
+    for route, limit in scenario.max_requests.items():
+        sent = _route_count(outcome.requests, route)
+        if sent > limit:
+            problems.append(f"{sent} requests on {route}*, at most {limit} expected (a loop?)")
+    if watcher is not None and not watcher.fired:
+        problems.append("the mid-run fault was never injected (the run ended first)")
+    queued = [
+        f for f in (*scenario.faults, *(scenario.during.faults if scenario.during else ())) if f is not SLOW_PAGES
+    ]
+    for fault in queued:
+        if fault["kind"] not in ("expire_tokens", "revoke_token") and not outcome.faults_fired.get(fault["kind"]):
+            problems.append(f"the {fault['kind']} fault never fired (the run ended first?)")
+    return problems
+
+
+def scenario_by_id(scenario_id: str) -> Scenario:
+    for scenario in SCENARIOS:
+        if scenario.id == scenario_id:
+            return scenario
+    raise KeyError(scenario_id)
+
+
+def markdown_table(outcomes: list[Outcome]) -> str:
+    """scenario | DAG outcome | logins | lost | duplicated | as expected | message excerpt; known issues below."""
+    lines = [
+        "| scenario | DAG outcome | logins | lost | duplicated | as expected | message excerpt |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    notes = []
+    for o in outcomes:
+        lost = "-" if o.lost is None else str(o.lost) if o.state == "success" else f"{o.lost} (failed)"
+        verdict = "yes" if o.as_expected else "NO: " + "; ".join(o.problems)
+        if o.scenario.known_issue:
+            notes.append(f"[{len(notes) + 1}] {o.scenario.id}: {o.scenario.known_issue}")
+            verdict += f" (known issue [{len(notes)}])"
+        lines.append(
+            f"| {o.scenario.title} | {o.state} | {o.logins} | {lost} | {o.duplicated} | {verdict} | {o.excerpt} |"
+        )
+    return "\n".join(lines + (["", *notes] if notes else []))
