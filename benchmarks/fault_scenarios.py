@@ -53,7 +53,7 @@ SEARCH_PAGE = 10
 EXPORT_ASSETS = 3
 INGEST_FILES = 4
 PROGRESS = "GET /api/entity/progress/"
-SANDBOX_CONFIG = {"token_lifetime": 900, "ingest_seconds": 1.0, "export_seconds": 0.6}
+SANDBOX_CONFIG = {"token_lifetime": 900, "ingest_seconds": 0.6, "export_seconds": 0.4}
 SEARCH = "POST /api/content/search"
 SEARCH_ROUTES = "POST /api/content/*"
 #: Every search page takes this long, so that a fault posted "after page 2" lands in the middle of the report.
@@ -143,7 +143,7 @@ SCENARIOS: list[Scenario] = [
         during=During(
             "POST /api/content/",
             2,
-            ({"kind": "status", "route": SEARCH_ROUTES, "status": 429, "retry_after": 1, "count": 2},),
+            ({"kind": "status", "route": SEARCH_ROUTES, "status": 429, "retry_after": 1, "count": 1},),
         ),
         expect_state="success",
         expect_logins=1,
@@ -171,7 +171,7 @@ SCENARIOS: list[Scenario] = [
         title="burst of 500 while an ingest is awaited (task retries=2)",
         work="ingest",
         retries=2,
-        sandbox_config={"ingest_seconds": 2.0},
+        sandbox_config={"ingest_seconds": 1.5},
         during=During(PROGRESS, 1, ({"kind": "status", "route": PROGRESS_ROUTES, "status": 500, "count": 3},)),
         expect_state="success",
         expect_logins=1,

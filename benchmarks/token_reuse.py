@@ -9,13 +9,21 @@ One run compares four ways of doing the same work, each as a DAG of N mapped tas
   the Airflow Variable;
 - pyPreservica per task: ``pyPreservica.EntityAPI(...)`` (its constructor logs in and reads the server
   version and the user details), then ``GET /api/user/details``;
-- raw requests per task: ``POST /api/accesstoken/login``, then ``GET /api/user/details``.
+- raw requests per task: ``POST /api/accesstoken/login``, then ``GET /api/user/details``;
+- seed-style token file: what users' scripts do today: read a token file, log in and rewrite it when it is
+  missing or expired (a minute of margin), no locking; a 401 costs one more login.
+
+``dag.test()`` runs the mapped tasks one after the other, so the DAG runs above are sequential. ``--parallel N``
+(default 8, 0 = skip) adds the case that matters on a real deployment: N OS processes, each released at the
+same moment (a "go" file) after a cold start, for ours (each process runs a one-task DAG with ``dag.test()``
+on the shared SQLite database, so the token goes through the Airflow Variable and the host lock), the token
+file and pyPreservica. Logins come from the sandbox; auth time is the sum over processes.
 
 The sandbox runs with added latency on the login route (``--login-latency``, default 50 ms), as a
 real Preservica login costs far more than a loopback round trip. Logins and requests are the
 sandbox's own counters; timings come from each task's XCom return value.
 
-    .venv/bin/python benchmarks/token_reuse.py --tasks 50 [--json results.json]
+    .venv/bin/python benchmarks/token_reuse.py --tasks 50 [--parallel 8] [--json results.json]
 """
 
 from __future__ import annotations
@@ -52,7 +60,28 @@ VARIANTS: list[tuple[str, str, str]] = [
     ("ours_fresh", "ours, fresh process per task", "ours_fresh_dag"),
     ("pypreservica", "pyPreservica per task", "pypreservica_dag"),
     ("raw", "raw requests login per task", "raw_dag"),
+    ("token_file", "seed-style token file", "token_file_dag"),
 ]
+# (key, label) of the --parallel contenders
+PARALLEL: list[tuple[str, str]] = [
+    ("ours", "ours (Variable + host lock)"),
+    ("token_file", "seed-style token file"),
+    ("pypreservica", "pyPreservica per process"),
+]
+CHILD = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("preservica_token_reuse_dag", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+if sys.argv[2] == "ours":
+    import pendulum
+    run = module.parallel_ours_dag.test(logical_date=pendulum.parse(sys.argv[4]))
+    sys.exit(0 if {str(ti.state) for ti in run.get_task_instances()} == {"success"} else 1)
+body = {"token_file": module.run_token_file, "pypreservica": module.run_pypreservica}[sys.argv[2]]
+module.wait_for_go()
+result = body()
+open(sys.argv[3], "w").write(json.dumps(result))
+"""
 
 
 @dataclass
@@ -83,6 +112,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.05,
         help="seconds the sandbox adds to every POST /api/accesstoken/login (default 0.05)",
     )
+    parser.add_argument(
+        "--parallel", type=int, default=8, help="OS processes released at once per contender (default 8, 0 = skip)"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--per-task", action="store_true", help="include every task's timings in the JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home (for inspection)")
@@ -106,6 +138,7 @@ def _prepare_environment(tmp: Path, tasks: int) -> None:
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     os.environ["PRESERVICA_LOCK_DIR"] = str(tmp)
     os.environ["PRESERVICA_BENCH_TASKS"] = str(tasks)
+    os.environ["PRESERVICA_BENCH_TOKEN_FILE"] = str(tmp / "preservica-token.json")
     os.environ.pop("PRESERVICA_INI", None)
     for name in list(os.environ):
         if name.startswith(("AIRFLOW_CONN_PRESERVICA", "AIRFLOW_VAR_PRESERVICA")):
@@ -161,6 +194,7 @@ def _run_variant(key: str, label: str, dag: Any, base_url: str, latency: float, 
         _control(base_url, "POST", "/faults", _latency_fault(latency))
     TokenCache.clear_memory()
     Variable.delete(TOKEN_VARIABLE)
+    Path(os.environ["PRESERVICA_BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
 
     started = time.perf_counter()
     dag_run = dag.test()
@@ -195,6 +229,92 @@ def _run_variant(key: str, label: str, dag: Any, base_url: str, latency: float, 
         run_wall_s=run_wall_s,
         per_task=per_task,
     )
+
+
+@dataclass
+class ParallelResult:
+    key: str
+    label: str
+    processes: int
+    succeeded: int
+    logins: int
+    auth_total_s: float
+    auth_max_s: float
+    wall_s: float
+
+
+def _run_parallel(key: str, label: str, processes: int, base_url: str, latency: float, tmp: Path) -> ParallelResult:
+    """``processes`` OS processes, all released at once after a cold start (no token anywhere)."""
+    import subprocess
+
+    from airflow.models import Variable
+
+    _control(base_url, "POST", "/reset")
+    if latency > 0:
+        _control(base_url, "POST", "/faults", _latency_fault(latency))
+    Variable.delete(TOKEN_VARIABLE)
+    Path(os.environ["PRESERVICA_BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
+    work = tmp / f"parallel-{key}"
+    work.mkdir()
+    go = work / "go"
+    workers = []
+    for index in range(processes):
+        ready, result = work / f"ready-{index}", work / f"result-{index}.json"
+        env = dict(
+            os.environ,
+            PRESERVICA_BENCH_READY_FILE=str(ready),
+            PRESERVICA_BENCH_GO_FILE=str(go),
+            PRESERVICA_BENCH_RESULT=str(result),
+        )
+        date = (dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=index)).isoformat()
+        log = (work / f"log-{index}.txt").open("wb")
+        command = [sys.executable, "-c", CHILD, str(DAG_FILE), key, str(result), date]
+        workers.append((ready, result, subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)))
+    deadline = time.time() + 600
+    while not all(ready.exists() for ready, _, _ in workers):
+        dead = [proc for _, _, proc in workers if proc.poll() is not None]
+        if dead or time.time() > deadline:
+            for _, _, proc in workers:
+                proc.kill()
+            raise RuntimeError(f"{label}: a process died or hung before the start (logs in {work})")
+        time.sleep(0.02)
+    started = time.perf_counter()
+    go.touch()
+    for _, _, proc in workers:
+        proc.wait(timeout=600)
+    wall_s = time.perf_counter() - started
+    results = [json.loads(result.read_text()) for _, result, _ in workers if result.exists()]
+    stats = _control(base_url, "GET", "/stats")
+    auth = [float(r["auth_s"]) for r in results] or [0.0]
+    return ParallelResult(
+        key=key,
+        label=label,
+        processes=processes,
+        succeeded=len(results),
+        logins=int(sum(stats["logins"].values())),
+        auth_total_s=sum(auth),
+        auth_max_s=max(auth),
+        wall_s=wall_s,
+    )
+
+
+def _parallel_report(results: list[ParallelResult]) -> str:
+    if not results:
+        return ""
+    header = f"{'contender':<30} {'processes':>9} {'ok':>3} {'logins':>6} {'auth total s':>12} {'auth max ms':>11}"
+    lines = [
+        "",
+        f"Parallel: {results[0].processes} OS processes released at the same moment, cold start (no token anywhere)",
+        "",
+        header,
+        "-" * len(header),
+    ]
+    for r in results:
+        lines.append(
+            f"{r.label:<30} {r.processes:>9} {r.succeeded:>3} {r.logins:>6} {r.auth_total_s:>12.3f} "
+            f"{r.auth_max_s * 1000:>11.1f}"
+        )
+    return "\n".join(lines)
 
 
 def _machine() -> dict[str, Any]:
@@ -248,12 +368,22 @@ def _report(results: list[VariantResult], machine: dict[str, Any], latency: floa
             f"auth time {_ratio(r.auth_total_s, py.auth_total_s)}, requests {_ratio(r.requests, py.requests)}, "
             f"run wall {_ratio(r.run_wall_s, py.run_wall_s)}"
         )
+    tf = by_key.get("token_file")
+    if tf is not None:
+        lines.append("Ratios (ours / seed-style token file):")
+        for key in ("ours", "ours_fresh"):
+            r = by_key[key]
+            lines.append(
+                f"  {r.label:<30} logins {r.logins}/{tf.logins} = {_ratio(r.logins, tf.logins)}, "
+                f"auth time {_ratio(r.auth_total_s, tf.auth_total_s)}, run wall {_ratio(r.run_wall_s, tf.run_wall_s)}"
+            )
     lines += [
         "",
         "Auth time = time inside token acquisition, summed over tasks: ours = hook.get_token() (Connection "
         "already read);",
         f"pyPreservica = the EntityAPI constructor (login + version + user details; its login POST alone: "
-        f"{py.login_post_total_s:.3f} s total); raw = the login POST.",
+        f"{py.login_post_total_s:.3f} s total); raw = the login POST; token file = reading the file, plus the login "
+        "POST and the rewrite when it is missing or stale.",
         "Call mean = the GET /api/user/details after authentication (ours: includes building the hook's REST "
         "client and opening its connection).",
         "Run wall = the whole dag.test() call, Airflow's own scheduling and bookkeeping included (after one "
@@ -312,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
             _run_variant(key, label, getattr(module, attribute), sandbox.base_url, args.login_latency, args.tasks)
             for key, label, attribute in VARIANTS
         ]
+        parallel = [
+            _run_parallel(key, label, args.parallel, sandbox.base_url, args.login_latency, tmp)
+            for key, label in (PARALLEL if args.parallel > 0 else [])
+        ]
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -320,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = _machine()
     print(_report(results, machine, args.login_latency))
+    print(_parallel_report(parallel))
     total_s = time.perf_counter() - total_started
     print(f"Whole benchmark: {total_s:.1f} s (Airflow DB reset included)")
     if args.json:
@@ -334,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine,
             "total_s": total_s,
             "results": [{k: v for k, v in asdict(r).items() if args.per_task or k != "per_task"} for r in results],
+            "parallel": [asdict(r) for r in parallel],
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
