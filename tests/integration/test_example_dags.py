@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
+import json
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,25 @@ import pendulum
 import pytest
 import requests
 
-from tests.conftest import ARCHIVIST, PROD_USER, TEST_USER, connection_json, logins, remember_tokens
-from tests.integration.conftest import task_states, variable
+from airflow_provider_preservica.sandbox import SandboxServer
+from tests.conftest import ARCHIVIST, MAPS_FOLDER, PROD_USER, TEST_USER, connection_json, logins, remember_tokens
+from tests.integration.conftest import delete_variable, task_states, variable
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 DAY = "2026-11-25"
 LOGICAL_DATE = pendulum.datetime(2026, 11, 25, 1, 30, tz="UTC")
+# SourceIDs derive from the day: a test on another day does not find the assets of an earlier test.
+FAILING_DAY = "2026-11-26"
 
 
 @pytest.fixture(scope="module")
-def examples(airflow_db: None) -> None:
-    """Serialise every example DAG once (``dag.test()`` needs them in the metadata DB); none may fail to import."""
+def examples(airflow_db: None) -> Any:
+    """Every example DAG, loaded from ``example_dags/`` and serialised once (``dag.test()`` needs them in the DB).
+
+    None may fail to import.
+    """
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.utils.session import create_session
@@ -41,18 +48,12 @@ def examples(airflow_db: None) -> None:
     bag = BundleDagBag(dag_folder=EXAMPLES, bundle_path=EXAMPLES, bundle_name="dags-folder")
     assert bag.import_errors == {}
     sync_bag_to_db(bag, "dags-folder", None)
+    return bag
 
 
-def run_example(file: str, dag_id: str, **kwargs: Any) -> Any:
-    """Load ``example_dags/<file>`` as Airflow would and run ``dag_id`` once; returns the DagRun."""
-    spec = importlib.util.spec_from_file_location(f"example_{Path(file).stem}", EXAMPLES / file)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from airflow.sdk import DAG
-
-    (dag,) = [value for value in vars(module).values() if isinstance(value, DAG) and value.dag_id == dag_id]
-    return dag.test(**kwargs)
+def run_example(examples: Any, dag_id: str, **kwargs: Any) -> Any:
+    """Run the example DAG ``dag_id`` once with ``dag.test()``; returns the DagRun."""
+    return examples.dags[dag_id].test(**kwargs)
 
 
 def states(dag_run: Any) -> dict[str, str]:
@@ -101,7 +102,7 @@ def deliver(folder: Path, files: dict[str, bytes]) -> None:
 
 def test_nightly_ingest_files_the_delivery_and_reports_every_file(examples, nightly):
     landing, reports = nightly["landing"], nightly["reports"]
-    dag_run = run_example("preservica_nightly_ingest.py", "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+    dag_run = run_example(examples, "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
 
     assert states(dag_run) == {
         "stage": "success",
@@ -134,7 +135,7 @@ def test_nightly_ingest_files_the_delivery_and_reports_every_file(examples, nigh
 
     # The same files delivered again: nothing is uploaded, every file is reported with its existing ref.
     deliver(landing / DAY, {name: DELIVERY[name] for name in GOOD})
-    dag_run = run_example("preservica_nightly_ingest.py", "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+    dag_run = run_example(examples, "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
 
     assert states(dag_run)["anything_to_ingest"] == "success"
     assert (states(dag_run)["ingest"], states(dag_run)["file_and_report"]) == ("skipped", "success")
@@ -153,8 +154,9 @@ def ingest_fault(server, **fault: object) -> None:
 
 def test_failed_ingest_moves_the_delivery_to_quarantine_and_reports_why(examples, nightly, quick_ingests):
     landing, reports = nightly["landing"], nightly["reports"]
+    shutil.move(landing / DAY, landing / FAILING_DAY)
     ingest_fault(quick_ingests, outcome="FAILED", count=1, message="Virus check failed")
-    dag_run = run_example("preservica_nightly_ingest.py", "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+    dag_run = run_example(examples, "preservica_nightly_ingest", logical_date=LOGICAL_DATE.add(days=1))
 
     assert states(dag_run) == {
         "stage": "success",
@@ -164,10 +166,12 @@ def test_failed_ingest_moves_the_delivery_to_quarantine_and_reports_why(examples
         "file_and_report": "upstream_failed",
         "quarantine_on_failure": "success",
     }
-    assert not (landing / DAY).exists() and not (landing / "done").exists()
-    assert files_below(landing / "quarantine" / "ingest-failed" / DAY) == {name: DELIVERY[name] for name in GOOD}
-    assert list(files_below(landing / "quarantine" / "illegal-name" / DAY)) == ["letters/draft: final?.pdf"]
-    rows = read_csv(reports / f"ingest-{DAY}.csv")
+    assert not (landing / FAILING_DAY).exists() and not (landing / "done").exists()
+    assert files_below(landing / "quarantine" / "ingest-failed" / FAILING_DAY) == {
+        name: DELIVERY[name] for name in GOOD
+    }
+    assert list(files_below(landing / "quarantine" / "illegal-name" / FAILING_DAY)) == ["letters/draft: final?.pdf"]
+    rows = read_csv(reports / f"ingest-{FAILING_DAY}.csv")
     assert {row["outcome"] for row in rows.values()} == {"quarantined"}
     assert rows["minutes-1921.pdf"]["detail"].startswith("ingest-failed: Preservica ingest ")
     assert "ended FAILED: Virus check failed" in rows["minutes-1921.pdf"]["detail"]
@@ -175,7 +179,7 @@ def test_failed_ingest_moves_the_delivery_to_quarantine_and_reports_why(examples
 
 def test_nothing_delivered_skips_the_run(examples, nightly):
     shutil.rmtree(nightly["landing"] / DAY)
-    dag_run = run_example("preservica_nightly_ingest.py", "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+    dag_run = run_example(examples, "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
     assert str(dag_run.state) == "success"
     assert set(states(dag_run).values()) == {"skipped"}
     assert not nightly["reports"].exists()
@@ -183,7 +187,7 @@ def test_nothing_delivered_skips_the_run(examples, nightly):
 
 # -- the others ----------------------------------------------------------------------------------------------
 def test_token_check_example(examples, preservica_conn, capfd):
-    dag_run = run_example("preservica_token_check.py", "preservica_token_check")
+    dag_run = run_example(examples, "preservica_token_check")
     assert str(dag_run.state) == "success"
     assert "8 parallel probes reached Preservica ['7.7.1'] as archivist" in capfd.readouterr().out
     assert logins(preservica_conn) == 1
@@ -193,7 +197,7 @@ def test_search_report_example_writes_to_object_storage(examples, small_reposito
     monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_REPORT_DIR", f"file://{tmp_path}/reports")
     monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_REPORT_COLLECTION", "a0000000-0000-4000-8000-000000000001")
     (tmp_path / "reports").mkdir()
-    dag_run = run_example("preservica_search_report.py", "preservica_search_report", logical_date=LOGICAL_DATE)
+    dag_run = run_example(examples, "preservica_search_report", logical_date=LOGICAL_DATE)
 
     assert str(dag_run.state) == "success"
     lines = (tmp_path / "reports" / f"open-assets-{DAY}.csv").read_text().splitlines()
@@ -203,3 +207,102 @@ def test_search_report_example_writes_to_object_storage(examples, small_reposito
         "b0000000-0000-4000-8000-000000000002",
     ]
     assert logins(small_repository) == 1
+
+
+def test_export_collection_example_exports_verifies_and_unpacks(examples, small_repository, tmp_path, capfd):
+    small_repository.state.update_config({"export_seconds": 0.3})
+    export_dir = tmp_path / "exports"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_VAR_PRESERVICA_EXPORT_DIR", str(export_dir))
+        patch.setenv("AIRFLOW_VAR_PRESERVICA_EXPORT_COLLECTION", MAPS_FOLDER)
+        dag_run = run_example(examples, "preservica_export_collection", logical_date=LOGICAL_DATE)
+
+    assert states(dag_run) == {"plan": "success", "export": "success", "summary": "success"}
+    archive = export_dir / DAY / f"collection-{MAPS_FOLDER}.zip"
+    unpacked = export_dir / DAY / f"collection-{MAPS_FOLDER}"
+    with zipfile.ZipFile(archive) as zipped:
+        members = [name for name in zipped.namelist() if not name.endswith("/")]
+    assert sorted(files_below(unpacked)) == sorted(members)
+    assert sum(name.endswith(".pax.zip") for name in members) == 4
+    out = capfd.readouterr().out
+    assert f"Exported {archive}: {archive.stat().st_size:,} bytes, " in out
+    assert f"sha256 {hashlib.sha256(archive.read_bytes()).hexdigest()}; unpacked to {unpacked}" in out
+
+
+def test_legacy_ini_example_reads_the_ini_file(examples, small_repository, tmp_path, capfd, monkeypatch):
+    ini = tmp_path / "config.ini"
+    ini.write_text(
+        "[DEFAULT]\n"
+        f"URL = {small_repository.base_url}/api/accesstoken/login\n"
+        f"Username = {ARCHIVIST.name}\nPassword = {ARCHIVIST.password}\nTenant = {ARCHIVIST.tenant}\n"
+    )
+    monkeypatch.delenv("AIRFLOW_CONN_PRESERVICA_DEFAULT")
+    monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_INI_PATH", str(ini))
+    dag_run = run_example(examples, "preservica_legacy_ini")
+
+    assert str(dag_run.state) == "success"
+    out = capfd.readouterr().out
+    assert f"({'ini file ' + str(ini)}): 2 top-level folders" in out
+    assert logins(small_repository) == 1
+    assert variable("preservica_access_token__preservica_legacy") is not None
+
+
+# -- test, then production -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def prod_server() -> Iterator[SandboxServer]:
+    """A second Preservica: the production system (the session's sandbox plays test)."""
+    server = SandboxServer(users=[PROD_USER], token_lifetime=900).start()
+    yield server
+    remember_tokens(server)
+    server.stop()
+
+
+@pytest.fixture
+def two_systems(quick_ingests, prod_server, tmp_path, monkeypatch) -> dict[str, Any]:
+    prod_server.state.reset()
+    prod_server.state.update_config({"ingest_seconds": 0.3})
+    landing = tmp_path / "promote"
+    deliver(landing / DAY, {name: DELIVERY[name] for name in GOOD})
+    monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_PROMOTE_LANDING_DIR", str(landing))
+    monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_TEST", connection_json(quick_ingests, TEST_USER))
+    monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_PROD", connection_json(prod_server, PROD_USER))
+    for conn_id in ("preservica_test", "preservica_prod"):
+        delete_variable(f"preservica_access_token__{conn_id}")
+    return {"test": quick_ingests, "prod": prod_server, "landing": landing}
+
+
+def test_multi_environment_ingests_into_test_then_prod_with_two_token_caches(examples, two_systems, capfd):
+    dag_run = run_example(examples, "preservica_multi_environment", logical_date=LOGICAL_DATE)
+
+    assert states(dag_run) == {
+        "stage": "success",
+        "test_folder": "success",
+        "test_ingest": "success",
+        "prod_folder": "success",
+        "prod_ingest": "success",
+        "file_and_summarise": "success",
+        "quarantine_on_failure": "skipped",
+    }
+    out = capfd.readouterr().out
+    assert "test (preservica_test): 3 created, 0 already present, 3 verified" in out
+    assert "prod (preservica_prod): 3 created, 0 already present, 3 verified" in out
+    test_token = json.loads(variable("preservica_access_token__preservica_test") or "{}")
+    prod_token = json.loads(variable("preservica_access_token__preservica_prod") or "{}")
+    assert test_token["token"] != prod_token["token"]
+    assert (logins(two_systems["test"], TEST_USER.name), logins(two_systems["prod"], PROD_USER.name)) == (1, 1)
+    landing = two_systems["landing"]
+    assert sorted(files_below(landing / "done" / DAY)) == GOOD and not (landing / DAY).exists()
+
+
+def test_multi_environment_never_reaches_prod_when_test_fails(examples, two_systems):
+    landing = two_systems["landing"]
+    shutil.move(landing / DAY, landing / FAILING_DAY)  # a day whose SourceIDs neither system holds yet
+    ingest_fault(two_systems["test"], outcome="FAILED", count=1, message="Unsupported format")
+    dag_run = run_example(examples, "preservica_multi_environment", logical_date=LOGICAL_DATE.add(days=1))
+
+    assert states(dag_run)["test_ingest"] == "failed"
+    assert (states(dag_run)["prod_folder"], states(dag_run)["prod_ingest"]) == ("upstream_failed", "upstream_failed")
+    assert states(dag_run)["quarantine_on_failure"] == "success"
+    assert two_systems["prod"].state.stats()["requests"] == {}
+    assert variable("preservica_access_token__preservica_prod") is None
+    assert sorted(files_below(landing / "quarantine" / "test-ingest-failed" / FAILING_DAY)) == GOOD
