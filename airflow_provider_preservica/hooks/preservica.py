@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.sdk import BaseHook
 
@@ -21,6 +21,8 @@ from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
 from airflow_provider_preservica.client.transport import HttpTransport
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
+
+ApiT = TypeVar("ApiT")
 
 
 def _connection_missing(exc: Exception) -> bool:
@@ -98,6 +100,21 @@ class PreservicaHook(BaseHook):
     def get_token(self) -> str:
         """A valid access token for this account, shared with other tasks until it expires."""
         return self.token_cache.get_token().value
+
+    def get_pypreservica_client(self, api_class: type[ApiT] | None = None, **kwargs: Any) -> ApiT:
+        """A pyPreservica client (``EntityAPI`` by default) that uses this hook's shared token: no extra login.
+
+        Needs the ``[pypreservica]`` extra. ``kwargs`` go to the class's constructor.
+        """
+        try:
+            import pyPreservica
+        except ImportError:
+            raise PreservicaConfigError(
+                "pyPreservica is not installed; pip install 'airflow-provider-preservica[pypreservica]'"
+            ) from None
+        from airflow_provider_preservica.interop import pypreservica_client
+
+        return pypreservica_client(api_class or pyPreservica.EntityAPI, self.settings, self.token_cache, **kwargs)
 
     def get_conn(self) -> PreservicaClient:
         """The REST client for this account (one pooled session per hook)."""

@@ -1,0 +1,32 @@
+"""``hook.get_pypreservica_client``: pyPreservica code in tasks shares the hook's token (no login of its own)."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_preservica.exceptions import PreservicaConfigError
+from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from tests.conftest import MAPS_FOLDER, logins
+from tests.integration.conftest import task_states
+
+pytestmark = pytest.mark.integration
+
+
+def test_pypreservica_tasks_share_one_login_and_recover_from_a_revoked_token(small_repository, run_dag, monkeypatch):
+    monkeypatch.setenv("PRESERVICA_SANDBOX_URL", small_repository.base_url)
+
+    dag_run = run_dag("pypreservica_interop.py", "pypreservica_interop_dag")
+
+    states = task_states(dag_run)
+    assert set(states.values()) == {"success"}, states
+    # One login for the three mapped tasks (pyPreservica alone would log in three times), one after revocation.
+    assert logins(small_repository) == 2
+    titles = {dag_run.get_task_instance("folder_title", map_index=i).xcom_pull(map_indexes=i) for i in range(3)}
+    assert titles == {PreservicaHook().entities.get(MAPS_FOLDER).title}
+    children = PreservicaHook().entities.children(MAPS_FOLDER)
+    assert dag_run.get_task_instance("children_after_revocation").xcom_pull() == len(list(children)) > 0
+
+
+def test_a_class_that_is_not_a_pypreservica_api_is_refused(preservica_conn):
+    with pytest.raises(PreservicaConfigError, match="not a pyPreservica API class"):
+        PreservicaHook().get_pypreservica_client(dict)  # type: ignore[arg-type]
