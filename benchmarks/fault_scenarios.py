@@ -396,7 +396,7 @@ def build_dag(scenario: Scenario, workdir: Path) -> Any:
     return dag
 
 
-def _serialise(dag: Any) -> None:
+def serialise_dag(dag: Any) -> None:
     """Write the DAG to the metadata DB, as the DAG processor would: ``dag.test()`` runs only serialised DAGs."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
@@ -601,7 +601,7 @@ def run_scenario(
         if scenario.ingest_faults:
             _control(base, "POST", "/ingest-faults", list(scenario.ingest_faults))
         dag = build_dag(scenario, workdir)
-        _serialise(dag)
+        serialise_dag(dag)
         if scenario.during is not None:
             watcher = _Watcher(base, scenario.during, user.name)
             watcher.start()
