@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AIRFLOW_VERSION ?= 3.3.*
 
-.PHONY: install test lint unit demo sandbox bench clean
+.PHONY: install test lint unit demo sandbox bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,12 @@ demo: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/preservica-sandbox --port 8765
 
+# Every benchmark, one table (15-25 minutes); also rewrites benchmarks/RESULTS.md. bench-quick: a few minutes' smoke run.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/token_reuse.py --tasks 50
+	nice $(BIN)/python benchmarks/run_all.py --results benchmarks/RESULTS.md
+
+bench-quick: $(STAMP)
+	nice $(BIN)/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) .demo
