@@ -1,0 +1,411 @@
+"""Run every benchmark and print one Markdown table: measure | ours | reference | ratio.
+
+Each benchmark runs as its own subprocess (``--json`` into a temporary folder; its full report goes to a log
+there), one after the other, so none competes with another for the machine:
+
+- ``token_reuse.py``: logins and auth time for N Airflow tasks (ours, the seed-style token file, pyPreservica per
+  task) and for N OS processes released at once;
+- ``search.py``: search report rows/s and memory against pyPreservica and a raw requests loop;
+- ``ingest.py``: SHA-256 hashing against ``sha256sum``, upload MiB/s and memory against pyPreservica and curl;
+- ``export.py``: download MiB/s and memory against pyPreservica and curl;
+- ``slot_seconds.py``: worker slot-seconds held waiting for a long ingest, deferrable against polling;
+- ``faults.py``: the fault matrix (its own table is appended to ``--results``).
+
+Ratio = ours / reference. Whether higher or lower is better is in the measure's name.
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--results benchmarks/RESULTS.md] [--keep]
+
+``--quick`` is a smoke run (a few minutes: small data, 10 s ingest); without it the full sizes run (50 tasks,
+8 processes, 100,000 assets, 1 GiB ingest, 2 GiB export, a 300 s ingest): 15-25 minutes on 2 CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    script: str
+    full: tuple[str, ...]
+    quick: tuple[str, ...]
+
+
+BENCHES = [
+    Bench("token_reuse", "token_reuse.py", ("--tasks", "50", "--parallel", "8"), ("--tasks", "5", "--parallel", "3")),
+    Bench("search", "search.py", ("--assets", "100000"), ("--assets", "5000")),
+    Bench("ingest", "ingest.py", ("--size-mb", "1024", "--files", "8"), ("--size-mb", "32", "--files", "4")),
+    Bench("export", "export.py", ("--size-mb", "2048"), ("--size-mb", "32")),
+    Bench("slot_seconds", "slot_seconds.py", (), ("--quick",)),
+    Bench("faults", "faults.py", (), ()),
+]
+
+
+@dataclass
+class Row:
+    measure: str
+    ours: str
+    reference: str
+    ratio: str
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if value == 0:
+        return "0"
+    return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _ratio(ours: float | None, reference: float | None) -> str:
+    if ours is None or reference is None or reference == 0:
+        return "n/a"
+    return f"{ours / reference:.2f}"
+
+
+def _row(measure: str, ours: float | None, reference: float | None, ref_label: str, unit: str = "") -> Row:
+    suffix = f" {unit}" if unit else ""
+    return Row(measure, f"{_num(ours)}{suffix}", f"{_num(reference)}{suffix} ({ref_label})", _ratio(ours, reference))
+
+
+# --------------------------------------------------------------------------------------------- rows per benchmark
+def _token_rows(data: dict[str, Any]) -> list[Row]:
+    by = {r["key"]: r for r in data["results"]}
+    tasks = data["tasks"]
+    ours = by["ours_fresh"]  # each task as if in its own worker process: the token comes from the Variable
+    rows = []
+    for key, label in (("token_file", "seed-style token file"), ("pypreservica", "pyPreservica per task")):
+        ref = by[key]
+        rows.append(_row(f"Logins, {tasks} tasks (dag.test) (lower is better)", ours["logins"], ref["logins"], label))
+        rows.append(
+            _row(
+                f"Auth time, {tasks} tasks, summed (lower is better)",
+                ours["auth_total_s"],
+                ref["auth_total_s"],
+                label,
+                "s",
+            )
+        )
+    parallel = {r["key"]: r for r in data.get("parallel", [])}
+    if "ours" in parallel:
+        mine = parallel["ours"]
+        for key, label in (("token_file", "seed-style token file"), ("pypreservica", "pyPreservica per process")):
+            if key not in parallel:
+                continue
+            ref = parallel[key]
+            n = mine["processes"]
+            rows.append(_row(f"Logins, {n} processes at once (lower is better)", mine["logins"], ref["logins"], label))
+            rows.append(
+                _row(
+                    f"Auth time, {n} processes at once, summed (lower is better)",
+                    mine["auth_total_s"],
+                    ref["auth_total_s"],
+                    label,
+                    "s",
+                )
+            )
+    return rows
+
+
+def _search_rows(data: dict[str, Any]) -> list[Row]:
+    by = {r["key"]: r for r in data["results"]}
+    assets = data["assets"]
+    rows = []
+    pairs = [
+        ("ours_500", "pypreservica_50", "pyPreservica, both at their default page size"),
+        ("ours_1000", "pypreservica_1000", "pyPreservica, page 1000"),
+        ("ours_1000", "raw_1000", "raw requests loop, page 1000"),
+    ]
+    for mine, ref, label in pairs:
+        if mine in by and ref in by:
+            rows.append(
+                _row(
+                    f"Search report rows/s, {assets:,} assets (higher is better)",
+                    by[mine]["rows_per_s"],
+                    by[ref]["rows_per_s"],
+                    label,
+                )
+            )
+    for mine, ref, label in pairs[1:]:
+        if mine in by and ref in by:
+            rows.append(
+                _row(
+                    "Search report memory, RSS increase (lower is better)",
+                    by[mine]["rss_peak_increase_mb"],
+                    by[ref]["rss_peak_increase_mb"],
+                    label,
+                    "MB",
+                )
+            )
+    return rows
+
+
+def _ingest_rows(data: dict[str, Any]) -> list[Row]:
+    hashing = {r["key"]: r for r in data["hashing"]}
+    uploads = {r["key"]: r for r in data["uploads"]}
+    size = data["size_mb"]
+    rows = [
+        _row(
+            f"SHA-256 hashing MiB/s, {size} MiB (higher is better)",
+            hashing["hash_file"]["mib_per_s"],
+            hashing["sha256sum"]["mib_per_s"],
+            "sha256sum, one process",
+        ),
+        _row(
+            f"SHA-256 hashing MiB/s, {size} MiB, parallel (higher is better)",
+            hashing["hash_files"]["mib_per_s"],
+            hashing["sha256sum_p"]["mib_per_s"],
+            hashing["sha256sum_p"]["label"],
+        ),
+    ]
+    ours = uploads["ours"]
+    for key, label in (("pypreservica", "pyPreservica upload_zip_package"), ("curl", "curl -T, one PUT")):
+        if key in uploads:
+            rows.append(
+                _row(
+                    f"Upload MiB/s, {size} MiB package (higher is better)",
+                    ours["mib_per_s"],
+                    uploads[key]["mib_per_s"],
+                    label,
+                )
+            )
+    if "pypreservica" in uploads:
+        rows.append(
+            _row(
+                "Upload memory, RSS increase (lower is better)",
+                ours["rss_peak_increase_mb"],
+                uploads["pypreservica"]["rss_peak_increase_mb"],
+                "pyPreservica",
+                "MB",
+            )
+        )
+    if "curl" in uploads:
+        rows.append(
+            _row(
+                "Upload memory, whole-process peak RSS (lower is better)",
+                ours["rss_peak_mb"],
+                uploads["curl"]["rss_peak_mb"],
+                "curl",
+                "MB",
+            )
+        )
+    return rows
+
+
+def _export_rows(data: dict[str, Any]) -> list[Row]:
+    by = {r["key"]: r for r in data["results"]}
+    size = data["size_mb"]
+    ours = by["ours"]
+    rows = []
+    for key, label in (("pypreservica", "pyPreservica download_opex"), ("curl", "curl -o")):
+        if key in by:
+            rows.append(
+                _row(
+                    f"Download MiB/s, {size} MiB export (higher is better)",
+                    ours["mib_per_s"],
+                    by[key]["mib_per_s"],
+                    label,
+                )
+            )
+    if "pypreservica" in by:
+        rows.append(
+            _row(
+                "Download memory, RSS increase (lower is better)",
+                ours["rss_peak_increase_mb"],
+                by["pypreservica"]["rss_peak_increase_mb"],
+                "pyPreservica",
+                "MB",
+            )
+        )
+    if "curl" in by:
+        rows.append(
+            _row(
+                "Download memory, whole-process peak RSS (lower is better)",
+                ours["rss_peak_mb"],
+                by["curl"]["rss_peak_mb"],
+                "curl",
+                "MB",
+            )
+        )
+    if "verify" in by:
+        rows.append(
+            Row("Export verification MiB/s (zip CRCs + fixities; ours only)", _num(by["verify"]["mib_per_s"]), "-", "-")
+        )
+    return rows
+
+
+def _slot_rows(data: dict[str, Any]) -> list[Row]:
+    by = {r["mode"]: r for r in data["results"]}
+    t = data["ingest_seconds"]
+    return [
+        _row(
+            f"Worker slot-seconds waiting for a {t:g} s ingest (lower is better)",
+            by["deferrable"]["slot_s"],
+            by["polling"]["slot_s"],
+            "polling, deferrable=False",
+            "s",
+        )
+    ]
+
+
+def _fault_rows(data: list[dict[str, Any]]) -> list[Row]:
+    expected = sum(1 for o in data if o["as_expected"])
+    known = sum(1 for o in data if o["known_issue"])
+    note = f" ({known} known issue)" if known else ""
+    return [Row(f"Fault scenarios behaving as expected{note}", f"{expected}/{len(data)}", "-", "-")]
+
+
+ROWS: dict[str, Callable[[Any], list[Row]]] = {
+    "token_reuse": _token_rows,
+    "search": _search_rows,
+    "ingest": _ingest_rows,
+    "export": _export_rows,
+    "slot_seconds": _slot_rows,
+    "faults": _fault_rows,
+}
+
+
+# --------------------------------------------------------------------------------------------- machine, running
+def _read(path: str, prefix: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith(prefix):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def machine() -> dict[str, str]:
+    uname = subprocess.run(["uname", "-srm"], capture_output=True, text=True).stdout.strip()
+    mem_kb = _read("/proc/meminfo", "MemTotal")
+    try:
+        ram = f"{int(mem_kb.split()[0]) / 1024 / 1024:.1f} GiB"
+    except (ValueError, IndexError):
+        ram = "?"
+    try:
+        import airflow
+
+        airflow_version = airflow.__version__
+    except ImportError:
+        airflow_version = "?"
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "uname": uname,
+        "cpu": _read("/proc/cpuinfo", "model name"),
+        "cores": str(os.cpu_count()),
+        "ram": ram,
+        "python": platform.python_version(),
+        "airflow": airflow_version,
+    }
+
+
+def _run(bench: Bench, quick: bool, out: Path) -> tuple[Any, float, int]:
+    json_path = out / f"{bench.name}.json"
+    log_path = out / f"{bench.name}.log"
+    command = [
+        sys.executable,
+        str(HERE / bench.script),
+        *(bench.quick if quick else bench.full),
+        "--json",
+        str(json_path),
+    ]
+    started = time.perf_counter()
+    with log_path.open("wb") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=HERE.parent).returncode
+    seconds = time.perf_counter() - started
+    data = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else None
+    return data, seconds, code
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| measure | ours | reference | ratio |", "|---|---:|---:|---:|"]
+    lines += [f"| {r.measure} | {r.ours} | {r.reference} | {r.ratio} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run with small data (a few minutes)")
+    parser.add_argument("--only", help="comma-separated benchmark names (default: all)")
+    parser.add_argument("--results", type=Path, help="also write a Markdown page (machine, table, fault matrix)")
+    parser.add_argument("--keep", action="store_true", help="keep the folder with every benchmark's JSON and log")
+    args = parser.parse_args(argv)
+    chosen = [b for b in BENCHES if not args.only or b.name in args.only.split(",")]
+    out = Path(tempfile.mkdtemp(prefix="preservica-bench-all-"))
+    rows: list[Row] = []
+    failures: list[str] = []
+    fault_table = ""
+    total = time.perf_counter()
+    for bench in chosen:
+        print(f"-> {bench.script} {' '.join(bench.quick if args.quick else bench.full)}", file=sys.stderr, flush=True)
+        data, seconds, code = _run(bench, args.quick, out)
+        print(f"   {'done' if code == 0 else f'exit {code}'} in {seconds:.0f} s", file=sys.stderr, flush=True)
+        if data is None:
+            failures.append(f"{bench.name}: no results (exit {code}; log {out / (bench.name + '.log')})")
+            rows.append(Row(f"{bench.name}: did not finish", "-", "-", "-"))
+            continue
+        if code != 0:
+            failures.append(f"{bench.name}: exit {code} (log {out / (bench.name + '.log')})")
+        rows += ROWS[bench.name](data)
+        if bench.name == "faults":
+            log = (out / "faults.log").read_text(encoding="utf-8", errors="replace")
+            start = log.find("| scenario |")
+            fault_table = log[start:].strip() if start >= 0 else ""
+    info = machine()
+    mode = "quick (smoke) run" if args.quick else "full run"
+    heading = (
+        f"Benchmarks, {mode}, {info['date']}: {info['uname']}; {info['cpu']}, {info['cores']} cores, "
+        f"{info['ram']} RAM; Python {info['python']}, Airflow {info['airflow']}"
+    )
+    table = markdown(rows)
+    print(heading + "\n")
+    print(table)
+    print(
+        f"\nAll benchmarks: {time.perf_counter() - total:.0f} s; JSON and logs in {out}"
+        + ("" if args.keep else " (removed)")
+    )
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    if args.results:
+        page = [
+            "# Benchmark results",
+            "",
+            f"Produced by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` ({mode}).",
+            "",
+            f"- Date: {info['date']}",
+            f"- Machine: `{info['uname']}`, {info['cpu']}, {info['cores']} cores, {info['ram']} RAM",
+            f"- Python {info['python']}, Airflow {info['airflow']}",
+            "",
+            "Ratio = ours / reference; each measure says whether higher or lower is better. The sandbox runs on the",
+            "same machine as the client, so transfer rates measure the client and the emulator together.",
+            "",
+            table,
+        ]
+        if fault_table:
+            page += ["", "## Fault matrix (`python benchmarks/faults.py`)", "", fault_table]
+        args.results.write_text("\n".join(page) + "\n", encoding="utf-8")
+    if not args.keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
