@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AIRFLOW_VERSION ?= 3.3.*
 
-.PHONY: install test lint unit demo sandbox bench bench-quick clean
+.PHONY: install test lint unit demo sandbox bench bench-quick clean airflow
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ unit: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# The Airflow UI on http://localhost:8080 with the example DAGs and the sandbox; login printed at start.
+airflow: $(STAMP)
+	$(BIN)/python scripts/airflow_standalone.py
 
 sandbox: $(STAMP)
 	$(BIN)/preservica-sandbox --port 8765
