@@ -14,6 +14,7 @@ from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaHTTPError
 
 EntityType = Literal["SO", "IO", "CO"]
+KIND_NAMES: dict[str, str] = {"SO": "a folder", "IO": "an asset", "CO": "a content object"}
 PATHS: dict[str, str] = {"SO": "structural-objects", "IO": "information-objects", "CO": "content-objects"}
 TAGS: dict[str, str] = {"SO": "StructuralObject", "IO": "InformationObject", "CO": "ContentObject"}
 XML_HEADERS = {"Content-Type": "application/xml;charset=UTF-8"}
@@ -101,6 +102,18 @@ class EntityService:
             except PreservicaHTTPError as exc:
                 if exc.status != 404:
                     raise
+        if entity_type in ("SO", "IO"):
+            other = "IO" if entity_type == "SO" else "SO"
+            try:
+                self.client.get_xml(f"/api/entity/{PATHS[other]}/{ref}")
+            except PreservicaHTTPError as exc:
+                if exc.status != 404:
+                    raise
+            else:
+                raise EntityNotFoundError(
+                    f"{ref!r} is {KIND_NAMES[other]} ({other}), not {KIND_NAMES[entity_type]} ({entity_type}); "
+                    f"set entity_type to {other!r} or leave it out"
+                )
         described = f"{entity_type} " if entity_type else ""
         raise EntityNotFoundError(f"no {described}entity with reference {ref!r} on {self.client.base_url}")
 

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.client.export import ExportOptions, download_to, start_export
 from airflow_provider_preservica.client.progress import RUNNING, read_progress, wait_for_progress
 from airflow_provider_preservica.exceptions import PreservicaError
@@ -105,7 +106,10 @@ class PreservicaExportOperator(BaseOperator):
         token = self._adopt(hook, registry, batch_id)
         entity_type = self.entity_type or "SO"
         if token is None:
-            entity = hook.entities.get(self.entity_ref, self.entity_type)  # type: ignore[arg-type]
+            try:
+                entity = hook.entities.get(self.entity_ref, self.entity_type)  # type: ignore[arg-type]
+            except EntityNotFoundError as exc:
+                raise AirflowFailException(str(exc)) from None  # a retry cannot find it either
             entity_type = entity.entity_type
             token = start_export(hook.get_conn(), hook.entities.ns, entity.ref, entity.entity_type, self.options)
             registry.save(InFlightIngest(batch_id, token, self.destination, None, time.time()))

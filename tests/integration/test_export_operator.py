@@ -98,6 +98,23 @@ def test_unzip_to_unpacks_the_verified_export(quick_exports, run_dag, tmp_path):
     assert len(list(unpacked.rglob("*.pax.zip"))) == 4
 
 
+def test_a_folder_exported_as_an_asset_is_refused_with_the_fix(quick_exports, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_preservica.operators.export import PreservicaExportOperator
+
+    operator = PreservicaExportOperator(
+        task_id="export",
+        entity_ref=MAPS_FOLDER,
+        entity_type="IO",
+        destination=str(tmp_path / "x.zip"),
+        min_free_bytes=0,
+    )
+    with pytest.raises(AirflowFailException, match=r"is a folder \(SO\), not an asset \(IO\); set entity_type to 'SO'"):
+        operator.execute({"ti": FakeTaskInstance()})
+    assert list(tmp_path.iterdir()) == []
+
+
 class FakeTaskInstance:
     """Just what the operator reads from the context: its identity, and somewhere to push XComs."""
 
