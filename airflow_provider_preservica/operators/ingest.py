@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.client.progress import RUNNING, Progress, read_progress, wait_for_progress
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import PreservicaError
@@ -145,6 +146,10 @@ class PreservicaIngestOperator(BaseOperator):
         if report.adopted:
             runner.expect_from_source(source)
         if report.progress_token is None:
+            try:
+                hook.entities.get(self.parent_ref, "SO")  # before any hashing or upload
+            except EntityNotFoundError as exc:
+                raise AirflowFailException(f"cannot ingest into parent_ref: {exc}") from None
             package = runner.prepare(source)
             if package is None:
                 self.log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 
@@ -211,3 +212,21 @@ def test_a_fixity_mismatch_fails_the_task_naming_the_asset(quick_ingests, tmp_pa
         operator.execute({"ti": FakeTaskInstance()})
 
     assert "letters/scan-001.tif: SHA-256 fixity mismatch" in str(failure.value)
+
+
+def test_an_unknown_or_wrong_parent_fails_before_upload(quick_ingests, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from tests.integration.test_export_operator import FakeTaskInstance
+
+    batch, _ = make_batch(tmp_path)
+    asset = next(iter(PreservicaHook().search(SearchQuery(text="%", filters={"xip.document_type": "IO"}))))
+    for parent, message in (
+        ("ffffffff-0000-4000-8000-00000000000f", "no SO entity with reference"),
+        (asset.reference, "is an asset (IO), not a folder (SO)"),
+    ):
+        operator = PreservicaIngestOperator(task_id="ingest", source=str(batch), parent_ref=parent, security_tag="open")
+        with pytest.raises(AirflowFailException, match=re.escape(message)):
+            operator.execute({"ti": FakeTaskInstance()})
+    assert not any(k.startswith("PUT /api/s3") for k in quick_ingests.state.stats()["requests"])
