@@ -4,10 +4,15 @@ Point it at your system with a ``preservica_default`` Connection and set two Air
 (or edit the defaults below):
 
     airflow variables set preservica_report_collection <folder ref>      # empty = whole repository
-    airflow variables set preservica_report_dir /data/reports             # or s3://bucket/reports
+    airflow variables set preservica_report_dir /data/reports             # a local folder, or object storage:
+    airflow variables set preservica_report_dir s3://bucket/reports       #   any ObjectStoragePath URL
+                                                                          #   (s3://, gs://, file://...)
 
 Each run writes ``open-assets-<date>.csv`` (reference, title, tag, parent, created) and returns a
-small summary (row count, path, first references) as its XCom.
+small summary (row count, path, first references) as its XCom. The report is written one row at a
+time under a temporary name and renamed when complete, so readers never see half a report. For
+``s3://`` set up an Airflow Connection for the object store (``aws_default``) and install
+``apache-airflow-providers-amazon``. Try it: ``airflow dags test preservica_search_report``.
 """
 
 from __future__ import annotations
