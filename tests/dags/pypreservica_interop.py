@@ -24,6 +24,13 @@ def preservica_pypreservica_interop():
         return entity.folder(MAPS_FOLDER).title
 
     @task
+    def count_open_assets() -> int:
+        from pyPreservica import ContentAPI
+
+        content = PreservicaHook().get_pypreservica_client(ContentAPI)
+        return content.search_index_filter_hits("%", {"xip.security_descriptor": "open", "xip.document_type": "IO"})
+
+    @task
     def revoke_every_token() -> None:
         request = urllib.request.Request(
             f"{os.environ['PRESERVICA_SANDBOX_URL']}/_sandbox/faults",
@@ -39,7 +46,8 @@ def preservica_pypreservica_interop():
         entity = PreservicaHook().get_pypreservica_client(EntityAPI)
         return len(list(entity.descendants(MAPS_FOLDER)))
 
-    folder_title.expand(index=[0, 1, 2]) >> revoke_every_token() >> children_after_revocation()
+    revoke = revoke_every_token()
+    [folder_title.expand(index=[0, 1, 2]), count_open_assets()] >> revoke >> children_after_revocation()
 
 
 pypreservica_interop_dag = preservica_pypreservica_interop()

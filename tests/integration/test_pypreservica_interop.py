@@ -19,12 +19,22 @@ def test_pypreservica_tasks_share_one_login_and_recover_from_a_revoked_token(sma
 
     states = task_states(dag_run)
     assert set(states.values()) == {"success"}, states
-    # One login for the three mapped tasks (pyPreservica alone would log in three times), one after revocation.
+    # One login for the four tasks before the revocation (pyPreservica alone: four), one after it.
     assert logins(small_repository) == 2
     titles = {dag_run.get_task_instance("folder_title", map_index=i).xcom_pull(map_indexes=i) for i in range(3)}
     assert titles == {PreservicaHook().entities.get(MAPS_FOLDER).title}
+    open_assets = PreservicaHook().search("%", filters={"xip.security_descriptor": "open", "xip.document_type": "IO"})
+    assert (
+        dag_run.get_task_instance("count_open_assets").xcom_pull(task_ids="count_open_assets")
+        == len(list(open_assets))
+        > 0
+    )
     children = PreservicaHook().entities.children(MAPS_FOLDER)
-    assert dag_run.get_task_instance("children_after_revocation").xcom_pull() == len(list(children)) > 0
+    assert (
+        dag_run.get_task_instance("children_after_revocation").xcom_pull(task_ids="children_after_revocation")
+        == len(list(children))
+        > 0
+    )
 
 
 def test_a_class_that_is_not_a_pypreservica_api_is_refused(preservica_conn):
