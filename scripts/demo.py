@@ -133,6 +133,8 @@ def sandbox_stats(base_url: str) -> dict:
 
 
 def main() -> int:
+    # A plain `kill` (SIGTERM) unwinds like Ctrl-C, so the finally blocks stop what this script started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     for folder in (AIRFLOW_HOME, REPORTS, EXPORTS):
         folder.mkdir(parents=True, exist_ok=True)
     airflow = str(BIN / "airflow")
