@@ -36,6 +36,9 @@ class PreservicaIngestOperator(BaseOperator):
     :param security_tag: tag for every folder and asset built from a folder; required (no silent ``open``).
     :param batch_id: identifies this delivery; a retry with the same id adopts the ingest in flight.
         Default: ``<dag_id>/<task_id>/<run_id>/<map_index>``.
+    :param fixity: checksum written into each file's OPEX sidecar and checked by Preservica: ``SHA-256``
+        (default), ``SHA-1``, ``MD5`` or ``SHA-512``. The package format follows ``source``: a folder becomes
+        OPEX; a zip is sent as is after a check that it is an XIP v6 SIP or a zipped OPEX tree.
     :param skip_existing: leave out files whose SourceID Preservica already holds (reported as skipped).
     :param wait_for_completion: wait for Preservica's outcome (else return after the upload).
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
@@ -50,6 +53,7 @@ class PreservicaIngestOperator(BaseOperator):
         "security_tag",
         "batch_id",
         "source_id_namespace",
+        "fixity",
         "work_dir",
         "preservica_conn_id",
     )
