@@ -11,8 +11,8 @@ Two Connections, one per system and account, each with its own token cache (the 
 Variables: ``preservica_promote_landing_dir`` (one sub-folder per day, plus done/ and quarantine/) and
 ``preservica_security_tag`` (default ``closed``). Pools, one per system:
 
-    airflow pools set preservica_ingest_preservica_test 2 "Concurrent ingests into Preservica test"
-    airflow pools set preservica_ingest_preservica_prod 2 "Concurrent ingests into Preservica production"
+    airflow pools set --include-deferred preservica_ingest_preservica_test 2 "Ingests into Preservica test"
+    airflow pools set --include-deferred preservica_ingest_preservica_prod 2 "Ingests into production"
 
 The production ingest runs only when the test ingest succeeded and every asset there holds the fixity
 its manifest promised (``verify=True``). The sources move to ``done/<day>`` after production verified

@@ -12,7 +12,9 @@ Configure with Airflow Variables (or edit the defaults):
 and a pool that caps the concurrent ingests into one Preservica account (the DAG's pool name is
 ``preservica_ingest_<connection id>``):
 
-    airflow pools set preservica_ingest_preservica_default 2 "Concurrent ingests into Preservica (default)"
+    airflow pools set --include-deferred preservica_ingest_preservica_default 2 "Ingests into Preservica"
+
+(``--include-deferred``: an ingest keeps its slot while it waits in the triggerer.)
 
 Steps:
 

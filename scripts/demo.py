@@ -39,12 +39,13 @@ SAMPLES = {
     "letters/draft: reply?.txt": "Sir, (unfinished)\n",  # ':' and '?' fail an OPEX ingest: quarantined
 }
 
-# `airflow db migrate` then `airflow pools set <POOL> 2 ...`, in one process (each Airflow start costs seconds).
+# `airflow db migrate`, then `airflow pools set --include-deferred <POOL> 2 ...`, in one process
+# (each start of Airflow costs seconds).
 PREPARE = f"""
 from airflow.utils import db
 db.upgradedb()
 from airflow.models.pool import Pool
-Pool.create_or_update_pool({POOL!r}, 2, "Concurrent ingests into Preservica (preservica_default)", False)
+Pool.create_or_update_pool({POOL!r}, 2, "Concurrent ingests into Preservica (preservica_default)", True)
 print("pool {POOL}: 2 slots")
 """
 
