@@ -7,8 +7,9 @@ returns what happened and whether anything was lost or duplicated:
 
 - search report (60 assets, pages of 10): lost = assets missing from a finished report, duplicated = rows
   repeated; a failed task must leave no report behind;
-- ingest (4 files): lost = files without an asset after success, duplicated = extra copies of an asset plus
-  ingests started beyond one;
+- ingest (4 files): lost = files without an asset (after a failure too: the files the failed ingest did not
+  put in Preservica, which the task's error announces), duplicated = extra copies of an asset plus ingests
+  started beyond one;
 - export (a folder of 3 assets): lost = a downloaded zip that differs from the sandbox's own export file,
   duplicated = exports started beyond one; a failed task must leave no file behind.
 
@@ -52,9 +53,9 @@ SEARCH_ASSETS = 60
 SEARCH_PAGE = 10
 EXPORT_ASSETS = 3
 INGEST_FILES = 4
-PROGRESS = "GET /api/entity/progress/"
+PROGRESS = "GET /api/entity/progress/"  # a route prefix, as the sandbox counts requests
+SEARCH = "POST /api/content/"
 SANDBOX_CONFIG = {"token_lifetime": 900, "ingest_seconds": 0.6, "export_seconds": 0.4}
-SEARCH = "POST /api/content/search"
 SEARCH_ROUTES = "POST /api/content/*"
 #: Every search page takes this long, so that a fault posted "after page 2" lands in the middle of the report.
 SLOW_PAGES = {"kind": "latency", "route": SEARCH_ROUTES, "seconds": 0.1, "count": None}
@@ -92,16 +93,13 @@ class Scenario:
     known_issue: str | None = None  # set when our client misbehaves: the test is then xfail(strict=True)
 
 
-def _revoke(user: str) -> dict[str, Any]:
-    return {"kind": "revoke_token", "user": user}
-
-
 SCENARIOS: list[Scenario] = [
     Scenario(
         id="token_revoked_mid_ingest",
         title="token revoked while an ingest is awaited",
         work="ingest",
         during=During(PROGRESS, 1, ({"kind": "revoke_token", "user": "{user}"},)),
+        sandbox_config={"ingest_seconds": 1.5},  # time for the watcher to act while the ingest runs
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -111,6 +109,7 @@ SCENARIOS: list[Scenario] = [
         title="all tokens expired at once (export wait)",
         work="export",
         during=During(PROGRESS, 1, ({"kind": "expire_tokens"},)),
+        sandbox_config={"export_seconds": 1.5},  # time for the watcher to act while the export runs
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -121,6 +120,7 @@ SCENARIOS: list[Scenario] = [
         work="export",
         deferrable=True,
         during=During(PROGRESS, 1, ({"kind": "expire_tokens"},)),
+        sandbox_config={"export_seconds": 1.5},  # time for the watcher to act while the export runs
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -133,7 +133,7 @@ SCENARIOS: list[Scenario] = [
         expect_state="failed",
         expect_logins=2,
         evidence="freshly issued token",
-        max_requests={"POST /api/content/": 2},
+        max_requests={SEARCH: 2},
     ),
     Scenario(
         id="rate_limited_429",
@@ -141,7 +141,7 @@ SCENARIOS: list[Scenario] = [
         work="search",
         faults=(SLOW_PAGES,),
         during=During(
-            "POST /api/content/",
+            SEARCH,
             2,
             ({"kind": "status", "route": SEARCH_ROUTES, "status": 429, "retry_after": 1, "count": 1},),
         ),
@@ -155,7 +155,7 @@ SCENARIOS: list[Scenario] = [
         work="search",
         faults=(SLOW_PAGES,),
         during=During(
-            "POST /api/content/",
+            SEARCH,
             2,
             (
                 {"kind": "status", "route": SEARCH_ROUTES, "status": 502, "count": 2, "retry_after": 0},
@@ -171,7 +171,7 @@ SCENARIOS: list[Scenario] = [
         title="burst of 500 while an ingest is awaited (task retries=2)",
         work="ingest",
         retries=2,
-        sandbox_config={"ingest_seconds": 1.5},
+        sandbox_config={"ingest_seconds": 3.0},  # the retry comes well before the end
         during=During(PROGRESS, 1, ({"kind": "status", "route": PROGRESS_ROUTES, "status": 500, "count": 3},)),
         expect_state="success",
         expect_logins=1,
@@ -200,7 +200,7 @@ SCENARIOS: list[Scenario] = [
         expect_state="failed",
         expect_logins=1,
         evidence="did not answer within 1 s",
-        max_requests={"POST /api/content/": 2},
+        max_requests={SEARCH: 2},
     ),
     Scenario(
         id="reset_during_upload",

@@ -354,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     fault_table = ""
     total = time.perf_counter()
+    load_before = os.getloadavg()
     for bench in chosen:
         print(f"-> {bench.script} {' '.join(bench.quick if args.quick else bench.full)}", file=sys.stderr, flush=True)
         data, seconds, code = _run(bench, args.quick, out)
@@ -370,10 +371,11 @@ def main(argv: list[str] | None = None) -> int:
             start = log.find("| scenario |")
             fault_table = log[start:].strip() if start >= 0 else ""
     info = machine()
+    load = f"load average {load_before[1]:.1f} before, {os.getloadavg()[1]:.1f} after (5-minute)"
     mode = "quick (smoke) run" if args.quick else "full run"
     heading = (
         f"Benchmarks, {mode}, {info['date']}: {info['uname']}; {info['cpu']}, {info['cores']} cores, "
-        f"{info['ram']} RAM; Python {info['python']}, Airflow {info['airflow']}"
+        f"{info['ram']} RAM; Python {info['python']}, Airflow {info['airflow']}; {load}"
     )
     table = markdown(rows)
     print(heading + "\n")
@@ -393,9 +395,13 @@ def main(argv: list[str] | None = None) -> int:
             f"- Date: {info['date']}",
             f"- Machine: `{info['uname']}`, {info['cpu']}, {info['cores']} cores, {info['ram']} RAM",
             f"- Python {info['python']}, Airflow {info['airflow']}",
+            f"- Machine load during the run: {load} (other jobs shared the machine; see the note below)",
             "",
             "Ratio = ours / reference; each measure says whether higher or lower is better. The sandbox runs on the",
-            "same machine as the client, so transfer rates measure the client and the emulator together.",
+            "same machine as the client, so transfer rates measure the client and the emulator together. With a",
+            "5-minute load average above the number of cores, absolute times are inflated, and as the contenders of",
+            "a measure run one after the other, a change of load between them shifts the ratio too: repeat the run",
+            "on a quiet machine before reading small differences.",
             "",
             table,
         ]
