@@ -10,7 +10,7 @@ from tests.distributed.dags.preservica_distributed import HERD_CALLS, HERD_TASKS
 from tests.distributed.deployment import SANDBOX_PASSWORD, SANDBOX_USER, WORKERS, Deployment
 from tests.distributed.helpers import login_windows
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 
 TOKEN_LIFETIME = 12.0
 #: The cache stops handing out a token this long before it expires (``AccessToken.usable``).
