@@ -119,8 +119,10 @@ def airflow_env(home: Path, host: str, port: int, sandbox_url: str) -> dict[str,
     return env
 
 
-def wait_until_ready(proc: subprocess.Popen[bytes], url: str, home: Path, log: Path) -> dict[str, str]:
-    """Until the api-server reports a healthy scheduler and the admin password file exists."""
+def wait_until_ready(
+    proc: subprocess.Popen[bytes], url: str, home: Path, log: Path, *, need_scheduler: bool = True
+) -> dict[str, str]:
+    """Until the api-server answers (with a healthy scheduler, unless UI-only) and the admin password file exists."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -130,7 +132,8 @@ def wait_until_ready(proc: subprocess.Popen[bytes], url: str, home: Path, log: P
             with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as response:
                 health = json.load(response)
             passwords = home / PASSWORDS_FILE
-            if health.get("scheduler", {}).get("status") == "healthy" and passwords.exists():
+            scheduler_ok = health.get("scheduler", {}).get("status") == "healthy" or not need_scheduler
+            if health.get("metadatabase", {}).get("status") == "healthy" and scheduler_ok and passwords.exists():
                 logins: dict[str, str] = json.loads(passwords.read_text(encoding="utf-8"))
                 return logins
         except (OSError, ValueError):
@@ -173,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="interface of the UI (default 127.0.0.1)")
     parser.add_argument("--home", type=Path, default=REPO / ".airflow-standalone", help="AIRFLOW_HOME")
     parser.add_argument("--sandbox-port", type=int, default=0, help="port of the sandbox (default: a free one)")
+    parser.add_argument(
+        "--ui-only",
+        action="store_true",
+        help="only the api-server (UI, REST API, Connection form and Test button): starts faster, runs no DAGs",
+    )
     args = parser.parse_args(argv)
     home: Path = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -187,13 +195,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"-> Preservica sandbox at {sandbox_url} (500 seeded assets; account {USER} / {PASSWORD})", flush=True)
         env = airflow_env(home, args.host, args.port, sandbox_url)
         stage_landing_folder(Path(env["AIRFLOW_VAR_PRESERVICA_LANDING_DIR"]))
-        print(f"-> airflow standalone in {home} (log: {log}); the first start takes a minute", flush=True)
+        what = "airflow api-server (UI only)" if args.ui_only else "airflow standalone"
+        print(f"-> {what} in {home} (log: {log}); the first start takes a minute", flush=True)
         with log.open("ab") as out:
+            if args.ui_only:
+                subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=REPO, stdout=out,
+                               stderr=subprocess.STDOUT, check=True)  # fmt: skip
+            command = ["api-server"] if args.ui_only else ["standalone"]
             airflow = subprocess.Popen(
-                [str(BIN / "airflow"), "standalone"], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                [str(BIN / "airflow"), *command], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        logins = wait_until_ready(airflow, url, home, log)
+        logins = wait_until_ready(airflow, url, home, log, need_scheduler=not args.ui_only)
         user, password = next(iter(logins.items()))
         print(
             f"\nAirflow is ready: {url}\n"

@@ -1,0 +1,155 @@
+"""A real Airflow UI (``scripts/airflow_standalone.py --ui-only``) and a headless Chromium, once per module.
+
+The Airflow side is the script behind ``make airflow``, on a free port and a temporary AIRFLOW_HOME: its
+sandbox, Connection, Test-button setting and shutdown are exercised too. It needs no browser; the browser
+fixture skips (with the reason shown in the summary) where no Chromium is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.ui.cdp import Browser, Page, find_chromium
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "airflow_standalone.py"
+START_TIMEOUT = 240.0
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+
+
+@dataclass
+class AirflowUI:
+    url: str
+    user: str
+    password: str
+    sandbox_url: str
+    sandbox_login: str
+    sandbox_password: str
+    home: Path
+    proc: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    def api(self, method: str, path: str, body: object | None = None) -> object:
+        """The REST API as the admin (for set-up the test does not exercise through the browser)."""
+        token = _post_json(f"{self.url}/auth/token", {"username": self.user, "password": self.password})
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token['access_token']}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+
+def _post_json(url: str, body: object) -> dict[str, str]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict[str, str] = json.load(response)
+        return result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=3).close()
+    except OSError as exc:
+        return getattr(exc, "code", None) is not None  # an HTTP error status still means "up"
+    return True
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
+    home = tmp_path_factory.mktemp("airflow-ui-home")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--ui-only", "--port", str(port), "--home", str(home)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    output: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line.rstrip("\n"))
+            if line.startswith("Press Ctrl-C"):
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, name="airflow-ui-output", daemon=True).start()
+    if not ready.wait(START_TIMEOUT) or proc.poll() is not None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        log = home / "standalone.log"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
+        pytest.fail("scripts/airflow_standalone.py did not get ready:\n" + "\n".join(output) + "\n" + tail)
+    text = "\n".join(output)
+    login = re.search(r"login\s+: (\S+) / (\S+)", text)
+    sandbox = re.search(r"Preservica sandbox at (\S+) .*account (\S+) / (\S+)\)", text)
+    assert login and sandbox, text
+    ui = AirflowUI(f"http://localhost:{port}", login[1], login[2], *sandbox.groups(), home, proc, output)
+    yield ui
+    # Ctrl-C, as a user would: the script must take Airflow and the sandbox down with it.
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(90) == 0, "\n".join(output)
+    assert output[-1] == "-> Airflow and the sandbox stopped"
+    assert not _answers(f"{ui.url}/api/v2/monitor/health"), "the api-server outlived make airflow"
+    assert not _answers(f"{ui.sandbox_url}/_sandbox/stats"), "the sandbox outlived make airflow"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium); the Connection form was not checked")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    instance = Browser(binary, profile, profile.parent / "chromium.log")
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(scope="module")
+def logged_in(browser: Browser, airflow_ui: AirflowUI) -> Page:
+    """One tab, signed in through the login form of Airflow's simple auth manager."""
+    page = browser.new_page()
+    page.goto(f"{airflow_ui.url}/")
+    page.wait_for("location.pathname.startsWith('/auth/login')", what="the login page")
+    page.type_into("document.querySelector('input[name=username]')", airflow_ui.user, "username")
+    page.type_into("document.querySelector('input[name=password]')", airflow_ui.password, "password")
+    page.click("document.querySelector('button[type=submit]:not([disabled])')", "Sign in")
+    page.wait_for("!location.pathname.startsWith('/auth')", what="the sign-in to finish")
+    return page
+
+
+@pytest.fixture
+def screenshot(logged_in: Page, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keep a screenshot of the page at the end of each test (tests/ui/screenshots/, not committed)."""
+    yield
+    SCREENSHOTS.mkdir(exist_ok=True)
+    try:
+        logged_in.screenshot(SCREENSHOTS / f"{request.node.name}.png")
+    except Exception as exc:  # a screenshot must never hide the test's own result
+        print(f"no screenshot: {exc}")
