@@ -1,4 +1,4 @@
-"""The distributed tier: one real Airflow deployment (PostgreSQL, Redis, Celery) for the whole session.
+"""The distributed tier: one real Airflow deployment (PostgreSQL, Redis, Celery) for all its tests.
 
 Skipped, with the reason printed (``-rs``), where PostgreSQL or Redis does not answer on loopback or
 the Airflow/Celery stack for PostgreSQL is not installed. Every test starts from a reset sandbox
@@ -31,8 +31,9 @@ def _stack_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deployment() -> Iterator[Deployment]:
+    """One deployment for this package's tests, stopped as soon as the last of them ends (not at session end)."""
     reason = _stack_missing() or services_missing()
     if reason:
         pytest.skip(f"distributed tier not run: {reason}")
