@@ -99,7 +99,11 @@ class TokenCache:
             log.warning("Ignoring an unreadable token cache entry in %s; it will be overwritten", self.key)
             return None
         if token.fingerprint != self.settings.fingerprint:
-            log.info("Token cache %s holds another account's token; it will be overwritten", self.key)
+            log.info(
+                "Token cache %s holds a token for another server or account (host, user or tenant differ); "
+                "it will be overwritten",
+                self.key,
+            )
             return None
         if not token.usable(self.settings.fingerprint, self.settings.expiry_margin):
             return None
