@@ -495,10 +495,10 @@ class Deployment:
         value = rows[0][0]
         return json.loads(value) if isinstance(value, bytes | bytearray) else value
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
-        """Every log file Airflow wrote for one task of one run (all tries, all map indexes)."""
+    def trigger_log(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """What the triggerer logged for one task's triggers (``attempt=N.log.trigger.<id>.log``)."""
         base = self.home / "airflow" / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        return "\n".join(p.read_text(errors="replace") for p in sorted(base.rglob("*.log")))
+        return "\n".join(p.read_text(errors="replace") for p in sorted(base.rglob("*.trigger.*.log")))
 
     # -- sandbox ----------------------------------------------------------------------------------
     def sandbox(self, method: str, path: str, body: Any = None) -> Any:
