@@ -23,12 +23,13 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 CONN_FIELDS: dict[str, Any] = {
     "tenant": {
         "label": "Tenant",
-        "description": "Preservica tenant short name; optional on single-tenant systems.",
+        "description": "Preservica tenant short name, e.g. MYTENANT; optional on single-tenant systems.",
         "schema": {"type": ["string", "null"]},
     },
     "two_fa_secret": {
         "label": "2FA secret",
-        "description": "Base32 TOTP seed of an account with two-factor authentication. Leave empty otherwise.",
+        "description": "Base32 TOTP seed (e.g. JBSWY3DPEHPK3PXP) of an account with two-factor authentication. "
+        "Leave empty otherwise.",
         "schema": {"type": ["string", "null"], "format": "password"},
     },
     "verify_ssl": {
@@ -38,10 +39,11 @@ CONN_FIELDS: dict[str, Any] = {
     },
     "ca_bundle": {
         "label": "CA bundle path",
-        "description": "PEM file of a private certificate authority to trust (optional).",
+        "description": "PEM file of a private certificate authority to trust, e.g. /etc/ssl/certs/my-ca.pem "
+        "(optional).",
         "schema": {"type": ["string", "null"]},
     },
-    "token_cache": {
+    "cache_mode": {  # not "token_cache": Airflow masks extras whose name contains "token"
         "label": "Token cache",
         "description": "'variable' shares one token between all tasks through an Airflow Variable; "
         "'memory' keeps it per process (for deployments that forbid tokens in Variables).",

@@ -27,7 +27,8 @@ EXTRA_ALIASES: dict[str, tuple[str, ...]] = {
     "ca_bundle": ("ca_bundle",),
     "timeout": ("timeout",),
     "max_retries": ("max_retries",),
-    "token_cache": ("token_cache",),
+    # Not "token_cache": Airflow masks every extra whose name contains "token" (the form would show '***').
+    "cache_mode": ("cache_mode", "token_cache"),
     "allow_http": ("allow_http",),
     "expiry_margin": ("expiry_margin",),
     "login_lease": ("login_lease",),
@@ -50,7 +51,7 @@ def _extra(extras: dict[str, Any], field: str) -> Any:
     for name in EXTRA_ALIASES[field]:
         for key in (name, f"extra__{CONN_TYPE}__{name}"):
             value = extras.get(key)
-            if value not in (None, ""):
+            if value not in (None, "", "***"):  # "***" is a masked value the UI sent back, never a setting
                 return value
     return None
 
@@ -106,10 +107,10 @@ def settings_from_connection(conn: ConnectionLike, cache_name: str | None = None
         missing.insert(0, "Host")
     if missing:
         raise PreservicaConfigError(f"Connection {conn_id!r} has no {' and no '.join(missing)}; set them")
-    token_cache = str(_extra(extras, "token_cache") or "variable").strip().lower()
+    token_cache = str(_extra(extras, "cache_mode") or "variable").strip().lower()
     if token_cache not in TOKEN_CACHE_MODES:
         raise PreservicaConfigError(
-            f"Connection {conn_id!r}: extra 'token_cache' must be one of {', '.join(TOKEN_CACHE_MODES)}, "
+            f"Connection {conn_id!r}: extra 'cache_mode' must be one of {', '.join(TOKEN_CACHE_MODES)}, "
             f"not {token_cache!r}"
         )
     verify = _tls_verification(_extra(extras, "verify_ssl"), _extra(extras, "ca_bundle"))

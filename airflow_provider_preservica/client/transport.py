@@ -61,7 +61,7 @@ def describe_connection_failure(exc: BaseException, url: str, timeout: float) ->
     if any(isinstance(item, ssl.SSLError) for item in chain) or isinstance(exc, requests.exceptions.SSLError):
         return (
             f"TLS handshake with {host} failed ({_first_line(exc)}); check the certificate, or set the "
-            "Connection extra 'verify' to a CA bundle path"
+            "Connection extra 'ca_bundle' to your CA's PEM file ('verify_ssl': false only for a throwaway system)"
         )
     if (
         any(isinstance(item, socket.gaierror) for item in chain)

@@ -124,11 +124,6 @@ def test_the_preservica_form_shows_the_declared_fields(logged_in: Page, airflow_
     assert set(extra) <= readable, f"the form stores extras the hook does not read: {set(extra) - readable}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="provider bug: Airflow masks any extra whose name contains 'token', so the form shows and saves "
-    "token_cache as '***' (hook_meta default and GET /connections both redact it); rename the field",
-)
 def test_the_token_cache_field_starts_at_its_default(logged_in: Page, airflow_ui: AirflowUI) -> None:
     _open_preservica_form(logged_in, airflow_ui, "preservica_token_cache_check")
     _open_section(logged_in, "Extra Fields")
