@@ -347,9 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated benchmark names (default: all)")
     parser.add_argument("--results", type=Path, help="also write a Markdown page (machine, table, fault matrix)")
     parser.add_argument("--keep", action="store_true", help="keep the folder with every benchmark's JSON and log")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for every benchmark's JSON and log (kept); a benchmark whose JSON is already there is not run"
+        " again, so a run that stopped half-way can be completed",
+    )
     args = parser.parse_args(argv)
     chosen = [b for b in BENCHES if not args.only or b.name in args.only.split(",")]
-    out = Path(tempfile.mkdtemp(prefix="preservica-bench-all-"))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        args.keep = True
+    out = args.out or Path(tempfile.mkdtemp(prefix="preservica-bench-all-"))
     rows: list[Row] = []
     failures: list[str] = []
     fault_table = ""
@@ -357,7 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     for bench in chosen:
         print(f"-> {bench.script} {' '.join(bench.quick if args.quick else bench.full)}", file=sys.stderr, flush=True)
-        data, seconds, code = _run(bench, args.quick, out)
+        done = out / f"{bench.name}.json"
+        if args.out and done.exists():
+            data, seconds, code = json.loads(done.read_text(encoding="utf-8")), 0.0, 0
+            print("   results already there, not run again", file=sys.stderr, flush=True)
+        else:
+            data, seconds, code = _run(bench, args.quick, out)
         print(f"   {'done' if code == 0 else f'exit {code}'} in {seconds:.0f} s", file=sys.stderr, flush=True)
         if data is None:
             failures.append(f"{bench.name}: no results (exit {code}; log {out / (bench.name + '.log')})")

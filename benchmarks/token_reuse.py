@@ -258,6 +258,8 @@ def _run_parallel(key: str, label: str, processes: int, base_url: str, latency: 
     work.mkdir()
     go = work / "go"
     workers = []
+    # One process at a time up to the "go" line: Airflow's start-up writes to the SQLite metadata DB, and eight
+    # processes doing that at once fail with "database is locked". They then wait, all ready, for the go file.
     for index in range(processes):
         ready, result = work / f"ready-{index}", work / f"result-{index}.json"
         env = dict(
@@ -267,17 +269,19 @@ def _run_parallel(key: str, label: str, processes: int, base_url: str, latency: 
             PRESERVICA_BENCH_RESULT=str(result),
         )
         date = (dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=index)).isoformat()
-        log = (work / f"log-{index}.txt").open("wb")
+        log_path = work / f"log-{index}.txt"
         command = [sys.executable, "-c", CHILD, str(DAG_FILE), key, str(result), date]
-        workers.append((ready, result, subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)))
-    deadline = time.time() + 600
-    while not all(ready.exists() for ready, _, _ in workers):
-        dead = [proc for _, _, proc in workers if proc.poll() is not None]
-        if dead or time.time() > deadline:
-            for _, _, proc in workers:
-                proc.kill()
-            raise RuntimeError(f"{label}: a process died or hung before the start (logs in {work})")
-        time.sleep(0.02)
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        workers.append((ready, result, proc))
+        deadline = time.time() + 300
+        while not ready.exists():
+            if proc.poll() is not None or time.time() > deadline:
+                for _, _, other in workers:
+                    other.kill()
+                tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+                raise RuntimeError(f"{label}: process {index} died or hung before the start:\n{tail}")
+            time.sleep(0.02)
     started = time.perf_counter()
     go.touch()
     for _, _, proc in workers:
