@@ -34,6 +34,11 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 USER, PASSWORD, TENANT = "archivist", "standalone-Archivist-pw", "SANDBOX"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+POOLS = (
+    "preservica_ingest_preservica_default",
+    "preservica_ingest_preservica_test",
+    "preservica_ingest_preservica_prod",
+)
 READY_TIMEOUT = 300.0
 
 
@@ -115,6 +120,7 @@ def airflow_env(home: Path, host: str, port: int, sandbox_url: str) -> dict[str,
         AIRFLOW_VAR_PRESERVICA_LANDING_DIR=str(data / "landing"),
         AIRFLOW_VAR_PRESERVICA_REPORTS_DIR=str(data / "reports"),
         AIRFLOW_VAR_PRESERVICA_REPORT_DIR=str(data / "reports"),
+        AIRFLOW_VAR_PRESERVICA_EXPORT_DIR=str(data / "exports"),
     )  # fmt: skip
     return env
 
@@ -198,8 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         what = "airflow api-server (UI only)" if args.ui_only else "airflow standalone"
         print(f"-> {what} in {home} (log: {log}); the first start takes a minute", flush=True)
         with log.open("ab") as out:
-            if args.ui_only:
-                subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=REPO, stdout=out,
+            subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=REPO, stdout=out,
+                           stderr=subprocess.STDOUT, check=True)  # fmt: skip
+            for pool in POOLS:  # a scheduler never runs a task whose pool does not exist
+                subprocess.run([str(BIN / "airflow"), "pools", "set", "--include-deferred", pool, "2",
+                                "Concurrent Preservica ingests"], env=env, cwd=REPO, stdout=out,
                                stderr=subprocess.STDOUT, check=True)  # fmt: skip
             command = ["api-server"] if args.ui_only else ["standalone"]
             airflow = subprocess.Popen(
