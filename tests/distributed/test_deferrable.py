@@ -37,7 +37,7 @@ def _snapshot(dist: Deployment, run_id: str) -> dict[str, object]:
 def test_deferred_ingest_and_export_free_every_worker_slot(
     dist: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dist.sandbox("POST", "config", {"ingest_seconds": 30, "export_seconds": 30})
+    dist.sandbox("POST", "config", {"ingest_seconds": 40, "export_seconds": 40})
     names = make_batch(tmp_path, "deferred-scan", files=3)
     conf = {
         "source": str(tmp_path / "deferred-scan"),

@@ -37,6 +37,9 @@ def test_retry_after_a_killed_worker_adopts_the_ingest_in_flight(
     assert state == "success" and ti["try_number"] == 2, ti
     report = dist.xcom(DAG_ID, run_id, "ingest")
     assert report["adopted"] and report["progress_token"] == token and report["state"] == "COMPLETED"
+    assert f"Adopting the ingest an earlier try started: progress token {token}" in dist.task_log(
+        DAG_ID, run_id, "ingest", attempt=2
+    )
     ingests = dist.sandbox("GET", "ingests")
     assert len(ingests) == 1, ingests  # exactly one package reached Preservica
     assert asset_title_counts(dist, "killed-worker-scan", monkeypatch) == dict.fromkeys(names, 1)
