@@ -7,6 +7,7 @@ seeded with ``tests/data/search_repository.json`` and an empty token cache.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +49,10 @@ def deployment() -> Iterator[Deployment]:
         yield deployment
     finally:
         deployment.stop()
+        if deployment.failures:
+            print(f"\ndistributed tier: logs kept in {deployment.home}")
+        else:
+            shutil.rmtree(deployment.home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -70,5 +75,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     report = yield
     deployment = getattr(item, "funcargs", {}).get("deployment")
     if report.failed and isinstance(deployment, Deployment):
+        deployment.failures += 1
         report.sections.append(("distributed deployment logs", deployment.report()))
     return report

@@ -161,6 +161,7 @@ class Deployment:
     api_port: int = field(default_factory=free_port)
     components: dict[str, Component] = field(default_factory=dict)
     sandbox_url: str = ""
+    failures: int = 0  # failed tests; their logs are kept
     _api_token: str | None = None
     _db_created: bool = False
 
