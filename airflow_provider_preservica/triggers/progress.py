@@ -15,6 +15,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_preservica.client.progress import Progress, read_progress
+from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
 
 
 class PreservicaProgressTrigger(BaseTrigger):
@@ -50,8 +51,6 @@ class PreservicaProgressTrigger(BaseTrigger):
         return read_progress(hook.get_conn(), self.progress_token)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_preservica.hooks.preservica import PreservicaHook
-
         hook = PreservicaHook(self.preservica_conn_id)
         last_status = ""
         while True:
