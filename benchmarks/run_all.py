@@ -76,7 +76,8 @@ def _num(value: float | None, digits: int = 3) -> str:
 def _ratio(ours: float | None, reference: float | None) -> str:
     if ours is None or reference is None or reference == 0:
         return "n/a"
-    return f"{ours / reference:.2f}"
+    ratio = ours / reference
+    return f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
 
 
 def _row(measure: str, ours: float | None, reference: float | None, ref_label: str, unit: str = "") -> Row:
@@ -166,6 +167,12 @@ def _ingest_rows(data: dict[str, Any]) -> list[Row]:
             hashing["hash_file"]["mib_per_s"],
             hashing["sha256sum"]["mib_per_s"],
             "sha256sum, one process",
+        ),
+        _row(
+            f"SHA-256 hashing MiB/s, {size} MiB (higher is better)",
+            hashing["hash_file"]["mib_per_s"],
+            hashing["openssl"]["mib_per_s"],
+            "openssl dgst -sha256",
         ),
         _row(
             f"SHA-256 hashing MiB/s, {size} MiB, parallel (higher is better)",
@@ -320,6 +327,7 @@ def machine() -> dict[str, str]:
 def _run(bench: Bench, quick: bool, out: Path) -> tuple[Any, float, int]:
     json_path = out / f"{bench.name}.json"
     log_path = out / f"{bench.name}.log"
+    meta = {"started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load": os.getloadavg()[1]}
     command = [
         sys.executable,
         str(HERE / bench.script),
@@ -332,6 +340,8 @@ def _run(bench: Bench, quick: bool, out: Path) -> tuple[Any, float, int]:
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=HERE.parent).returncode
     seconds = time.perf_counter() - started
     data = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else None
+    meta.update(seconds=round(seconds), exit=code)
+    (out / f"{bench.name}.meta.json").write_text(json.dumps(meta), encoding="utf-8")
     return data, seconds, code
 
 
@@ -360,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         args.keep = True
     out = args.out or Path(tempfile.mkdtemp(prefix="preservica-bench-all-"))
     rows: list[Row] = []
+    runs: list[str] = []
     failures: list[str] = []
     fault_table = ""
     total = time.perf_counter()
@@ -377,6 +388,14 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{bench.name}: no results (exit {code}; log {out / (bench.name + '.log')})")
             rows.append(Row(f"{bench.name}: did not finish", "-", "-", "-"))
             continue
+        meta_path = out / f"{bench.name}.meta.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            runs.append(
+                f"`{bench.script}`: started {meta['started']}, {meta['seconds']} s, 5-minute load average "
+                + (f"{meta['load']:.1f}" if meta.get("load") is not None else "not recorded")
+                + " at its start"
+            )
         if code != 0:
             failures.append(f"{bench.name}: exit {code} (log {out / (bench.name + '.log')})")
         rows += ROWS[bench.name](data)
@@ -418,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
             "on a quiet machine before reading small differences.",
             "",
             table,
+            "",
+            "Runs:",
+            "",
+            *[f"- {run}" for run in runs],
         ]
         if fault_table:
             page += ["", "## Fault matrix (`python benchmarks/faults.py`)", "", fault_table]
