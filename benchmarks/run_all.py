@@ -16,7 +16,7 @@ Ratio = ours / reference. Whether higher or lower is better is in the measure's 
     .venv/bin/python benchmarks/run_all.py [--quick] [--results benchmarks/RESULTS.md] [--keep]
 
 ``--quick`` is a smoke run (a few minutes: small data, 10 s ingest); without it the full sizes run (50 tasks,
-8 processes, 100,000 assets, 1 GiB ingest, 2 GiB export, a 300 s ingest): 15-25 minutes on 2 CPUs.
+8 processes, 100,000 assets, 1 GiB ingest, 2 GiB export, a 300 s ingest): 20-30 minutes on 2 CPUs.
 """
 
 from __future__ import annotations
