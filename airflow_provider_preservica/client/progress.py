@@ -18,6 +18,10 @@ FAILED = frozenset({"FAILED", "ABORTED", "CANCELLED", "FINISHED_MIXED_OUTCOME"})
 RUNNING = frozenset({"ACTIVE", "PENDING", "SUSPENDING", "SUSPENDED", "UNKNOWN"})
 
 
+class ProgressTokenUnknownError(PreservicaError):
+    """Preservica answered 404 for the progress token: it never issued it, or has forgotten it."""
+
+
 class ProgressTimeoutError(PreservicaError):
     """The remote work did not finish in time; the message names the progress token."""
 
@@ -55,7 +59,7 @@ def read_progress(client: PreservicaClient, token: str) -> Progress:
         root = client.get_xml(f"/api/entity/progress/{token}", params={"includeErrors": "true"})
     except PreservicaHTTPError as exc:
         if exc.status == 404:
-            raise PreservicaError(f"Preservica does not know progress token {token!r}") from None
+            raise ProgressTokenUnknownError(f"Preservica does not know progress token {token!r}") from None
         raise
     status = (root.findtext(f".//{{{STATUS_NS}}}Status") or "UNKNOWN").strip().upper()
     percent_text = root.findtext(f".//{{{STATUS_NS}}}PercentComplete")

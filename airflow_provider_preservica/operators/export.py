@@ -15,7 +15,12 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.client.export import ExportOptions, download_to, start_export
-from airflow_provider_preservica.client.progress import RUNNING, read_progress, wait_for_progress
+from airflow_provider_preservica.client.progress import (
+    RUNNING,
+    ProgressTokenUnknownError,
+    read_progress,
+    wait_for_progress,
+)
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
@@ -155,8 +160,13 @@ class PreservicaExportOperator(BaseOperator):
             return None
         try:
             progress = read_progress(hook.get_conn(), record.progress_token)
-        except PreservicaError:
-            return None
+        except ProgressTokenUnknownError:
+            return None  # forgotten by Preservica: start afresh
+        except PreservicaError as exc:
+            raise AirflowException(
+                f"cannot read the progress of export {record.progress_token}, which an earlier try started ({exc}); "
+                "not starting another export: a retry will look again"
+            ) from None
         if progress.status in RUNNING or progress.succeeded:
             self.log.info("Adopting export %s from an earlier try (%s)", record.progress_token, progress.status)
             return record.progress_token

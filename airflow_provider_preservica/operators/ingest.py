@@ -13,7 +13,13 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_preservica.client.entities import EntityNotFoundError
-from airflow_provider_preservica.client.progress import RUNNING, Progress, read_progress, wait_for_progress
+from airflow_provider_preservica.client.progress import (
+    RUNNING,
+    Progress,
+    ProgressTokenUnknownError,
+    read_progress,
+    wait_for_progress,
+)
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
@@ -224,11 +230,19 @@ class PreservicaIngestOperator(BaseOperator):
             return None
         try:
             progress = read_progress(hook.get_conn(), record.progress_token)
-        except PreservicaError as exc:
+        except ProgressTokenUnknownError:
             self.log.warning(
-                "Earlier ingest %s of this batch cannot be read (%s); submitting again", record.progress_token, exc
+                "Preservica no longer knows the earlier ingest %s of this batch; submitting again (files it "
+                "ingested are skipped by SourceID)",
+                record.progress_token,
             )
             return None
+        except PreservicaError as exc:
+            # Submitting again now could ingest the package twice while the first ingest still runs.
+            raise AirflowException(
+                f"cannot read the progress of ingest {record.progress_token}, which an earlier try of this batch "
+                f"started ({exc}); not uploading again so that nothing is ingested twice: a retry will look again"
+            ) from None
         if progress.status in RUNNING or progress.succeeded:
             self.log.info(
                 "Adopting the ingest an earlier try started: progress token %s, %s",
