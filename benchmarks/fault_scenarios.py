@@ -168,18 +168,25 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         id="burst_500_ingest_wait",
-        title="burst of 500 while an ingest is awaited (task retries=2)",
+        title="burst of 500 while an ingest is awaited",
         work="ingest",
-        retries=2,
-        sandbox_config={"ingest_seconds": 3.0},  # the retry comes well before the end
+        retries=0,
+        sandbox_config={"ingest_seconds": 3.0},
         during=During(PROGRESS, 1, ({"kind": "status", "route": PROGRESS_ROUTES, "status": 500, "count": 3},)),
         expect_state="success",
         expect_logins=1,
         evidence="answered HTTP 500",
-        known_issue=(
-            "PreservicaIngestOperator._adopt: a 500 while a retry reads the earlier try's progress token makes it"
-            " submit the package again while the first ingest still runs (a second ingest, duplicate assets)"
-        ),
+    ),
+    Scenario(
+        id="outage_500_ingest_wait_retried",
+        title="500s outlast the wait; the retry's first look fails too (task retries=2)",
+        work="ingest",
+        retries=2,
+        sandbox_config={"ingest_seconds": 3.0},  # the retries come before the end: they must adopt, not resubmit
+        during=During(PROGRESS, 1, ({"kind": "status", "route": PROGRESS_ROUTES, "status": 500, "count": 6},)),
+        expect_state="success",
+        expect_logins=1,
+        evidence="not uploading again",
     ),
     Scenario(
         id="latency_beyond_timeout_once",

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import PreservicaError, PreservicaHTTPError
+from airflow_provider_preservica.exceptions import PreservicaConnectionError, PreservicaError, PreservicaHTTPError
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +70,75 @@ def read_progress(client: PreservicaClient, token: str) -> Progress:
     return Progress(token, status, percent, _texts(root, "Errors"), _texts(root, "Warnings"))
 
 
+MAX_CONSECUTIVE_POLL_ERRORS = 5
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A server fault or a lost connection: worth another look at the next poll, not the end of a long wait."""
+    if isinstance(exc, ProgressTokenUnknownError):
+        return False
+    if isinstance(exc, PreservicaHTTPError):
+        return exc.status >= 500 or exc.status == 429
+    return isinstance(exc, PreservicaConnectionError)
+
+
+class PollErrors:
+    """Counts consecutive failed polls; a few are tolerated (hours-long waits should outlive a server hiccup)."""
+
+    def __init__(self, limit: int = MAX_CONSECUTIVE_POLL_ERRORS) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def tolerate(self, exc: PreservicaError, token: str) -> bool:
+        """True when waiting should go on after ``exc``; logs why."""
+        if not is_transient(exc):
+            return False
+        self.count += 1
+        if self.count >= self.limit:
+            return False
+        log.warning(
+            "Reading progress token %s failed (%s); trying again at the next poll (%d of %d)",
+            token,
+            exc,
+            self.count,
+            self.limit - 1,
+        )
+        return True
+
+    def reset(self) -> None:
+        self.count = 0
+
+
 def wait_for_progress(
     client: PreservicaClient, token: str, *, poll_interval: float, timeout: float, what: str = "ingest"
 ) -> Progress:
-    """Poll until the work finishes; a timeout names the token so a person can look it up."""
+    """Poll until the work finishes; a timeout names the token so a person can look it up.
+
+    Up to four consecutive transient failures of the read (5xx, 429, lost connection) are waited out;
+    the fifth ends the wait with its error.
+    """
     deadline = time.monotonic() + timeout
     last_status = ""
+    errors = PollErrors()
+    progress: Progress | None = None
     while True:
-        progress = read_progress(client, token)
-        if progress.status != last_status:
-            percent = f" ({progress.percent:.0f}%)" if progress.percent is not None else ""
-            log.info("Preservica %s %s: %s%s", what, token, progress.status, percent)
-            last_status = progress.status
-        if progress.finished:
-            return progress
+        try:
+            progress = read_progress(client, token)
+        except PreservicaError as exc:
+            if not errors.tolerate(exc, token):
+                raise
+        else:
+            errors.reset()
+            if progress.status != last_status:
+                percent = f" ({progress.percent:.0f}%)" if progress.percent is not None else ""
+                log.info("Preservica %s %s: %s%s", what, token, progress.status, percent)
+                last_status = progress.status
+            if progress.finished:
+                return progress
         if time.monotonic() + poll_interval > deadline:
+            state = progress.status if progress is not None else "unknown"
             raise ProgressTimeoutError(
-                f"Preservica {what} with progress token {token} still {progress.status} after {timeout:.0f} s; "
+                f"Preservica {what} with progress token {token} still {state} after {timeout:.0f} s; "
                 "it may still finish: look it up in Preservica's Process Monitor, or run the sensor on this token"
             )
         time.sleep(poll_interval)

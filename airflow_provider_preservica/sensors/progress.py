@@ -9,7 +9,8 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_preservica.client.progress import read_progress
+from airflow_provider_preservica.client.progress import PollErrors, read_progress
+from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
@@ -36,7 +37,16 @@ class PreservicaProgressSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
-        progress = read_progress(PreservicaHook(self.preservica_conn_id).get_conn(), self.progress_token)
+        errors: PollErrors | None = getattr(self, "_poll_errors", None)
+        if errors is None:  # one per try: a few server hiccups in a row are waited out
+            errors = self._poll_errors = PollErrors()
+        try:
+            progress = read_progress(PreservicaHook(self.preservica_conn_id).get_conn(), self.progress_token)
+        except PreservicaError as exc:
+            if errors.tolerate(exc, self.progress_token):
+                return False
+            raise
+        errors.reset()
         self.log.info("Progress token %s: %s", self.progress_token, progress.status)
         if not progress.finished:
             return False

@@ -14,7 +14,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_preservica.client.progress import Progress, read_progress
+from airflow_provider_preservica.client.progress import PollErrors, Progress, read_progress
+from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
 
 
@@ -53,9 +54,22 @@ class PreservicaProgressTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = PreservicaHook(self.preservica_conn_id)
         last_status = ""
+        errors = PollErrors()
         while True:
             try:
                 progress = await asyncio.to_thread(self._poll, hook)
+            except PreservicaError as exc:
+                if errors.tolerate(exc, self.progress_token) and time.time() + self.poll_interval <= self.end_time:
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                yield TriggerEvent(
+                    {
+                        "status": "error",
+                        "progress_token": self.progress_token,
+                        "message": f"{type(exc).__name__}: {exc}",
+                    }
+                )
+                return
             except Exception as exc:
                 yield TriggerEvent(
                     {
@@ -65,6 +79,7 @@ class PreservicaProgressTrigger(BaseTrigger):
                     }
                 )
                 return
+            errors.reset()
             if progress.status != last_status:
                 self.log.info("Preservica %s %s: %s", self.what, self.progress_token, progress.status)
                 last_status = progress.status
