@@ -159,7 +159,10 @@ class PreservicaIngestOperator(BaseOperator):
             try:
                 hook.entities.get(self.parent_ref, "SO")  # before any hashing or upload
             except EntityNotFoundError as exc:
-                raise AirflowFailException(f"cannot ingest into parent_ref: {exc}") from None
+                reason = str(exc).split("; set entity_type", 1)[0]  # that advice is for exports
+                raise AirflowFailException(
+                    f"cannot ingest into parent_ref: {reason}; give the reference of a folder"
+                ) from None
             package = runner.prepare(source)
             if package is None:
                 self.log.info(
