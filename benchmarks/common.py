@@ -6,14 +6,134 @@ The benchmarks run as scripts (``python benchmarks/x.py``), so this module is im
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 STATUS_NS = "{http://status.preservica.com}"
+ROOT = Path(__file__).resolve().parent.parent
+CONN_ID = "preservica_default"
+TEST_FERNET_KEY = "5bVSQmY6mzQ0aOJQy8b3bR1QhXdY0vYk7b8yV3xEJ0A="  # a throw-away Airflow home's, not a secret
+
+
+def _prepare_environment(
+    tmp: Path,
+    *,
+    database: bool = False,
+    dags_folder: Path | None = None,
+    clear_prefixes: tuple[str, ...] = (),
+) -> None:
+    """Airflow reads its configuration at import time: set everything before it is imported.
+
+    ``database``: a SQLite metadata database in the temporary Airflow home (for ``dag.test``), with a DAGs
+    folder (``dags_folder``, or an empty one in the home) and a Fernet key. ``clear_prefixes``: more
+    environment variables to drop, beside the Preservica Connections and Variables a shell may hold.
+    """
+    home = tmp / "airflow-home"
+    home.mkdir()
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    if database:
+        dags = dags_folder or home / "dags"
+        dags.mkdir(parents=True, exist_ok=True)
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
+        os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+        os.environ["AIRFLOW__CORE__FERNET_KEY"] = TEST_FERNET_KEY
+    os.environ["PRESERVICA_LOCK_DIR"] = str(tmp)
+    os.environ.pop("PRESERVICA_INI", None)
+    for name in list(os.environ):
+        if name.startswith(("AIRFLOW_CONN_PRESERVICA", "AIRFLOW_VAR_PRESERVICA", *clear_prefixes)):
+            del os.environ[name]
+
+
+def _point_at(base_url: str, user: dict[str, str]) -> dict[str, str]:
+    """The Connection our hook reads (subprocesses inherit it); returns the account for the other methods."""
+    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
+        {
+            "conn_type": "preservica",
+            "host": base_url,
+            "login": user["name"],
+            "password": user["password"],
+            "extra": {"tenant": user["tenant"]},
+        }
+    )
+    return {
+        "url": base_url,
+        "server": base_url.split("://", 1)[1],
+        "user": user["name"],
+        "password": user["password"],
+        "tenant": user["tenant"],
+    }
+
+
+class SandboxProcess:
+    """``python -m airflow_provider_preservica.sandbox`` in its own process, so that the client is measured alone.
+
+    ``base_url`` comes from the sandbox's ready line; ``user`` is its one account (name, password, tenant).
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path, user: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.user = user
+        self.process: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def start(self) -> SandboxProcess:
+        account = f"{self.user['name']}:{self.user['password']}:{self.user['tenant']}"
+        command = [sys.executable, "-m", "airflow_provider_preservica.sandbox", "--port", "0", "--user", account]
+        command += ["--data-dir", str(self.data_dir)]
+        with self.log_path.open("w", encoding="utf-8") as log:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if "ready at" not in line:
+            self.stop()
+            raise RuntimeError(f"the sandbox did not start: {line!r}; see {self.log_path}")
+        self.base_url = line.strip().rsplit(" ", 1)[1]
+        return self
+
+    @property
+    def server(self) -> str:
+        return self.base_url.split("://", 1)[1]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid if self.process is not None else 0
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the sandbox process has used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.base_url}/_sandbox{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
 
 
 def _status_kb(name: str) -> int:
@@ -80,6 +200,35 @@ def _cpu_busy(seconds: float = 1.0) -> float:
     total_after, idle_after = sample()
     elapsed = total_after - total
     return 1.0 - (idle_after - idle) / elapsed if elapsed else 0.0
+
+
+SETTLE_SECONDS = 6.0
+
+
+def _settle(seconds: float = SETTLE_SECONDS) -> None:
+    """Flush dirty pages, then wait, so that every measured method starts from the same memory state.
+
+    On a virtual machine with virtio-balloon free page reporting (this project's machines and CI have it),
+    memory freed a moment ago (the previous method's download, deleted) is cheap to reuse for about two
+    seconds; after that the guest hands it back to the host, and touching it again costs a host page fault per
+    page: writing 2 GiB into the page cache then takes 4 to 6 s of system time instead of about 1. Without
+    the pause, whichever method runs right after a deletion gets the cheap pages; with it, none does.
+    """
+    os.sync()
+    time.sleep(seconds)
+
+
+def _free_page_reporting() -> bool | None:
+    """Whether a virtio balloon reports free pages to the host (feature bit 5); None when no balloon is seen."""
+    for device in Path("/sys/bus/virtio/devices").glob("*"):
+        try:
+            if (device / "device").read_text(encoding="ascii").strip() != "0x0005":
+                continue
+            features = (device / "features").read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        return len(features) > 5 and features[5] == "1"
+    return None
 
 
 def _busy(client_cpu: float, sandbox_cpu: float, seconds: float, cpus: int) -> float:

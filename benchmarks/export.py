@@ -40,27 +40,32 @@ import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common import (
+    CONN_ID,
+    SETTLE_SECONDS,
+    SandboxProcess,
     _busy,
     _cpu_busy,
     _curl_version,
     _fail,
     _finished,
+    _free_page_reporting,
     _mb,
+    _point_at,
+    _prepare_environment,
     _requests_delta,
     _reset_hwm,
+    _settle,
     _spawn,
     _status_kb,
 )
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
-CONN_ID = "preservica_default"
 USER = {"name": "bench", "password": "bench-pw-123", "tenant": "BENCH"}
 MiB = 1024 * 1024
 PACKAGE_NAME = "export-bench-package"
@@ -205,96 +210,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size-mb", type=int, default=2048, help="the asset's bitstream in MiB (default 2048)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (downloads, logs)")
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=SETTLE_SECONDS,
+        help=f"pause after sync before each method (default {SETTLE_SECONDS:.0f}; see common._settle)",
+    )
     parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.size_mb < 1:
         parser.error("--size-mb must be at least 1")
     return args
-
-
-def _prepare_environment(tmp: Path) -> None:
-    """Airflow reads its configuration at import time: set everything before it is imported."""
-    home = tmp / "airflow-home"
-    home.mkdir()
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    os.environ["PRESERVICA_LOCK_DIR"] = str(tmp)
-    os.environ.pop("PRESERVICA_INI", None)
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_CONN_PRESERVICA", "AIRFLOW_VAR_PRESERVICA")):
-            del os.environ[name]
-
-
-class SandboxProcess:
-    """``python -m airflow_provider_preservica.sandbox`` in its own process; ``base_url`` from its ready line."""
-
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.process: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    def start(self) -> SandboxProcess:
-        user = f"{USER['name']}:{USER['password']}:{USER['tenant']}"
-        command = [sys.executable, "-m", "airflow_provider_preservica.sandbox", "--port", "0", "--user", user]
-        command += ["--data-dir", str(self.data_dir)]
-        with self.log_path.open("w", encoding="utf-8") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "ready at" not in line:
-            self.stop()
-            raise RuntimeError(f"the sandbox did not start: {line!r}; see {self.log_path}")
-        self.base_url = line.strip().rsplit(" ", 1)[1]
-        return self
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system, all threads) the sandbox process has used so far."""
-        assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.base_url}/_sandbox{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self.process = None
-
-
-def _point_at(base_url: str) -> dict[str, str]:
-    """The Connection our hook reads (subprocesses inherit it); returns the account for the other methods."""
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
-        {
-            "conn_type": "preservica",
-            "host": base_url,
-            "login": USER["name"],
-            "password": USER["password"],
-            "extra": {"tenant": USER["tenant"]},
-        }
-    )
-    return {
-        "url": base_url,
-        "server": base_url.split("://", 1)[1],
-        "user": USER["name"],
-        "password": USER["password"],
-        "tenant": USER["tenant"],
-    }
 
 
 def _sha256(path: Path) -> str:
@@ -409,13 +335,20 @@ def _run_curl(url: str, token: str, dest: Path, tmp: Path) -> dict[str, Any]:
 
 
 def _measure(
-    key: str, label: str, sandbox: SandboxProcess, tmp: Path, setup: Setup, env: dict[str, str], token: str
+    key: str,
+    label: str,
+    sandbox: SandboxProcess,
+    tmp: Path,
+    setup: Setup,
+    env: dict[str, str],
+    token: str,
+    settle_s: float,
 ) -> RunResult:
     """One download (or, for ``verify``, one ``verify_archive`` of ours) in a fresh process, counted by the sandbox."""
     downloads = tmp / "downloads"
     dest = downloads / f"{key}.zip"
     spec = {"token": setup.progress_token, "dest": str(dest), "dir": str(downloads / key), "env": env}
-    os.sync()  # the previous download's pages
+    _settle(settle_s)  # the previous download's pages flushed, and the same memory state for every method
     before = sandbox.control("GET", "/stats")
     sandbox_cpu = sandbox.cpu_seconds()
     if key == "curl":
@@ -482,6 +415,7 @@ def _machine(busy_at_start: float) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "busy_at_start": busy_at_start,
+        "free_page_reporting": _free_page_reporting(),
     }
 
 
@@ -495,7 +429,13 @@ def _goal(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
-def _report(setup: Setup, runs: list[RunResult], machine: dict[str, Any], size_mb: int) -> str:
+def _reporting_text(reporting: bool | None) -> str:
+    if reporting is None:
+        return "no virtio balloon seen"
+    return "on, freed memory goes back to the host" if reporting else "off"
+
+
+def _report(setup: Setup, runs: list[RunResult], machine: dict[str, Any], size_mb: int, settle_s: float) -> str:
     lines = [
         f"Export download: one asset with a {size_mb:,} MiB bitstream of random bytes, exported once "
         f"({setup.export_bytes:,} bytes zip), downloaded 3 ways",
@@ -577,13 +517,18 @@ def _report(setup: Setup, runs: list[RunResult], machine: dict[str, Any], size_m
         "sandbox's export file.",
         "The sandbox (uvicorn, one Python process, 1 MiB reads on a worker thread) serves every byte and shares the "
         f"{machine['cpus']} CPUs with the",
-        "client. The export zip was written by the sandbox just before, so it is read from the page cache; "
-        "downloads are written to the",
-        "page cache of the same disk, flushed (sync) before each measurement. Methods run in table order, once "
-        "each: repeated runs on",
-        "a 2-CPU machine vary by 10-20 % (more when anything else runs), so smaller differences are noise. "
-        "pyPreservica reads 4 KiB",
-        "at a time (iter_content(CHUNK_SIZE)).",
+        "client. The export zip was written by the sandbox just before, so it is read from the page cache. curl "
+        "and pyPreservica",
+        "write the download into the page cache of the same disk; ours drops its pages behind the writes once "
+        "they are on disk",
+        "(client/filewrite.py) and fsyncs the file before the rename, so verify_archive reads it back from disk. "
+        f"Before each method: sync, then {settle_s:g} s",
+        "of pause, so that every method starts from the same memory state (free page reporting: "
+        f"{_reporting_text(machine.get('free_page_reporting'))}; see",
+        "common._settle). Methods run in table order, once each: repeated runs on a 2-CPU machine vary by 10-20 % "
+        "(more when",
+        "anything else runs), so smaller differences are noise. pyPreservica reads 4 KiB at a time "
+        "(iter_content(CHUNK_SIZE)).",
         "",
         "Requests by route:",
     ]
@@ -600,13 +545,13 @@ def main(argv: list[str] | None = None) -> int:
     busy_at_start = _cpu_busy()  # anything else running skews the numbers: say so
     tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-export-"))
     _prepare_environment(tmp)
-    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log")
+    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log", USER)
     runs: list[RunResult] = []
     checks: list[str] = []
     try:
         sandbox.start()
         sandbox.control("POST", "/config", {"ingest_seconds": SANDBOX_SECONDS, "export_seconds": SANDBOX_SECONDS})
-        env = _point_at(sandbox.base_url)
+        env = _point_at(sandbox.base_url, USER)
         setup = _set_up(sandbox, tmp, args.size_mb)
         (tmp / "downloads").mkdir()
 
@@ -614,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
 
         token = PreservicaHook(CONN_ID).get_token()  # curl's
         for key, label in [*DOWNLOADS[:1], ("verify", "ours verify_archive"), *DOWNLOADS[1:]]:
-            runs.append(_measure(key, label, sandbox, tmp, setup, env, token))
+            runs.append(_measure(key, label, sandbox, tmp, setup, env, token, args.settle_seconds))
             if key != "ours":  # hashed (ours: and verified) already; free its pages for the next download
                 Path(runs[-1].child["path"]).unlink()
         ours = next(r for r in runs if r.key == "ours")
@@ -638,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     machine = _machine(busy_at_start)
-    print(_report(setup, runs, machine, args.size_mb))
+    print(_report(setup, runs, machine, args.size_mb, args.settle_seconds))
     print("")
     print(textwrap.fill("Checks: " + "; ".join(checks), width=120, subsequent_indent="  "))
     total_s = time.perf_counter() - total_started
@@ -650,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "export",
             "size_mb": args.size_mb,
             "sandbox_seconds": SANDBOX_SECONDS,
+            "settle_seconds": args.settle_seconds,
             "machine": machine,
             "total_s": total_s,
             "setup": asdict(setup),

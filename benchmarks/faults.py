@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -25,24 +24,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from common import _prepare_environment  # noqa: E402 (found through the path set just above)
+
 USER = {"name": "fault-robot", "password": "F4ult-R0bot-pw-2026", "tenant": "FAULTS"}
-
-
-def _prepare_environment(tmp: Path) -> None:
-    """Airflow reads its configuration at import time: set everything before it is imported."""
-    home = tmp / "airflow-home"
-    (home / "dags").mkdir(parents=True)
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(home / "dags")
-    os.environ["AIRFLOW__CORE__FERNET_KEY"] = "5bVSQmY6mzQ0aOJQy8b3bR1QhXdY0vYk7b8yV3xEJ0A="
-    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    os.environ["PRESERVICA_LOCK_DIR"] = str(tmp)
-    os.environ.pop("PRESERVICA_INI", None)
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_CONN_PRESERVICA", "AIRFLOW_VAR_PRESERVICA")):
-            del os.environ[name]
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +41,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="preservica-faults-"))
-    _prepare_environment(tmp)
+    _prepare_environment(tmp, database=True)
     warnings.filterwarnings("ignore")
     import logging
 

@@ -48,19 +48,22 @@ import tempfile
 import textwrap
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common import (
+    CONN_ID,
+    SandboxProcess,
     _busy,
     _cpu_busy,
     _curl_version,
     _fail,
     _finished,
     _mb,
+    _point_at,
+    _prepare_environment,
     _requests_delta,
     _reset_hwm,
     _spawn,
@@ -69,7 +72,6 @@ from common import (
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
-CONN_ID = "preservica_default"
 USER = {"name": "bench", "password": "bench-pw-123", "tenant": "BENCH"}
 MiB = 1024 * 1024
 PACKAGE_NAME = "ingest-bench-package"
@@ -239,80 +241,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _prepare_environment(tmp: Path) -> None:
-    """Airflow reads its configuration at import time: set everything before it is imported."""
-    home = tmp / "airflow-home"
-    home.mkdir()
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    os.environ["PRESERVICA_LOCK_DIR"] = str(tmp)
-    os.environ.pop("PRESERVICA_INI", None)
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_CONN_PRESERVICA", "AIRFLOW_VAR_PRESERVICA")):
-            del os.environ[name]
-
-
-class SandboxProcess:
-    """``python -m airflow_provider_preservica.sandbox`` in its own process; ``base_url`` from its ready line."""
-
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.process: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    def start(self, timeout: float = 60.0) -> SandboxProcess:
-        user = f"{USER['name']}:{USER['password']}:{USER['tenant']}"
-        command = [sys.executable, "-m", "airflow_provider_preservica.sandbox", "--port", "0", "--user", user]
-        command += ["--data-dir", str(self.data_dir)]
-        with self.log_path.open("w", encoding="utf-8") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        line = self.process.stdout.readline()
-        if "ready at" not in line or time.monotonic() > deadline:
-            self.stop()
-            raise RuntimeError(f"the sandbox did not start: {line!r}; see {self.log_path}")
-        self.base_url = line.strip().rsplit(" ", 1)[1]
-        return self
-
-    @property
-    def server(self) -> str:
-        return self.base_url.split("://", 1)[1]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid if self.process is not None else 0
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system, all threads) the sandbox process has used so far."""
-        assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.base_url}/_sandbox{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self.process = None
-
-
 class CpuSampler:
     """Samples a process's CPU time every ``SAMPLE_INTERVAL`` on a thread; ``at(epoch)`` reads the series back."""
 
@@ -339,26 +267,6 @@ class CpuSampler:
         """CPU seconds used by ``epoch`` (the last sample taken at or before it)."""
         index = bisect.bisect_right([t for t, _ in self.samples], epoch) - 1
         return self.samples[max(index, 0)][1]
-
-
-def _point_at(base_url: str) -> dict[str, str]:
-    """The Connection our hook reads (subprocesses inherit it); returns the account for the other methods."""
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
-        {
-            "conn_type": "preservica",
-            "host": base_url,
-            "login": USER["name"],
-            "password": USER["password"],
-            "extra": {"tenant": USER["tenant"]},
-        }
-    )
-    return {
-        "url": base_url,
-        "server": base_url.split("://", 1)[1],
-        "user": USER["name"],
-        "password": USER["password"],
-        "tenant": USER["tenant"],
-    }
 
 
 def _make_files(source: Path, size_mb: int, files: int) -> list[Path]:
@@ -705,14 +613,14 @@ def main(argv: list[str] | None = None) -> int:
     busy_at_start = _cpu_busy()  # anything else running skews the numbers: say so
     tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-ingest-"))
     _prepare_environment(tmp)
-    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log")
+    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log", USER)
     uploads: list[UploadResult] = []
     checks: list[str] = []
     sampler: CpuSampler | None = None
     try:
         sandbox.start()
         sandbox.control("POST", "/config", {"ingest_seconds": INGEST_SECONDS})
-        env = _point_at(sandbox.base_url)
+        env = _point_at(sandbox.base_url, USER)
 
         started = time.perf_counter()
         paths = _make_files(tmp / "source" / PACKAGE_NAME, args.size_mb, args.files)

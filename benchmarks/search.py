@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import _requests_delta, _reset_hwm, _status_kb
+from common import _prepare_environment, _requests_delta, _reset_hwm, _status_kb
 
 HERE = Path(__file__).resolve()
 CONN_ID = "preservica_default"
@@ -222,20 +222,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.assets < 1:
         parser.error("--assets must be at least 1")
     return args
-
-
-def _prepare_environment(tmp: Path) -> None:
-    """Airflow reads its configuration at import time: set everything before it is imported."""
-    home = tmp / "airflow-home"
-    home.mkdir()
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    os.environ["PRESERVICA_LOCK_DIR"] = str(tmp)
-    os.environ.pop("PRESERVICA_INI", None)
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_CONN_PRESERVICA", "AIRFLOW_VAR_PRESERVICA", "PRESERVICA_BENCH_")):
-            del os.environ[name]
 
 
 def _point_at(sandbox: Any) -> None:
@@ -444,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
 
     total_started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-search-"))
-    _prepare_environment(tmp)
+    _prepare_environment(tmp, clear_prefixes=("PRESERVICA_BENCH_",))
     sandbox = None
     results: list[ConfigResult] = []
     try:

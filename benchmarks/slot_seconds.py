@@ -39,6 +39,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from common import _prepare_environment  # noqa: E402 (found through the path set just above)
+
 PARENT_REF = "f0000000-0000-4000-8000-0000000000a1"
 
 
@@ -204,9 +206,7 @@ def _report(results: list[ModeResult], args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="preservica-slots-"))
-    from faults import _prepare_environment
-
-    _prepare_environment(tmp)
+    _prepare_environment(tmp, database=True)
     import logging
     import warnings
 

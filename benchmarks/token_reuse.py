@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common import _prepare_environment
+
 HERE = Path(__file__).resolve().parent
 DAGS = HERE / "dags"
 DAG_FILE = DAGS / "token_reuse_dag.py"
@@ -126,23 +128,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _prepare_environment(tmp: Path, tasks: int) -> None:
-    """Airflow reads its configuration at import time: set everything before it is imported."""
-    home = tmp / "airflow-home"
-    home.mkdir()
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
-    os.environ["AIRFLOW__CORE__FERNET_KEY"] = "5bVSQmY6mzQ0aOJQy8b3bR1QhXdY0vYk7b8yV3xEJ0A="
-    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    os.environ["PRESERVICA_LOCK_DIR"] = str(tmp)
+def _prepare_token_environment(tmp: Path, tasks: int) -> None:
+    """Airflow's configuration (read at import time) and the task count and token file the DAGs read."""
+    _prepare_environment(tmp, database=True, dags_folder=DAGS)
     os.environ["PRESERVICA_BENCH_TASKS"] = str(tasks)
     os.environ["PRESERVICA_BENCH_TOKEN_FILE"] = str(tmp / "preservica-token.json")
-    os.environ.pop("PRESERVICA_INI", None)
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_CONN_PRESERVICA", "AIRFLOW_VAR_PRESERVICA")):
-            del os.environ[name]
 
 
 def _latency_fault(seconds: float) -> dict[str, Any]:
@@ -403,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     total_started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-"))
-    _prepare_environment(tmp, args.tasks)
+    _prepare_token_environment(tmp, args.tasks)
     # Airflow's in-process execution API client warns about starlette's httpx test client; not ours to fix.
     warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
     sandbox = None
