@@ -9,7 +9,8 @@ default ``ExportOptions``: content, metadata, all generations, parent hierarchy)
 downloaded three ways, each in a fresh subprocess:
 
 - ours: ``download_to(hook.get_conn(), "/api/entity/actions/exports/{token}/content", dest)`` (what
-  ``PreservicaExportOperator`` does: 1 MiB chunks, SHA-256 while writing, Range resume, rename when complete);
+  ``PreservicaExportOperator`` does: 1 MiB chunks, SHA-256 while writing, page cache dropped behind the writes,
+  Range resume, fsync, rename when complete);
   then, in another fresh subprocess, ``verify_archive(dest)`` (zip CRCs + every OPEX sidecar fixity);
 - pyPreservica: ``EntityAPI(...).download_opex(token)``: pyPreservica 4.2.2 can download an existing progress
   token (``export_opex`` is ``download_opex`` after its own start + poll), so the same export is reused; it writes
@@ -17,6 +18,10 @@ downloaded three ways, each in a fresh subprocess:
   version and the user details;
 - curl: ``curl -o dest -H "Preservica-Access-Token: ..." .../api/entity/actions/exports/{token}/content`` with
   a token from a login the parent made before.
+
+Before each method: ``sync`` and a pause (``--settle-seconds``, default 6), so that each starts from the same
+memory state: on a VM with free page reporting, memory freed just before (the previous download, deleted) is
+cheap to reuse for about two seconds only (``common._settle``).
 
 Time and memory as in ``search.py``: seconds = the method's call, imports excluded, login included; RSS +MB =
 VmHWM after the run minus VmHWM just after the imports (reset there with ``/proc/self/clear_refs``); peak MB =

@@ -66,6 +66,7 @@ from common import (
     _prepare_environment,
     _requests_delta,
     _reset_hwm,
+    _settle,
     _spawn,
     _status_kb,
 )
@@ -656,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, label in UPLOADS:
             folder = hook.entities.create_folder(f"ingest benchmark: {key}", None, "open")
             spec = {"zip": manifest.zip_path, "parent_ref": folder.ref, "threads": args.threads, "env": env}
-            os.sync()  # the previous ingest's files
+            _settle()  # the previous ingest's files flushed, and the same memory state for every method
             before = sandbox.control("GET", "/stats")
             if key == "curl":
                 child = _upload_curl(spec, hook.get_token(), bucket_for(USER["tenant"]), tmp)
