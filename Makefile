@@ -38,7 +38,7 @@ airflow: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/preservica-sandbox --port 8765
 
-# Every benchmark, one table (20-30 minutes on 2 CPUs); also rewrites benchmarks/RESULTS.md. bench-quick: a few minutes' smoke run.
+# Every benchmark, one table (18-30 minutes on 2 CPUs); also rewrites benchmarks/RESULTS.md. bench-quick: a few minutes' smoke run.
 bench: $(STAMP)
 	nice $(BIN)/python benchmarks/run_all.py --results benchmarks/RESULTS.md
 

@@ -16,7 +16,7 @@ Ratio = ours / reference. Whether higher or lower is better is in the measure's 
     .venv/bin/python benchmarks/run_all.py [--quick] [--results benchmarks/RESULTS.md] [--keep]
 
 ``--quick`` is a smoke run (a few minutes: small data, 10 s ingest); without it the full sizes run (50 tasks,
-8 processes, 100,000 assets, 1 GiB ingest, 2 GiB export, a 300 s ingest): 20-30 minutes on 2 CPUs.
+8 processes, 100,000 assets, 1 GiB ingest, 2 GiB export, a 300 s ingest): 18-30 minutes on 2 CPUs.
 """
 
 from __future__ import annotations
@@ -404,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
             start = log.find("| scenario |")
             fault_table = log[start:].strip() if start >= 0 else ""
     info = machine()
-    load = f"load average {load_before[1]:.1f} before, {os.getloadavg()[1]:.1f} after (5-minute)"
+    load_after = os.getloadavg()
+    load = f"load average {load_before[1]:.1f} before, {load_after[1]:.1f} after (5-minute)"
+    busy = max(load_before[1], load_after[1]) > (os.cpu_count() or 1)
     mode = "quick (smoke) run" if args.quick else "full run"
     heading = (
         f"Benchmarks, {mode}, {info['date']}: {info['uname']}; {info['cpu']}, {info['cores']} cores, "
@@ -428,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             f"- Date: {info['date']}",
             f"- Machine: `{info['uname']}`, {info['cpu']}, {info['cores']} cores, {info['ram']} RAM",
             f"- Python {info['python']}, Airflow {info['airflow']}",
-            f"- Machine load during the run: {load} (other jobs shared the machine; see the note below)",
+            f"- Machine load during the run: {load}"
+            + (" (other jobs shared the machine; see the note below)" if busy else " (a quiet machine)"),
             "",
             "Ratio = ours / reference; each measure says whether higher or lower is better. The sandbox runs on the",
             "same machine as the client, so transfer rates measure the client and the emulator together. With a",

@@ -39,6 +39,7 @@ class Bitstream:
     filename: str
     size: int
     fixities: dict[str, str]  # algorithm as Preservica names it (``SHA256``, ``SHA-256``...) -> hex
+    content_url: str = ""  # where its bytes are: ``.../generations/{g}/bitstreams/{b}/content``
 
     def fixity(self, algorithm: str) -> str | None:
         wanted = algorithm.replace("-", "").upper()
@@ -169,7 +170,10 @@ class EntityService:
             for f in element.iter(f"{{{self.ns.xip}}}Fixity")
         }
         size_text = _child_text(element, "FileSize")
-        return Bitstream(_child_text(element, "Filename"), int(size_text or 0), fixities)
+        content = root.find(f".//{{{self.ns.entity}}}AdditionalInformation/{{{self.ns.entity}}}Content")
+        content_url = (content.text or "").strip() if content is not None else ""
+        filename = _child_text(element, "Filename")
+        return Bitstream(filename, int(size_text or 0), fixities, content_url or f"{url}/content")
 
     def find_by_identifier(self, identifier_type: str, value: str) -> list[Entity]:
         root = self.client.get_xml(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 from airflow.sdk import BaseHook
@@ -15,6 +16,12 @@ from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.sources import settings_from_connection, settings_from_ini
 from airflow_provider_preservica.auth.static import StaticTokenProvider
 from airflow_provider_preservica.auth.stores import VariableTokenStore
+from airflow_provider_preservica.client.bitstreams import (
+    BitstreamDownload,
+    download_bitstream,
+    safe_filename,
+    unique_name,
+)
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
@@ -141,6 +148,37 @@ class PreservicaHook(BaseHook):
     def download_asset(self, ref: str, destination: str | os.PathLike[str]) -> Download:
         """Download an asset's access copy (its preservation copy when it has none), resuming after drops."""
         return download_to(self.get_conn(), f"/api/content/download?id=sdb:IO|{ref}", destination)
+
+    def download_bitstreams(
+        self,
+        ref: str,
+        directory: str | os.PathLike[str],
+        representation_type: str = "Preservation",
+    ) -> list[BitstreamDownload]:
+        """Download every bitstream of an asset's representation (the preservation masters by default).
+
+        Each file is checked against the size and fixity Preservica declares for it (a mismatch deletes the
+        file and raises :class:`~airflow_provider_preservica.client.bitstreams.BitstreamMismatchError`).
+        Files keep their Preservica names; a name that repeats within the asset gets ``-2``, ``-3``... before
+        its suffix.
+        """
+        bitstreams = self.entities.bitstreams(ref, representation_type)
+        if not bitstreams:
+            raise PreservicaError(
+                f"asset {ref} has no {representation_type} bitstreams; representation_type is 'Preservation' "
+                "or 'Access'"
+            )
+        target = Path(directory).expanduser()
+        target.mkdir(parents=True, exist_ok=True)
+        results: list[BitstreamDownload] = []
+        used: set[str] = set()
+        for bitstream in bitstreams:
+            name = unique_name(safe_filename(bitstream.filename), used)
+            download, checked = download_bitstream(self.get_conn(), bitstream, target / name)
+            results.append(
+                BitstreamDownload(bitstream.filename, download.path, download.bytes, download.sha256, checked)
+            )
+        return results
 
     # -- content API -------------------------------------------------------------------------
     def search(
