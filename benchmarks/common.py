@@ -6,13 +6,17 @@ The benchmarks run as scripts (``python benchmarks/x.py``), so this module is im
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import importlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +241,89 @@ def _busy(client_cpu: float, sandbox_cpu: float, seconds: float, cpus: int) -> f
 
 def _mb(value: float | None, width: int) -> str:
     return f"{value:>{width}.1f}" if value is not None else f"{'n/a':>{width}}"
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    if numerator is None or not denominator:
+        return "n/a"
+    return f"{numerator / denominator:.3g}"
+
+
+def _machine_info(busy_at_start: float | None = None, **extra: Any) -> dict[str, Any]:
+    """Date, machine and the versions every benchmark reports; ``extra`` adds the benchmark's own."""
+    import airflow
+    import pyPreservica
+
+    meminfo = Path("/proc/meminfo").read_text(encoding="ascii").split()
+    info: dict[str, Any] = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
+        "python": platform.python_version(),
+        "airflow": airflow.__version__,
+        "pypreservica": pyPreservica.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+    if busy_at_start is not None:
+        info["busy_at_start"] = busy_at_start
+    return {**info, **extra}
+
+
+Method = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _measured_child(spec_path: str, methods: Mapping[str, Method], imports: Mapping[str, list[str]]) -> int:
+    """The child side of a measured run: import, reset the memory high-water mark, time the method, write JSON.
+
+    The spec (JSON at ``spec_path``) names the ``method`` and the ``result`` file; the result holds seconds and
+    CPU seconds of the call, the VmHWM readings (after the imports, after the reset, after the run), its
+    start and end as epoch seconds, and whatever the method returned.
+    """
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    method = spec["method"]
+    for module in imports[method]:
+        importlib.import_module(module)
+    gc.collect()
+    imports_hwm_kb = _status_kb("VmHWM")
+    hwm_reset = _reset_hwm()
+    baseline_kb = _status_kb("VmHWM")
+    started_epoch = time.time()
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    info = methods[method](spec)
+    seconds = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu_started
+    ended_epoch = time.time()
+    result = {
+        "seconds": seconds,
+        "cpu_s": cpu_s,
+        "started_epoch": started_epoch,
+        "ended_epoch": ended_epoch,
+        "baseline_hwm_kb": baseline_kb,
+        "hwm_kb": _status_kb("VmHWM"),
+        "hwm_reset": hwm_reset,
+        "imports_hwm_kb": imports_hwm_kb,
+        **info,
+    }
+    Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+def _run_measured(script: Path, name: str, spec: dict[str, Any], tmp: Path, what: str | None = None) -> dict[str, Any]:
+    """Run ``script --child`` on ``spec`` in a fresh process (parent side of :func:`_measured_child`).
+
+    ``name`` names the spec, result and log files in ``tmp``; ``what`` is said when it fails.
+    """
+    spec_path = tmp / f"{name}.spec.json"
+    result_path = tmp / f"{name}.result.json"
+    spec_path.write_text(json.dumps({**spec, "result": str(result_path)}), encoding="utf-8")
+    log_path = tmp / f"{name}.log"
+    code, wall = _spawn([sys.executable, str(script), "--child", str(spec_path)], log_path, cwd=ROOT)
+    if code != 0 or not result_path.exists():
+        raise _fail(what or name, code, log_path)
+    child = json.loads(result_path.read_text(encoding="utf-8"))
+    # Its own peak: the import peak (before the reset) or the run's, whichever is higher. (ru_maxrss from wait4
+    # would not do: Linux copies the spawning process's high-water mark into it at exec.)
+    child.update(wall_s=wall, peak_kb=max(child["imports_hwm_kb"], child["hwm_kb"]))
+    return child

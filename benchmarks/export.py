@@ -34,11 +34,8 @@ the process's whole peak (curl: its ``ru_maxrss`` from GNU ``time``). Every down
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import gc
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -59,14 +56,16 @@ from common import (
     _fail,
     _finished,
     _free_page_reporting,
+    _machine_info,
     _mb,
+    _measured_child,
     _point_at,
     _prepare_environment,
+    _ratio,
     _requests_delta,
-    _reset_hwm,
+    _run_measured,
     _settle,
     _spawn,
-    _status_kb,
 )
 
 HERE = Path(__file__).resolve()
@@ -180,35 +179,6 @@ IMPORTS = {
 }
 
 
-def _child(spec_path: str) -> int:
-    import importlib
-
-    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
-    method = spec["method"]
-    for module in IMPORTS[method]:
-        importlib.import_module(module)
-    gc.collect()
-    imports_hwm_kb = _status_kb("VmHWM")
-    hwm_reset = _reset_hwm()
-    baseline_kb = _status_kb("VmHWM")
-    started = time.perf_counter()
-    cpu_started = time.process_time()
-    info = METHODS[method](spec)
-    seconds = time.perf_counter() - started
-    cpu_s = time.process_time() - cpu_started
-    result = {
-        "seconds": seconds,
-        "cpu_s": cpu_s,
-        "baseline_hwm_kb": baseline_kb,
-        "hwm_kb": _status_kb("VmHWM"),
-        "hwm_reset": hwm_reset,
-        "imports_hwm_kb": imports_hwm_kb,
-        **info,
-    }
-    Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
-    return 0
-
-
 # --------------------------------------------------------------------------- parent side
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -309,21 +279,6 @@ def _set_up(sandbox: SandboxProcess, tmp: Path, size_mb: int) -> Setup:
     )
 
 
-def _run_python(method: str, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    spec_path = tmp / f"{method}.spec.json"
-    result_path = tmp / f"{method}.result.json"
-    spec_path.write_text(json.dumps({**spec, "method": method, "result": str(result_path)}), encoding="utf-8")
-    log_path = tmp / f"{method}.log"
-    code, wall = _spawn([sys.executable, str(HERE), "--child", str(spec_path)], log_path, cwd=ROOT)
-    if code != 0 or not result_path.exists():
-        raise _fail(method, code, log_path)
-    child = json.loads(result_path.read_text(encoding="utf-8"))
-    # Its own peak: the import peak (before the reset) or the run's, whichever is higher. (ru_maxrss from wait4
-    # would not do: Linux copies the spawning process's high-water mark into it at exec.)
-    child.update(wall_s=wall, peak_kb=max(child["imports_hwm_kb"], child["hwm_kb"]))
-    return child
-
-
 def _run_curl(url: str, token: str, dest: Path, tmp: Path) -> dict[str, Any]:
     command = ["curl", "-sS", "--fail", "-o", str(dest), "-H", f"Preservica-Access-Token: {token}", url]
     log_path = tmp / "curl.log"
@@ -360,11 +315,11 @@ def _measure(
         url = f"{env['url']}/api/entity/actions/exports/{setup.progress_token}/content"
         child = _run_curl(url, token, dest, tmp)
     elif key == "verify":
-        child = _run_python("verify", {**spec, "dest": str(downloads / "ours.zip")}, tmp)
+        child = _run_measured(HERE, "verify", {**spec, "method": "verify", "dest": str(downloads / "ours.zip")}, tmp)
         child["path"] = str(downloads / "ours.zip")
     else:
         (downloads / key).mkdir(exist_ok=True)
-        child = _run_python(key, spec, tmp)
+        child = _run_measured(HERE, key, {**spec, "method": key}, tmp)
     sandbox_cpu = sandbox.cpu_seconds() - sandbox_cpu
     after = sandbox.control("GET", "/stats")
     path = Path(child["path"])
@@ -403,31 +358,14 @@ def _measure(
 
 def _machine(busy_at_start: float) -> dict[str, Any]:
     """Versions and the machine; ``busy_at_start`` = CPU share other processes used just before the run."""
-    import airflow
-    import pyPreservica
     import requests
 
-    meminfo = Path("/proc/meminfo").read_text(encoding="ascii").split()
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "memory_gb": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
-        "python": platform.python_version(),
-        "airflow": airflow.__version__,
-        "pypreservica": pyPreservica.__version__,
-        "requests": requests.__version__,
-        "curl": _curl_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "busy_at_start": busy_at_start,
-        "free_page_reporting": _free_page_reporting(),
-    }
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> str:
-    if numerator is None or not denominator:
-        return "n/a"
-    return f"{numerator / denominator:.3g}"
+    return _machine_info(
+        busy_at_start,
+        requests=requests.__version__,
+        curl=_curl_version(),
+        free_page_reporting=_free_page_reporting(),
+    )
 
 
 def _goal(met: bool) -> str:
@@ -544,7 +482,7 @@ def _report(setup: Setup, runs: list[RunResult], machine: dict[str, Any], size_m
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.child:
-        return _child(args.child)
+        return _measured_child(args.child, METHODS, IMPORTS)
 
     total_started = time.perf_counter()
     busy_at_start = _cpu_busy()  # anything else running skews the numbers: say so

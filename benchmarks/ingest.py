@@ -36,11 +36,8 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
-import datetime as dt
-import gc
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -55,20 +52,23 @@ from typing import Any
 
 from common import (
     CONN_ID,
+    SETTLE_SECONDS,
     SandboxProcess,
     _busy,
     _cpu_busy,
     _curl_version,
     _fail,
     _finished,
+    _machine_info,
     _mb,
+    _measured_child,
     _point_at,
     _prepare_environment,
+    _ratio,
     _requests_delta,
-    _reset_hwm,
+    _run_measured,
     _settle,
     _spawn,
-    _status_kb,
 )
 
 HERE = Path(__file__).resolve()
@@ -188,39 +188,6 @@ IMPORTS = {
     ],
     "pypreservica": ["pyPreservica", "boto3", "boto3.s3.transfer"],
 }
-
-
-def _child(spec_path: str) -> int:
-    import importlib
-
-    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
-    method = spec["method"]
-    for module in IMPORTS[method]:
-        importlib.import_module(module)
-    gc.collect()
-    imports_hwm_kb = _status_kb("VmHWM")
-    hwm_reset = _reset_hwm()
-    baseline_kb = _status_kb("VmHWM")
-    started_epoch = time.time()
-    started = time.perf_counter()
-    cpu_started = time.process_time()
-    info = METHODS[method](spec)
-    seconds = time.perf_counter() - started
-    cpu_s = time.process_time() - cpu_started
-    ended_epoch = time.time()
-    result = {
-        "seconds": seconds,
-        "cpu_s": cpu_s,
-        "started_epoch": started_epoch,
-        "ended_epoch": ended_epoch,
-        "baseline_hwm_kb": baseline_kb,
-        "hwm_kb": _status_kb("VmHWM"),
-        "hwm_reset": hwm_reset,
-        "imports_hwm_kb": imports_hwm_kb,
-        **info,
-    }
-    Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
-    return 0
 
 
 # --------------------------------------------------------------------------- parent side
@@ -383,18 +350,7 @@ def _build(source: Path, out: Path) -> tuple[BuildResult, Any]:
 
 
 def _upload_python(method: str, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    spec_path = tmp / f"upload-{method}.spec.json"
-    result_path = tmp / f"upload-{method}.result.json"
-    spec_path.write_text(json.dumps({**spec, "method": method, "result": str(result_path)}), encoding="utf-8")
-    log_path = tmp / f"upload-{method}.log"
-    code, wall = _spawn([sys.executable, str(HERE), "--child", str(spec_path)], log_path, cwd=ROOT)
-    if code != 0 or not result_path.exists():
-        raise _fail(f"upload with {method}", code, log_path)
-    child = json.loads(result_path.read_text(encoding="utf-8"))
-    # Its own peak: the import peak (before the reset) or the run's, whichever is higher. (ru_maxrss from wait4
-    # would not do: Linux copies the spawning process's high-water mark into it at exec.)
-    child.update(wall_s=wall, peak_kb=max(child["imports_hwm_kb"], child["hwm_kb"]))
-    return child
+    return _run_measured(HERE, f"upload-{method}", {**spec, "method": method}, tmp, what=f"upload with {method}")
 
 
 def _upload_curl(spec: dict[str, Any], token: str, bucket: str, tmp: Path) -> dict[str, Any]:
@@ -458,33 +414,16 @@ def _sha256sum_kind() -> str:
 
 def _machine(busy_at_start: float) -> dict[str, Any]:
     """Versions and the machine; ``busy_at_start`` = CPU share other processes used just before the run."""
-    import airflow
     import boto3
-    import pyPreservica
 
-    meminfo = Path("/proc/meminfo").read_text(encoding="ascii").split()
     cpuinfo = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "memory_gb": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
-        "python": platform.python_version(),
-        "airflow": airflow.__version__,
-        "pypreservica": pyPreservica.__version__,
-        "boto3": boto3.__version__,
-        "curl": _curl_version(),
-        "sha256sum": _sha256sum_kind(),
-        "sha_ni": " sha_ni" in cpuinfo,
-        "busy_at_start": busy_at_start,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> str:
-    if numerator is None or not denominator:
-        return "n/a"
-    return f"{numerator / denominator:.3g}"
+    return _machine_info(
+        busy_at_start,
+        boto3=boto3.__version__,
+        curl=_curl_version(),
+        sha256sum=_sha256sum_kind(),
+        sha_ni=" sha_ni" in cpuinfo,
+    )
 
 
 def _report(
@@ -589,8 +528,8 @@ def _report(
         f"{machine['cpus']} CPUs with the client; each upload",
         f"waits for the previous ingest to finish. An untimed warm-up upload (ours) ran first: {warm_up_s:.2f} s "
         "(in trials the first upload",
-        "of a run was 30-70 % slower than repeats, whichever method went first). Dirty pages are flushed (sync) "
-        "before each measurement.",
+        "of a run was 30-70 % slower than repeats, whichever method went first). Before each upload: sync and a "
+        f"{SETTLE_SECONDS:g} s pause (common._settle), so that every method starts from the same memory state.",
         "ingest s is the sandbox's own work (read the zip, copy every file into its store with MD5, SHA-1, SHA-256 "
         "and SHA-512, check",
         "the sidecar's SHA-256), the same whichever method uploaded the zip.",
@@ -608,7 +547,7 @@ def _report(
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.child:
-        return _child(args.child)
+        return _measured_child(args.child, METHODS, IMPORTS)
 
     total_started = time.perf_counter()
     busy_at_start = _cpu_busy()  # anything else running skews the numbers: say so

@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import gc
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -42,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import _prepare_environment, _requests_delta, _reset_hwm, _status_kb
+from common import _machine_info, _prepare_environment, _ratio, _requests_delta, _reset_hwm, _status_kb
 
 HERE = Path(__file__).resolve()
 CONN_ID = "preservica_default"
@@ -328,24 +326,9 @@ def _verify(reports: dict[str, list[Path]], expected: int) -> list[str]:
 
 
 def _machine() -> dict[str, Any]:
-    import airflow
-    import pyPreservica
     import requests
 
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "airflow": airflow.__version__,
-        "pypreservica": pyPreservica.__version__,
-        "requests": requests.__version__,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-
-
-def _ratio(numerator: float, denominator: float) -> str:
-    return f"{numerator / denominator:.3g}" if denominator else "n/a"
+    return _machine_info(requests=requests.__version__)
 
 
 def _report(results: list[ConfigResult], machine: dict[str, Any], assets: int, folders: int) -> str:
