@@ -119,6 +119,7 @@ class RunResult:
     sandbox_cpu_s: float
     sha256: str
     sha256_s: float
+    cache_mb: float | None  # the download's pages in the page cache right after the method (fincore)
     identical: bool | None
     hwm_reset: bool | None
     child: dict[str, Any] = field(default_factory=dict)
@@ -196,6 +197,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.size_mb < 1:
         parser.error("--size-mb must be at least 1")
     return args
+
+
+def _cached_mb(path: Path) -> float | None:
+    """MB of ``path`` in the page cache now (util-linux ``fincore``); None where fincore is missing."""
+    if not shutil.which("fincore"):
+        return None
+    done = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)], capture_output=True)
+    return int(done.stdout.split()[0]) / 1e6 if done.returncode == 0 and done.stdout.strip() else None
 
 
 def _sha256(path: Path) -> str:
@@ -324,6 +333,7 @@ def _measure(
     after = sandbox.control("GET", "/stats")
     path = Path(child["path"])
     size = path.stat().st_size
+    cache_mb = _cached_mb(path)  # before openssl reads it back
     started = time.perf_counter()
     digest = _sha256(path) if key != "verify" else ""
     sha256_s = time.perf_counter() - started
@@ -348,6 +358,7 @@ def _measure(
         transfer_mib_per_s=size / MiB / (child["seconds"] - login_s) if login_s is not None else None,
         sha256=digest,
         sha256_s=sha256_s,
+        cache_mb=cache_mb,
         identical=(digest == setup.export_sha256 and size == setup.export_bytes) if digest else None,
         hwm_reset=child.get("hwm_reset"),
         child=child,
@@ -393,7 +404,7 @@ def _report(setup: Setup, runs: list[RunResult], machine: dict[str, Any], size_m
     ]
     header = (
         f"{'method':<27} {'MiB':>5} {'seconds':>7} {'MiB/s':>5} {'login s':>7} {'CPU s':>5} {'sbx CPU s':>9} "
-        f"{'busy':>4} {'peak MB':>7} {'RSS +MB':>7} {'base MB':>7} {'requests':>8} {'identical':>9}"
+        f"{'busy':>4} {'peak MB':>7} {'RSS +MB':>7} {'base MB':>7} {'cache MB':>8} {'requests':>8} {'identical':>9}"
     )
     lines += [header, "-" * len(header)]
     for r in runs:
@@ -404,7 +415,7 @@ def _report(setup: Setup, runs: list[RunResult], machine: dict[str, Any], size_m
         lines.append(
             f"{r.label:<27} {r.bytes / MiB:>5.0f} {r.seconds:>7.2f} {r.mib_per_s:>5.0f} {login} {cpu} "
             f"{r.sandbox_cpu_s:>9.2f} {busy:>4} {_mb(r.rss_peak_mb, 7)} {_mb(r.rss_peak_increase_mb, 7)} "
-            f"{_mb(r.rss_after_imports_mb, 7)} {r.requests:>8} {identical:>9}"
+            f"{_mb(r.rss_after_imports_mb, 7)} {_mb(r.cache_mb, 8)} {r.requests:>8} {identical:>9}"
         )
     by_key = {r.key: r for r in runs}
     ours, py, curl, verify = by_key["ours"], by_key["pypreservica"], by_key["curl"], by_key["verify"]
@@ -456,8 +467,11 @@ def _report(setup: Setup, runs: list[RunResult], machine: dict[str, Any], size_m
         "(reset there with /proc/self/clear_refs"
         + ("" if all(r.hwm_reset is not False for r in runs) else "; a reset was REFUSED")
         + "); base MB = that VmHWM after the imports. curl is not Python: peak MB is its",
-        "ru_maxrss (GNU time), the other two n/a. identical = the file's SHA-256 (openssl dgst) and size equal the "
-        "sandbox's export file.",
+        "ru_maxrss (GNU time), the other two n/a. cache MB = the downloaded file's pages in the page cache just "
+        "after the method (fincore):",
+        "memory the machine holds for it beyond the process (for verify_archive: what its reads left). identical = "
+        "the file's SHA-256",
+        "(openssl dgst) and size equal the sandbox's export file.",
         "The sandbox (uvicorn, one Python process, 1 MiB reads on a worker thread) serves every byte and shares the "
         f"{machine['cpus']} CPUs with the",
         "client. The export zip was written by the sandbox just before, so it is read from the page cache. curl "

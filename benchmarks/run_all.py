@@ -250,6 +250,16 @@ def _export_rows(data: dict[str, Any]) -> list[Row]:
                 "MB",
             )
         )
+    if "curl" in by and ours.get("cache_mb") is not None and by["curl"].get("cache_mb") is not None:
+        rows.append(
+            _row(
+                f"Download page cache left, {size} MiB export (lower is better)",
+                ours["cache_mb"],
+                by["curl"]["cache_mb"],
+                "curl",
+                "MB",
+            )
+        )
     if "verify" in by:
         rows.append(
             Row("Export verification MiB/s (zip CRCs + fixities; ours only)", _num(by["verify"]["mib_per_s"]), "-", "-")

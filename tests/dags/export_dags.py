@@ -9,39 +9,23 @@ from airflow_provider_preservica.operators.export import PreservicaExportOperato
 
 PARAMS = {"ref": "a0000000-0000-4000-8000-000000000001", "out": "/tmp/export.zip", "unzip": ""}
 
-with DAG(
-    "preservica_export_polling",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    params=PARAMS,
-) as export_polling_dag:
-    PreservicaExportOperator(
-        task_id="export",
-        entity_ref="{{ params.ref }}",
-        destination="{{ params.out }}",
-        unzip_to="{{ params.unzip or '' }}",
-        poll_interval=0.2,
-        timeout=60,
-        min_free_bytes=0,
-        deferrable=False,
-        retries=0,
-    )
-
-with DAG(
-    "preservica_export_deferrable",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    params=PARAMS,
-) as export_deferrable_dag:
-    PreservicaExportOperator(
-        task_id="export",
-        entity_ref="{{ params.ref }}",
-        destination="{{ params.out }}",
-        poll_interval=0.2,
-        timeout=60,
-        min_free_bytes=0,
-        deferrable=True,
-        retries=0,
-    )
+for mode, deferrable in (("polling", False), ("deferrable", True)):
+    with DAG(
+        f"preservica_export_{mode}",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        params=PARAMS,
+    ) as dag:
+        PreservicaExportOperator(
+            task_id="export",
+            entity_ref="{{ params.ref }}",
+            destination="{{ params.out }}",
+            unzip_to="{{ params.unzip or '' }}",
+            poll_interval=0.2,
+            timeout=60,
+            min_free_bytes=0,
+            deferrable=deferrable,
+            retries=0,
+        )
+    globals()[f"export_{mode}_dag"] = dag
