@@ -11,7 +11,8 @@ downloaded three ways, each in a fresh subprocess:
 - ours: ``download_to(hook.get_conn(), "/api/entity/actions/exports/{token}/content", dest)`` (what
   ``PreservicaExportOperator`` does: 1 MiB chunks, SHA-256 while writing, page cache dropped behind the writes,
   Range resume, fsync, rename when complete);
-  then, in another fresh subprocess, ``verify_archive(dest)`` (zip CRCs + every OPEX sidecar fixity);
+  then, in another fresh subprocess, ``verify_archive(dest)`` (zip CRCs, every OPEX sidecar fixity, and every
+  file inside each PAX against the fixity its XIP declares);
 - pyPreservica: ``EntityAPI(...).download_opex(token)``: pyPreservica 4.2.2 can download an existing progress
   token (``export_opex`` is ``download_opex`` after its own start + poll), so the same export is reused; it writes
   ``<token>.zip`` into the working directory in 4 KiB chunks; its constructor logs in and reads the server
@@ -457,10 +458,11 @@ def _report(setup: Setup, runs: list[RunResult], machine: dict[str, Any], size_m
         "of every byte as it writes",
         "(it returns it); curl and pyPreservica do not, so at loopback speed ours does more work per byte; the "
         "third ratio compares",
-        "equal results. verify_archive reads ours.zip in another fresh process: testzip (CRC-32 of every member), "
-        "then the sidecar's",
-        f"SHA-256 of the PAX zip, so {ours.bytes / MiB:,.0f} MiB twice; its MiB/s is the file size / seconds "
-        f"({verify.child.get('fixities_checked', 0)} fixity checked, {verify.child.get('files', 0)} content file"
+        "equal results. verify_archive reads ours.zip in another fresh process: every member (CRC-32, and the "
+        "sidecar's SHA-256",
+        f"of the PAX zip), then every file in the PAX against its XIP fixity, so {ours.bytes / MiB:,.0f} MiB twice; "
+        "its MiB/s is the file size / seconds "
+        f"({verify.child.get('fixities_checked', 0)} fixities checked, {verify.child.get('files', 0)} content file"
         f"{'' if verify.child.get('files') == 1 else 's'}, ok: {verify.child.get('ok')}).",
         "peak MB = the process's whole peak RSS (imports included); RSS +MB = VmHWM after the run minus VmHWM "
         "just after the imports",
@@ -531,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         checks += [
             f"the 3 downloads are byte-identical to the sandbox's export file ({setup.export_bytes:,} bytes, SHA-256 "
             f"{setup.export_sha256[:16]}...); download_to reported the same SHA-256",
-            f"verify_archive: ok, {verify.child['fixities_checked']} sidecar fixity checked, every CRC-32 intact",
+            f"verify_archive: ok, {verify.child['fixities_checked']} fixities checked (sidecars and XIP), every "
+            "CRC-32 intact",
             f"ours resumed {ours.child['resumes']} times",
         ]
     finally:

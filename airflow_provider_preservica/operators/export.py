@@ -196,7 +196,11 @@ class PreservicaExportOperator(BaseOperator):
             except PreservicaError as exc:
                 Path(download.path).unlink(missing_ok=True)  # never leave a bad export under the final name
                 raise AirflowFailException(str(exc)) from None
-            result.update(files=check.files, fixities_checked=check.fixities_checked)
+            result.update(
+                files=check.files,
+                fixities_checked=check.fixities_checked,
+                bitstreams_checked=check.bitstreams_checked,
+            )
         if self.unzip_to:
             target = Path(self.unzip_to).expanduser()
             target.mkdir(parents=True, exist_ok=True)

@@ -1,26 +1,48 @@
-"""Check a downloaded export: the zip is intact, and every fixity its OPEX sidecars declare matches.
+"""Check a downloaded export: the zip is intact, and every fixity its OPEX sidecars and XIP documents declare matches.
 
-Sidecar ``x.pax.zip.opex`` (or ``x.tif.opex``) describes the member ``x.pax.zip`` (``x.tif``) next to
-it; a ``Fixity`` with a ``path`` attribute names its file relative to the sidecar's folder. Members
-are hashed by streaming from the archive, so a multi-gigabyte export needs one chunk of memory.
+Two levels of fixity are in a Preservica export:
+
+- the OPEX sidecar ``x.pax.zip.opex`` (or ``x.tif.opex``) declares the fixity of the member ``x.pax.zip``
+  (``x.tif``) next to it; a ``Fixity`` with a ``path`` attribute names its file relative to the sidecar's
+  folder. That proves the transfer: the zip the exporter built is the zip that arrived.
+- inside each PAX zip, the ``.xip`` document declares every bitstream's size and the fixities Preservica
+  recorded at ingest (``Bitstream/PhysicalLocation`` + ``Filename`` name its file in the PAX). That proves
+  the content: the files that left the archive are the files that went in.
+
+Both are checked, in two reads of the content: every member of the export is read once (hashed when a
+sidecar declares its fixity; zipfile checks each member's CRC-32 as it reaches the end), then the files
+inside each PAX are read once more and hashed with one algorithm their XIP declares (``PREFERENCE``). A PAX
+stored without compression (as exports write them) is opened in place, through a window on the export
+file; nothing is extracted to disk, and memory stays at one chunk whatever the size.
 """
 
 from __future__ import annotations
 
+import io
 import posixpath
+import struct
+import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, BinaryIO, cast
 
 from airflow_provider_preservica.packaging.errors import FixityError, PackageFormatError
-from airflow_provider_preservica.packaging.fixity import hash_stream
+from airflow_provider_preservica.packaging.fixity import hash_stream, normalize_algorithm
 from airflow_provider_preservica.packaging.opex import read_opex
+
+# The one algorithm a bitstream is checked with when its XIP declares several: SHA-256 first (strong, and the
+# fastest here with the CPU's SHA extensions), then the others, MD5 last.
+PREFERENCE = ("SHA-256", "SHA-512", "SHA-1", "MD5")
+LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then file name and extra field lengths at offset 26
 
 
 @dataclass
 class ArchiveCheck:
     files: int = 0
     fixities_checked: int = 0
+    bitstreams_checked: int = 0  # files inside PAX zips checked against their XIP fixity
     mismatches: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
@@ -29,41 +51,204 @@ class ArchiveCheck:
         return not self.mismatches and not self.missing
 
 
+@dataclass(frozen=True)
+class DeclaredBitstream:
+    path: str  # inside the PAX zip
+    size: int | None
+    fixities: dict[str, str]  # normalised algorithm -> lower-case hex
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``length`` bytes of ``source`` from ``start``: a stored member as a file."""
+
+    def __init__(self, source: IO[bytes], start: int, length: int) -> None:
+        super().__init__()
+        self._source = source
+        self._start = start
+        self._length = length
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        wanted = min(len(buffer), self._length - self._position)
+        if wanted <= 0:
+            return 0
+        self._source.seek(self._start + self._position)
+        count = self._source.readinto(memoryview(buffer)[:wanted])  # type: ignore[attr-defined]
+        self._position += count or 0
+        return count or 0
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child(element: ET.Element, name: str) -> ET.Element | None:
+    return next((c for c in element if _local(c.tag) == name), None)
+
+
+def _text(element: ET.Element, name: str) -> str:
+    child = _child(element, name)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def declared_bitstreams(xip: bytes) -> list[DeclaredBitstream]:
+    """The bitstreams an XIP document declares (any XIP namespace version)."""
+    try:
+        root = ET.fromstring(xip)
+    except ET.ParseError as exc:
+        raise PackageFormatError(f"an XIP document in the export is not well-formed XML ({exc})") from None
+    found: list[DeclaredBitstream] = []
+    for element in root.iter():
+        if _local(element.tag) != "Bitstream" or len(element) == 0:
+            continue  # Generation/Bitstreams/Bitstream is a plain reference; the record has children
+        filename, location, size_text = (_text(element, n) for n in ("Filename", "PhysicalLocation", "FileSize"))
+        fixities: dict[str, str] = {}
+        container = _child(element, "Fixities")
+        for fixity in container if container is not None else ():
+            try:
+                algorithm = normalize_algorithm(_text(fixity, "FixityAlgorithmRef"))
+            except ValueError:
+                continue  # an algorithm this provider does not compute
+            fixities[algorithm] = _text(fixity, "FixityValue").lower()
+        path = posixpath.join(location, filename) if location else filename
+        size = int(size_text) if size_text.isdigit() else None
+        found.append(DeclaredBitstream(path, size, fixities))
+    return found
+
+
+def _sidecar_fixities(archive: zipfile.ZipFile, names: set[str]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Member -> {algorithm: value} from every OPEX sidecar, and the members they name that are absent."""
+    declared: dict[str, dict[str, str]] = {}
+    missing: list[str] = []
+    for sidecar in sorted(n for n in names if n.endswith(".opex")):
+        try:
+            document = read_opex(archive.read(sidecar))
+        except ValueError:
+            continue
+        folder = posixpath.dirname(sidecar)
+        for record in document.fixities:
+            target_path = getattr(record, "path", None)
+            target = posixpath.join(folder, target_path) if target_path else sidecar[: -len(".opex")]
+            if target not in names:
+                missing.append(target)
+                continue
+            declared.setdefault(target, {})[normalize_algorithm(record.algorithm)] = record.value.lower()
+    return declared, missing
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, algorithms: list[str]) -> dict[str, str]:
+    """Read a member to its end (zipfile checks its CRC-32 there), hashing it with ``algorithms``."""
+    with archive.open(info) as stream:
+        if algorithms:
+            computed = hash_stream(cast(BinaryIO, stream), algorithms)
+            return {record.algorithm: record.value for record in computed.records}
+        while stream.read(1 << 20):
+            pass
+    return {}
+
+
+def _open_pax(export: IO[bytes], archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
+    """A seekable file for the PAX member: a window on the export when stored, zipfile's stream otherwise."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        return archive.open(info)  # seekable, but each backward seek re-reads from the start
+    export.seek(info.header_offset)
+    signature, name_length, extra_length = LOCAL_HEADER.unpack(export.read(LOCAL_HEADER.size))
+    if signature != b"PK\x03\x04":
+        raise PackageFormatError(f"member {info.filename!r} has no local header where the directory says")
+    start = info.header_offset + LOCAL_HEADER.size + name_length + extra_length
+    return io.BufferedReader(_Window(export, start, info.compress_size), buffer_size=1 << 20)
+
+
+def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck) -> None:
+    """Every bitstream the PAX's XIP declares: present, of the declared size, with the declared fixity."""
+    try:
+        pax = zipfile.ZipFile(stream)
+    except zipfile.BadZipFile as exc:
+        raise PackageFormatError(f"{pax_name} in the export is not a readable zip: {exc}") from None
+    with pax:
+        members = {info.filename: info for info in pax.infolist()}
+        for xip_name in sorted(n for n in members if n.endswith(".xip")):
+            for bitstream in declared_bitstreams(pax.read(xip_name)):
+                label = f"{pax_name}/{bitstream.path}"
+                info = members.get(bitstream.path)
+                if info is None:
+                    check.missing.append(f"{label} (declared in {xip_name})")
+                    continue
+                if bitstream.size is not None and info.file_size != bitstream.size:
+                    check.mismatches.append(f"{label}: {info.file_size:,} bytes != declared {bitstream.size:,}")
+                    continue
+                algorithm = next((a for a in PREFERENCE if a in bitstream.fixities), None)
+                try:
+                    computed = _read_member(pax, info, [algorithm] if algorithm else [])
+                except zipfile.BadZipFile:
+                    check.mismatches.append(f"{label}: fails its CRC-32")
+                    continue
+                if algorithm is None:
+                    continue  # size and CRC only: the XIP declares no fixity this provider computes
+                check.fixities_checked += 1
+                check.bitstreams_checked += 1
+                if computed[algorithm] != bitstream.fixities[algorithm]:
+                    check.mismatches.append(
+                        f"{label}: {algorithm} {computed[algorithm]} != declared {bitstream.fixities[algorithm]}"
+                    )
+
+
+def _content_members(archive: zipfile.ZipFile) -> Iterator[zipfile.ZipInfo]:
+    # In the order they are stored, so reading them all is one forward pass over the file.
+    yield from sorted((i for i in archive.infolist() if not i.is_dir()), key=lambda i: i.header_offset)
+
+
+def _check_members(archive: zipfile.ZipFile, export_name: str, check: ArchiveCheck) -> None:
+    """Read every member once: its CRC-32, and the fixities the OPEX sidecars declare for it."""
+    declared, check.missing = _sidecar_fixities(archive, set(archive.namelist()))
+    for info in _content_members(archive):
+        wanted = declared.get(info.filename, {})
+        try:
+            computed = _read_member(archive, info, sorted(wanted))
+        except zipfile.BadZipFile:
+            raise PackageFormatError(
+                f"export {export_name} is damaged: member {info.filename!r} fails its CRC"
+            ) from None
+        for algorithm, value in wanted.items():
+            check.fixities_checked += 1
+            if computed[algorithm] != value:
+                check.mismatches.append(f"{info.filename}: {algorithm} {computed[algorithm]} != declared {value}")
+
+
 def verify_archive(path: str | Path) -> ArchiveCheck:
     """Raise ``PackageFormatError`` for a damaged zip; report (not raise) fixity problems."""
     check = ArchiveCheck()
+    name = Path(path).name
     try:
-        with zipfile.ZipFile(path) as archive:
-            broken = archive.testzip()
-            if broken is not None:
-                raise PackageFormatError(f"export {Path(path).name} is damaged: member {broken!r} fails its CRC")
-            names = set(archive.namelist())
+        with open(path, "rb") as export, zipfile.ZipFile(export) as archive:
+            names = archive.namelist()
             check.files = sum(1 for n in names if not n.endswith("/") and not n.endswith(".opex"))
-            for sidecar in sorted(n for n in names if n.endswith(".opex")):
-                try:
-                    document = read_opex(archive.read(sidecar))
-                except ValueError:
-                    continue
-                folder = posixpath.dirname(sidecar)
-                for record in document.fixities:
-                    target_path = getattr(record, "path", None)
-                    target = posixpath.join(folder, target_path) if target_path else sidecar[: -len(".opex")]
-                    if target not in names:
-                        check.missing.append(target)
-                        continue
-                    with archive.open(target) as stream:
-                        actual = hash_stream(stream, record.algorithm).value(record.algorithm)  # type: ignore[arg-type]
-                    check.fixities_checked += 1
-                    if actual.lower() != record.value.lower():
-                        check.mismatches.append(f"{target}: {record.algorithm} {actual} != declared {record.value}")
+            _check_members(archive, name, check)
+            for info in _content_members(archive):
+                if info.filename.endswith(".pax.zip"):
+                    _check_pax(info.filename, _open_pax(export, archive, info), check)
     except zipfile.BadZipFile as exc:
-        raise PackageFormatError(f"export {Path(path).name} is not a readable zip: {exc}") from None
+        raise PackageFormatError(f"export {name} is not a readable zip: {exc}") from None
     return check
 
 
 def require_intact(path: str | Path) -> ArchiveCheck:
     check = verify_archive(path)
     if not check.ok:
-        problems = check.mismatches + [f"{m}: declared in a sidecar but absent" for m in check.missing]
+        problems = check.mismatches + [f"{m}: declared but absent" for m in check.missing]
         raise FixityError(f"export {Path(path).name} fails verification: " + "; ".join(problems[:10]))
     return check
