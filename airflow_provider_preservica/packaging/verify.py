@@ -13,14 +13,17 @@ Both are checked, in two reads of the content: every member of the export is rea
 sidecar declares its fixity; zipfile checks each member's CRC-32 as it reaches the end), then the files
 inside each PAX are read once more and hashed with one algorithm their XIP declares (``PREFERENCE``). A PAX
 stored without compression (as exports write them) is opened in place, through a window on the export
-file; nothing is extracted to disk, and memory stays at one chunk whatever the size.
+file: nothing is extracted to disk (a compressed one is copied to a temporary file first), and memory
+stays at one chunk whatever the size.
 """
 
 from __future__ import annotations
 
 import io
 import posixpath
+import shutil
 import struct
+import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
@@ -146,7 +149,11 @@ def _sidecar_fixities(archive: zipfile.ZipFile, names: set[str]) -> tuple[dict[s
             if target not in names:
                 missing.append(target)
                 continue
-            declared.setdefault(target, {})[normalize_algorithm(record.algorithm)] = record.value.lower()
+            try:
+                algorithm = normalize_algorithm(record.algorithm)
+            except ValueError:
+                continue  # an algorithm this provider does not compute; the CRC still covers the member
+            declared.setdefault(target, {})[algorithm] = record.value.lower()
     return declared, missing
 
 
@@ -161,10 +168,19 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, algorithms: li
     return {}
 
 
-def _open_pax(export: IO[bytes], archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
-    """A seekable file for the PAX member: a window on the export when stored, zipfile's stream otherwise."""
+def _open_pax(export: IO[bytes], archive: zipfile.ZipFile, info: zipfile.ZipInfo, scratch: Path) -> IO[bytes]:
+    """A seekable file for the PAX member: a window on the export when stored, else a temporary copy.
+
+    zipfile's own stream of a compressed member seeks backwards by decompressing again from its start, once
+    per file inside: a many-file PAX would be read over and over. One copy to an anonymous temporary file in
+    ``scratch`` (the export's folder, which has room for the export) is read once.
+    """
     if info.compress_type != zipfile.ZIP_STORED:
-        return archive.open(info)  # seekable, but each backward seek re-reads from the start
+        copy = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 (returned open; the caller closes it)
+        with archive.open(info) as member:
+            shutil.copyfileobj(member, copy, 1 << 20)
+        copy.seek(0)
+        return copy
     export.seek(info.header_offset)
     signature, name_length, extra_length = LOCAL_HEADER.unpack(export.read(LOCAL_HEADER.size))
     if signature != b"PK\x03\x04":
@@ -240,7 +256,8 @@ def verify_archive(path: str | Path) -> ArchiveCheck:
             _check_members(archive, name, check)
             for info in _content_members(archive):
                 if info.filename.endswith(".pax.zip"):
-                    _check_pax(info.filename, _open_pax(export, archive, info), check)
+                    with _open_pax(export, archive, info, Path(path).parent) as pax:
+                        _check_pax(info.filename, pax, check)
     except zipfile.BadZipFile as exc:
         raise PackageFormatError(f"export {name} is not a readable zip: {exc}") from None
     return check

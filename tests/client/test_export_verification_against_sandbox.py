@@ -133,3 +133,18 @@ def test_the_xip_reader_takes_records_not_references():
     assert bitstream.path == "Rep/co/Generation_1/a.tif"
     assert bitstream.size == 12
     assert bitstream.fixities == {"SHA-256": "abc"}  # normalised; the unknown algorithm left out
+
+
+def test_a_pax_compressed_inside_the_export_is_checked_all_the_same(small_repository, tmp_path):
+    files = {"a.tif": os.urandom(300_000), "b.txt": b"words " * 1000}
+    export = _export(small_repository, _asset(small_repository, tmp_path, files), tmp_path / "e.zip")
+    deflated = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(export) as source, zipfile.ZipFile(deflated, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            info.compress_type = zipfile.ZIP_DEFLATED  # another exporter's choice: not opened in place
+            target.writestr(info, data)
+
+    check = verify_archive(deflated)
+
+    assert check.ok and check.bitstreams_checked == 2
