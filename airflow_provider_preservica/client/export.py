@@ -24,7 +24,7 @@ from airflow_provider_preservica.client.entities import PATHS
 from airflow_provider_preservica.client.filewrite import DropBehindWriter, sync_directory
 from airflow_provider_preservica.client.namespaces import Namespaces
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.client.upload import ProgressLogger
+from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaConnectionError, PreservicaError
 
 log = logging.getLogger(__name__)

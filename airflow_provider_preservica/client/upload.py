@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_preservica.auth.cache import TokenCache
+from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaConnectionError, PreservicaError
 
 log = logging.getLogger(__name__)
@@ -55,39 +55,6 @@ class UploadResult:
     @property
     def rate(self) -> float:
         return self.bytes / max(self.seconds, 1e-9)
-
-
-class ProgressLogger:
-    """Thread-safe byte counter for boto3 callbacks; logs bytes, rate and ETA at most every ``interval``."""
-
-    def __init__(self, total: int, label: str, interval: float = 10.0) -> None:
-        self.total = total
-        self.label = label
-        self.interval = interval
-        self.done = 0
-        self.started = time.monotonic()
-        self._last = self.started
-        self._lock = threading.Lock()
-
-    def __call__(self, amount: int) -> None:
-        with self._lock:
-            self.done += amount
-            now = time.monotonic()
-            if now - self._last < self.interval and self.done < self.total:
-                return
-            self._last = now
-            done, elapsed = self.done, now - self.started
-        rate = done / max(elapsed, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        log.info(
-            "%s: %.1f of %.1f MiB (%.0f%%), %.1f MiB/s, ETA %s",
-            self.label,
-            done / MiB,
-            self.total / MiB,
-            100.0 * done / max(self.total, 1),
-            rate / MiB,
-            "now" if done >= self.total else f"{eta:.0f} s",
-        )
 
 
 class PackageUploader:

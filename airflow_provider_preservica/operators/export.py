@@ -21,6 +21,7 @@ from airflow_provider_preservica.client.progress import (
     read_progress,
     wait_for_progress,
 )
+from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
@@ -192,7 +193,10 @@ class PreservicaExportOperator(BaseOperator):
         }
         if self.verify:
             try:
-                check = require_intact(download.path)
+                name = Path(download.path).name
+                check = require_intact(
+                    download.path, lambda total, phase: ProgressLogger(total, f"Verifying {name}: {phase}")
+                )
             except PreservicaError as exc:
                 Path(download.path).unlink(missing_ok=True)  # never leave a bad export under the final name
                 raise AirflowFailException(str(exc)) from None

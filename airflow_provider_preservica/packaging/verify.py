@@ -26,7 +26,7 @@ import struct
 import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
@@ -39,6 +39,22 @@ from airflow_provider_preservica.packaging.opex import read_opex
 # fastest here with the CPU's SHA extensions), then the others, MD5 last.
 PREFERENCE = ("SHA-256", "SHA-512", "SHA-1", "MD5")
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then file name and extra field lengths at offset 26
+
+
+OnBytes = Callable[[int], None]
+MakeProgress = Callable[[int, str], OnBytes]  # (total bytes, phase) -> called with each chunk's size
+
+
+class _Counter:
+    """Passes byte counts on, and remembers their sum."""
+
+    def __init__(self, forward: OnBytes) -> None:
+        self.forward = forward
+        self.total = 0
+
+    def __call__(self, amount: int) -> None:
+        self.total += amount
+        self.forward(amount)
 
 
 @dataclass
@@ -157,14 +173,16 @@ def _sidecar_fixities(archive: zipfile.ZipFile, names: set[str]) -> tuple[dict[s
     return declared, missing
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, algorithms: list[str]) -> dict[str, str]:
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, algorithms: list[str], on_bytes: OnBytes
+) -> dict[str, str]:
     """Read a member to its end (zipfile checks its CRC-32 there), hashing it with ``algorithms``."""
     with archive.open(info) as stream:
         if algorithms:
-            computed = hash_stream(cast(BinaryIO, stream), algorithms)
+            computed = hash_stream(cast(BinaryIO, stream), algorithms, on_bytes=on_bytes)
             return {record.algorithm: record.value for record in computed.records}
-        while stream.read(1 << 20):
-            pass
+        while chunk := stream.read(1 << 20):
+            on_bytes(len(chunk))
     return {}
 
 
@@ -189,7 +207,7 @@ def _open_pax(export: IO[bytes], archive: zipfile.ZipFile, info: zipfile.ZipInfo
     return io.BufferedReader(_Window(export, start, info.compress_size), buffer_size=1 << 20)
 
 
-def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck) -> None:
+def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck, on_bytes: OnBytes) -> None:
     """Every bitstream the PAX's XIP declares: present, of the declared size, with the declared fixity."""
     try:
         pax = zipfile.ZipFile(stream)
@@ -209,7 +227,7 @@ def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck) -> None:
                     continue
                 algorithm = next((a for a in PREFERENCE if a in bitstream.fixities), None)
                 try:
-                    computed = _read_member(pax, info, [algorithm] if algorithm else [])
+                    computed = _read_member(pax, info, [algorithm] if algorithm else [], on_bytes)
                 except zipfile.BadZipFile:
                     check.mismatches.append(f"{label}: fails its CRC-32")
                     continue
@@ -228,13 +246,13 @@ def _content_members(archive: zipfile.ZipFile) -> Iterator[zipfile.ZipInfo]:
     yield from sorted((i for i in archive.infolist() if not i.is_dir()), key=lambda i: i.header_offset)
 
 
-def _check_members(archive: zipfile.ZipFile, export_name: str, check: ArchiveCheck) -> None:
+def _check_members(archive: zipfile.ZipFile, export_name: str, check: ArchiveCheck, on_bytes: OnBytes) -> None:
     """Read every member once: its CRC-32, and the fixities the OPEX sidecars declare for it."""
     declared, check.missing = _sidecar_fixities(archive, set(archive.namelist()))
     for info in _content_members(archive):
         wanted = declared.get(info.filename, {})
         try:
-            computed = _read_member(archive, info, sorted(wanted))
+            computed = _read_member(archive, info, sorted(wanted), on_bytes)
         except zipfile.BadZipFile:
             raise PackageFormatError(
                 f"export {export_name} is damaged: member {info.filename!r} fails its CRC"
@@ -245,26 +263,42 @@ def _check_members(archive: zipfile.ZipFile, export_name: str, check: ArchiveChe
                 check.mismatches.append(f"{info.filename}: {algorithm} {computed[algorithm]} != declared {value}")
 
 
-def verify_archive(path: str | Path) -> ArchiveCheck:
-    """Raise ``PackageFormatError`` for a damaged zip; report (not raise) fixity problems."""
+def _ignore(_: int) -> None:
+    return None
+
+
+def verify_archive(path: str | Path, make_progress: MakeProgress | None = None) -> ArchiveCheck:
+    """Raise ``PackageFormatError`` for a damaged zip; report (not raise) fixity problems.
+
+    ``make_progress(total, phase)`` returns the callback told of every chunk read: once for the export's
+    members (``total`` = their bytes), once for the files inside the PAX zips (``total`` = the PAX zips'
+    bytes; the part of each PAX that is not a checked file is counted when that PAX is done).
+    """
     check = ArchiveCheck()
     name = Path(path).name
+    progress = make_progress or (lambda total, phase: _ignore)
     try:
         with open(path, "rb") as export, zipfile.ZipFile(export) as archive:
             names = archive.namelist()
             check.files = sum(1 for n in names if not n.endswith("/") and not n.endswith(".opex"))
-            _check_members(archive, name, check)
-            for info in _content_members(archive):
-                if info.filename.endswith(".pax.zip"):
-                    with _open_pax(export, archive, info, Path(path).parent) as pax:
-                        _check_pax(info.filename, pax, check)
+            members = list(_content_members(archive))
+            on_member_bytes = progress(sum(i.file_size for i in members), "CRCs and transfer fixities")
+            _check_members(archive, name, check, on_member_bytes)
+            paxes = [i for i in members if i.filename.endswith(".pax.zip")]
+            on_file_bytes = progress(sum(i.file_size for i in paxes), "file fixities (XIP)")
+            for info in paxes:
+                counted = _Counter(on_file_bytes)
+                with _open_pax(export, archive, info, Path(path).parent) as pax:
+                    _check_pax(info.filename, pax, check, counted)
+                on_file_bytes(max(info.file_size - counted.total, 0))
     except zipfile.BadZipFile as exc:
         raise PackageFormatError(f"export {name} is not a readable zip: {exc}") from None
     return check
 
 
-def require_intact(path: str | Path) -> ArchiveCheck:
-    check = verify_archive(path)
+def require_intact(path: str | Path, make_progress: MakeProgress | None = None) -> ArchiveCheck:
+    """:func:`verify_archive`, raising :class:`FixityError` with the first problems when anything is wrong."""
+    check = verify_archive(path, make_progress)
     if not check.ok:
         problems = check.mismatches + [f"{m}: declared but absent" for m in check.missing]
         raise FixityError(f"export {Path(path).name} fails verification: " + "; ".join(problems[:10]))

@@ -46,11 +46,22 @@ def test_an_intact_export_checks_every_file_against_its_ingest_fixity(small_repo
     files = {"scan-001.tif": os.urandom(MiB + 5), "scan-002.tif": os.urandom(4096), "notes.txt": b"hello\n"}
     export = _export(small_repository, _asset(small_repository, tmp_path, files), tmp_path / "export.zip")
 
-    check = require_intact(export)
+    phases: dict[str, list[int]] = {}
+    counted: dict[str, list[int]] = {}
+
+    def make_progress(total: int, phase: str):
+        phases[phase] = [total]
+        return counted.setdefault(phase, []).append
+
+    check = require_intact(export, make_progress)
 
     assert check.bitstreams_checked == 3  # every file inside the PAX, against the XIP
     assert check.fixities_checked == 1 + 3  # plus the PAX zip's own sidecar fixity
     assert check.ok
+    # Progress for a long verification: both reads reach exactly the total they announced.
+    assert set(phases) == {"CRCs and transfer fixities", "file fixities (XIP)"}
+    assert all(sum(counted[phase]) == total for phase, [total] in phases.items())
+    assert phases["file fixities (XIP)"][0] > sum(len(v) for v in files.values())  # the PAX zip's size
 
 
 def test_bit_rot_in_the_repository_is_caught_by_the_xip_fixity(small_repository, tmp_path):

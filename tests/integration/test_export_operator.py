@@ -24,7 +24,8 @@ def quick_exports(small_repository):
 
 
 @pytest.mark.parametrize("dag", ["export_polling_dag", "export_deferrable_dag"])
-def test_export_downloads_verifies_and_reports(quick_exports, run_dag, tmp_path, dag):
+def test_export_downloads_verifies_and_reports(quick_exports, run_dag, tmp_path, dag, caplog):
+    caplog.set_level("INFO", logger="airflow_provider_preservica")
     out = tmp_path / "maps.zip"
     dag_run = run_dag("export_dags.py", dag, run_conf={"out": str(out), "ref": MAPS_FOLDER})
 
@@ -32,7 +33,10 @@ def test_export_downloads_verifies_and_reports(quick_exports, run_dag, tmp_path,
     result = _xcom(dag_run)
     assert result["bytes"] == out.stat().st_size
     assert result["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    assert result["fixities_checked"] >= 4  # one per asset sidecar
+    assert result["bitstreams_checked"] == 4  # each asset's file, against the fixity in its XIP
+    assert result["fixities_checked"] == 4 + 4  # and each asset's PAX zip, against its sidecar
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Verifying maps.zip")]
+    assert any("file fixities (XIP)" in m and "(100%)" in m and "ETA now" in m for m in progress), progress
     with zipfile.ZipFile(out) as archive:
         assert archive.testzip() is None
         assert sum(name.endswith(".pax.zip") for name in archive.namelist()) == 4
