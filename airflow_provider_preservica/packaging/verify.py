@@ -73,7 +73,8 @@ class ArchiveCheck:
 
 @dataclass(frozen=True)
 class DeclaredBitstream:
-    path: str  # inside the PAX zip
+    path: str  # inside the PAX zip: PhysicalLocation/Filename
+    filename: str
     size: int | None
     fixities: dict[str, str]  # normalised algorithm -> lower-case hex
 
@@ -146,7 +147,7 @@ def declared_bitstreams(xip: bytes) -> list[DeclaredBitstream]:
             fixities[algorithm] = _text(fixity, "FixityValue").lower()
         path = posixpath.join(location, filename) if location else filename
         size = int(size_text) if size_text.isdigit() else None
-        found.append(DeclaredBitstream(path, size, fixities))
+        found.append(DeclaredBitstream(path, filename, size, fixities))
     return found
 
 
@@ -216,10 +217,15 @@ def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck, on_bytes: 
         raise PackageFormatError(f"{pax_name} in the export is not a readable zip: {exc}") from None
     with pax:
         members = {info.filename: info for info in pax.infolist()}
+        by_name: dict[str, list[zipfile.ZipInfo]] = {}
+        for member in members.values():
+            by_name.setdefault(posixpath.basename(member.filename), []).append(member)
         for xip_name in sorted(n for n in members if n.endswith(".xip")):
             for bitstream in declared_bitstreams(pax.read(xip_name)):
                 label = f"{pax_name}/{bitstream.path}"
-                info = members.get(bitstream.path)
+                same_name = by_name.get(bitstream.filename, [])
+                # Another exporter's folder layout: the one file of that name is the one declared.
+                info = members.get(bitstream.path) or (same_name[0] if len(same_name) == 1 else None)
                 if info is None:
                     check.missing.append(f"{label} (declared in {xip_name})")
                     continue

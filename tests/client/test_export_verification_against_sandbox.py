@@ -159,3 +159,26 @@ def test_a_pax_compressed_inside_the_export_is_checked_all_the_same(small_reposi
     check = verify_archive(deflated)
 
     assert check.ok and check.bitstreams_checked == 2
+
+
+def test_a_file_in_another_folder_layout_is_found_by_its_unique_name(small_repository, tmp_path):
+    data = os.urandom(50_000)
+    export = _export(small_repository, _asset(small_repository, tmp_path, {"a.tif": data}), tmp_path / "e.zip")
+    moved = tmp_path / "moved.zip"
+    with zipfile.ZipFile(export) as source, zipfile.ZipFile(moved, "w") as target:
+        for info in source.infolist():
+            if info.filename.endswith(".pax.zip.opex"):
+                continue  # the PAX changes, so its transfer fixity would too
+            payload = source.read(info)
+            if info.filename.endswith(".pax.zip"):
+                (tmp_path / "pax.zip").write_bytes(payload)
+                with zipfile.ZipFile(tmp_path / "pax.zip") as pax, zipfile.ZipFile(tmp_path / "flat.zip", "w") as flat:
+                    for member in pax.infolist():
+                        name = member.filename if member.filename.endswith(".xip") else "content/a.tif"
+                        flat.writestr(name, pax.read(member))
+                payload = (tmp_path / "flat.zip").read_bytes()
+            target.writestr(info, payload)
+
+    check = verify_archive(moved)
+
+    assert check.ok and check.bitstreams_checked == 1
