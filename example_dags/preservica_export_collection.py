@@ -64,7 +64,8 @@ with DAG(
     def summary(result: dict[str, Any]) -> str:
         line = (
             f"Exported {result['path']}: {result['bytes']:,} bytes, {result['files']} files, "
-            f"{result['fixities_checked']} fixities checked, sha256 {result['sha256']}; "
+            f"{result['bitstreams_checked']} checked against their ingest fixity, "
+            f"{result['fixities_checked']} fixities checked in all, sha256 {result['sha256']}; "
             f"unpacked to {result['unzipped_to']}"
         )
         print(line)

@@ -226,6 +226,7 @@ def test_export_collection_example_exports_verifies_and_unpacks(examples, small_
     assert sum(name.endswith(".pax.zip") for name in members) == 4
     out = capfd.readouterr().out
     assert f"Exported {archive}: {archive.stat().st_size:,} bytes, " in out
+    assert "4 checked against their ingest fixity, 8 fixities checked in all" in out
     assert f"sha256 {hashlib.sha256(archive.read_bytes()).hexdigest()}; unpacked to {unpacked}" in out
 
 
