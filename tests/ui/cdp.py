@@ -179,12 +179,19 @@ class Page:
         self.wait_for("document.readyState === 'complete'", timeout, what=f"{url} to load")
 
     def click(self, element: str, what: str = "element") -> None:
-        """A real mouse click in the middle of the element that the JS expression ``element`` returns."""
+        """A real mouse click in the middle of the element that the JS expression ``element`` returns.
+
+        It waits until the element is what the mouse would hit there (``elementFromPoint``): a click computed
+        while the dialog still scrolls or animates would land elsewhere, and be lost without a trace.
+        """
         box = self.wait_for(
-            f"""(() => {{ const el = {element}; if (!el) return null; el.scrollIntoView({{block: 'center'}});
+            f"""(() => {{ const el = {element}; if (!el) return null;
+                el.scrollIntoView({{block: 'center', behavior: 'instant'}});
                 const r = el.getBoundingClientRect();
-                return r.width && r.height ? {{x: r.x + r.width / 2, y: r.y + r.height / 2}} : null; }})()""",
-            what=what,
+                if (!r.width || !r.height) return null;
+                const x = r.x + r.width / 2, y = r.y + r.height / 2, hit = document.elementFromPoint(x, y);
+                return hit && (hit === el || el.contains(hit)) ? {{x, y}} : null; }})()""",
+            what=f"{what} to be clickable",
         )
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.send(
