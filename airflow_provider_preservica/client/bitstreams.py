@@ -4,7 +4,7 @@ The access copy (``hook.download_asset``) is what a reading room needs; a second
 migration needs the preservation masters themselves, byte for byte, with proof. :func:`download_bitstream`
 streams one bitstream with the resumable :func:`~airflow_provider_preservica.client.export.download_to` and
 then compares the file with the bitstream's ``FileSize`` and declared fixity (SHA-256 from the download
-itself; any other algorithm Preservica declares is computed from the file). A file that does not match is
+itself; otherwise SHA-512, SHA-1 or MD5, computed from the file). A file that does not match is
 deleted, never left under its name.
 """
 
@@ -18,7 +18,7 @@ from airflow_provider_preservica.client.entities import Bitstream
 from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.packaging.fixity import hash_file, normalize_algorithm
+from airflow_provider_preservica.packaging.fixity import hash_file, known_fixities, preferred_fixity
 
 
 class BitstreamMismatchError(PreservicaError):
@@ -55,20 +55,6 @@ def unique_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def _declared(bitstream: Bitstream) -> tuple[str, str] | None:
-    """The fixity to check: SHA-256 when declared (the download computes it), else the first one we know."""
-    known: list[tuple[str, str]] = []
-    for name, value in bitstream.fixities.items():
-        try:
-            known.append((normalize_algorithm(name), value.strip().lower()))
-        except ValueError:  # an algorithm this provider does not compute: nothing to compare with
-            continue
-    for algorithm, value in known:
-        if algorithm == "SHA-256":
-            return algorithm, value
-    return known[0] if known else None
-
-
 def download_bitstream(
     client: PreservicaClient, bitstream: Bitstream, destination: str | os.PathLike[str]
 ) -> tuple[Download, str]:
@@ -87,7 +73,7 @@ def download_bitstream(
                 f"{bitstream.filename}: Preservica declares {bitstream.size:,} bytes, the download has "
                 f"{download.bytes:,}; the file was deleted"
             )
-        declared = _declared(bitstream)
+        declared = preferred_fixity(known_fixities(bitstream.fixities.items()))
         if declared is None:
             return download, "size only"
         algorithm, expected = declared

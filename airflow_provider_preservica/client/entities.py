@@ -24,6 +24,15 @@ class EntityNotFoundError(PreservicaConfigError):
     """No entity with that reference (or not of that type)."""
 
 
+class EntityTypeMismatchError(EntityNotFoundError):
+    """The reference exists, as another type; ``what`` says so without advice, for callers that give their own."""
+
+    def __init__(self, ref: str, wanted: str, actual: str) -> None:
+        self.ref, self.wanted, self.actual = ref, wanted, actual
+        self.what = f"{ref!r} is {KIND_NAMES[actual]} ({actual}), not {KIND_NAMES[wanted]} ({wanted})"
+        super().__init__(f"{self.what}; set entity_type to {actual!r} or leave it out")
+
+
 @dataclass(frozen=True)
 class Entity:
     ref: str
@@ -111,10 +120,7 @@ class EntityService:
                 if exc.status != 404:
                     raise
             else:
-                raise EntityNotFoundError(
-                    f"{ref!r} is {KIND_NAMES[other]} ({other}), not {KIND_NAMES[entity_type]} ({entity_type}); "
-                    f"set entity_type to {other!r} or leave it out"
-                )
+                raise EntityTypeMismatchError(ref, entity_type, other)
         described = f"{entity_type} " if entity_type else ""
         raise EntityNotFoundError(f"no {described}entity with reference {ref!r} on {self.client.base_url}")
 

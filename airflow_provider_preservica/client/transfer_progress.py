@@ -14,7 +14,7 @@ MiB = 1024 * 1024
 
 
 class ProgressLogger:
-    """Thread-safe byte counter for boto3 callbacks; logs bytes, rate and ETA at most every ``interval``."""
+    """Thread-safe byte counter (boto3 calls it from several threads); logs at most every ``interval`` s."""
 
     def __init__(self, total: int, label: str, interval: float = 10.0) -> None:
         self.total = total

@@ -12,7 +12,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_preservica.client.entities import EntityNotFoundError
+from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityTypeMismatchError
 from airflow_provider_preservica.client.progress import (
     RUNNING,
     Progress,
@@ -159,7 +159,7 @@ class PreservicaIngestOperator(BaseOperator):
             try:
                 hook.entities.get(self.parent_ref, "SO")  # before any hashing or upload
             except EntityNotFoundError as exc:
-                reason = str(exc).split("; set entity_type", 1)[0]  # that advice is for exports
+                reason = exc.what if isinstance(exc, EntityTypeMismatchError) else str(exc)
                 raise AirflowFailException(
                     f"cannot ingest into parent_ref: {reason}; give the reference of a folder"
                 ) from None

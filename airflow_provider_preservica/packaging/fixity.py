@@ -43,6 +43,28 @@ def normalize_algorithm(name: str) -> str:
     return _ALIASES[key]
 
 
+#: The one algorithm a file is checked with when several are declared: SHA-256 first (strong, and the fastest
+#: with the CPU's SHA extensions), MD5 last.
+PREFERENCE = ("SHA-256", "SHA-512", "SHA-1", "MD5")
+
+
+def known_fixities(declared: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``(algorithm as declared, value)`` pairs -> ``{OPEX name: lowercase hex}``, leaving out algorithms this
+    provider cannot compute (Preservica may declare others)."""
+    known: dict[str, str] = {}
+    for name, value in declared:
+        try:
+            known[normalize_algorithm(name)] = value.strip().lower()
+        except ValueError:
+            continue
+    return known
+
+
+def preferred_fixity(fixities: dict[str, str]) -> tuple[str, str] | None:
+    """The ``(algorithm, value)`` to check, by :data:`PREFERENCE`, from :func:`known_fixities`' result."""
+    return next(((a, fixities[a]) for a in PREFERENCE if a in fixities), None)
+
+
 def normalize_algorithms(algorithms: Algorithms) -> tuple[str, ...]:
     """One name or several -> OPEX names without duplicates, order kept (the first is the primary)."""
     names = [algorithms] if isinstance(algorithms, str) else list(algorithms)

@@ -12,7 +12,7 @@ Two levels of fixity are in a Preservica export:
 Both are checked, in two reads of the content that run side by side. One reads every member of the export
 (hashed when a sidecar declares its fixity; zipfile checks each member's CRC-32 as it reaches the end).
 The other reads the files inside each PAX and hashes each with one algorithm its XIP declares
-(``PREFERENCE``). A PAX stored without compression (as exports write them) is opened in place, through a
+(``fixity.PREFERENCE``). A PAX stored without compression (as exports write them) is opened in place, through a
 window on the export file: nothing is extracted to disk (a compressed one is copied to a temporary file
 first), and memory stays at a few chunks whatever the size.
 """
@@ -33,12 +33,9 @@ from pathlib import Path
 from typing import IO, BinaryIO, cast
 
 from airflow_provider_preservica.packaging.errors import FixityError, PackageFormatError
-from airflow_provider_preservica.packaging.fixity import hash_stream, normalize_algorithm
+from airflow_provider_preservica.packaging.fixity import hash_stream, known_fixities, preferred_fixity
 from airflow_provider_preservica.packaging.opex import read_opex
 
-# The one algorithm a bitstream is checked with when its XIP declares several: SHA-256 first (strong, and the
-# fastest here with the CPU's SHA extensions), then the others, MD5 last.
-PREFERENCE = ("SHA-256", "SHA-512", "SHA-1", "MD5")
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then file name and extra field lengths at offset 26
 
 
@@ -137,14 +134,10 @@ def declared_bitstreams(xip: bytes) -> list[DeclaredBitstream]:
         if _local(element.tag) != "Bitstream" or len(element) == 0:
             continue  # Generation/Bitstreams/Bitstream is a plain reference; the record has children
         filename, location, size_text = (_text(element, n) for n in ("Filename", "PhysicalLocation", "FileSize"))
-        fixities: dict[str, str] = {}
-        container = _child(element, "Fixities")
-        for fixity in container if container is not None else ():
-            try:
-                algorithm = normalize_algorithm(_text(fixity, "FixityAlgorithmRef"))
-            except ValueError:
-                continue  # an algorithm this provider does not compute
-            fixities[algorithm] = _text(fixity, "FixityValue").lower()
+        records = _child(element, "Fixities")
+        records_list = list(records) if records is not None else []
+        pairs = [(_text(f, "FixityAlgorithmRef"), _text(f, "FixityValue")) for f in records_list]
+        fixities = known_fixities(pairs)
         path = posixpath.join(location, filename) if location else filename
         size = int(size_text) if size_text.isdigit() else None
         found.append(DeclaredBitstream(path, filename, size, fixities))
@@ -152,7 +145,10 @@ def declared_bitstreams(xip: bytes) -> list[DeclaredBitstream]:
 
 
 def _sidecar_fixities(archive: zipfile.ZipFile, names: set[str]) -> tuple[dict[str, dict[str, str]], list[str]]:
-    """Member -> {algorithm: value} from every OPEX sidecar, and the members they name that are absent."""
+    """Member -> {algorithm: value} from every OPEX sidecar, and the members they name that are absent.
+
+    Algorithms this provider does not compute are left out; the member's CRC still covers it.
+    """
     declared: dict[str, dict[str, str]] = {}
     missing: list[str] = []
     for sidecar in sorted(n for n in names if n.endswith(".opex")):
@@ -167,11 +163,7 @@ def _sidecar_fixities(archive: zipfile.ZipFile, names: set[str]) -> tuple[dict[s
             if target not in names:
                 missing.append(target)
                 continue
-            try:
-                algorithm = normalize_algorithm(record.algorithm)
-            except ValueError:
-                continue  # an algorithm this provider does not compute; the CRC still covers the member
-            declared.setdefault(target, {})[algorithm] = record.value.lower()
+            declared.setdefault(target, {}).update(known_fixities([(record.algorithm, record.value)]))
     return declared, missing
 
 
@@ -209,6 +201,29 @@ def _open_pax(export: IO[bytes], archive: zipfile.ZipFile, info: zipfile.ZipInfo
     return io.BufferedReader(_Window(export, start, info.compress_size), buffer_size=1 << 20)
 
 
+def _check_bitstream(
+    pax: zipfile.ZipFile, info: zipfile.ZipInfo, bitstream: DeclaredBitstream, label: str, check: ArchiveCheck,
+    on_bytes: OnBytes,
+) -> None:  # fmt: skip
+    """One file of a PAX against its XIP record: size, CRC-32, and the preferred declared fixity."""
+    if bitstream.size is not None and info.file_size != bitstream.size:
+        check.mismatches.append(f"{label}: {info.file_size:,} bytes != declared {bitstream.size:,}")
+        return
+    declared = preferred_fixity(bitstream.fixities)
+    try:
+        computed = _read_member(pax, info, [declared[0]] if declared else [], on_bytes)
+    except zipfile.BadZipFile:
+        check.mismatches.append(f"{label}: fails its CRC-32")
+        return
+    if declared is None:
+        return  # size and CRC only: the XIP declares no fixity this provider computes
+    algorithm, value = declared
+    check.fixities_checked += 1
+    check.bitstreams_checked += 1
+    if computed[algorithm] != value:
+        check.mismatches.append(f"{label}: {algorithm} {computed[algorithm]} != declared {value}")
+
+
 def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck, on_bytes: OnBytes) -> None:
     """Every bitstream the PAX's XIP declares: present, of the declared size, with the declared fixity."""
     try:
@@ -222,30 +237,14 @@ def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck, on_bytes: 
             by_name.setdefault(posixpath.basename(member.filename), []).append(member)
         for xip_name in sorted(n for n in members if n.endswith(".xip")):
             for bitstream in declared_bitstreams(pax.read(xip_name)):
-                label = f"{pax_name}/{bitstream.path}"
                 same_name = by_name.get(bitstream.filename, [])
                 # Another exporter's folder layout: the one file of that name is the one declared.
                 info = members.get(bitstream.path) or (same_name[0] if len(same_name) == 1 else None)
+                label = f"{pax_name}/{bitstream.path}"
                 if info is None:
                     check.missing.append(f"{label} (declared in {xip_name})")
-                    continue
-                if bitstream.size is not None and info.file_size != bitstream.size:
-                    check.mismatches.append(f"{label}: {info.file_size:,} bytes != declared {bitstream.size:,}")
-                    continue
-                algorithm = next((a for a in PREFERENCE if a in bitstream.fixities), None)
-                try:
-                    computed = _read_member(pax, info, [algorithm] if algorithm else [], on_bytes)
-                except zipfile.BadZipFile:
-                    check.mismatches.append(f"{label}: fails its CRC-32")
-                    continue
-                if algorithm is None:
-                    continue  # size and CRC only: the XIP declares no fixity this provider computes
-                check.fixities_checked += 1
-                check.bitstreams_checked += 1
-                if computed[algorithm] != bitstream.fixities[algorithm]:
-                    check.mismatches.append(
-                        f"{label}: {algorithm} {computed[algorithm]} != declared {bitstream.fixities[algorithm]}"
-                    )
+                else:
+                    _check_bitstream(pax, info, bitstream, label, check, on_bytes)
 
 
 def _content_members(archive: zipfile.ZipFile) -> Iterator[zipfile.ZipInfo]:

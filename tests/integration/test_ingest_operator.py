@@ -224,9 +224,10 @@ def test_an_unknown_or_wrong_parent_fails_before_upload(quick_ingests, tmp_path)
     asset = next(iter(PreservicaHook().search(SearchQuery(text="%", filters={"xip.document_type": "IO"}))))
     for parent, message in (
         ("ffffffff-0000-4000-8000-00000000000f", "no SO entity with reference"),
-        (asset.reference, "is an asset (IO), not a folder (SO)"),
+        (asset.reference, f"'{asset.reference}' is an asset (IO), not a folder (SO); give the reference of a folder"),
     ):
         operator = PreservicaIngestOperator(task_id="ingest", source=str(batch), parent_ref=parent, security_tag="open")
-        with pytest.raises(AirflowFailException, match=re.escape(message)):
+        with pytest.raises(AirflowFailException, match=re.escape(message)) as failure:
             operator.execute({"ti": FakeTaskInstance()})
+        assert "entity_type" not in str(failure.value)  # the export's advice has no place here
     assert not any(k.startswith("PUT /api/s3") for k in quick_ingests.state.stats()["requests"])
