@@ -85,6 +85,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_preservica.operators.search",
                     "airflow_provider_preservica.operators.ingest",
                     "airflow_provider_preservica.operators.export",
+                    "airflow_provider_preservica.operators.metadata",
                 ],
             }
         ],

@@ -18,6 +18,8 @@ KIND_NAMES: dict[str, str] = {"SO": "a folder", "IO": "an asset", "CO": "a conte
 PATHS: dict[str, str] = {"SO": "structural-objects", "IO": "information-objects", "CO": "content-objects"}
 TAGS: dict[str, str] = {"SO": "StructuralObject", "IO": "InformationObject", "CO": "ContentObject"}
 XML_HEADERS = {"Content-Type": "application/xml;charset=UTF-8"}
+TEXT_HEADERS = {"Content-Type": "text/plain"}
+ROOT_PARENT = "@root@"
 
 
 class EntityNotFoundError(PreservicaConfigError):
@@ -34,6 +36,14 @@ class EntityTypeMismatchError(EntityNotFoundError):
 
 
 @dataclass(frozen=True)
+class FragmentLink:
+    """A descriptive metadata fragment of an entity: its schema (namespace URI) and the URL that reads it."""
+
+    schema: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Entity:
     ref: str
     entity_type: str
@@ -41,6 +51,7 @@ class Entity:
     description: str = ""
     security_tag: str = ""
     parent_ref: str | None = None
+    fragments: tuple[FragmentLink, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,10 @@ class EntityService:
                     description=_child_text(element, "Description"),
                     security_tag=_child_text(element, "SecurityTag"),
                     parent_ref=_child_text(element, "Parent") or None,
+                    fragments=tuple(
+                        FragmentLink(f.get("schema", ""), (f.text or "").strip())
+                        for f in root.iter(f"{{{self.ns.entity}}}Fragment")
+                    ),
                 )
         raise PreservicaHTTPError(200, "GET", "entity", "no entity in the response")
 
@@ -218,9 +233,7 @@ class EntityService:
         if any(i.value == value for i in existing) and len(existing) == 1:
             return
         for identifier in existing:
-            self.client.request(
-                "DELETE", f"/api/entity/{PATHS[entity_type]}/{ref}/identifiers/{identifier.api_id}", expected=(200, 204)
-            )
+            self.delete_identifier(ref, entity_type, identifier.api_id)
         self.add_identifier(ref, entity_type, identifier_type, value)
 
     def create_folder(
@@ -262,18 +275,116 @@ class EntityService:
         self.add_identifier(folder.ref, "SO", identifier_type, identifier_value)
         return folder, True
 
-    def add_metadata(self, ref: str, entity_type: EntityType, fragment: str) -> None:
-        """Attach a descriptive metadata fragment (an XML document with a namespace)."""
-        try:
-            content_root = ET.fromstring(fragment)
-        except ET.ParseError as exc:
-            raise PreservicaConfigError(f"metadata fragment is not well-formed XML: {exc}") from None
-        if not content_root.tag.startswith("{"):
-            raise PreservicaConfigError("metadata fragment needs a namespace on its root element (xmlns=...)")
+    def _metadata_container(self, ref: str, fragment: str, mref: str | None = None) -> bytes:
+        content_root = parse_fragment(fragment)
         schema = content_root.tag[1:].split("}", 1)[0]
         container = ET.Element(f"{{{self.ns.xip}}}MetadataContainer", {"schemaUri": schema})
+        if mref:
+            ET.SubElement(container, f"{{{self.ns.xip}}}Ref").text = mref
         ET.SubElement(container, f"{{{self.ns.xip}}}Entity").text = ref
         ET.SubElement(container, f"{{{self.ns.xip}}}Content").append(content_root)
+        return self._xml(container)
+
+    def add_metadata(self, ref: str, entity_type: EntityType, fragment: str) -> None:
+        """Attach a descriptive metadata fragment (an XML document with a namespace)."""
         self.client.request(
-            "POST", f"/api/entity/{PATHS[entity_type]}/{ref}/metadata", data=self._xml(container), headers=XML_HEADERS
+            "POST",
+            f"/api/entity/{PATHS[entity_type]}/{ref}/metadata",
+            data=self._metadata_container(ref, fragment),
+            headers=XML_HEADERS,
         )
+
+    def replace_metadata(self, ref: str, fragment_url: str, fragment: str) -> None:
+        """Replace the fragment at ``fragment_url`` (from :attr:`Entity.fragments`) by ``fragment``."""
+        mref = fragment_url.rstrip("/").rsplit("/", 1)[-1]
+        self.client.request(
+            "PUT", fragment_url, data=self._metadata_container(ref, fragment, mref), headers=XML_HEADERS
+        )
+
+    def delete_metadata(self, fragment_url: str) -> None:
+        self.client.request("DELETE", fragment_url, expected=(200, 204))
+
+    def metadata_document(self, fragment_url: str) -> str:
+        """The XML document of one fragment (what is inside its ``MetadataContainer/Content``)."""
+        root = self.client.get_xml(fragment_url)
+        content = root.find(f".//{{{self.ns.xip}}}Content")
+        if content is None or len(content) == 0:
+            raise PreservicaHTTPError(200, "GET", fragment_url, "no MetadataContainer/Content in the response")
+        return ET.tostring(content[0], encoding="unicode")
+
+    def update_text(self, entity: Entity, title: str | None = None, description: str | None = None) -> Entity:
+        """Set the title and/or description (Preservica changes only those two with this call)."""
+        body = ET.Element(f"{{{self.ns.xip}}}{TAGS[entity.entity_type]}")
+        ET.SubElement(body, f"{{{self.ns.xip}}}Ref").text = entity.ref
+        ET.SubElement(body, f"{{{self.ns.xip}}}Title").text = entity.title if title is None else title
+        description = entity.description if description is None else description
+        ET.SubElement(body, f"{{{self.ns.xip}}}Description").text = description
+        ET.SubElement(body, f"{{{self.ns.xip}}}SecurityTag").text = entity.security_tag
+        if entity.parent_ref:
+            ET.SubElement(body, f"{{{self.ns.xip}}}Parent").text = entity.parent_ref
+        response = self.client.request(
+            "PUT", f"/api/entity/{PATHS[entity.entity_type]}/{entity.ref}", data=self._xml(body), headers=XML_HEADERS
+        )
+        return self._entity_from(ET.fromstring(response.content))
+
+    def _start_action(self, path: str, body: str, params: dict[str, str] | None = None) -> str:
+        response = self.client.request(
+            "PUT", path, data=body.encode("utf-8"), headers=TEXT_HEADERS, params=params, expected=(200, 202)
+        )
+        token = response.text.strip().strip('"')
+        if not token:
+            raise PreservicaHTTPError(response.status_code, "PUT", path, "no progress token in the response")
+        return token
+
+    def start_security_tag(
+        self, ref: str, entity_type: EntityType, tag: str, *, include_descendants: bool = False
+    ) -> str:
+        """Ask for a new security tag; Preservica applies it in the background. Returns the progress token."""
+        return self._start_action(
+            f"/api/entity/{PATHS[entity_type]}/{ref}/security-descriptor",
+            tag,
+            {"includeDescendants": "true" if include_descendants else "false"},
+        )
+
+    def start_move(self, ref: str, entity_type: EntityType, parent_ref: str | None) -> str:
+        """Ask to move the entity under ``parent_ref`` (``None``: a folder to the root). Returns the progress token."""
+        return self._start_action(f"/api/entity/{PATHS[entity_type]}/{ref}/parent-ref", parent_ref or ROOT_PARENT)
+
+    def security_tags(self) -> list[str]:
+        """The security tags this account may use (``GET /api/security/tags``)."""
+        root = self.client.get_xml("/api/security/tags")
+        return [e.get("name", "") for e in root.iter() if _local(e.tag) == "Tag" and e.get("name")]
+
+    def update_identifier(
+        self, ref: str, entity_type: EntityType, api_id: str, identifier_type: str, value: str
+    ) -> None:
+        body = ET.Element(f"{{{self.ns.xip}}}Identifier")
+        ET.SubElement(body, f"{{{self.ns.xip}}}Type").text = identifier_type
+        ET.SubElement(body, f"{{{self.ns.xip}}}Value").text = value
+        ET.SubElement(body, f"{{{self.ns.xip}}}Entity").text = ref
+        self.client.request(
+            "PUT",
+            f"/api/entity/{PATHS[entity_type]}/{ref}/identifiers/{api_id}",
+            data=self._xml(body),
+            headers=XML_HEADERS,
+            expected=(200, 204),
+        )
+
+    def delete_identifier(self, ref: str, entity_type: EntityType, api_id: str) -> None:
+        self.client.request(
+            "DELETE", f"/api/entity/{PATHS[entity_type]}/{ref}/identifiers/{api_id}", expected=(200, 204)
+        )
+
+
+def parse_fragment(fragment: str) -> ET.Element:
+    """The root element of a descriptive metadata fragment; it must be well-formed and namespaced."""
+    try:
+        root = ET.fromstring(fragment)
+    except ET.ParseError as exc:
+        raise PreservicaConfigError(f"metadata fragment is not well-formed XML: {exc}") from None
+    if not root.tag.startswith("{"):
+        raise PreservicaConfigError(
+            f'metadata fragment <{root.tag}> needs a namespace on its root element (xmlns="..."): '
+            "Preservica files fragments by schema"
+        )
+    return root

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import PreservicaConnectionError, PreservicaError, PreservicaHTTPError
@@ -142,3 +144,56 @@ def wait_for_progress(
                 "it may still finish: look it up in Preservica's Process Monitor, or run the sensor on this token"
             )
         time.sleep(poll_interval)
+
+
+def read_many(
+    client: PreservicaClient,
+    tokens: list[str],
+    map_fn: Callable[..., Iterable[Any]] = map,
+) -> dict[str, Progress | PreservicaError]:
+    """One look at each token (``map_fn`` may read them in parallel); a failed read is kept, not raised."""
+
+    def one(token: str) -> Progress | PreservicaError:
+        try:
+            return read_progress(client, token)
+        except PreservicaError as exc:
+            return exc
+
+    return dict(zip(tokens, map_fn(one, tokens), strict=True))
+
+
+def wait_for_all(
+    client: PreservicaClient,
+    tokens: list[str],
+    *,
+    poll_interval: float,
+    timeout: float,
+    what: str,
+    map_fn: Callable[..., Iterable[Any]] = map,
+) -> dict[str, Progress]:
+    """Poll every token until each has finished; the same tolerance of transient read failures as
+    :func:`wait_for_progress`, counted per token. A timeout names how many are still running."""
+    deadline = time.monotonic() + timeout
+    waiting = list(dict.fromkeys(tokens))
+    finished: dict[str, Progress] = {}
+    errors = {token: PollErrors() for token in waiting}
+    while waiting:
+        for token, seen in read_many(client, waiting, map_fn).items():
+            if isinstance(seen, PreservicaError):
+                if not errors[token].tolerate(seen, token):
+                    raise seen
+                continue
+            errors[token].reset()
+            if seen.finished:
+                finished[token] = seen
+        waiting = [t for t in waiting if t not in finished]
+        if not waiting:
+            break
+        log.info("Preservica %s: %d of %d finished, %d still running", what, len(finished), len(tokens), len(waiting))
+        if time.monotonic() + poll_interval > deadline:
+            raise ProgressTimeoutError(
+                f"{len(waiting)} Preservica {what} task(s) still running after {timeout:.0f} s (first progress "
+                f"token {waiting[0]}); they may still finish: look them up in Preservica's Process Monitor"
+            )
+        time.sleep(poll_interval)
+    return finished

@@ -28,6 +28,9 @@ from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
 from airflow_provider_preservica.client.transport import HttpTransport
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
+from airflow_provider_preservica.metadata.model import RowOutcome
+from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun, MetadataUpdater
+from airflow_provider_preservica.metadata.sheet import Sheet, read_sheet, sheet_from_records
 
 ApiT = TypeVar("ApiT")
 
@@ -179,6 +182,56 @@ class PreservicaHook(BaseHook):
                 BitstreamDownload(bitstream.filename, download.path, download.bytes, download.sha256, checked)
             )
         return results
+
+    # -- metadata ----------------------------------------------------------------------------
+    def update_metadata(
+        self,
+        sheet: str | os.PathLike[str] | Sheet | list[dict[str, Any]],
+        *,
+        dry_run: bool = False,
+        allow_partial: bool = False,
+        max_workers: int = DEFAULT_WORKERS,
+        wait: bool = True,
+        poll_interval: float = 2.0,
+        timeout: float = 3600.0,
+    ) -> MetadataRun:
+        """Bring many entities to the state a sheet describes; writes only what differs (safe to re-run).
+
+        ``sheet``: a CSV / JSON Lines path or ``ObjectStoragePath`` URL, a parsed
+        :class:`~airflow_provider_preservica.metadata.sheet.Sheet`, or a list of dicts with the sheet's
+        columns as keys. Every row is checked and read before the first write; when any row fails and
+        ``allow_partial`` is false, nothing is written. Security tag changes and moves are waited for
+        unless ``wait=False`` (their progress tokens are then in ``MetadataRun.pending``).
+        """
+        if isinstance(sheet, list):
+            parsed = sheet_from_records(sheet)
+        elif isinstance(sheet, Sheet):
+            parsed = sheet
+        else:
+            parsed = read_sheet(os.fspath(sheet))
+        updater = MetadataUpdater(self.entities, max_workers=max_workers)
+        return updater.run(
+            parsed,
+            dry_run=dry_run,
+            allow_partial=allow_partial,
+            wait=wait,
+            poll_interval=poll_interval,
+            timeout=timeout,
+        )
+
+    def update_entity(self, entity: str, *, dry_run: bool = False, **wanted: Any) -> RowOutcome:
+        """One entity to a wanted state, e.g. ``hook.update_entity(ref, title="Minutes, 1921",
+        security_tag="closed", parent=folder_ref, identifiers={"catalogue": "MS-1"}, metadata=dc_xml)``.
+
+        ``entity`` is a reference (or pass ``identifier_type``/``identifier_value`` and ``entity=""``).
+        Returns the row's outcome (``changed``, ``unchanged``, ...); a failure raises ``PreservicaError``.
+        """
+        record = {"reference": entity or None, **wanted}
+        run = self.update_metadata([record], dry_run=dry_run, allow_partial=True)
+        outcome = run.outcomes[0]
+        if outcome.outcome.failed:
+            raise PreservicaError(f"{outcome.locator}: {outcome.outcome.value}: {outcome.message}")
+        return outcome
 
     # -- content API -------------------------------------------------------------------------
     def search(

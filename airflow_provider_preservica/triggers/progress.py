@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_preservica.client.progress import PollErrors, Progress, read_progress
+from airflow_provider_preservica.client.progress import PollErrors, Progress, read_many, read_progress
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
 
@@ -96,6 +96,86 @@ class PreservicaProgressTrigger(BaseTrigger):
                         "remote_status": progress.status,
                         "message": f"Preservica {self.what} with progress token {self.progress_token} still "
                         f"{progress.status} at the deadline; look it up in Preservica's Process Monitor",
+                    }
+                )
+                return
+            await asyncio.sleep(self.poll_interval)
+
+
+class PreservicaProgressTokensTrigger(BaseTrigger):
+    """Waits for many progress tokens at once (a metadata run's security tag changes and moves).
+
+    Each poll reads the unfinished tokens in a worker thread. The event carries every finished token's
+    status and errors, ``results: {token: [status, [error, ...]]}``, also with a timeout or an error event, so
+    that the operator can report what did finish.
+    """
+
+    def __init__(
+        self,
+        *,
+        preservica_conn_id: str,
+        progress_tokens: list[str],
+        poll_interval: float,
+        end_time: float,
+        what: str = "metadata change",
+    ) -> None:
+        super().__init__()
+        self.preservica_conn_id = preservica_conn_id
+        self.progress_tokens = list(progress_tokens)
+        self.poll_interval = poll_interval
+        self.end_time = end_time
+        self.what = what
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "airflow_provider_preservica.triggers.progress.PreservicaProgressTokensTrigger",
+            {
+                "preservica_conn_id": self.preservica_conn_id,
+                "progress_tokens": self.progress_tokens,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "what": self.what,
+            },
+        )
+
+    @staticmethod
+    def _poll_all(hook: Any, tokens: list[str]) -> dict[str, Progress | PreservicaError]:
+        return read_many(hook.get_conn(), tokens)  # get_conn() reads the Connection: not on the event loop
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = PreservicaHook(self.preservica_conn_id)
+        waiting = list(dict.fromkeys(self.progress_tokens))
+        results: dict[str, list[Any]] = {}
+        errors = {token: PollErrors() for token in waiting}
+        while True:
+            try:
+                seen = await asyncio.to_thread(self._poll_all, hook, waiting)
+            except Exception as exc:
+                yield TriggerEvent({"status": "error", "results": results, "message": f"{type(exc).__name__}: {exc}"})
+                return
+            for token, progress in seen.items():
+                if isinstance(progress, PreservicaError):
+                    if errors[token].tolerate(progress, token) and time.time() + self.poll_interval <= self.end_time:
+                        continue
+                    yield TriggerEvent(
+                        {"status": "error", "results": results, "message": f"progress token {token}: {progress}"}
+                    )
+                    return
+                errors[token].reset()
+                if progress.finished:
+                    results[token] = [progress.status, progress.errors]
+            waiting = [t for t in waiting if t not in results]
+            if not waiting:
+                yield TriggerEvent({"status": "finished", "results": results})
+                return
+            self.log.info("Preservica %s: %d of %d finished", self.what, len(results), len(results) + len(waiting))
+            if time.time() + self.poll_interval > self.end_time:
+                yield TriggerEvent(
+                    {
+                        "status": "timeout",
+                        "results": results,
+                        "message": f"{len(waiting)} Preservica {self.what} task(s) still running at the deadline "
+                        f"(first progress token {waiting[0]}); look them up in Preservica's Process Monitor",
                     }
                 )
                 return

@@ -1,0 +1,70 @@
+"""The outcome of a metadata run, for people: a CSV row per sheet row and a summary for the task log."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from airflow_provider_preservica.metadata.model import Outcome
+from airflow_provider_preservica.metadata.runner import MetadataRun
+from airflow_provider_preservica.storage import atomic_output
+
+REPORT_COLUMNS = ("row", "entity", "reference", "outcome", "changes", "message")
+SHOWN_PROBLEMS = 20
+ORDER = (
+    Outcome.CHANGED,
+    Outcome.WOULD_CHANGE,
+    Outcome.UNCHANGED,
+    Outcome.PENDING,
+    Outcome.NOT_APPLIED,
+    Outcome.NOT_FOUND,
+    Outcome.AMBIGUOUS,
+    Outcome.INVALID,
+    Outcome.REJECTED,
+)
+
+
+def write_report(run: MetadataRun, destination: str) -> None:
+    """``destination``: a local path or an ``ObjectStoragePath`` URL; written whole or not at all."""
+    with atomic_output(destination, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REPORT_COLUMNS)
+        for o in run.outcomes:
+            writer.writerow([o.row, o.locator, o.ref, o.outcome.value, " | ".join(o.changes), o.message])
+
+
+def summary(run: MetadataRun, report_path: str | None = None) -> str:
+    counts = run.counts()
+    mode = "dry run, nothing written" if run.dry_run else "applied"
+    lines = [f"Preservica metadata update from {run.source}: {len(run.outcomes):,} rows, {mode}"]
+    for outcome in ORDER:
+        if counts.get(outcome):
+            lines.append(f"  {outcome.value:<21}{counts[outcome]:>8,}")
+    if run.held_back:
+        lines.append(
+            "  Nothing was written: some rows failed before any write. Fix them (see below), or set "
+            "allow_partial=True to apply the good rows anyway."
+        )
+    problems = run.failed
+    for o in problems[:SHOWN_PROBLEMS]:
+        lines.append(f"  row {o.row} ({o.locator}): {o.outcome.value}: {o.message}")
+    if len(problems) > SHOWN_PROBLEMS:
+        lines.append(f"  ... and {len(problems) - SHOWN_PROBLEMS:,} more failed rows")
+    changed = [o for o in run.outcomes if o.outcome in (Outcome.CHANGED, Outcome.WOULD_CHANGE)]
+    for o in changed[:5]:
+        lines.append(f"  row {o.row} ({o.ref}): {' | '.join(o.changes)}")
+    if report_path:
+        lines.append(f"  report: {report_path}")
+    return "\n".join(lines)
+
+
+def to_xcom(run: MetadataRun, report_path: str | None) -> dict[str, Any]:
+    """Small whatever the sheet: counts by outcome, the report's path, the first failed rows."""
+    counts = run.counts()
+    return {
+        "rows": len(run.outcomes),
+        "dry_run": run.dry_run,
+        **{o.value.replace(" ", "_"): counts.get(o, 0) for o in ORDER},
+        "failed_rows": [o.row for o in run.failed[:SHOWN_PROBLEMS]],
+        "report": report_path,
+    }

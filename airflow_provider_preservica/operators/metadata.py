@@ -1,0 +1,176 @@
+"""``PreservicaMetadataOperator``: bulk, idempotent metadata corrections from a CSV or JSON Lines sheet."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.metadata.model import Outcome, RowOutcome
+from airflow_provider_preservica.metadata.report import summary, to_xcom, write_report
+from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun
+from airflow_provider_preservica.metadata.sheet import read_sheet
+from airflow_provider_preservica.storage import check_writable
+from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
+
+RETRYABLE = frozenset({Outcome.REJECTED})  # a server fault may pass; a missing entity or a bad row will not
+
+
+def default_report_path(source: str, dry_run: bool) -> str:
+    """Next to the sheet: ``corrections.csv`` -> ``corrections.report.csv`` (``.dry-run.csv`` for a dry run)."""
+    path = PurePosixPath(source)
+    name = f"{path.stem}.{'dry-run' if dry_run else 'report'}.csv"
+    return source[: len(source) - len(path.name)] + name
+
+
+class PreservicaMetadataOperator(BaseOperator):
+    """Bring the entities a sheet names to the state it describes: titles, descriptions, security tags,
+    moves, identifiers and descriptive metadata fragments.
+
+    Every row is checked and read before the first write, and only what differs is written, so the task is
+    safe to re-run: a retry after a crash half way re-applies nothing that already holds. Each row's
+    outcome goes to a CSV report (``report_path``, by default next to the sheet) and a summary in the log.
+
+    :param source: the sheet, a local path or an ``ObjectStoragePath`` URL (``.csv``, or ``.jsonl`` for JSON
+        Lines); its columns are described in :mod:`airflow_provider_preservica.metadata.sheet`.
+    :param dry_run: read everything and report what would change, writing nothing.
+    :param allow_partial: apply the good rows even when others are bad, and succeed; by default any failed
+        row fails the task, and a row found bad before the first write means nothing is written.
+    :param max_workers: rows read and written at once (one shared token, one pooled connection set).
+    :param wait_for_completion: wait for Preservica's background work (security tags, moves).
+    :param deferrable: wait in the triggerer instead of the worker.
+    """
+
+    template_fields: Sequence[str] = ("source", "report_path", "preservica_conn_id")
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        report_path: str | None = None,
+        sheet_format: str | None = None,
+        dry_run: bool = False,
+        allow_partial: bool = False,
+        max_workers: int = DEFAULT_WORKERS,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 5.0,
+        timeout: float = 6 * 3600.0,
+        preservica_conn_id: str = PreservicaHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self.source = source
+        self.report_path = report_path
+        self.sheet_format = sheet_format
+        self.dry_run_mode = dry_run  # not ``dry_run``: BaseOperator.dry_run() is a method
+        self.allow_partial = allow_partial
+        self.max_workers = max_workers
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.preservica_conn_id = preservica_conn_id
+
+    @property
+    def _report(self) -> str:
+        return self.report_path or default_report_path(str(self.source), self.dry_run_mode)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        try:
+            check_writable(self._report)
+            sheet = read_sheet(str(self.source), self.sheet_format)
+        except PreservicaError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("Metadata sheet %s: %d rows, %d bad", self.source, sheet.rows, len(sheet.problems))
+        hook = PreservicaHook(self.preservica_conn_id)
+        defer = self.deferrable and self.wait_for_completion
+        try:
+            run = hook.update_metadata(
+                sheet,
+                dry_run=self.dry_run_mode,
+                allow_partial=self.allow_partial,
+                max_workers=self.max_workers,
+                wait=self.wait_for_completion and not defer,
+                poll_interval=self.poll_interval,
+                timeout=self.timeout,
+            )
+        except PreservicaError as exc:
+            raise AirflowException(str(exc)) from None
+        if run.pending:
+            context["ti"].xcom_push(key="progress_tokens", value=list(run.pending))
+        if run.pending and defer:
+            write_report(run, self._report)  # what was written so far is on record even if the wait is lost
+            self.log.info("Waiting in the triggerer for %d security tag changes and moves", len(run.pending))
+            self.defer(
+                trigger=PreservicaProgressTokensTrigger(
+                    preservica_conn_id=self.preservica_conn_id,
+                    progress_tokens=list(run.pending),
+                    poll_interval=self.poll_interval,
+                    end_time=time.time() + self.timeout,
+                ),
+                method_name="execute_complete",
+                kwargs={"state": _state(run)},
+            )
+        return self._finish(run)
+
+    def execute_complete(
+        self, context: Any, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        event = event or {}
+        run = _from_state(state or {})
+        results = event.get("results") or {}
+        run.finish_background({token: (str(s), list(e)) for token, (s, e) in results.items()})
+        if event.get("status") != "finished":
+            write_report(run, self._report)
+            raise AirflowException(
+                f"{event.get('message') or f'waiting for Preservica failed: {event}'}; the report {self._report} "
+                "marks the rows still pending (a retry re-reads them and writes only what is missing)"
+            )
+        return self._finish(run)
+
+    def _finish(self, run: MetadataRun) -> dict[str, Any]:
+        write_report(run, self._report)
+        self.log.info("%s", summary(run, self._report))
+        failed = run.failed
+        if failed and not self.allow_partial:
+            first = failed[0]
+            message = (
+                f"{len(failed)} of {len(run.outcomes)} rows failed (first: row {first.row}, {first.locator}: "
+                f"{first.outcome.value}: {first.message}); see {self._report}"
+            )
+            if run.held_back:
+                message += ". Nothing was written; fix those rows or set allow_partial=True"
+            if any(o.outcome in RETRYABLE for o in failed) and not run.held_back:
+                raise AirflowException(message)
+            raise AirflowFailException(message)
+        return to_xcom(run, self._report)
+
+
+def _state(run: MetadataRun) -> dict[str, Any]:
+    return {
+        "source": run.source,
+        "dry_run": run.dry_run,
+        "held_back": run.held_back,
+        "pending": run.pending,
+        "outcomes": [o.to_json() for o in run.outcomes],
+    }
+
+
+def _from_state(state: dict[str, Any]) -> MetadataRun:
+    return MetadataRun(
+        source=str(state.get("source", "")),
+        dry_run=bool(state.get("dry_run", False)),
+        outcomes=[RowOutcome.from_json(o) for o in state.get("outcomes", [])],
+        pending={str(k): int(v) for k, v in (state.get("pending") or {}).items()},
+        held_back=bool(state.get("held_back", False)),
+    )
