@@ -19,6 +19,7 @@ from airflow_provider_preservica.metadata.sheet import read_sheet
 from airflow_provider_preservica.storage import check_writable
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
 
+RUN_STATE_KEY = "metadata_run_state"
 RETRYABLE = frozenset({Outcome.REJECTED})  # a server fault may pass; a missing entity or a bad row will not
 
 
@@ -110,6 +111,8 @@ class PreservicaMetadataOperator(BaseOperator):
             context["ti"].xcom_push(key="progress_tokens", value=list(run.pending))
         if run.pending and defer:
             write_report(run, self._report)  # what was written so far is on record even if the wait is lost
+            # The outcomes ride in an XCom of this try (``dag.test()`` drops defer kwargs), as the ingest's report does.
+            context["ti"].xcom_push(key=RUN_STATE_KEY, value=_state(run))
             self.log.info("Waiting in the triggerer for %d security tag changes and moves", len(run.pending))
             self.defer(
                 trigger=PreservicaProgressTokensTrigger(
@@ -119,15 +122,13 @@ class PreservicaMetadataOperator(BaseOperator):
                     end_time=time.time() + self.timeout,
                 ),
                 method_name="execute_complete",
-                kwargs={"state": _state(run)},
             )
         return self._finish(run)
 
-    def execute_complete(
-        self, context: Any, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
-        run = _from_state(state or {})
+        state = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_STATE_KEY)
+        run = _from_state(state if isinstance(state, dict) else {"source": str(self.source)})
         results = event.get("results") or {}
         run.finish_background({token: (str(s), list(e)) for token, (s, e) in results.items()})
         if event.get("status") != "finished":
