@@ -35,6 +35,10 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser  # noqa: E402
+from airflow_provider_preservica.sandbox.entity_actions import (  # noqa: E402
+    DEFAULT_ACTION_SECONDS,
+    DEFAULT_SECURITY_TAGS,
+)
 
 ARCHIVIST = SandboxUser(name="archivist", password="Arch1vist-s3cret-pw", tenant="SANDBOX")
 PROD_USER = SandboxUser(name="prod-robot", password="pr0d-R0bot-pw-7781", tenant="PROD")
@@ -96,7 +100,13 @@ def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
 
     remember_tokens(sandbox_server)
     sandbox_server.state.reset()
-    sandbox_server.state.update_config({"token_lifetime": 900})
+    sandbox_server.state.update_config(
+        {
+            "token_lifetime": 900,
+            "entity_action_seconds": DEFAULT_ACTION_SECONDS,
+            "security_tags": list(DEFAULT_SECURITY_TAGS),
+        }
+    )
     TokenCache.clear_memory()
     yield sandbox_server
     remember_tokens(sandbox_server)

@@ -4,7 +4,9 @@ Every route is served both unversioned (``/api/entity/...``, namespaces of the c
 and versioned (``/api/entity/v7.7/...``, namespaces pinned by the path). Links in responses
 (``Self``, ``Paging/Next``, fragment URLs) are absolute, built from the request's base URL and
 keep the request's prefix. Unknown or malformed refs answer 404; a ref of another kind than the
-path says (an asset under ``structural-objects``) is unknown too.
+path says (an asset under ``structural-objects``) is unknown too. The update (``PUT``, pyPreservica
+``save``) ignores a ``SecurityTag`` or ``Parent`` in the body: moves (``parent-ref``) and security tag
+changes (``security-descriptor``) are asynchronous actions, served by ``entity_actions_api``.
 """
 
 from __future__ import annotations

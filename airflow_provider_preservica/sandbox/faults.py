@@ -4,8 +4,9 @@ Faults are posted to ``/_sandbox/faults`` (see ``control_api``). ``expire_tokens
 act at once on the token store; ``status``, ``latency``, ``drop`` and ``drop_after_bytes`` wait in the
 ``FaultBook`` for matching requests. ``drop_after_bytes`` lets the response start and closes the
 connection after ``bytes`` bytes of its body (the client sees a short body, then a broken connection).
-Job kinds (``fail_export``) are not matched against requests: the work they name takes them
-(``FaultBook.take_job``) when it starts. Nothing here ever applies to ``/_sandbox/*``.
+Job kinds (``fail_export``, ``fail_entity_action``) are not matched against requests: the work they
+name takes them (``FaultBook.take_job``) when it starts. ``fail_entity_action`` has an ``action``
+(``move``, ``security_tag`` or ``*``) besides the ``ref`` glob. Nothing here ever applies to ``/_sandbox/*``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ CONTROL_PREFIX = "/_sandbox"
 IMMEDIATE_KINDS = frozenset({"expire_tokens", "revoke_token"})
 QUEUED_KINDS = frozenset({"status", "latency", "drop", "drop_after_bytes"})
 #: Taken by background work rather than by requests (``FaultBook.take_job``).
-JOB_KINDS = frozenset({"fail_export"})
+JOB_KINDS = frozenset({"fail_export", "fail_entity_action"})
+#: What a ``fail_entity_action`` fault may name (``*`` = either).
+ENTITY_ACTIONS = ("move", "security_tag", "*")
 KINDS = IMMEDIATE_KINDS | QUEUED_KINDS | JOB_KINDS
 _DEFAULT_RETRY_AFTER = {429: 1.0, 503: 1.0}
 
@@ -57,6 +60,7 @@ class Fault:
     bytes: int | None = None
     message: str | None = None
     ref: str | None = None
+    action: str | None = None
     id: int = 0
     fired: int = 0
     applied: int | None = None
@@ -92,6 +96,8 @@ class Fault:
             out["bytes"] = self.bytes
         if self.kind in JOB_KINDS:
             out.update(ref=self.ref or "*", message=self.message, count=self.count, fired=self.fired)
+        if self.kind == "fail_entity_action":
+            out["action"] = self.action or "*"
         if self.user is not None:
             out["user"] = self.user
         if self.token is not None or self.token_prefix is not None:
@@ -151,13 +157,16 @@ def parse_fault(data: Any) -> Fault:
         if any(x is not None and (not isinstance(x, str) or not x) for x in (token, prefix)):
             raise FaultSpecError("token / token_prefix must be non-empty strings")
         return Fault(kind=kind, user=user, token=token, token_prefix=prefix, count=None)
-    if kind == "fail_export":
+    if kind in JOB_KINDS:
         message, ref = data.get("message"), data.get("ref", "*")
         if message is not None and not isinstance(message, str):
             raise FaultSpecError("message must be a string")
         if not isinstance(ref, str) or not ref:
             raise FaultSpecError("ref must be an entity reference or a glob such as '*'")
-        return Fault(kind=kind, route="*", message=message, ref=ref, count=_count(data, 1))
+        action = data.get("action", "*") if kind == "fail_entity_action" else None
+        if kind == "fail_entity_action" and action not in ENTITY_ACTIONS:
+            raise FaultSpecError(f"action must be one of {list(ENTITY_ACTIONS)}")
+        return Fault(kind=kind, route="*", message=message, ref=ref, action=action, count=_count(data, 1))
     route = _route(data)
     if kind == "drop_after_bytes":
         size = data.get("bytes")
@@ -244,11 +253,14 @@ class FaultBook:
             self._faults = [f for f in self._faults if f.count is None or f.count > 0]
         return delays, action
 
-    def take_job(self, kind: str, subject: str) -> Fault | None:
-        """Consume the oldest ``kind`` job fault whose ``ref`` glob matches ``subject`` (an entity ref)."""
+    def take_job(self, kind: str, subject: str, action: str | None = None) -> Fault | None:
+        """Consume the oldest ``kind`` job fault whose ``ref`` glob matches ``subject`` (an entity ref)
+        and, for faults naming an ``action`` other than ``*``, whose action is ``action``."""
         with self._lock:
             for fault in self._faults:
-                if fault.kind == kind and fnmatch.fnmatchcase(subject, fault.ref or "*"):
+                if fault.kind != kind or fault.action not in (None, "*", action):
+                    continue
+                if fnmatch.fnmatchcase(subject, fault.ref or "*"):
                     fault.fired += 1
                     if fault.count is not None:
                         fault.count -= 1

@@ -493,12 +493,17 @@ class Repository:
             return entity
 
     def set_security_tag(self, ref: str, tag: str, include_descendants: bool = False) -> int:
-        """Change the tag (of descendants too, on request); returns how many entities changed."""
+        """Change the tag (on request also of every folder, asset and content object below);
+        returns how many entities changed."""
         with self.lock:
             entity = self.require(ref)
             targets = [entity.ref]
-            if include_descendants and entity.kind == SO:
-                targets.extend(self.descendants(entity.ref))
+            if include_descendants:
+                if entity.kind == SO:
+                    targets.extend(self.descendants(entity.ref))
+                for target in list(targets):
+                    for rep in self._entities[target].representations:
+                        targets.extend(r for r in rep.content_objects if r in self._entities)
             now = self._now()
             for target in targets:
                 self._entities[target].security_tag = tag
@@ -506,18 +511,39 @@ class Repository:
             self._touch()
             return len(targets)
 
-    def move(self, ref: str, new_parent: str | None) -> Entity:
-        """Move a folder (to a folder or the root) or an asset (to a folder); refuses cycles."""
+    def check_move(self, ref: str, new_parent: str | None) -> Entity:
+        """The entity ``move`` would move, or the ``RepositoryError`` it would raise.
+
+        ``EntityNotFound`` (404) for an unknown entity or destination folder; ``RepositoryError``
+        (400) for a content object, an asset sent to the root, a destination that is not a folder and
+        a folder sent below itself.
+        """
         with self.lock:
             entity = self.require(ref)
             if entity.kind == CO:
-                raise RepositoryError("content objects cannot be moved")
-            if new_parent is None and entity.kind == IO:
-                raise RepositoryError("an asset needs a parent folder")
-            if new_parent is not None:
-                self.require(new_parent, SO)
-                if new_parent == ref or ref in self.ancestors(new_parent):
-                    raise RepositoryError("a folder cannot be moved below itself")
+                raise RepositoryError(f"content object {ref} cannot be moved: move its asset instead")
+            if new_parent is None:
+                if entity.kind == IO:
+                    raise RepositoryError(
+                        f"asset {ref} cannot be moved to the root (@root@ is for folders only): name a folder"
+                    )
+                return entity
+            destination = self._entities.get(new_parent)
+            if destination is None:
+                raise EntityNotFound(f"destination folder {new_parent} does not exist")
+            if destination.kind != SO:
+                what = "an asset" if destination.kind == IO else "a content object"
+                raise RepositoryError(f"destination {new_parent} is {what}, not a folder")
+            if new_parent == ref or ref in self.ancestors(new_parent):
+                raise RepositoryError(
+                    f"folder {ref} cannot be moved below itself: destination {new_parent} is the folder or inside it"
+                )
+            return entity
+
+    def move(self, ref: str, new_parent: str | None) -> Entity:
+        """Move a folder (to a folder or the root) or an asset (to a folder); refuses cycles."""
+        with self.lock:
+            entity = self.check_move(ref, new_parent)
             del self._children[entity.parent][ref]
             # Children are listed in creation order, wherever they came from.
             siblings = [*self._children.get(new_parent, {}), ref]

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from . import content_api, entity_api, entity_descriptive_api
+from . import content_api, entity_actions_api, entity_api, entity_descriptive_api
 from .control_api import _json
 from .errors import SandboxHTTPError
 from .repository import RepositoryError
@@ -65,4 +65,5 @@ ROUTERS: list[APIRouter] = [
     content_api.router,
     entity_api.router,
     entity_descriptive_api.router,
+    *entity_actions_api.ROUTERS,
 ]

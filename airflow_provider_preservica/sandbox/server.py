@@ -70,12 +70,21 @@ class SandboxServer:
         seed_assets: int = 0,
         seed_file: str | Path | None = None,
         seed_random: int = 42,
+        security_tags: Sequence[str] | None = None,
+        entity_action_seconds: float | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.state = state or SandboxState(
             users=users, token_lifetime=token_lifetime, version=version, data_dir=data_dir
         )
+        config: dict[str, Any] = {}
+        if security_tags is not None:
+            config["security_tags"] = list(security_tags)
+        if entity_action_seconds is not None:
+            config["entity_action_seconds"] = entity_action_seconds
+        if config:
+            self.state.update_config(config)  # ValueError for bad values
         if seed_assets or seed_file is not None:
             # Replaces whatever the data directory held: asking for a seed means asking for this repository.
             self.state.repository.seed(assets=seed_assets, random_seed=seed_random, file=seed_file)
@@ -220,6 +229,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", default=DEFAULT_VERSION, help="Preservica version to report (default 7.7.1)")
     parser.add_argument(
+        "--security-tags",
+        default=None,
+        metavar="TAG[,TAG...]",
+        help="the security tags the sandbox knows (default open,closed,public)",
+    )
+    parser.add_argument(
+        "--entity-action-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a move or security tag change stays ACTIVE before it is applied (default 0.2)",
+    )
+    parser.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug", "trace"]
     )
     return parser
@@ -260,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed_assets=args.seed_assets,
             seed_file=args.seed_file,
             seed_random=args.seed_random,
+            security_tags=[t.strip() for t in args.security_tags.split(",")] if args.security_tags else None,
+            entity_action_seconds=args.entity_action_seconds,
         )
     except ValueError as exc:  # RepositoryError (a bad seed) is a ValueError too
         parser.error(str(exc))

@@ -163,6 +163,10 @@ class SandboxState:
 
         #: OPEX export jobs and their zips on disk; see ``export_api``.
         self.exports = ExportService(self)
+        from .entity_actions import EntityActionService
+
+        #: Queued moves and security tag changes, and the known security tags; see ``entity_actions``.
+        self.entity_actions = EntityActionService(self)
         if self._store is not None:
             self._load(self._store)
         for user in users or []:
@@ -193,11 +197,16 @@ class SandboxState:
                 "version": self._version,
                 **self.ingest.config(),
                 **self.exports.config(),
+                **self.entity_actions.config(),
             }
 
     def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Apply ``token_lifetime`` (seconds; affects tokens issued afterwards) and/or ``version``."""
-        unknown = set(changes) - {"token_lifetime", "version"} - self.ingest.CONFIG_KEYS - self.exports.CONFIG_KEYS
+        """Apply ``token_lifetime`` (seconds; affects tokens issued afterwards), ``version`` and the keys
+        of the services (``ingest_seconds``, ``export_seconds``, ``entity_action_seconds``, ``security_tags`` ...).
+
+        All values are checked before any is applied: a bad one changes nothing."""
+        services = (self.ingest, self.exports, self.entity_actions)
+        unknown = set(changes) - {"token_lifetime", "version"} - set().union(*(s.CONFIG_KEYS for s in services))
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         with self.lock:
@@ -210,11 +219,10 @@ class SandboxState:
                     raise ValueError("version must be a string such as 7.7.1")
                 parse_version(changes["version"])
                 version = changes["version"]
-            ingest = self.ingest.check_config(changes)
-            exports = self.exports.check_config(changes)
+            checked = [(service, service.check_config(changes)) for service in services]
             self._token_lifetime, self._version = lifetime, version
-            self.ingest.apply_config(ingest)
-            self.exports.apply_config(exports)
+            for service, values in checked:
+                service.apply_config(values)
             return self.config()
 
     # ----------------------------------------------------------------- users
@@ -388,6 +396,7 @@ class SandboxState:
         """
         self.ingest.reset()
         self.exports.reset()
+        self.entity_actions.reset()
         with self.lock:
             self.progress.clear()
             if repository:
@@ -453,5 +462,6 @@ class SandboxState:
     def close(self) -> None:
         self.ingest.close()
         self.exports.close()
+        self.entity_actions.close()
         self.flush()
         self.repository.close()

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
+from airflow_provider_preservica.sandbox.entity_actions import DEFAULT_ACTION_SECONDS, DEFAULT_SECURITY_TAGS
 from airflow_provider_preservica.sandbox.repository import Repository
 
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -29,7 +30,15 @@ def sandbox_server() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
-    sandbox_server.state.update_config({"token_lifetime": 900, "version": "7.7.1", "ingest_seconds": 1})
+    sandbox_server.state.update_config(
+        {
+            "token_lifetime": 900,
+            "version": "7.7.1",
+            "ingest_seconds": 1,
+            "entity_action_seconds": DEFAULT_ACTION_SECONDS,
+            "security_tags": list(DEFAULT_SECURITY_TAGS),
+        }
+    )
     sandbox_server.state.reset()
     return sandbox_server
 
