@@ -110,30 +110,20 @@ def _fragment_steps(change: RowChange, state: EntityState) -> list[Step]:
     for fragment in change.fragments:
         urls = [link.url for link in entity.fragments if link.schema == fragment.schema]
         equal = [url for url in urls if same_xml(state.documents.get(url, ""), fragment.xml)]
-        if fragment.mode == "add":
-            if not equal:
-                steps.append(
-                    Step(
-                        f"fragment {fragment.schema} added",
-                        "add_metadata",
-                        (entity.ref, kind, fragment.xml),
-                    )
-                )
+        if equal and fragment.mode == "add":
             continue
-        keep = equal[0] if equal else (urls[0] if urls else None)
-        if keep is None:
+        if fragment.mode == "add" or not urls:
             steps.append(Step(f"fragment {fragment.schema} added", "add_metadata", (entity.ref, kind, fragment.xml)))
-        elif not equal:
+            continue
+        # replace: afterwards exactly one fragment of the schema, equal to this one
+        keep = equal[0] if equal else urls[0]
+        if not equal:
             steps.append(
-                Step(
-                    f"fragment {fragment.schema} replaced",
-                    "replace_metadata",
-                    (entity.ref, keep, fragment.xml),
-                )
+                Step(f"fragment {fragment.schema} replaced", "replace_metadata", (entity.ref, keep, fragment.xml))
             )
-        for url in urls:
-            if url != keep:
-                steps.append(Step(f"extra fragment {fragment.schema} removed", "delete_metadata", (url,)))
+        steps.extend(
+            Step(f"extra fragment {fragment.schema} removed", "delete_metadata", (url,)) for url in urls if url != keep
+        )
     return steps
 
 
