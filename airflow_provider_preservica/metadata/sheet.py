@@ -197,12 +197,16 @@ def _row_change(row: int, values: Mapping[str, Any], files: _FragmentFiles) -> R
     if mode not in MODES:
         raise _RowInvalid(f"metadata_mode {mode!r} is not 'replace' or 'add'")
 
+    # Preservica hands values back without surrounding white space: compare (and write) them that way.
     identifiers: dict[str, str | None] = {}
     for column, value in values.items():
         if column.startswith("identifier:"):
-            identifiers[column.split(":", 1)[1].strip()] = _text(value, column)
+            text = _text(value, column)
+            identifiers[column.split(":", 1)[1].strip()] = None if text is None else text.strip()
     for id_kind, id_val in _as_mapping(values.get("identifiers")).items():
-        identifiers[str(id_kind)] = None if id_val is None else str(id_val)
+        identifiers[str(id_kind).strip()] = None if id_val is None else str(id_val).strip()
+    if any(v == "" for v in identifiers.values()):
+        raise _RowInvalid("an identifier value cannot be empty (JSON Lines: null removes an identifier type)")
     if "" in identifiers:
         raise _RowInvalid("an identifier column needs a type after the colon, e.g. identifier:catalogue")
 

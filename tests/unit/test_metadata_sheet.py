@@ -129,8 +129,18 @@ def test_missing_sheet_and_empty_sheet(tmp_path):
 
 def test_xml_equality_ignores_prefixes_attribute_order_and_layout():
     a = '<dc:dc xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title a="1" b="2">Minutes</dc:title></dc:dc>'
-    b = '<ns0:dc xmlns:ns0="http://purl.org/dc/elements/1.1/">\n  <ns0:title b="2" a="1"> Minutes </ns0:title>\n</ns0:dc>'
+    b = (
+        '<ns0:dc xmlns:ns0="http://purl.org/dc/elements/1.1/">\n'
+        '  <ns0:title b="2" a="1"> Minutes </ns0:title>\n</ns0:dc>'
+    )
     assert same_xml(a, b)
     assert not same_xml(a, a.replace("Minutes", "Minute"))
     assert not same_xml(a, a.replace('a="1"', 'a="3"'))
     assert not same_xml(a, a.replace("http://purl.org/dc/elements/1.1/", "urn:other"))
+
+
+def test_identifier_values_are_compared_as_preservica_returns_them(tmp_path):
+    sheet = read_sheet(write(tmp_path, "fix.csv", f"reference,identifier:catalogue \n{REF}, PC/2/14 \n"))
+    assert sheet.changes[0].identifiers == {"catalogue": "PC/2/14"}  # a stray space would rewrite it on every run
+    sheet = sheet_from_records([{"reference": REF, "identifiers": {"catalogue": "  "}}])
+    assert "identifier value cannot be empty" in sheet.problems[0].message
