@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import shutil
+import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,6 +184,201 @@ def test_nothing_delivered_skips_the_run(examples, nightly):
     assert str(dag_run.state) == "success"
     assert set(states(dag_run).values()) == {"skipped"}
     assert not nightly["reports"].exists()
+
+
+# -- metadata corrections to the nightly ingest's folder -----------------------------------------------------
+CORRECTIONS_DAY = "2026-11-27"  # assets of their own: the corrections change them
+OAI_DC, DC = "http://www.openarchives.org/OAI/2.0/oai_dc/", "http://purl.org/dc/elements/1.1/"
+DUBLIN_CORE = (
+    f'<oai_dc:dc xmlns:oai_dc="{OAI_DC}" xmlns:dc="{DC}">'
+    "<dc:title>Minutes of the parish council, 3 March 1921</dc:title><dc:creator>Parish council</dc:creator>"
+    "<dc:date>1921-03-03</dc:date><dc:type>Text</dc:type></oai_dc:dc>"
+)
+CORRECTIONS = {  # delivered file -> sheet columns for its asset, which the sheet names by SourceID
+    "minutes-1921.pdf": {
+        "title": "Minutes of the parish council, 3 March 1921",
+        "identifier:catalogue": "PC/1/1921/3",
+        "metadata": DUBLIN_CORE,
+        "security_tag": "open",  # ingested closed
+    },
+    "letters/to-the-mayor.pdf": {
+        "title": "Letter to the mayor concerning the bridge",
+        "identifier:catalogue": "PC/2/14",
+    },
+    "letters/reply.pdf": {
+        "description": "The mayor's reply: repairs in the spring.",
+        "identifier:catalogue": "PC/2/15",
+    },
+}
+SHEET_COLUMNS = ["identifier_type", "identifier_value", "title", "description", "identifier:catalogue"]
+SHEET_COLUMNS += ["security_tag", "metadata"]
+APPLY = {"apply": True}
+
+
+@pytest.fixture
+def corrections_sheet(nightly, tmp_path, monkeypatch) -> Path:
+    sheet = tmp_path / "corrections" / "corrections.csv"
+    sheet.parent.mkdir()
+    monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_CORRECTIONS_SHEET", str(sheet))
+    return sheet
+
+
+def write_sheet(sheet: Path, rows: list[dict[str, str]]) -> None:
+    with sheet.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, SHEET_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def outcomes(report: Path) -> list[str]:
+    with report.open(encoding="utf-8", newline="") as handle:
+        return [row["outcome"] for row in csv.DictReader(handle)]
+
+
+def as_seen(entities: Any, ref: str) -> dict[str, Any]:
+    """What a user sees of an asset through the Entity API: text, tag, place, identifiers, fragments."""
+    entity = entities.get(ref, "IO")
+    dublin_core = [entities.metadata_document(f.url) for f in entity.fragments if f.schema == OAI_DC]
+    return {
+        "title": entity.title,
+        "description": entity.description,
+        "security_tag": entity.security_tag,
+        "parent": entity.parent_ref,
+        "identifiers": sorted((i.type, i.value) for i in entities.identifiers(ref, "IO")),
+        "dublin_core": [
+            {element.tag.split("}", 1)[1]: element.text for element in ET.fromstring(document)}
+            for document in dublin_core
+        ],
+    }
+
+
+def test_metadata_corrections_dry_run_changes_nothing_apply_does_and_a_rerun_finds_nothing_left(
+    examples, nightly, corrections_sheet, capfd
+):
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+
+    shutil.move(nightly["landing"] / DAY, nightly["landing"] / CORRECTIONS_DAY)
+    run_example(examples, "preservica_nightly_ingest", logical_date=LOGICAL_DATE.add(days=2))
+    ingested = read_csv(nightly["reports"] / f"ingest-{CORRECTIONS_DAY}.csv")
+    assert {ingested[name]["outcome"] for name in GOOD} == {"created"}
+    # The cataloguer's sheet names each asset by the SourceID the ingest report lists, not by its ref.
+    write_sheet(
+        corrections_sheet,
+        [
+            {"identifier_type": "SourceID", "identifier_value": ingested[name]["source_id"], **columns}
+            for name, columns in CORRECTIONS.items()
+        ],
+    )
+    entities = PreservicaHook("preservica_default").entities
+    refs = {name: ingested[name]["ref"] for name in CORRECTIONS}
+    before = {name: as_seen(entities, ref) for name, ref in refs.items()}
+    assert before["minutes-1921.pdf"]["title"] == "minutes-1921.pdf"
+    assert before["minutes-1921.pdf"]["security_tag"] == "closed"
+    dry_report = corrections_sheet.with_name("corrections.dry-run.csv")
+    apply_report = corrections_sheet.with_name("corrections.report.csv")
+    capfd.readouterr()
+
+    # 1. A dry run only: the report says what would change; Preservica is exactly as it was.
+    dag_run = run_example(
+        examples, "preservica_metadata_corrections", logical_date=LOGICAL_DATE, run_conf={"apply": False}
+    )
+    assert states(dag_run) == {
+        "find_assets": "success",
+        "dry_run": "success",
+        "apply_requested": "success",
+        "apply": "skipped",
+        "summary": "success",
+    }
+    assert {name: as_seen(entities, ref) for name, ref in refs.items()} == before
+    assert outcomes(dry_report) == ["would change"] * 3
+    assert not apply_report.exists()
+    out = capfd.readouterr().out
+    assert "Corrections dry run: 3 rows: 3 would change; report " in out
+    assert "Corrections not applied: the run was started with apply=false" in out
+    for name in CORRECTIONS:
+        assert f"-> IO {CORRECTIONS_DAY}/{name} ({refs[name]})" in out  # find_assets located every row
+
+    # 2. Dry run, then apply: the assets are what the sheet says, nothing else moved. (``apply`` is given
+    # again: in one process, Airflow 3.3's process_params() leaves a run's conf in the DAG's Param objects.)
+    dag_run = run_example(examples, "preservica_metadata_corrections", logical_date=LOGICAL_DATE, run_conf=APPLY)
+    assert set(states(dag_run).values()) == {"success"}
+    after = {name: as_seen(entities, ref) for name, ref in refs.items()}
+    source_ids = {name: ("SourceID", ingested[name]["source_id"]) for name in CORRECTIONS}
+    assert after == {
+        "minutes-1921.pdf": {
+            **before["minutes-1921.pdf"],
+            "title": "Minutes of the parish council, 3 March 1921",
+            "security_tag": "open",
+            "identifiers": sorted([source_ids["minutes-1921.pdf"], ("catalogue", "PC/1/1921/3")]),
+            "dublin_core": [
+                {
+                    "title": "Minutes of the parish council, 3 March 1921",
+                    "creator": "Parish council",
+                    "date": "1921-03-03",
+                    "type": "Text",
+                }
+            ],
+        },
+        "letters/to-the-mayor.pdf": {
+            **before["letters/to-the-mayor.pdf"],
+            "title": "Letter to the mayor concerning the bridge",
+            "identifiers": sorted([source_ids["letters/to-the-mayor.pdf"], ("catalogue", "PC/2/14")]),
+        },
+        "letters/reply.pdf": {
+            **before["letters/reply.pdf"],
+            "description": "The mayor's reply: repairs in the spring.",
+            "identifiers": sorted([source_ids["letters/reply.pdf"], ("catalogue", "PC/2/15")]),
+        },
+    }
+    assert (outcomes(dry_report), outcomes(apply_report)) == (["would change"] * 3, ["changed"] * 3)
+    assert "Corrections applied: 3 rows: 3 changed; report " in capfd.readouterr().out
+
+    # 3. The same sheet again: every row unchanged, in the dry run and in the apply; nothing is written.
+    dag_run = run_example(examples, "preservica_metadata_corrections", logical_date=LOGICAL_DATE, run_conf=APPLY)
+    assert set(states(dag_run).values()) == {"success"}
+    assert (outcomes(dry_report), outcomes(apply_report)) == (["unchanged"] * 3, ["unchanged"] * 3)
+    assert {name: as_seen(entities, ref) for name, ref in refs.items()} == after
+    assert "Corrections applied: 3 rows: 3 unchanged; report " in capfd.readouterr().out
+
+
+def test_metadata_corrections_refuse_a_sheet_naming_anything_outside_the_nightly_folder(
+    examples, preservica_conn, tmp_path, monkeypatch, capfd
+):
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+
+    entities = PreservicaHook("preservica_default").entities
+    entities.ensure_folder(
+        "pipeline", "nightly-ingest-2026", title="Nightly ingest 2026", parent_ref=None, security_tag="closed"
+    )
+    elsewhere, _ = entities.ensure_folder(
+        "catalogue", "OTHER/1", title="Another collection", parent_ref=None, security_tag="open"
+    )
+    sheet = tmp_path / "corrections.csv"
+    write_sheet(
+        sheet,
+        [
+            {"identifier_type": "catalogue", "identifier_value": "OTHER/1", "title": "Not this one"},
+            {"identifier_type": "SourceID", "identifier_value": "no-such-source-id", "title": "Nor this"},
+        ],
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_PRESERVICA_CORRECTIONS_SHEET", str(sheet))
+    dag_run = run_example(examples, "preservica_metadata_corrections", logical_date=LOGICAL_DATE, run_conf=APPLY)
+
+    assert states(dag_run) == {
+        "find_assets": "failed",
+        "dry_run": "upstream_failed",
+        "apply_requested": "upstream_failed",
+        "apply": "upstream_failed",
+        "summary": "upstream_failed",
+    }
+    captured = capfd.readouterr()
+    assert f"2 rows of {sheet} name nothing in 'Nightly ingest 2026'" in captured.out + captured.err
+    assert f"row 2 (catalogue=OTHER/1): only entities outside the folder have it ({elsewhere.ref})" in (
+        captured.out + captured.err
+    )
+    assert "row 3 (SourceID=no-such-source-id): no entity has this identifier" in captured.out + captured.err
+    assert entities.get(elsewhere.ref, "SO").title == "Another collection"
+    assert not list(tmp_path.glob("corrections.*.csv"))  # no dry run, no apply
 
 
 # -- the others ----------------------------------------------------------------------------------------------
