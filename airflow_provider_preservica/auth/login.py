@@ -14,8 +14,8 @@ import requests
 
 from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.token import AccessToken
-from airflow_provider_preservica.client.transport import HttpTransport
 from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaHTTPError
+from airflow_provider_preservica.transport import HttpTransport
 from airflow_provider_preservica.utils.totp import InvalidTotpSecret, seconds_left_in_step, totp_at
 
 log = logging.getLogger(__name__)

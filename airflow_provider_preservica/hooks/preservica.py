@@ -26,11 +26,11 @@ from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
-from airflow_provider_preservica.client.transport import HttpTransport
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.metadata.model import RowOutcome
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun, MetadataUpdater
 from airflow_provider_preservica.metadata.sheet import Sheet, read_sheet, sheet_from_records
+from airflow_provider_preservica.transport import HttpTransport
 
 ApiT = TypeVar("ApiT")
 

@@ -1,0 +1,208 @@
+"""HTTP transport, below both the auth and the client layers: one pooled ``requests.Session``, timeouts, polite retries.
+
+Retries cover what is transient on a shared service: 429 and 503 (honouring ``Retry-After``), 502
+and 504, and connection failures. A request that may not be repeated safely (a POST that changes
+something) is retried only where the server cannot have acted on it: connection refused, 429, 503.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_preservica import __version__
+from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaConnectionError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+REFUSED_BEFORE_PROCESSING = frozenset({429, 503})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+USER_AGENT = f"airflow-provider-preservica/{__version__} (+python-requests/{requests.__version__})"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), if any."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def describe_connection_failure(exc: BaseException, url: str, timeout: float) -> str:
+    """Say in plain words why a request never got an answer: DNS, refused, TLS or timeout."""
+    host = urlsplit(url).hostname or url
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+        if current is None and chain[-1].args and isinstance(chain[-1].args[0], BaseException):
+            current = chain[-1].args[0]
+    text = " ".join(str(item) for item in chain)
+    if any(isinstance(item, ssl.SSLError) for item in chain) or isinstance(exc, requests.exceptions.SSLError):
+        return (
+            f"TLS handshake with {host} failed ({_first_line(exc)}); check the certificate, or set the "
+            "Connection extra 'ca_bundle' to your CA's PEM file ('verify_ssl': false only for a throwaway system)"
+        )
+    if (
+        any(isinstance(item, socket.gaierror) for item in chain)
+        or "Name or service not known" in text
+        or ("getaddrinfo failed" in text or "Temporary failure in name resolution" in text)
+    ):
+        return f"cannot resolve host name {host!r} (DNS lookup failed); check the Connection's Host"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"connecting to {host} timed out after {timeout:.0f} s"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"{host} did not answer within {timeout:.0f} s"
+    if "Connection refused" in text or any(isinstance(item, ConnectionRefusedError) for item in chain):
+        return f"connection to {host} refused; is the server running and the port right?"
+    return f"connection to {host} failed: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _request_was_not_sent(exc: requests.RequestException) -> bool:
+    """Connection errors raised before a byte of the request reached the server."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
+        text = str(exc)
+        return "NewConnectionError" in text or "Connection refused" in text or "Name or service" in text
+    return False
+
+
+class HttpTransport:
+    """Sends requests to one Preservica server; never sends anything to another origin."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | str = True,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        max_retry_wait: float = 60.0,
+        pool_size: int = 16,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max(0, max_retries)
+        self.backoff_base = backoff_base
+        self.max_retry_wait = max_retry_wait
+        self._sleep = sleep
+        self.session = requests.Session()
+        self.session.verify = verify
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def url_for(self, path_or_url: str) -> str:
+        """Absolute URL for a path, or an absolute URL (e.g. ``Paging/Next``) on the same origin."""
+        if "://" not in path_or_url:
+            return urljoin(self.base_url + "/", path_or_url.lstrip("/"))
+        mine, theirs = urlsplit(self.base_url), urlsplit(path_or_url)
+        if (mine.scheme, mine.netloc) != (theirs.scheme, theirs.netloc):
+            # Preservica builds paging URLs from the Host it saw; behind a proxy that can differ.
+            # Re-base the path on our server rather than send the token to another origin.
+            rebased = theirs._replace(scheme=mine.scheme, netloc=mine.netloc).geturl()
+            log.debug("Re-based %s onto %s", theirs.netloc, mine.netloc)
+            return rebased
+        return path_or_url
+
+    def _wait_before_retry(self, attempt: int, response: requests.Response | None) -> float:
+        advised = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
+        if advised is not None:
+            return min(advised, self.max_retry_wait)
+        backoff = self.backoff_base * (2 ** (attempt - 1))
+        return min(backoff * (0.5 + random.random()), self.max_retry_wait)
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        retry_unsafe: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send a request, retrying transient failures; return the final response whatever its status.
+
+        ``retry_unsafe`` marks a POST that is harmless to repeat (login, search).
+        """
+        method = method.upper()
+        url = self.url_for(path_or_url)
+        repeatable = method in IDEMPOTENT_METHODS or retry_unsafe
+        effective_timeout = timeout or self.timeout
+        attempts = self.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.session.request(
+                    method, url, headers=dict(headers or {}), timeout=effective_timeout, **kwargs
+                )
+            except requests.exceptions.InvalidURL as exc:
+                raise PreservicaConfigError(f"invalid Preservica URL {url!r}: {_first_line(exc)}") from None
+            except requests.RequestException as exc:
+                retryable = repeatable or _request_was_not_sent(exc)
+                reason = describe_connection_failure(exc, url, effective_timeout)
+                if isinstance(exc, requests.exceptions.SSLError) or "cannot resolve" in reason:
+                    retryable = False  # a wrong certificate or host name will not fix itself
+                if not retryable or attempt == attempts:
+                    tries = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise PreservicaConnectionError(f"{method} {url}: {reason}{tries}") from None
+                wait = self._wait_before_retry(attempt, None)
+                log.warning(
+                    "%s %s: %s; retrying in %.1f s (attempt %d of %d)",
+                    method,
+                    urlsplit(url).path,
+                    reason,
+                    wait,
+                    attempt + 1,
+                    attempts,
+                )
+                self._sleep(wait)
+                continue
+            status = response.status_code
+            retryable = status in RETRY_STATUSES and (repeatable or status in REFUSED_BEFORE_PROCESSING)
+            if not retryable or attempt == attempts:
+                return response
+            wait = self._wait_before_retry(attempt, response)
+            log.warning(
+                "Preservica answered %d to %s %s; retrying in %.1f s (attempt %d of %d)",
+                status,
+                method,
+                urlsplit(url).path,
+                wait,
+                attempt + 1,
+                attempts,
+            )
+            response.close()
+            self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self.session.close()
