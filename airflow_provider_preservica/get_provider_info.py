@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_preservica import __version__
+
 PACKAGE_NAME = "airflow-provider-preservica"
 HOOK_CLASS = "airflow_provider_preservica.hooks.preservica.PreservicaHook"
 
@@ -65,6 +67,7 @@ CONN_FIELDS: dict[str, Any] = {
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": PACKAGE_NAME,
+        "versions": [__version__],
         "name": "Preservica",
         "description": "`Preservica <https://preservica.com/>`__ digital preservation: search, ingest and export "
         "with a token shared by every task.",
