@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import random
 import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, get_environ_proxies
+from urllib3 import exceptions as urllib3_errors
 
 from airflow_provider_preservica import __version__
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaConnectionError
@@ -92,8 +97,38 @@ def _request_was_not_sent(exc: requests.RequestException) -> bool:
     return False
 
 
+_DIRECT_KWARGS = frozenset({"params", "data"})
+_DIRECT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
+
+
+def _as_requests_error(exc: Exception) -> requests.RequestException:
+    """The ``requests`` exception that ``requests`` itself would raise for a urllib3 failure (so that every
+    caller, and :func:`describe_connection_failure`, sees one kind of error whichever path sent it)."""
+    if isinstance(exc, urllib3_errors.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, urllib3_errors.ConnectTimeoutError):
+        error: requests.RequestException = requests.exceptions.ConnectTimeout(exc)
+    elif isinstance(exc, urllib3_errors.ReadTimeoutError):
+        error = requests.exceptions.ReadTimeout(exc)
+    elif isinstance(exc, urllib3_errors.SSLError):
+        error = requests.exceptions.SSLError(exc)
+    elif isinstance(exc, urllib3_errors.LocationParseError):
+        error = requests.exceptions.InvalidURL(exc)
+    else:
+        error = requests.exceptions.ConnectionError(exc)
+    error.__cause__ = exc
+    return error
+
+
 class HttpTransport:
-    """Sends requests to one Preservica server; never sends anything to another origin."""
+    """Sends requests to one Preservica server; never sends anything to another origin.
+
+    Small requests (the Entity API's reads and writes, a bulk metadata run's many thousands) go straight to
+    a urllib3 connection pool: ``requests.Session`` costs about three times the client CPU per request
+    (preparing, merging the environment, cookies), which is what limits a parallel run. Streams, forms,
+    redirects and any server reached through an environment proxy take the ``requests`` session; both
+    return ``requests.Response`` objects and raise ``requests`` exceptions.
+    """
 
     def __init__(
         self,
@@ -119,6 +154,57 @@ class HttpTransport:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        self._pool = self._direct_pool(verify, pool_size)
+
+    def _direct_pool(self, verify: bool | str, pool_size: int) -> urllib3.PoolManager | None:
+        """A pool for the direct path, or ``None`` where ``requests`` must decide (an environment proxy)."""
+        if get_environ_proxies(self.base_url):
+            return None
+        options: dict[str, Any] = {"maxsize": pool_size, "num_pools": 4, "retries": False}
+        if verify is False:
+            options["cert_reqs"] = "CERT_NONE"
+        else:
+            import certifi
+
+            bundle = verify if isinstance(verify, str) else None
+            bundle = bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            options.update(cert_reqs="CERT_REQUIRED", ca_certs=bundle or certifi.where())
+        return urllib3.PoolManager(**options)
+
+    def _send_direct(
+        self, method: str, url: str, headers: Mapping[str, str] | None, timeout: float, kwargs: dict[str, Any]
+    ) -> requests.Response | None:
+        """Send through the pool; ``None`` when this request is for the ``requests`` session instead."""
+        data = kwargs.get("data")
+        if self._pool is None or set(kwargs) - _DIRECT_KWARGS or not isinstance(data, (bytes, str, type(None))):
+            return None
+        params = kwargs.get("params")
+        target = f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}" if params else url
+        body = data.encode("utf-8") if isinstance(data, str) else data
+        try:
+            raw = self._pool.request(
+                method,
+                target,
+                body=body,
+                headers={**_DIRECT_HEADERS, **(headers or {})},
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                redirect=False,
+                retries=False,
+            )
+        except urllib3_errors.HTTPError as exc:
+            raise _as_requests_error(exc) from exc
+        if 300 <= raw.status < 400 and raw.headers.get("Location"):
+            return None  # let requests follow it, as it always has
+        response = requests.Response()
+        response.status_code = raw.status
+        response.headers = CaseInsensitiveDict(raw.headers)
+        response._content = raw.data
+        response._content_consumed = True
+        response.raw = raw  # read whole already; close() releases nothing more
+        response.reason = raw.reason or ""
+        response.url = target
+        response.encoding = get_encoding_from_headers(response.headers)
+        return response
 
     def url_for(self, path_or_url: str) -> str:
         """Absolute URL for a path, or an absolute URL (e.g. ``Paging/Next``) on the same origin."""
@@ -161,8 +247,14 @@ class HttpTransport:
         attempts = self.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                response = self.session.request(
-                    method, url, headers=dict(headers or {}), timeout=effective_timeout, **kwargs
+                direct = self._send_direct(method, url, headers, effective_timeout, kwargs)
+                # (not ``direct or ...``: a Response is falsy when its status is an error)
+                response = (
+                    direct
+                    if direct is not None
+                    else self.session.request(
+                        method, url, headers=dict(headers or {}), timeout=effective_timeout, **kwargs
+                    )
                 )
             except requests.exceptions.InvalidURL as exc:
                 raise PreservicaConfigError(f"invalid Preservica URL {url!r}: {_first_line(exc)}") from None
@@ -206,3 +298,5 @@ class HttpTransport:
 
     def close(self) -> None:
         self.session.close()
+        if self._pool is not None:
+            self._pool.clear()

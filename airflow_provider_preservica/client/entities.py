@@ -17,6 +17,7 @@ EntityType = Literal["SO", "IO", "CO"]
 KIND_NAMES: dict[str, str] = {"SO": "a folder", "IO": "an asset", "CO": "a content object"}
 PATHS: dict[str, str] = {"SO": "structural-objects", "IO": "information-objects", "CO": "content-objects"}
 TAGS: dict[str, str] = {"SO": "StructuralObject", "IO": "InformationObject", "CO": "ContentObject"}
+KINDS_BY_TAG: dict[str, str] = {tag: kind for kind, tag in TAGS.items()}
 XML_HEADERS = {"Content-Type": "application/xml;charset=UTF-8"}
 TEXT_HEADERS = {"Content-Type": "text/plain"}
 ROOT_PARENT = "@root@"
@@ -100,7 +101,7 @@ class EntityService:
     # -- reads -----------------------------------------------------------------------------
     def _entity_from(self, root: ET.Element) -> Entity:
         for element in root.iter():
-            kind = {v: k for k, v in TAGS.items()}.get(_local(element.tag))
+            kind = KINDS_BY_TAG.get(_local(element.tag))
             if kind is not None and element.find(f"{{{self.ns.xip}}}Ref") is not None:
                 return Entity(
                     ref=_child_text(element, "Ref"),
