@@ -6,6 +6,8 @@ there), one after the other, so none competes with another for the machine:
 - ``token_reuse.py``: logins and auth time for N Airflow tasks (ours, the seed-style token file, pyPreservica per
   task) and for N OS processes released at once;
 - ``search.py``: search report rows/s and memory against pyPreservica and a raw requests loop;
+- ``metadata.py``: bulk metadata update rows/s (``update_metadata`` of a CSV sheet) against the pyPreservica
+  ``asset()`` + ``save()`` loop and a raw requests loop, and the idempotent re-run;
 - ``ingest.py``: SHA-256 hashing against ``sha256sum``, upload MiB/s and memory against pyPreservica and curl;
 - ``export.py``: download MiB/s and memory against pyPreservica and curl;
 - ``slot_seconds.py``: worker slot-seconds held waiting for a long ingest, deferrable against polling;
@@ -16,7 +18,8 @@ Ratio = ours / reference. Whether higher or lower is better is in the measure's 
     .venv/bin/python benchmarks/run_all.py [--quick] [--results benchmarks/RESULTS.md] [--keep]
 
 ``--quick`` is a smoke run (a few minutes: small data, 10 s ingest); without it the full sizes run (50 tasks,
-8 processes, 100,000 assets, 1 GiB ingest, 2 GiB export, a 300 s ingest): 18-30 minutes on 2 CPUs.
+8 processes, 100,000 assets, 10,000 metadata rows, 1 GiB ingest, 2 GiB export, a 300 s ingest): 21-33 minutes on
+2 CPUs.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Bench:
 BENCHES = [
     Bench("token_reuse", "token_reuse.py", ("--tasks", "50", "--parallel", "8"), ("--tasks", "5", "--parallel", "3")),
     Bench("search", "search.py", ("--assets", "100000"), ("--assets", "5000")),
+    Bench("metadata", "metadata.py", ("--rows", "10000"), ("--rows", "1000")),
     Bench("ingest", "ingest.py", ("--size-mb", "1024", "--files", "8"), ("--size-mb", "32", "--files", "4")),
     Bench("export", "export.py", ("--size-mb", "2048"), ("--size-mb", "32")),
     Bench("slot_seconds", "slot_seconds.py", (), ("--quick",)),
@@ -154,6 +158,56 @@ def _search_rows(data: dict[str, Any]) -> list[Row]:
                     "MB",
                 )
             )
+    return rows
+
+
+def _metadata_rows(data: dict[str, Any]) -> list[Row]:
+    by = {r["key"]: r for r in data["results"]}
+    n = data["rows"]
+    rows = []
+    for mine, ref, label in (
+        ("ours", "pypreservica", "pyPreservica asset() + save() loop"),
+        ("ours", "raw", "raw requests GET + PUT loop"),
+        ("ours_w1", "pypreservica", "pyPreservica loop"),
+    ):
+        if mine in by and ref in by:
+            workers = by[mine]["workers"]
+            rows.append(
+                _row(
+                    f"Metadata update rows/s, {n:,} rows, {workers} worker{'s' if workers > 1 else ''} "
+                    "(higher is better)",
+                    by[mine]["rows_per_s"],
+                    by[ref]["rows_per_s"],
+                    label,
+                )
+            )
+    if "ours" in by and "pypreservica" in by:
+        rows.append(
+            _row(
+                "Metadata update HTTP requests per row (lower is better)",
+                by["ours"]["requests_per_row"],
+                by["pypreservica"]["requests_per_row"],
+                "pyPreservica loop",
+            )
+        )
+        rows.append(
+            _row(
+                "Metadata update memory, RSS increase (lower is better)",
+                by["ours"]["rss_peak_increase_mb"],
+                by["pypreservica"]["rss_peak_increase_mb"],
+                "pyPreservica loop",
+                "MB",
+            )
+        )
+    if "ours_rerun" in by:
+        rows.append(
+            Row(
+                f"Metadata re-run rows/s, nothing to change, {n:,} rows (ours only)",
+                _num(by["ours_rerun"]["rows_per_s"]),
+                "-",
+                "-",
+            )
+        )
     return rows
 
 
@@ -291,6 +345,7 @@ def _fault_rows(data: list[dict[str, Any]]) -> list[Row]:
 ROWS: dict[str, Callable[[Any], list[Row]]] = {
     "token_reuse": _token_rows,
     "search": _search_rows,
+    "metadata": _metadata_rows,
     "ingest": _ingest_rows,
     "export": _export_rows,
     "slot_seconds": _slot_rows,
