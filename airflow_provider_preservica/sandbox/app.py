@@ -1,8 +1,10 @@
 """Builds the sandbox ASGI application from the API routers and the shared state.
 
-A new API module defines an ``APIRouter`` (reusing ``security.TokenSession`` for authentication) and
-is added to ``API_ROUTERS`` — or included later with ``app.include_router(...)``; middleware wraps
-whatever routes exist when the first request arrives.
+The top of the sandbox's layers: it imports every router (and the two middlewares); nothing imports it
+but ``server`` and the package. A new API module defines an ``APIRouter`` (reusing ``security.TokenSession``
+for authentication and ``route_helpers`` for the rest) and is added to ``API_ROUTERS`` — or included later
+with ``app.include_router(...)``; middleware wraps whatever routes exist when the first request arrives.
+Routers are matched in the order listed.
 """
 
 from __future__ import annotations
@@ -11,27 +13,46 @@ from fastapi import APIRouter, FastAPI
 
 from . import (
     auth_api,
-    content_download,
+    content_api,
     control_api,
+    download_api,
+    entity_actions_api,
+    entity_api,
+    entity_descriptive_api,
     export_api,
     identity_api,
     ingest_control_api,
+    monitor_api,
+    progress_api,
     repository_api,
+    s3_api,
     structure_api,
+    workflow_api,
 )
 from .errors import install_error_handlers
-from .faults import FaultMiddleware
+from .fault_middleware import FaultMiddleware
 from .metrics import RequestCounterMiddleware
 from .state import SandboxState
 
 API_ROUTERS: list[APIRouter] = [
     auth_api.router,
     identity_api.router,
-    *repository_api.ROUTERS,
-    *ingest_control_api.ROUTERS,
+    # repository, search and Entity API
+    repository_api.router,
+    content_api.router,
+    entity_api.router,
+    entity_descriptive_api.router,
+    *entity_actions_api.ROUTERS,
+    # upload and ingest
+    ingest_control_api.router,
+    s3_api.router,
+    progress_api.router,
+    monitor_api.router,
+    workflow_api.router,
+    # exports, structure walk and downloads
     *export_api.ROUTERS,
     structure_api.router,
-    content_download.router,
+    download_api.router,
 ]
 
 

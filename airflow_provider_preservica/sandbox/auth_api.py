@@ -14,11 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from airflow_provider_preservica.utils.totp import verify_totp
-
 from .errors import SandboxHTTPError, error_response
 from .security import StateDep, TokenSession
-from .state import AccessToken, SandboxState, SandboxUser, TokenRejected
+from .state import SandboxState
+from .tokens import AccessToken, TokenRejected
+from .totp import verify_totp
+from .users import SandboxUser
 
 router = APIRouter(prefix="/api/accesstoken", tags=["access token"])
 logger = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from .entities import CO, IO, SO, RepositoryError, check_ref
 from .errors import SandboxHTTPError
-from .repository import CO, IO, SO, RepositoryError, check_ref
 from .search import FIELDS, SearchError, SearchQuery, engine_for, indexed_fields, parse_metadata, parse_query
 from .security import StateDep, TokenSession
 from .state import SandboxState

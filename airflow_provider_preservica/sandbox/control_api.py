@@ -8,16 +8,10 @@ from fastapi import APIRouter, Request
 
 from .errors import SandboxHTTPError
 from .faults import FaultSpecError, parse_faults
+from .route_helpers import json_body
 from .security import StateDep
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise SandboxHTTPError(400, "body must be JSON") from None
 
 
 @router.get("/stats")
@@ -28,7 +22,7 @@ async def stats(state: StateDep) -> dict[str, Any]:
 @router.post("/reset")
 async def reset(request: Request, state: StateDep) -> dict[str, Any]:
     """Counters, tokens and faults; also the repository if the body says ``{"repository": true}``."""
-    options = await _json(request) if (await request.body()).strip() else {}
+    options = await json_body(request) if (await request.body()).strip() else {}
     if not isinstance(options, dict) or set(options) - {"repository"}:
         raise SandboxHTTPError(400, 'reset takes no body or {"repository": true|false}')
     state.reset(repository=bool(options.get("repository", False)))
@@ -42,7 +36,7 @@ async def get_config(state: StateDep) -> dict[str, Any]:
 
 @router.post("/config")
 async def set_config(request: Request, state: StateDep) -> dict[str, Any]:
-    body = await _json(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise SandboxHTTPError(400, "config body must be a JSON object")
     try:
@@ -68,7 +62,7 @@ async def users(state: StateDep) -> list[dict[str, Any]]:
 async def add_faults(request: Request, state: StateDep) -> list[dict[str, Any]]:
     """One fault object or a list; answers every fault with its id (immediate kinds with ``applied``)."""
     try:
-        faults = parse_faults(await _json(request))
+        faults = parse_faults(await json_body(request))
     except FaultSpecError as exc:
         raise SandboxHTTPError(400, str(exc)) from None
     return [fault.to_json() for fault in state.add_faults(faults)]

@@ -1,6 +1,7 @@
 """Asynchronous entity actions: moves (``parent-ref``) and security tag changes (``security-descriptor``).
 
-``state.entity_actions`` is one ``EntityActionService``; the routes are in ``entity_actions_api``.
+``state.entity_actions`` is one ``EntityActionService`` (given the repository, the progress book, the
+fault book and a fault counter by ``SandboxState``); the routes are in ``entity_actions_api``.
 An action is checked when it is requested (the route answers 4xx and nothing is queued if it cannot
 work), gets a progress token that is ``ACTIVE`` before the 202 is sent (pyPreservica's ``move_sync``
 and ``security_tag_sync`` stop polling at anything else), and is applied ``entity_action_seconds``
@@ -34,14 +35,16 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import progress as P
-from .repository import RepositoryError
+from .entities import RepositoryError
 
 if TYPE_CHECKING:
-    from .state import SandboxState
+    from .faults import FaultBook
+    from .repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +116,17 @@ class EntityActionService:
 
     CONFIG_KEYS = frozenset({"entity_action_seconds", "security_tags"})
 
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
+    def __init__(
+        self,
+        repository: Repository,
+        progress: P.ProgressBook,
+        faults: FaultBook,
+        count_fault: Callable[[str], None],
+    ) -> None:
+        self.repository = repository
+        self.progress = progress
+        self.faults = faults
+        self._count_fault = count_fault
         self._cond = threading.Condition()
         self._queue: list[tuple[float, int, EntityAction]] = []
         self._actions: dict[str, EntityAction] = {}
@@ -167,11 +179,11 @@ class EntityActionService:
         include_descendants: bool = False,
     ) -> EntityAction:
         """Create the ``ACTIVE`` token and queue the action (or apply it now when the delay is 0)."""
-        record = self.state.progress.create(action, tenant=tenant)
-        self.state.progress.set_status(record, P.ACTIVE, 0.0)
-        fault = self.state.faults.take_job("fail_entity_action", ref, action)
+        record = self.progress.create(action, tenant=tenant)
+        self.progress.set_status(record, P.ACTIVE, 0.0)
+        fault = self.faults.take_job("fail_entity_action", ref, action)
         if fault is not None:
-            self.state.count_fault(fault.kind)
+            self._count_fault(fault.kind)
         what = "move" if action == MOVE else "security tag change"
         job = EntityAction(
             token=record.token,
@@ -210,11 +222,11 @@ class EntityActionService:
             return len(self._queue)
 
     def _apply(self, job: EntityAction) -> None:
-        progress = self.state.progress
+        progress = self.progress
         try:
             if job.fail_message is not None:
                 raise RuntimeError(job.fail_message)
-            repo = self.state.repository
+            repo = self.repository
             if job.action == MOVE:
                 repo.move(job.ref, job.target)
             else:

@@ -38,10 +38,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, Request, Response
 
+from .entities import RepositoryError, check_ref
 from .entity_actions import MOVE, SECURITY_TAG
-from .entity_api import lookup, repository_errors, versioned_route, xml_response
 from .errors import SandboxHTTPError
-from .repository import RepositoryError, check_ref
+from .route_helpers import lookup, repository_errors, versioned_route, xml_response
 from .security import StateDep, TokenSession
 from .versions import NS_SECURITY, api_version
 

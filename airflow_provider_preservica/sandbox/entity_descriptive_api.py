@@ -13,7 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from . import entity_xml as xml
-from .entity_api import (
+from . import xml_bodies
+from .entities import Entity
+from .errors import SandboxHTTPError
+from .route_helpers import (
     DEFAULT_PAGE,
     Max,
     Start,
@@ -23,8 +26,6 @@ from .entity_api import (
     versioned_route,
     xml_response,
 )
-from .errors import SandboxHTTPError
-from .repository import Entity
 from .security import StateDep, TokenSession
 
 router = APIRouter(tags=["entity"])
@@ -41,31 +42,33 @@ async def list_identifiers(path: str, ref: str, request: Request, state: StateDe
     repo = state.repository
     with repo.lock:
         entity = lookup(repo, path, ref)
-        return xml_response(xml.identifiers_response(entity.ref, entity.identifiers, xml.context(request, state)))
+        return xml_response(
+            xml.identifiers_response(entity.ref, entity.identifiers, xml.context(request, state.version))
+        )
 
 
 @versioned_route(router, "POST", "/{path:entity_path}/{ref}/identifiers")
 async def add_identifier(path: str, ref: str, request: Request, state: StateDep, _: TokenSession) -> Response:
-    id_type, value, body_ref = xml.parse_identifier_body(await request.body())
+    id_type, value, body_ref = xml_bodies.parse_identifier_body(await request.body())
     repo = state.repository
     with repo.lock, repository_errors():
         entity = lookup(repo, path, ref)
         _check_entity(body_ref, entity)
         identifier = repo.add_identifier(entity.ref, id_type, value)
-        return xml_response(xml.identifier_response(entity.ref, identifier, xml.context(request, state)))
+        return xml_response(xml.identifier_response(entity.ref, identifier, xml.context(request, state.version)))
 
 
 @versioned_route(router, "PUT", "/{path:entity_path}/{ref}/identifiers/{api_id}")
 async def update_identifier(
     path: str, ref: str, api_id: str, request: Request, state: StateDep, _: TokenSession
 ) -> Response:
-    id_type, value, body_ref = xml.parse_identifier_body(await request.body())
+    id_type, value, body_ref = xml_bodies.parse_identifier_body(await request.body())
     repo = state.repository
     with repo.lock, repository_errors():
         entity = lookup(repo, path, ref)
         _check_entity(body_ref, entity)
         identifier = repo.update_identifier(entity.ref, api_id, id_type, value)
-        return xml_response(xml.identifier_response(entity.ref, identifier, xml.context(request, state)))
+        return xml_response(xml.identifier_response(entity.ref, identifier, xml.context(request, state.version)))
 
 
 @versioned_route(router, "DELETE", "/{path:entity_path}/{ref}/identifiers/{api_id}", status_code=204)
@@ -92,19 +95,19 @@ async def by_identifier(
         matches = repo.find_by_identifier(type or None, value)
         page = matches[start : start + max]
         next_url = next_page_url(request, start, max, len(matches))
-        return xml_response(xml.entities_response(page, len(matches), next_url, xml.context(request, state)))
+        return xml_response(xml.entities_response(page, len(matches), next_url, xml.context(request, state.version)))
 
 
 # --------------------------------------------------------------------------- metadata fragments
 @versioned_route(router, "POST", "/{path:entity_path}/{ref}/metadata")
 async def add_metadata(path: str, ref: str, request: Request, state: StateDep, _: TokenSession) -> Response:
-    schema, document, body_ref, _mref = xml.parse_metadata_body(await request.body())
+    schema, document, body_ref, _mref = xml_bodies.parse_metadata_body(await request.body())
     repo = state.repository
     with repo.lock, repository_errors():
         entity = lookup(repo, path, ref)
         _check_entity(body_ref, entity)
         fragment = repo.add_metadata(entity.ref, schema, document)
-        return xml_response(xml.metadata_response(entity, fragment, xml.context(request, state)))
+        return xml_response(xml.metadata_response(entity, fragment, xml.context(request, state.version)))
 
 
 @versioned_route(router, "GET", "/{path:entity_path}/{ref}/metadata/{mref}")
@@ -113,14 +116,14 @@ async def get_metadata(path: str, ref: str, mref: str, request: Request, state: 
     with repo.lock, repository_errors():
         entity = lookup(repo, path, ref)
         fragment = repo.get_metadata(entity.ref, mref)
-        return xml_response(xml.metadata_response(entity, fragment, xml.context(request, state)))
+        return xml_response(xml.metadata_response(entity, fragment, xml.context(request, state.version)))
 
 
 @versioned_route(router, "PUT", "/{path:entity_path}/{ref}/metadata/{mref}")
 async def replace_metadata(
     path: str, ref: str, mref: str, request: Request, state: StateDep, _: TokenSession
 ) -> Response:
-    schema, document, body_ref, body_mref = xml.parse_metadata_body(await request.body())
+    schema, document, body_ref, body_mref = xml_bodies.parse_metadata_body(await request.body())
     repo = state.repository
     with repo.lock, repository_errors():
         entity = lookup(repo, path, ref)
@@ -128,7 +131,7 @@ async def replace_metadata(
         if body_mref and body_mref != mref:
             raise SandboxHTTPError(400, f"the body names fragment {body_mref}, the URL {mref}")
         fragment = repo.replace_metadata(entity.ref, mref, schema, document)
-        return xml_response(xml.metadata_response(entity, fragment, xml.context(request, state)))
+        return xml_response(xml.metadata_response(entity, fragment, xml.context(request, state.version)))
 
 
 @versioned_route(router, "DELETE", "/{path:entity_path}/{ref}/metadata/{mref}", status_code=204)

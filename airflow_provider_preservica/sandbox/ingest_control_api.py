@@ -1,9 +1,9 @@
-"""Test controls for ingest, and ``ROUTERS``: every router of the upload/ingest side (registered by ``app.py``).
+"""Test controls for ingest: ingest faults, the list of ingest jobs and of progress tokens.
 
 - ``POST /_sandbox/ingest-faults``: one fault or a list; answers each with its ``id``. A fault is
   ``{"outcome": "FAILED" | "FINISHED_MIXED_OUTCOME" | "STUCK", "count": 1, "name": "<glob>",
   "message": "<error text>"}``: it applies to the next ``count`` ingests (``null`` = until cleared) whose
-  monitor name (the uploaded key, or ``opex/<container>``) matches ``name`` (default: any). See ``ingest``.
+  monitor name (the uploaded key, or ``opex/<container>``) matches ``name`` (default: any). See ``ingest_faults``.
 - ``GET /_sandbox/ingest-faults``: active faults. ``DELETE /_sandbox/ingest-faults``: clear them.
 - ``GET /_sandbox/ingests``: every ingest job (token, monitor id, workflow instance, name, status,
   created refs, message count).
@@ -20,10 +20,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from . import monitor_api, progress_api, s3_api, workflow_api
-from .control_api import _json
 from .errors import SandboxHTTPError
-from .ingest import parse_ingest_fault
+from .ingest_faults import parse_ingest_fault
+from .route_helpers import json_body
 from .security import StateDep
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
@@ -31,7 +30,7 @@ router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 
 @router.post("/ingest-faults")
 async def add_ingest_faults(request: Request, state: StateDep) -> list[dict[str, Any]]:
-    body = await _json(request)
+    body = await json_body(request)
     items = body if isinstance(body, list) else [body]
     try:
         faults = [parse_ingest_fault(item) for item in items]
@@ -58,12 +57,3 @@ async def ingests(state: StateDep) -> list[dict[str, Any]]:
 @router.get("/progress")
 async def progress_tokens(state: StateDep) -> list[dict[str, Any]]:
     return state.progress.describe()
-
-
-ROUTERS: list[APIRouter] = [
-    router,
-    s3_api.router,
-    progress_api.router,
-    monitor_api.router,
-    workflow_api.router,
-]

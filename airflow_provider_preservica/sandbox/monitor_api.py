@@ -21,9 +21,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from .entities import iso_timestamp
 from .errors import SandboxHTTPError
-from .ingest import MONITOR_STATES, IngestJob, IngestService, MonitorMessage
-from .repository import iso_timestamp
+from .ingest import IngestService
+from .ingest_jobs import MONITOR_STATES, IngestJob, MonitorMessage
 from .security import StateDep, TokenSession
 
 router = APIRouter(prefix="/api/processmonitor", tags=["process monitor"])

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import BinaryIO
 from xml.etree import ElementTree as ET
 
-from .entity_xml import parse_with_prefixes, serialize_fragment
 from .errors import SandboxHTTPError
+from .xml_bodies import parse_with_prefixes, serialize_fragment
 
 OPEX_NS_PREFIX = "http://www.openpreservationexchange.org/opex/"
 XIP_NS_PREFIX = "http://preservica.com/XIP/"

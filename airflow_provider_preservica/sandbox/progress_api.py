@@ -21,9 +21,9 @@ from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
 
+from .entities import iso_timestamp
 from .errors import SandboxHTTPError
 from .progress import ProgressView
-from .repository import iso_timestamp
 from .security import StateDep, TokenSession
 from .versions import VERSIONED_ENTITY_PREFIX
 

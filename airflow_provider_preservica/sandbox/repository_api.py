@@ -1,5 +1,4 @@
-"""Control endpoints for the repository (``/_sandbox/seed``, ``/_sandbox/repository``) and the list
-of every router that serves it (``ROUTERS``, registered by ``app.py``).
+"""Control endpoints for the repository (``/_sandbox/seed``, ``/_sandbox/repository``).
 
 - ``POST /_sandbox/seed`` ``{"assets": N, "random_seed": 42, "file": "/path/seed.json",
   "replace": true, "parent": null}``: clear (unless ``replace`` is false), load the file (if any),
@@ -18,10 +17,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from . import content_api, entity_actions_api, entity_api, entity_descriptive_api
-from .control_api import _json
+from .entities import RepositoryError
 from .errors import SandboxHTTPError
-from .repository import RepositoryError
+from .route_helpers import json_body
 from .security import StateDep
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
@@ -31,7 +29,7 @@ SEED_OPTIONS = frozenset({"assets", "random_seed", "file", "replace", "parent"})
 
 @router.post("/seed")
 async def seed(request: Request, state: StateDep) -> dict[str, Any]:
-    body = await _json(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise SandboxHTTPError(400, "seed body must be a JSON object")
     unknown = set(body) - SEED_OPTIONS
@@ -58,12 +56,3 @@ async def clear_repository(state: StateDep) -> dict[str, Any]:
 @router.post("/repository/save")
 async def save_repository(state: StateDep) -> dict[str, Any]:
     return {"success": True, "saved": await run_in_threadpool(state.repository.save, True)}
-
-
-ROUTERS: list[APIRouter] = [
-    router,
-    content_api.router,
-    entity_api.router,
-    entity_descriptive_api.router,
-    *entity_actions_api.ROUTERS,
-]

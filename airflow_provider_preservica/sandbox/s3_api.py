@@ -38,7 +38,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from .ingest import IngestService, package_bucket, source_bucket
+from .ingest import IngestService
+from .ingest_jobs import package_bucket, source_bucket
 from .s3_store import MAX_PART_NUMBER, BodyWriter, Part, StoredObject
 from .s3_wire import (
     AwsChunkedDecoder,
@@ -52,7 +53,8 @@ from .s3_wire import (
     xml_text,
 )
 from .security import HEADER_TOKEN
-from .state import AuthenticatedSession, SandboxState, TokenRejected
+from .state import SandboxState
+from .tokens import AuthenticatedSession, TokenRejected
 
 BASE = "/api/s3/buckets"
 PROGRESS_HEADER = "Preservica-Progress-Token"

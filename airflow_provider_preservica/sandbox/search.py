@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .repository import IO, SO, Entity, Repository
+from .entities import IO, SO, Entity
+from .repository import Repository
 from .versions import api_version, xip_ns
 
 WILDCARDS = frozenset({"*", "%"})

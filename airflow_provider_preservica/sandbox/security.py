@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from .errors import SandboxHTTPError
-from .state import AuthenticatedSession, SandboxState, TokenRejected
+from .state import SandboxState
+from .tokens import AuthenticatedSession, TokenRejected
 
 HEADER_TOKEN = "Preservica-Access-Token"
 

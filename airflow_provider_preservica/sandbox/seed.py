@@ -31,22 +31,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .entity_xml import check_fragment_xml
-from .repository import (
-    IO,
-    SO,
-    Entity,
-    Identifier,
-    MetadataFragment,
-    Repository,
-    RepositoryError,
-    check_ref,
-    iso_timestamp,
-    read_jsonl,
-    record_to_entity,
-)
+from .entities import IO, SO, Entity, Identifier, MetadataFragment, RepositoryError, check_ref, iso_timestamp
+from .entity_records import read_jsonl, record_to_entity
+from .xml_bodies import check_fragment_xml
+
+if TYPE_CHECKING:
+    from .repository import Repository
 
 START_EPOCH = 1420070400  # 2015-01-01
 END_EPOCH = 1767225599  # 2025-12-31

@@ -1,11 +1,14 @@
-"""The sandbox's shared in-memory state: users, tokens, counters, faults and configuration.
+"""The sandbox's one shared state: users, tokens, counters, faults, configuration, and the services.
 
-Every API module works on one ``SandboxState``. All mutations take one ``threading.RLock`` because
-the routers run on uvicorn's event loop while tests poke the state from their own threads. With a
-data directory, users, tokens and counters are written as JSON whenever tokens change (and on
-``close``), and read back at start, so a restarted sandbox still honours the tokens it issued.
-Users given to the constructor replace stored users of the same name; the default ``archivist``
-account is added only when neither source names any user.
+Every API module works on one ``SandboxState`` (``request.app.state.sandbox``). It builds the
+repository, the progress book and the fault book, and wires them into the services that do the work
+(``IngestService``, ``ExportService``, ``EntityActionService``): the services get what they need as
+constructor arguments and never import this module, so the state sits above them and below the API
+routers. All mutations take one ``threading.RLock`` because the routers run on uvicorn's event loop
+while tests poke the state from their own threads. With a data directory, users, tokens and counters
+are written as JSON whenever tokens change (and on ``close``), and read back at start, so a restarted
+sandbox still honours the tokens it issued. Users given to the constructor replace stored users of the
+same name; the default ``archivist`` account is added only when neither source names any user.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .entity_actions import EntityActionService
+from .exports import ExportService
 from .faults import Fault, FaultBook
+from .ingest import IngestService
 from .persistence import JsonStore
 from .progress import ProgressBook
 from .repository import Repository
+from .tokens import AccessToken, AuthenticatedSession, Continuation, TokenRejected
 from .users import DEFAULT_TENANT, SandboxUser, default_user, parse_user_spec
 from .versions import parse_version
 
@@ -45,52 +52,6 @@ EXPIRED_TOKEN_RETENTION = 3600.0
 
 def _plain(seconds: float) -> int | float:
     return int(seconds) if float(seconds).is_integer() else seconds
-
-
-class TokenRejected(Exception):
-    """An access or refresh token that must be answered with 401; ``str()`` is the client message."""
-
-
-@dataclass
-class AccessToken:
-    token: str
-    user: str
-    tenant: str
-    issued_at: float
-    expires_at: float
-    refresh_token: str
-    revoked: bool = False
-
-    def describe(self, now: float) -> dict[str, Any]:
-        """Public view for the control API: never the token or refresh token themselves."""
-        return {
-            "token_prefix": self.token[:8],
-            "user": self.user,
-            "tenant": self.tenant,
-            "issued_at": self.issued_at,
-            "expires_at": self.expires_at,
-            "revoked": self.revoked,
-            "expired": now >= self.expires_at,
-        }
-
-
-@dataclass(frozen=True)
-class AuthenticatedSession:
-    """What ``require_token`` hands to an endpoint: the token record and its user."""
-
-    token: AccessToken
-    user: SandboxUser
-
-    @property
-    def tenant(self) -> str:
-        return self.token.tenant
-
-
-@dataclass
-class _Continuation:
-    user: str
-    tenant: str
-    expires_at: float
 
 
 class _Counters:
@@ -147,7 +108,7 @@ class SandboxState:
         self._users: dict[str, SandboxUser] = {}
         self._tokens: dict[str, AccessToken] = {}
         self._refresh: dict[str, str] = {}  # refresh token -> access token; popped on use
-        self._continuations: dict[str, _Continuation] = {}
+        self._continuations: dict[str, Continuation] = {}
         self._counters = _Counters()
         self._dirty = False
         self._store = JsonStore(data_dir) if data_dir is not None else None
@@ -155,18 +116,12 @@ class SandboxState:
         self.repository = Repository(lock=self.lock, clock=clock, data_dir=data_dir)
         #: Progress tokens of background work (ingest, export ...); see ``progress``.
         self.progress = ProgressBook(clock=clock)
-        from .ingest import IngestService  # imported here: ingest's imports import this module
-
         #: S3 uploads, package processing, process monitors, workflow instances; see ``ingest``.
-        self.ingest = IngestService(self)
-        from .export_api import ExportService
-
-        #: OPEX export jobs and their zips on disk; see ``export_api``.
-        self.exports = ExportService(self)
-        from .entity_actions import EntityActionService
-
+        self.ingest = IngestService(self.repository, self.progress, clock=clock)
+        #: OPEX export jobs and their zips on disk; see ``exports``.
+        self.exports = ExportService(self.repository, self.progress, self.faults, self.count_fault)
         #: Queued moves and security tag changes, and the known security tags; see ``entity_actions``.
-        self.entity_actions = EntityActionService(self)
+        self.entity_actions = EntityActionService(self.repository, self.progress, self.faults, self.count_fault)
         if self._store is not None:
             self._load(self._store)
         for user in users or []:
@@ -350,7 +305,7 @@ class SandboxState:
             self._prune(now)
             continuation = str(uuid.uuid4())
             expires_at = now + CONTINUATION_LIFETIME
-            self._continuations[continuation] = _Continuation(user.name, user.tenant, expires_at)
+            self._continuations[continuation] = Continuation(user.name, user.tenant, expires_at)
             self._counters.needs_2fa[user.name] += 1
             return continuation
 

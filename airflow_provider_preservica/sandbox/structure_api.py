@@ -17,7 +17,7 @@ Routes (each also under ``/api/entity/v{M}.{m}``; links in responses keep the re
 - ``GET .../generations/{g}/bitstreams/{b}`` -> ``BitstreamResponse``: ``xip:Bitstream`` (``xip:Filename``,
   ``xip:FileSize``, ``xip:Fixities/xip:Fixity`` with ``xip:FixityAlgorithmRef`` then ``xip:FixityValue``)
   and ``AdditionalInformation/Self`` and ``AdditionalInformation/Content`` (the download URL).
-- ``GET|HEAD .../bitstreams/{b}/content`` -> the bytes, with ``Range``/206/416 (``content_download``);
+- ``GET|HEAD .../bitstreams/{b}/content`` -> the bytes, with ``Range``/206/416 (``file_responses``);
   a bitstream recorded without stored bytes is 404.
 
 Unknown refs, refs of another kind, representation types other than ``Preservation``/``Access`` and
@@ -31,10 +31,10 @@ from xml.sax.saxutils import escape, quoteattr
 from fastapi import APIRouter, Request, Response
 
 from . import entity_xml as xml
-from .content_download import file_response
-from .entity_api import lookup, versioned_route, xml_response
+from .entities import REPRESENTATION_TYPES, Bitstream, Entity, Generation, Representation
 from .errors import SandboxHTTPError
-from .repository import REPRESENTATION_TYPES, Bitstream, Entity, Generation, Representation
+from .file_responses import file_response
+from .route_helpers import lookup, versioned_route, xml_response
 from .security import StateDep, TokenSession
 
 router = APIRouter(tags=["entity structure"])
@@ -72,7 +72,7 @@ def _bool(value: bool) -> str:
 @versioned_route(router, "GET", "/information-objects/{ref}/representations")
 async def representations(ref: str, request: Request, state: StateDep, _: TokenSession) -> Response:
     repo = state.repository
-    ctx = xml.context(request, state)
+    ctx = xml.context(request, state.version)
     with repo.lock:
         asset = lookup(repo, "information-objects", ref)
         base = f"{ctx.url(asset)}/representations"
@@ -94,7 +94,7 @@ async def representation(
     ref: str, rep_type: str, index: int, request: Request, state: StateDep, _: TokenSession
 ) -> Response:
     repo = state.repository
-    ctx = xml.context(request, state)
+    ctx = xml.context(request, state.version)
     with repo.lock:
         asset = lookup(repo, "information-objects", ref)
         rep = _representation(asset, rep_type, index)
@@ -118,7 +118,7 @@ async def representation(
 @versioned_route(router, "GET", "/content-objects/{ref}/generations")
 async def generations(ref: str, request: Request, state: StateDep, _: TokenSession) -> Response:
     repo = state.repository
-    ctx = xml.context(request, state)
+    ctx = xml.context(request, state.version)
     with repo.lock:
         co = lookup(repo, "content-objects", ref)
         base = f"{ctx.url(co)}/generations"
@@ -133,7 +133,7 @@ async def generations(ref: str, request: Request, state: StateDep, _: TokenSessi
 @versioned_route(router, "GET", "/content-objects/{ref}/generations/{index}")
 async def generation(ref: str, index: int, request: Request, state: StateDep, _: TokenSession) -> Response:
     repo = state.repository
-    ctx = xml.context(request, state)
+    ctx = xml.context(request, state.version)
     with repo.lock:
         co = lookup(repo, "content-objects", ref)
         gen = _generation(co, index)
@@ -172,7 +172,7 @@ async def generation(ref: str, index: int, request: Request, state: StateDep, _:
 @versioned_route(router, "GET", "/content-objects/{ref}/generations/{index}/bitstreams/{number}")
 async def bitstream(ref: str, index: int, number: int, request: Request, state: StateDep, _: TokenSession) -> Response:
     repo = state.repository
-    ctx = xml.context(request, state)
+    ctx = xml.context(request, state.version)
     with repo.lock:
         co = lookup(repo, "content-objects", ref)
         item = _bitstream(_generation(co, index), co, number)

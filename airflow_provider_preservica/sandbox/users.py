@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_preservica.utils.totp import validate_secret
+from .totp import validate_secret
 
 DEFAULT_TENANT = "SANDBOX"
 DEFAULT_ROLES: tuple[str, ...] = ("ROLE_SDB_MANAGER_USER", "ROLE_SDB_ACCESS_USER")

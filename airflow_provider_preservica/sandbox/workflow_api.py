@@ -27,10 +27,10 @@ from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
 
-from . import entity_xml
+from . import xml_bodies
+from .entities import iso_timestamp
 from .errors import SandboxHTTPError
-from .ingest import CONTEXTS, WORKFLOW_STATES, IngestJob, WorkflowContext, find_context
-from .repository import iso_timestamp
+from .ingest_jobs import CONTEXTS, WORKFLOW_STATES, IngestJob, WorkflowContext, find_context
 from .security import StateDep, TokenSession
 
 WORKFLOW_NS = "http://workflow.preservica.com"
@@ -105,21 +105,21 @@ async def contexts(request: Request, _: TokenSession) -> Response:
 
 @router.post("/instances")
 async def start_instance(request: Request, state: StateDep, session: TokenSession) -> Response:
-    root = entity_xml.parse_body(await request.body())
-    if entity_xml.local(root.tag) != "StartWorkflowRequest":
-        raise SandboxHTTPError(400, f"expected a StartWorkflowRequest, not {entity_xml.local(root.tag)}")
-    context_id = entity_xml.child_text(root, "WorkflowContextId")
-    context_name = entity_xml.child_text(root, "WorkflowContextName")
+    root = xml_bodies.parse_body(await request.body())
+    if xml_bodies.local(root.tag) != "StartWorkflowRequest":
+        raise SandboxHTTPError(400, f"expected a StartWorkflowRequest, not {xml_bodies.local(root.tag)}")
+    context_id = xml_bodies.child_text(root, "WorkflowContextId")
+    context_name = xml_bodies.child_text(root, "WorkflowContextName")
     context = find_context(context_id, context_name)
     if context is None:
         raise SandboxHTTPError(404, f"no workflow context {context_id or context_name!r}")
     parameters: dict[str, str] = {}
     for parameter in root:
-        if entity_xml.local(parameter.tag) == "Parameter":
-            key = entity_xml.child_text(parameter, "Key")
+        if xml_bodies.local(parameter.tag) == "Parameter":
+            key = xml_bodies.child_text(parameter, "Key")
             if key:
-                parameters[key] = entity_xml.child_text(parameter, "Value") or ""
-    correlation = entity_xml.child_text(root, "CorrelationId")
+                parameters[key] = xml_bodies.child_text(parameter, "Value") or ""
+    correlation = xml_bodies.child_text(root, "CorrelationId")
     job = state.ingest.start_workflow(context, parameters, correlation, session.user.name, session.tenant)
     return _xml("WorkflowInstance", _el("Id", job.workflow_id), status_code=201)
 

@@ -1,4 +1,4 @@
-"""Streaming files from disk with HTTP ``Range`` support, and ``GET /api/content/download``.
+"""Streaming files from disk with HTTP ``Range`` support: the answer of every download in the sandbox.
 
 ``file_response(request, path, ...)`` is what every download in the sandbox answers with (export zips,
 bitstream content, access copies):
@@ -14,12 +14,6 @@ bitstream content, access copies):
 
 The body is read from disk in 1 MiB chunks on a worker thread and sent as it is read, so memory stays
 flat whatever the size; the stream stops as soon as the client goes away.
-
-``GET /api/content/download?id=sdb:IO|<ref>`` streams an asset's access copy: the first bitstream of the
-latest active generation of the first content object of the ``Access`` representation, else of the
-``Preservation`` one (``sdb:CO|<ref>`` streams that content object's). An asset with no stored
-bitstream at all answers with its deterministic placeholder (``export_builder.placeholder``), the same
-bytes an export of it contains; a folder id is 400, an unknown ref 404.
 """
 
 from __future__ import annotations
@@ -32,18 +26,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from starlette.types import Receive, Scope, Send
 
 from .errors import SandboxHTTPError, error_response
-from .export_builder import placeholder
-from .repository import CO, IO, SO, Entity, Repository, RepositoryError, check_ref
-from .security import StateDep, TokenSession
 
 CHUNK_SIZE = 1 << 20
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
-
-router = APIRouter(tags=["content"])
 
 
 class RangeNotSatisfiable(Exception):
@@ -197,58 +186,3 @@ def bytes_response(request: Request, data: bytes, *, filename: str, media_type: 
         base["Content-Length"] = str(len(data))
         return Response(b"", status_code=status, headers=base, media_type=media_type)
     return Response(data, status_code=status, headers=base, media_type=media_type)
-
-
-def stored_bitstream(repo: Repository, entity: Entity) -> tuple[Path, str] | None:
-    """(file, filename) of what a download of an asset or content object serves, if bytes are stored.
-
-    Asset: its ``Access`` representations first, then ``Preservation``; in each, content objects in
-    order; per content object the latest active generation (else the latest); its first stored bitstream.
-    """
-    if entity.kind == IO:
-        cos = [
-            co_ref
-            for rep_type in ("Access", "Preservation")
-            for rep in entity.representations
-            if rep.type == rep_type
-            for co_ref in rep.content_objects
-        ]
-    else:
-        cos = [entity.ref]
-    for co_ref in cos:
-        co = repo.get(co_ref, CO)
-        if co is None or not co.generations:
-            continue
-        active = [g for g in co.generations if g.active]
-        generation = (active or co.generations)[-1]
-        for bitstream in generation.bitstreams:
-            path = repo.blob_path(bitstream)
-            if path is not None:
-                return path, bitstream.filename
-    return None
-
-
-# --------------------------------------------------------------------------- /api/content/download
-@router.api_route("/api/content/download", methods=["GET", "HEAD"])
-async def download(request: Request, state: StateDep, _: TokenSession, id: str = "") -> Response:
-    kind, _sep, raw_ref = id.removeprefix("sdb:").partition("|")
-    if kind not in (SO, IO, CO) or not raw_ref:
-        raise SandboxHTTPError(400, f"id must look like sdb:IO|<reference>, not {id!r}")
-    if kind == SO:
-        raise SandboxHTTPError(400, f"folders have no content to download: {id}")
-    try:
-        ref = check_ref(raw_ref)
-    except RepositoryError:
-        ref = ""
-    repo = state.repository
-    with repo.lock:
-        entity = repo.get(ref, kind) if ref else None
-        if entity is None:
-            raise SandboxHTTPError(404, f"The requested reference is not found in the repository: {id}")
-        found = stored_bitstream(repo, entity)
-        stand_in = placeholder(entity) if found is None and kind == IO else None
-    if found is not None:
-        return file_response(request, found[0], filename=found[1])
-    if stand_in is None:
-        raise SandboxHTTPError(404, f"content object {ref} has no stored bitstream")
-    return bytes_response(request, stand_in.data, filename=stand_in.filename, media_type="text/plain; charset=utf-8")
