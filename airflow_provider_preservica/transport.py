@@ -199,7 +199,7 @@ class HttpTransport:
         response.status_code = raw.status
         response.headers = CaseInsensitiveDict(raw.headers)
         response._content = raw.data
-        response._content_consumed = True  # type: ignore[attr-defined]  (iter_content then reuses _content)
+        response._content_consumed = True  # type: ignore[attr-defined]  # iter_content then reuses _content
         response.raw = raw  # read whole already; close() releases nothing more
         response.reason = raw.reason or ""
         response.url = target
