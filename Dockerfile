@@ -13,14 +13,16 @@ ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
 ARG AIRFLOW_CONSTRAINTS_URL=https://raw.githubusercontent.com/apache/airflow/constraints-${AIRFLOW_VERSION}/constraints-${PYTHON_VERSION}.txt
 
-# Only what the wheel is built from (see .dockerignore): no tests, no virtualenv, no local state.
-COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/preservica-provider/
+# Only what the two wheels are built from (see .dockerignore): no tests, no virtualenv, no local state.
+COPY --chown=airflow:0 pyproject.toml README.md CHANGELOG.md /opt/airflow/preservica-provider/
 COPY --chown=airflow:0 airflow_provider_preservica /opt/airflow/preservica-provider/airflow_provider_preservica
+COPY --chown=airflow:0 sandbox /opt/airflow/preservica-sandbox
 
-# The [sandbox] extra brings python-multipart, which the sandbox service needs and Airflow does not ship.
+# The sandbox distribution (for the sandbox service) brings python-multipart, which Airflow does not ship.
 RUN pip install --no-cache-dir --constraint "${AIRFLOW_CONSTRAINTS_URL}" \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        "/opt/airflow/preservica-provider[sandbox]" \
+        /opt/airflow/preservica-sandbox \
+        /opt/airflow/preservica-provider \
     && python -c "from importlib.metadata import entry_points as e; \
 assert 'airflow_provider_preservica' in str(e(group='apache_airflow_provider')), 'provider entry point missing'" \
     && mkdir -p /opt/airflow/preservica-data/landing /opt/airflow/preservica-data/reports /opt/airflow/sandbox-data

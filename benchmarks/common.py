@@ -78,7 +78,7 @@ def _point_at(base_url: str, user: dict[str, str]) -> dict[str, str]:
 
 
 class SandboxProcess:
-    """``python -m airflow_provider_preservica.sandbox`` in its own process, so that the client is measured alone.
+    """``python -m preservica_sandbox`` in its own process, so that the client is measured alone.
 
     ``base_url`` comes from the sandbox's ready line; ``user`` is its one account (name, password, tenant).
     """
@@ -92,7 +92,7 @@ class SandboxProcess:
 
     def start(self) -> SandboxProcess:
         account = f"{self.user['name']}:{self.user['password']}:{self.user['tenant']}"
-        command = [sys.executable, "-m", "airflow_provider_preservica.sandbox", "--port", "0", "--user", account]
+        command = [sys.executable, "-m", "preservica_sandbox", "--port", "0", "--user", account]
         command += ["--data-dir", str(self.data_dir)]
         with self.log_path.open("w", encoding="utf-8") as log:
             self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)

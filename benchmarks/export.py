@@ -1,7 +1,7 @@
 """Download of a ~2 GB export: ours (``download_to``, then ``verify_archive``) vs pyPreservica vs curl.
 
 One run sets up, against one local Preservica sandbox started as a separate process
-(``python -m airflow_provider_preservica.sandbox``) so that the client's memory is measured alone, an asset whose
+(``python -m preservica_sandbox``) so that the client's memory is measured alone, an asset whose
 one bitstream is ``--size-mb`` MiB of random bytes (default 2048): the file is packaged with
 ``build_opex_package`` and ingested through the S3 endpoint with our ``PackageUploader`` (as
 ``PreservicaIngestOperator`` would). The asset is exported once (``start_export`` + ``wait_for_progress``,

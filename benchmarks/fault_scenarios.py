@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
+    from preservica_sandbox import SandboxServer, SandboxUser
 
 PACKAGE_LOGGER = "airflow_provider_preservica"
 CONN_ID = "preservica_default"

@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     try:
         from airflow.utils import db
-
-        from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
+        from preservica_sandbox import SandboxServer, SandboxUser
 
         db.resetdb()
         if not args.verbose:

@@ -2,7 +2,7 @@
 
 One run generates ``--files`` files of random bytes (``--size-mb`` MiB in all, default 1024 MiB in 8 files) in
 a temporary directory, then measures against one local Preservica sandbox, started as a separate process
-(``python -m airflow_provider_preservica.sandbox``) so that the client's memory is measured alone:
+(``python -m preservica_sandbox``) so that the client's memory is measured alone:
 
 a. hashing: SHA-256 of every file with our ``hash_file`` (one file after the other, one thread) and
    ``hash_files`` (its thread pool, default workers), against ``sha256sum`` (one process for all files, and one

@@ -1,7 +1,7 @@
 """Bulk metadata update of N assets: ours (``update_metadata`` of a CSV sheet) vs the pyPreservica loop vs raw requests.
 
 One run seeds a local Preservica sandbox, started as a separate process (``python -m
-airflow_provider_preservica.sandbox``) so that the client is measured alone, with ``--rows`` assets (default
+preservica_sandbox``) so that the client is measured alone, with ``--rows`` assets (default
 10,000; ``POST /_sandbox/seed {"assets": N, "random_seed": 42}``), and writes one CSV sheet
 (``reference,title,description``) giving every seeded asset a new title and a new description. The same sheet is
 then applied several ways, each in a fresh subprocess, each on a freshly re-seeded repository (the same seed, so

@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = None
     results: list[ConfigResult] = []
     try:
-        from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
+        from preservica_sandbox import SandboxServer, SandboxUser
 
         seed_started = time.perf_counter()
         user = SandboxUser(name=USER["name"], password=USER["password"], tenant=USER["tenant"])

@@ -214,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         from airflow.utils import db
-
-        from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
+        from preservica_sandbox import SandboxServer, SandboxUser
 
         db.resetdb()
         logging.getLogger().setLevel(logging.WARNING)

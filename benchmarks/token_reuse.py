@@ -399,8 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = None
     try:
         from airflow.utils import db
-
-        from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
+        from preservica_sandbox import SandboxServer, SandboxUser
 
         db.resetdb()
         user = SandboxUser(name=USER["name"], password=USER["password"], tenant=USER["tenant"])

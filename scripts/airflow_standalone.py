@@ -58,7 +58,7 @@ def free_port() -> int:
 
 def start_sandbox(port: int) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_preservica.sandbox", "--port", str(port),
+        [sys.executable, "-m", "preservica_sandbox", "--port", str(port),
          "--user", f"{USER}:{PASSWORD}:{TENANT}", "--token-lifetime", "900", "--seed-assets", "500"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip

@@ -101,7 +101,7 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 def start_sandbox() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_preservica.sandbox", "--port", "0",
+        [sys.executable, "-m", "preservica_sandbox", "--port", "0",
          "--user", f"{USER}:{PASSWORD}:{TENANT}", "--token-lifetime", "900", "--seed-assets", "500"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip

@@ -34,8 +34,8 @@ for _name in list(os.environ):
     if _name.startswith("AIRFLOW_CONN_PRESERVICA") or _name.startswith("AIRFLOW_VAR_PRESERVICA"):
         del os.environ[_name]
 
-from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser  # noqa: E402
-from airflow_provider_preservica.sandbox.entity_actions import (  # noqa: E402
+from preservica_sandbox import SandboxServer, SandboxUser  # noqa: E402
+from preservica_sandbox.entity_actions import (  # noqa: E402
     DEFAULT_ACTION_SECONDS,
     DEFAULT_SECURITY_TAGS,
 )

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer, SandboxUser
-from airflow_provider_preservica.sandbox.entity_actions import DEFAULT_ACTION_SECONDS, DEFAULT_SECURITY_TAGS
-from airflow_provider_preservica.sandbox.repository import Repository
+from preservica_sandbox import SandboxServer, SandboxUser
+from preservica_sandbox.entity_actions import DEFAULT_ACTION_SECONDS, DEFAULT_SECURITY_TAGS
+from preservica_sandbox.repository import Repository
 
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 ARCHIVIST = ("archivist", "archivist-password", "SANDBOX")

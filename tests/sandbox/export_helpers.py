@@ -8,8 +8,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import requests
-
-from airflow_provider_preservica.sandbox.repository import Generation, Repository
+from preservica_sandbox.repository import Generation, Repository
 
 STATUS_NS = "{http://status.preservica.com}"
 ENTITY_NS = "http://preservica.com/EntityAPI/v7.7"

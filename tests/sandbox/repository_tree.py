@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_provider_preservica.sandbox.repository import Repository
+from preservica_sandbox.repository import Repository
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyotp
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer
+from preservica_sandbox import SandboxServer
 
 from .conftest import ARCHIVIST, CURATOR, TOTP_SECRET, TWOFA, login, stats, token_for
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 
 from .repository_tree import Tree, build_tree
 

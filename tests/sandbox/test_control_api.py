@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer
+from preservica_sandbox import SandboxServer
 
 from .conftest import login, stats, token_for
 

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 
 from .conftest import CURATOR, login, post_faults
 from .repository_tree import Tree, build_tree
@@ -287,13 +286,14 @@ def test_hundreds_of_concurrent_actions_share_one_worker(
     folder = repository.add_folder("Bulk")
     assets = [repository.add_asset(f"Item {n}", folder.ref).ref for n in range(300)]
     url = f"{sandbox.base_url}/api/entity/{ASSETS}/{{}}/security-descriptor?includeDescendants=false"
+    before = [t.name for t in threading.enumerate()].count("sandbox-entity-actions")  # other sandboxes' workers
     started = time.monotonic()
     with requests.Session() as http:
         http.headers.update(auth)
         responses = [http.put(url.format(ref), data="closed", timeout=10) for ref in assets]
     assert time.monotonic() - started < delay, "too slow to see the actions queued"
     assert {r.status_code for r in responses} == {202}
-    assert [t.name for t in threading.enumerate()].count("sandbox-entity-actions") == 1
+    assert [t.name for t in threading.enumerate()].count("sandbox-entity-actions") - before <= 1  # not one per action
     assert sandbox.state.entity_actions.pending() == 300
     assert all(repository.require(ref).security_tag == "open" for ref in assets)
 

@@ -9,10 +9,9 @@ from typing import Any
 import pyPreservica
 import pytest
 import requests
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 from pyPreservica import HTTPException
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
 
 from .conftest import ARCHIVIST, post_faults, stats
 from .repository_tree import Tree, build_tree

@@ -13,10 +13,9 @@ from pathlib import Path
 import pyPreservica
 import pytest
 import requests
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 from pyPreservica.opex import OpexAPI
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
 
 from .conftest import ARCHIVIST, CURATOR, login, post_faults
 from .export_helpers import (

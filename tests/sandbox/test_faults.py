@@ -6,8 +6,7 @@ import time
 
 import pytest
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer
+from preservica_sandbox import SandboxServer
 
 from .conftest import login, post_faults, stats, token_for
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 import requests
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 from pyPreservica import MonitorAPI, WorkflowAPI
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
 
 from .conftest import ARCHIVIST, login
 from .ingest_helpers import (

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 from pyPreservica import EntityAPI, UploadAPI, WorkflowAPI
 from pyPreservica.uploadAPI import simple_asset_package
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
 
 from .conftest import ARCHIVIST
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pyPreservica
 import pytest
-
-from airflow_provider_preservica.sandbox import SandboxServer
+from preservica_sandbox import SandboxServer
 
 from .conftest import ARCHIVIST, TOTP_SECRET, TWOFA, post_faults, stats
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pyPreservica
 import pytest
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 from pyPreservica import Field, Operator, SortOrder
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
 
 from .conftest import ARCHIVIST
 from .repository_tree import Tree, build_tree

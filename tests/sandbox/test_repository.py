@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from airflow_provider_preservica.sandbox import SandboxServer, SandboxState
-from airflow_provider_preservica.sandbox.repository import (
+from preservica_sandbox import SandboxServer, SandboxState
+from preservica_sandbox.repository import (
     CO,
     IO,
     SO,
@@ -20,9 +19,9 @@ from airflow_provider_preservica.sandbox.repository import (
     Repository,
     RepositoryError,
 )
-from airflow_provider_preservica.sandbox.search import engine_for, parse_query
-from airflow_provider_preservica.sandbox.seed import generate
-from airflow_provider_preservica.sandbox.server import _parser
+from preservica_sandbox.search import engine_for, parse_query
+from preservica_sandbox.seed import generate
+from preservica_sandbox.server import _parser
 
 from .repository_tree import build_tree
 

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 
 from .conftest import stats
 

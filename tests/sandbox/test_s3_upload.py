@@ -19,11 +19,10 @@ import requests
 import uvicorn
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-
-from airflow_provider_preservica.sandbox import SandboxServer, create_app, s3_api
-from airflow_provider_preservica.sandbox.repository import Repository
-from airflow_provider_preservica.sandbox.s3_store import StoredObject
-from airflow_provider_preservica.sandbox.s3_wire import AwsChunkedDecoder, S3Error
+from preservica_sandbox import SandboxServer, create_app, s3_api
+from preservica_sandbox.repository import Repository
+from preservica_sandbox.s3_store import StoredObject
+from preservica_sandbox.s3_wire import AwsChunkedDecoder, S3Error
 
 from .conftest import post_faults, stats
 from .ingest_helpers import BUCKET, SOURCE_BUCKET, OpexPackage, s3_client, wait_for

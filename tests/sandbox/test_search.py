@@ -6,9 +6,8 @@ import json
 from typing import Any
 
 import pytest
-
-from airflow_provider_preservica.sandbox.repository import Repository
-from airflow_provider_preservica.sandbox.search import SearchError, engine_for, parse_metadata, parse_query
+from preservica_sandbox.repository import Repository
+from preservica_sandbox.search import SearchError, engine_for, parse_metadata, parse_query
 
 from .repository_tree import Tree, build_tree
 

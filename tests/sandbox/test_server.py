@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer
+from preservica_sandbox import SandboxServer
 
 from .conftest import login, post_faults, stats
 
@@ -26,7 +25,7 @@ def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_preservica.sandbox", "--port", "0", *args],
+        [sys.executable, "-m", "preservica_sandbox", "--port", "0", *args],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -96,7 +95,7 @@ def test_cli_rejects_a_bad_user_spec_without_echoing_it() -> None:
         [
             sys.executable,
             "-m",
-            "airflow_provider_preservica.sandbox",
+            "preservica_sandbox",
             "--port",
             "0",
             "--user",

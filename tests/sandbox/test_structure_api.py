@@ -9,9 +9,8 @@ from pathlib import Path
 import pyPreservica
 import pytest
 import requests
-
-from airflow_provider_preservica.sandbox import SandboxServer
-from airflow_provider_preservica.sandbox.repository import Repository
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.repository import Repository
 
 from .conftest import ARCHIVIST
 from .export_helpers import ACCESS, ENTITY_NS, LETTER, SCAN_V1, SCAN_V2, Content, build_content

@@ -10,8 +10,7 @@ import base64
 
 import pyotp
 import pytest
-
-from airflow_provider_preservica.sandbox.totp import STEP_SECONDS, InvalidTotpSecret, hotp, validate_secret, verify_totp
+from preservica_sandbox.totp import STEP_SECONDS, InvalidTotpSecret, hotp, validate_secret, verify_totp
 
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
 

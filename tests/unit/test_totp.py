@@ -6,8 +6,8 @@ import base64
 
 import pyotp
 import pytest
+from preservica_sandbox.users import SandboxUser, parse_user_spec
 
-from airflow_provider_preservica.sandbox.users import SandboxUser, parse_user_spec
 from airflow_provider_preservica.utils.totp import totp_at, verify_totp
 
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()

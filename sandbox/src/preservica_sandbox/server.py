@@ -252,7 +252,7 @@ def _cli_log_config(level: str) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     # stdout carries exactly one line, the ready line, for scripts that wait on it; logs go to stderr.
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
-    config["loggers"][__package__ or "airflow_provider_preservica.sandbox"] = {
+    config["loggers"][__package__ or "preservica_sandbox"] = {
         "handlers": ["default"],
         "level": level.upper(),
         "propagate": False,
