@@ -29,6 +29,12 @@ Steps:
 5. ``quarantine_on_failure`` (only when ``ingest`` failed): the sources move to
    ``quarantine/ingest-failed/<day>/`` or ``quarantine/verification-failed/<day>/``, and the report says so.
 
+An ingest that created assets emits an asset event through the alias ``preservica_nightly_ingest``: for the
+asset ``preservica://<host>/<year folder ref>``, with the refs created, counts and a fixity summary in its
+extra. ``preservica_export_on_ingest.py`` is scheduled on it; a DAG of yours can be too, or on the year
+folder's own asset (``schedule=[preservica_asset("<host>", "<folder ref>")]``). A run with nothing new
+emits nothing.
+
 No source is deleted or moved before its ingest was verified. Re-running a day skips what is already in
 Preservica. Try it: ``airflow dags test preservica_nightly_ingest 2026-11-25``.
 """
@@ -38,7 +44,7 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Variable, task
+from airflow.sdk import DAG, AssetAlias, Variable, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_preservica.client.progress import read_progress
@@ -57,6 +63,8 @@ from airflow_provider_preservica.staging import (
 
 CONN_ID = "preservica_default"
 POOL = f"preservica_ingest_{CONN_ID}"
+# The year folder's ref is known only at run time: the ingest adds its asset to this alias.
+NIGHTLY_INGEST = AssetAlias("preservica_nightly_ingest")
 
 
 def landing(ds: str | None) -> LandingLayout:
@@ -136,6 +144,7 @@ with DAG(
         poll_interval=2,
         retries=2,
         preservica_conn_id=CONN_ID,
+        outlets=[NIGHTLY_INGEST],
     )
 
     @task(trigger_rule="none_failed")

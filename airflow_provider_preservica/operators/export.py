@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
 from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.client.export import ExportOptions, download_to, start_export
 from airflow_provider_preservica.client.progress import (
@@ -25,6 +26,7 @@ from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
+from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
 from airflow_provider_preservica.packaging.verify import require_intact
 from airflow_provider_preservica.storage import check_writable, is_url, publish_file
@@ -44,6 +46,12 @@ class PreservicaExportOperator(BaseOperator):
     :param generations: ``LatestActive``, ``AllActive`` or ``All``.
     :param unzip_to: also unpack the verified zip into this folder.
     :param min_free_bytes: refuse to start when the destination's disk has less free space than this.
+
+    Outlets, once the verified zip is in place: an ``Asset`` outlet gets an event whose extra holds ``ref``,
+    ``entity_type``, ``path``, ``bytes``, ``sha256``, ``files``, the fixity counts and the progress token; an
+    ``AssetAlias`` outlet gets the zip's own asset (``file:///...`` or its URL). Nothing is emitted with
+    ``wait_for_completion=False``. With the OpenLineage provider installed, the run reports the entity
+    (``preservica://<host>``, ``<ref>``) as input and the zip (and ``unzip_to``) as outputs.
     """
 
     template_fields: Sequence[str] = ("entity_ref", "destination", "unzip_to", "preservica_conn_id")
@@ -82,6 +90,8 @@ class PreservicaExportOperator(BaseOperator):
         self.unzip_to = unzip_to
         self.min_free_bytes = min_free_bytes
         self.preservica_conn_id = preservica_conn_id
+        self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
+        self._result: dict[str, Any] | None = None
 
     def _batch_id(self, context: Any) -> str:
         ti = context["ti"]
@@ -107,6 +117,7 @@ class PreservicaExportOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         self._preflight()
         hook = PreservicaHook(self.preservica_conn_id)
+        self._preservica_host = preservica_host(hook.settings.base_url)
         registry = BatchRegistry()
         batch_id = self._batch_id(context)
         token = self._adopt(hook, registry, batch_id)
@@ -127,6 +138,7 @@ class PreservicaExportOperator(BaseOperator):
             value=explorer_url(hook.settings.base_url, self.entity_ref, entity_type),
         )
         if not self.wait_for_completion:
+            emit_asset_events(self, context, produced=[], extra={}, changed=False)  # no file yet
             return {"progress_token": token}
         if self.deferrable and not read_progress(hook.get_conn(), token).finished:
             self.defer(
@@ -145,15 +157,15 @@ class PreservicaExportOperator(BaseOperator):
             )
         except PreservicaError as exc:
             raise AirflowException(str(exc)) from None
-        return self._finish(hook, registry, batch_id, token)
+        return self._finish(context, hook, registry, batch_id, token)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None, batch_id: str = "") -> dict[str, Any]:
         event = event or {}
         if event.get("status") != "finished":
             raise AirflowException(event.get("message") or f"waiting for the export failed: {event}")
-        return self._finish(
-            PreservicaHook(self.preservica_conn_id), BatchRegistry(), batch_id, str(event["progress_token"])
-        )
+        hook = PreservicaHook(self.preservica_conn_id)
+        self._preservica_host = preservica_host(hook.settings.base_url)
+        return self._finish(context, hook, BatchRegistry(), batch_id, str(event["progress_token"]))
 
     def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, batch_id: str) -> str | None:
         record = registry.load(batch_id)
@@ -173,7 +185,9 @@ class PreservicaExportOperator(BaseOperator):
             return record.progress_token
         return None
 
-    def _finish(self, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, token: str) -> dict[str, Any]:
+    def _finish(
+        self, context: Any, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, token: str
+    ) -> dict[str, Any]:
         progress = read_progress(hook.get_conn(), token)
         if not progress.succeeded:
             registry.forget(batch_id)
@@ -220,4 +234,30 @@ class PreservicaExportOperator(BaseOperator):
         self.log.info(
             "Export %s: %s (%s bytes, sha256 %s)", token, result["path"], f"{download.bytes:,}", download.sha256
         )
+        self._result = result
+        extra = {"ref": self.entity_ref, "entity_type": self.entity_type or _entity_type(context)}
+        extra.update({key: result[key] for key in _EXTRA_KEYS if key in result})
+        emit_asset_events(self, context, produced=[file_asset(str(result["path"]))], extra=extra)
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the exported entity; outputs: the zip (bytes, files) and the folder it was unpacked into."""
+        host = lineage_host(self)
+        result = self._result or {}
+        outputs = [path_dataset(self.destination, size=result.get("bytes"), file_count=result.get("files"))]
+        if self.unzip_to:
+            outputs.append(path_dataset(self.unzip_to))
+        return operator_lineage([entity_dataset(host, self.entity_ref)] if host else [], outputs)
+
+
+_EXTRA_KEYS = ("path", "bytes", "sha256", "files", "fixities_checked", "bitstreams_checked", "progress_token")
+
+
+def _entity_type(context: Any) -> str | None:
+    """The type the run looked up (its entity link ends in ``SO_<ref>`` or ``IO_<ref>``)."""
+    try:
+        url = context["ti"].xcom_pull(task_ids=context["ti"].task_id, key=ENTITY_URL_XCOM_KEY)
+    except Exception:
+        return None
+    marker = str(url or "").rsplit("#properties:", 1)[-1][:2]
+    return marker if marker in ("SO", "IO") else None

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_preservica.assets import capped, emit_asset_events, preservica_asset, preservica_host
 from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityTypeMismatchError
 from airflow_provider_preservica.client.progress import (
     RUNNING,
@@ -26,6 +29,7 @@ from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
+from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
 from airflow_provider_preservica.storage import fetch_to_local, is_url
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
@@ -51,6 +55,15 @@ class PreservicaIngestOperator(BaseOperator):
     :param poll_interval: seconds between progress checks.
     :param timeout: seconds to wait for the outcome before failing (the message names the progress token).
     :param verify: after success, check that every asset sent holds the fixity its manifest promised.
+    :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
+        (nothing new, or ``wait_for_completion=False``); by default such a run triggers nothing downstream.
+
+    Outlets, after a successful ingest that created assets: an ``Asset`` outlet (e.g.
+    ``preservica_asset(host, folder_ref)``) gets an event whose extra holds ``ref`` (the folder), ``state``,
+    ``created_count``, ``created_refs`` (at most 20), ``skipped_existing``, ``assets_sent``, ``package_bytes``
+    and a ``fixity`` summary; an ``AssetAlias`` outlet gets ``preservica://<host>/<parent_ref>`` with that
+    extra. With the OpenLineage provider installed, the run reports ``source`` as input and the folder
+    (``preservica://<host>``, ``<parent_ref>``) as output.
     """
 
     template_fields: Sequence[str] = (
@@ -83,6 +96,7 @@ class PreservicaIngestOperator(BaseOperator):
         work_dir: str | None = None,
         upload_concurrency: int = 4,
         verify: bool = True,
+        emit_empty_asset_events: bool = False,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -101,7 +115,10 @@ class PreservicaIngestOperator(BaseOperator):
         self.work_dir = work_dir
         self.upload_concurrency = upload_concurrency
         self.verify = verify
+        self.emit_empty_asset_events = emit_empty_asset_events
         self.preservica_conn_id = preservica_conn_id
+        self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
+        self._report: IngestReport | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _batch_id(self, context: Any) -> str:
@@ -147,6 +164,7 @@ class PreservicaIngestOperator(BaseOperator):
 
     def _execute(self, context: Any, source: str) -> dict[str, Any]:
         hook = PreservicaHook(self.preservica_conn_id)
+        self._preservica_host = preservica_host(hook.settings.base_url)
         batch_id = self._batch_id(context)
         report = IngestReport(batch_id=batch_id, parent_ref=self.parent_ref)
         runner = self._runner(hook, report)
@@ -169,6 +187,7 @@ class PreservicaIngestOperator(BaseOperator):
                     "Nothing to ingest: all %d assets are already in Preservica", len(report.skipped_existing)
                 )
                 self.log.info("%s", report.summary())
+                self._announce(context, report)
                 return report.to_xcom()
             key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
             upload = runner.submit(package, self.parent_ref, key)
@@ -186,6 +205,7 @@ class PreservicaIngestOperator(BaseOperator):
         context["ti"].xcom_push(key="progress_token", value=report.progress_token)
         context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
         if not self.wait_for_completion:
+            self._announce(context, report)  # nothing is known to be created yet
             return report.to_xcom()
         assert report.progress_token is not None
         if progress is None or not progress.finished:
@@ -207,7 +227,7 @@ class PreservicaIngestOperator(BaseOperator):
                 )
             except PreservicaError as exc:
                 raise AirflowException(str(exc)) from None
-        return self._finish(runner, registry, progress)
+        return self._finish(context, runner, registry, progress)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
@@ -222,9 +242,10 @@ class PreservicaIngestOperator(BaseOperator):
         if event.get("status") != "finished":
             raise AirflowException(f"waiting for Preservica failed: {event.get('message', event)}")
         hook = PreservicaHook(self.preservica_conn_id)
+        self._preservica_host = preservica_host(hook.settings.base_url)
         runner = self._runner(hook, restored)
         progress = read_progress(hook.get_conn(), str(event["progress_token"]))
-        return self._finish(runner, BatchRegistry(), progress)
+        return self._finish(context, runner, BatchRegistry(), progress)
 
     def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, report: IngestReport) -> Progress | None:
         """Pick up the ingest an earlier try of this batch started, unless it failed."""
@@ -264,13 +285,16 @@ class PreservicaIngestOperator(BaseOperator):
         )
         return None
 
-    def _finish(self, runner: IngestRunner, registry: BatchRegistry, progress: Progress) -> dict[str, Any]:
-        report = runner.report
+    def _finish(
+        self, context: Any, runner: IngestRunner, registry: BatchRegistry, progress: Progress
+    ) -> dict[str, Any]:
+        report = self._report = runner.report
         runner.record_outcome(progress)
         summary = report.summary()
         if progress.succeeded and not report.errors:
             registry.forget(report.batch_id)
             self.log.info("%s", summary)
+            self._announce(context, report)
             return report.to_xcom()
         self.log.error("%s", summary)
         registry.forget(report.batch_id)  # a failed ingest is not adopted: a retry starts afresh
@@ -278,3 +302,50 @@ class PreservicaIngestOperator(BaseOperator):
             f"Preservica ingest {report.progress_token} ended {progress.status}: "
             + ("; ".join(report.errors[:5]) or "no error details returned")
         )
+
+    # -- assets and lineage ----------------------------------------------------------------
+    def _announce(self, context: Any, report: IngestReport) -> None:
+        """Asset events for this run's outlets, only when it created assets (see the class docstring)."""
+        self._report = report
+        host = lineage_host(self) or ""
+        produced = [preservica_asset(host, self.parent_ref)] if host else []
+        emit_asset_events(
+            self,
+            context,
+            produced=produced,
+            extra=asset_extra(report, self.fixity),
+            changed=bool(report.created_refs),
+            emit_unchanged=self.emit_empty_asset_events,
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: ``source``; output: the folder ``parent_ref``, with the assets created and the package size."""
+        host = lineage_host(self)
+        outputs = [entity_dataset(host, self.parent_ref)] if host else []
+        report = self._report
+        if outputs and report is not None and report.state not in ("SUBMITTED", "NOT_SUBMITTED"):
+            outputs = [replace(outputs[0], file_count=len(report.created_refs), size=report.package_bytes or None)]
+        return operator_lineage([path_dataset(self.source)], outputs)
+
+
+def asset_extra(report: IngestReport, fixity: str) -> dict[str, Any]:
+    """What an ingest's asset event says: small, JSON, lists capped like the XCom."""
+    manifest = "".join(f"{sid} {algo} {value}\n" for sid, (_, algo, value) in sorted(report.expected_fixity.items()))
+    return {
+        "ref": report.parent_ref,
+        "state": report.state,
+        "progress_token": report.progress_token,
+        "created_count": len(report.created_refs),
+        "created_refs": capped(report.created_refs),
+        "refs_truncated": len(report.created_refs) > len(capped(report.created_refs)),
+        "skipped_existing": len(report.skipped_existing),
+        "assets_sent": report.assets_sent,
+        "package_bytes": report.package_bytes,
+        "fixity": {
+            "algorithm": fixity,
+            "verified": report.verified,
+            # SHA-256 of the sorted "<SourceID> <algorithm> <checksum>" lines the package promised: the same
+            # content delivered twice has the same value (null for a ready-made zip).
+            "manifest_sha256": hashlib.sha256(manifest.encode()).hexdigest() if manifest else None,
+        },
+    }

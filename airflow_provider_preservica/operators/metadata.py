@@ -10,8 +10,16 @@ from typing import Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_preservica.assets import capped, emit_asset_events, preservica_asset, preservica_host
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.lineage import (
+    ENTITY_OUTPUT_LIMIT,
+    entity_dataset,
+    lineage_host,
+    operator_lineage,
+    path_dataset,
+)
 from airflow_provider_preservica.metadata.model import Outcome, RowOutcome
 from airflow_provider_preservica.metadata.report import summary, to_xcom, write_report
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun
@@ -46,6 +54,14 @@ class PreservicaMetadataOperator(BaseOperator):
     :param max_workers: rows read and written at once (one shared token, one pooled connection set).
     :param wait_for_completion: wait for Preservica's background work (security tags, moves).
     :param deferrable: wait in the triggerer instead of the worker.
+    :param emit_empty_asset_events: also emit the outlets' asset events for a dry run or a sheet that changed
+        nothing; by default such a run triggers nothing downstream.
+
+    Outlets, when the run changed at least one entity: an ``Asset`` outlet gets an event whose extra holds
+    ``source``, ``report``, ``rows``, the count of each outcome (``changed``, ``unchanged``, ``not_found``...)
+    and ``changed_refs`` (at most 20); an ``AssetAlias`` outlet gets ``preservica://<host>/<ref>`` of each
+    entity changed (at most 100). With the OpenLineage provider installed, the run reports the sheet as input
+    and the entities changed (at most 100) and the report as outputs.
     """
 
     template_fields: Sequence[str] = ("source", "report_path", "preservica_conn_id")
@@ -64,6 +80,7 @@ class PreservicaMetadataOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 5.0,
         timeout: float = 6 * 3600.0,
+        emit_empty_asset_events: bool = False,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -80,7 +97,10 @@ class PreservicaMetadataOperator(BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.emit_empty_asset_events = emit_empty_asset_events
         self.preservica_conn_id = preservica_conn_id
+        self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
+        self._run: MetadataRun | None = None
 
     @property
     def _report(self) -> str:
@@ -94,6 +114,7 @@ class PreservicaMetadataOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
         self.log.info("Metadata sheet %s: %d rows, %d bad", self.source, sheet.rows, len(sheet.problems))
         hook = PreservicaHook(self.preservica_conn_id)
+        self._preservica_host = preservica_host(hook.settings.base_url)
         defer = self.deferrable and self.wait_for_completion
         try:
             run = hook.update_metadata(
@@ -123,7 +144,7 @@ class PreservicaMetadataOperator(BaseOperator):
                 ),
                 method_name="execute_complete",
             )
-        return self._finish(run)
+        return self._finish(context, run)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
@@ -137,9 +158,10 @@ class PreservicaMetadataOperator(BaseOperator):
                 f"{event.get('message') or f'waiting for Preservica failed: {event}'}; the report {self._report} "
                 "marks the rows still pending (a retry re-reads them and writes only what is missing)"
             )
-        return self._finish(run)
+        return self._finish(context, run)
 
-    def _finish(self, run: MetadataRun) -> dict[str, Any]:
+    def _finish(self, context: Any, run: MetadataRun) -> dict[str, Any]:
+        self._run = run
         write_report(run, self._report)
         self.log.info("%s", summary(run, self._report))
         failed = run.failed
@@ -154,7 +176,36 @@ class PreservicaMetadataOperator(BaseOperator):
             if any(o.outcome in RETRYABLE for o in failed) and not run.held_back:
                 raise AirflowException(message)
             raise AirflowFailException(message)
-        return to_xcom(run, self._report)
+        summary_xcom = to_xcom(run, self._report)
+        changed = _changed_refs(run)
+        host = lineage_host(self) or ""
+        emit_asset_events(
+            self,
+            context,
+            produced=[preservica_asset(host, ref) for ref in changed] if host else [],
+            extra={
+                "source": str(self.source),
+                **{k: v for k, v in summary_xcom.items() if k != "failed_rows"},
+                "changed_refs": capped(changed),
+                "refs_truncated": len(changed) > len(capped(changed)),
+            },
+            changed=bool(changed) and not run.dry_run,
+            emit_unchanged=self.emit_empty_asset_events,
+        )
+        return summary_xcom
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the sheet; outputs: the entities changed (at most 100) and the per-row report."""
+        host = lineage_host(self)
+        run = self._run
+        changed = _changed_refs(run)[:ENTITY_OUTPUT_LIMIT] if run is not None and not run.dry_run else []
+        outputs = [entity_dataset(host, ref) for ref in changed] if host else []
+        outputs.append(path_dataset(self._report, row_count=len(run.outcomes) if run is not None else None))
+        return operator_lineage([path_dataset(str(self.source))], outputs)
+
+
+def _changed_refs(run: MetadataRun) -> list[str]:
+    return [o.ref for o in run.outcomes if o.outcome == Outcome.CHANGED and o.ref]
 
 
 def _state(run: MetadataRun) -> dict[str, Any]:

@@ -9,8 +9,10 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
 from airflow_provider_preservica.client.search import DEFAULT_FIELDS, DEFAULT_PAGE_SIZE, SearchQuery
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.search_report import format_for, write_report
 from airflow_provider_preservica.storage import atomic_output, check_writable
 
@@ -36,6 +38,11 @@ class PreservicaSearchOperator(BaseOperator):
     :param output_format: ``csv`` or ``jsonl``; default from the file extension.
     :param fail_on_empty: fail (without retries) when nothing matches; by default an empty report succeeds.
     :param max_refs_in_xcom: how many references the returned summary lists at most.
+
+    Outlets: an ``Asset`` outlet gets an event whose extra holds ``path``, ``format``, ``count``, ``total_hits``
+    and ``parent_ref``; an ``AssetAlias`` outlet gets the report's own asset (``file:///...`` or its URL).
+    With the OpenLineage provider installed, the run reports the searched folder (``preservica://<host>``,
+    ``<ref>``; ``@root@`` for the whole repository) as input and the report as output, with its row count.
     """
 
     template_fields: Sequence[str] = (
@@ -82,6 +89,8 @@ class PreservicaSearchOperator(BaseOperator):
         self.fail_on_empty = fail_on_empty
         self.max_refs_in_xcom = max_refs_in_xcom
         self.preservica_conn_id = preservica_conn_id
+        self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
+        self._report_rows: int | None = None
 
     def execute(self, context: Any) -> dict[str, Any]:
         search_query = SearchQuery(
@@ -95,6 +104,7 @@ class PreservicaSearchOperator(BaseOperator):
         report_format = format_for(self.output_path, self.output_format)
         check_writable(self.output_path)
         hook = PreservicaHook(self.preservica_conn_id)
+        self._preservica_host = preservica_host(hook.settings.base_url)
         pager = hook.search(search_query, page_size=self.page_size, limit=self.limit)
         columns = search_query.requested_fields
         started = time.monotonic()
@@ -116,6 +126,19 @@ class PreservicaSearchOperator(BaseOperator):
             seconds,
             summary.rows / max(seconds, 1e-9),
         )
+        self._report_rows = summary.rows
+        emit_asset_events(
+            self,
+            context,
+            produced=[file_asset(self.output_path)],
+            extra={
+                "path": self.output_path,
+                "format": report_format,
+                "count": summary.rows,
+                "total_hits": pager.total,
+                "parent_ref": self.parent_ref or None,
+            },
+        )
         return {
             "count": summary.rows,
             "total_hits": pager.total,
@@ -125,3 +148,9 @@ class PreservicaSearchOperator(BaseOperator):
             "first_refs": summary.first_refs,
             "refs_truncated": summary.refs_truncated,
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the searched folder (or ``@root@``); output: the report, with its row count when written."""
+        host = lineage_host(self)
+        inputs = [entity_dataset(host, self.parent_ref)] if host else []
+        return operator_lineage(inputs, [path_dataset(self.output_path, row_count=self._report_rows)])
