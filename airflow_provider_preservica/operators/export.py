@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import BaseOperator
 
 from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
 from airflow_provider_preservica.client.entities import EntityNotFoundError
@@ -23,6 +22,7 @@ from airflow_provider_preservica.client.progress import (
     wait_for_progress,
 )
 from airflow_provider_preservica.client.transfer_progress import ProgressLogger
+from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import BaseOperator
 
 from airflow_provider_preservica.assets import capped, emit_asset_events, preservica_asset, preservica_host
 from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityTypeMismatchError
@@ -24,6 +23,7 @@ from airflow_provider_preservica.client.progress import (
     wait_for_progress,
 )
 from airflow_provider_preservica.client.upload import PackageUploader
+from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
 from airflow_provider_preservica.client.search import DEFAULT_FIELDS, DEFAULT_PAGE_SIZE, SearchQuery
+from airflow_provider_preservica.compat import AirflowFailException
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.search_report import format_for, write_report
