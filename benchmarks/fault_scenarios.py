@@ -11,7 +11,10 @@ returns what happened and whether anything was lost or duplicated:
   put in Preservica, which the task's error announces), duplicated = extra copies of an asset plus ingests
   started beyond one;
 - export (a folder of 3 assets): lost = a downloaded zip that differs from the sandbox's own export file,
-  duplicated = exports started beyond one; a failed task must leave no file behind.
+  duplicated = exports started beyond one; a failed task must leave no file behind;
+- refresh race (``work="refresh_race"``): two OS processes with separate lock directories (two worker
+  hosts) each run the scenario's one-task DAG with ``dag.test()`` and find the shared token due for
+  renewal at the same moment; the task succeeds only if every process's calls do.
 
 Faults "in the middle" are posted by a watcher thread once the sandbox has counted a given number of requests
 on a route (for example: after the first progress poll). The caller provides the Airflow environment (Airflow
@@ -61,6 +64,13 @@ SEARCH_ROUTES = "POST /api/content/*"
 SLOW_PAGES = {"kind": "latency", "route": SEARCH_ROUTES, "seconds": 0.1, "count": None}
 PROGRESS_ROUTES = "GET /api/entity/progress/*"
 EXPORT_CONTENT = "GET /api/entity/actions/exports/*/content"
+REFRESH_ROUTE = "POST /api/accesstoken/refresh"
+LEASE_VARIABLE = f"preservica_login_lease__{CONN_ID}"
+#: The refresh race: simulated worker hosts, and how much of the seeded token's 900 s is left (due: < 300 s).
+RACE_HOSTS = 2
+RACE_TOKEN_LEFT = 250.0
+#: Both refreshes are held this long at the sandbox, so that they are in flight together.
+SLOW_REFRESH = {"kind": "latency", "route": REFRESH_ROUTE, "seconds": 1.0, "count": RACE_HOSTS}
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,7 @@ class Scenario:
 
     id: str
     title: str
-    work: str  # "search" | "ingest" | "export"
+    work: str  # "search" | "ingest" | "export" | "refresh_race"
     expect_state: str  # "success" | "failed"
     expect_logins: int
     evidence: str  # words the task log must contain: the error's cause, or the recovery's trace
@@ -90,6 +100,7 @@ class Scenario:
     retries: int = 0
     max_requests: dict[str, int] = field(default_factory=dict)  # route prefix -> at most this many (no loop)
     sandbox_config: dict[str, Any] = field(default_factory=dict)  # over SANDBOX_CONFIG
+    expect_refreshes: int | None = None  # successful refreshes the sandbox counts (None: not checked)
     known_issue: str | None = None  # set when our client misbehaves: the test is then xfail(strict=True)
 
 
@@ -246,6 +257,39 @@ SCENARIOS: list[Scenario] = [
         evidence="ended FINISHED_MIXED_OUTCOME",
     ),
     Scenario(
+        id="refresh_token_rejected",
+        title="refresh token rejected (export wait)",
+        work="export",
+        # Due for renewal mid-export (after 5.3 s), with time to refresh before it is too late (7.2 s).
+        sandbox_config={"token_lifetime": 8, "export_seconds": 6.5},
+        faults=({"kind": "status", "route": REFRESH_ROUTE, "status": 401, "count": 1},),
+        expect_state="success",
+        expect_logins=2,  # the first, and one password login instead of the refused refresh
+        evidence="rejected the refresh token",
+    ),
+    Scenario(
+        id="refresh_raced_by_two_hosts",
+        title="refresh raced by two hosts",
+        work="refresh_race",
+        faults=(SLOW_REFRESH,),
+        expect_state="success",
+        expect_logins=1,  # the one that issued the shared token; the lease holder refreshes, the other waits
+        expect_refreshes=1,
+        evidence="Renewed the Preservica token of",
+        max_requests={REFRESH_ROUTE: 1},  # nobody presented the spent refresh token
+    ),
+    Scenario(
+        id="refresh_raced_by_two_hosts_without_lease",
+        title="refresh raced by two hosts, no login lease",
+        work="refresh_race",
+        conn_extra={"login_lease": False},
+        faults=(SLOW_REFRESH,),
+        expect_state="success",
+        expect_logins=1,  # the loser's refresh is refused; it finds the winner's token in the Variable
+        expect_refreshes=1,
+        evidence="Another worker renewed the Preservica token first",
+    ),
+    Scenario(
         id="export_failed",
         title="export ends FAILED",
         work="export",
@@ -264,6 +308,7 @@ class Outcome:
     scenario: Scenario
     state: str
     logins: int
+    refreshes: int
     lost: int | None  # after success: items missing; after failure: files not in Preservica (ingest) or None
     duplicated: int
     partial: int  # files a failed task left where its result would go
@@ -398,6 +443,24 @@ def build_dag(scenario: Scenario, workdir: Path) -> Any:
                 deferrable=scenario.deferrable,
                 **common,
             )
+        elif scenario.work == "refresh_race":
+            from airflow.sdk import task
+
+            @task(task_id="call_when_told", **common)
+            def call_when_told() -> int:
+                """Say ready, wait for the go file, then make three calls with the shared token."""
+                from airflow_provider_preservica.hooks.preservica import PreservicaHook
+
+                Path(os.environ["PRESERVICA_READY_FILE"]).touch()
+                go, deadline = Path(os.environ["PRESERVICA_GO_FILE"]), time.time() + 120
+                while not go.exists() and time.time() < deadline:
+                    time.sleep(0.005)
+                client = PreservicaHook().get_conn()
+                for _ in range(3):
+                    client.user_details()
+                return 3
+
+            call_when_told()
         else:
             raise ValueError(f"unknown work {scenario.work!r}")
     return dag
@@ -538,6 +601,123 @@ def _export_result(base_url: str, workdir: Path, succeeded: bool) -> _Result:
     return _Result(0 if same else 1, duplicated, 0)
 
 
+# ----------------------------------------------------------------------------------------------- refresh race
+_RACE_RUNNER = """
+import logging, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import pendulum
+from fault_scenarios import PACKAGE_LOGGER, build_dag, scenario_by_id
+dag = build_dag(scenario_by_id(sys.argv[2]), Path(sys.argv[3]))  # imports Airflow (and its logging set-up)
+handler = logging.FileHandler(sys.argv[5], encoding="utf-8")
+handler.setFormatter(logging.Formatter("%(message)s"))
+logger = logging.getLogger(PACKAGE_LOGGER)
+logger.addHandler(handler)
+logger.setLevel(logging.INFO)
+run = dag.test(logical_date=pendulum.parse(sys.argv[4]))
+states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+print("STATES", states)
+sys.exit(0 if set(states.values()) == {"success"} else 1)
+"""
+
+
+def _sync_bundles() -> None:
+    """Parse the DAG bundles once, as each ``dag.test()`` does, so that parallel runs do not race to insert."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    try:
+        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import BundleDagBag, sync_bag_to_db  # type: ignore[attr-defined,no-redef]
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        try:
+            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        except TypeError:  # Airflow 3.1: no bundle_name
+            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path)
+        sync_bag_to_db(bag, bundle.name, bundle.version)
+
+
+def _seed_due_token(server: SandboxServer, user: SandboxUser) -> None:
+    """Log in once and store the pair in the shared Variable as if only ``RACE_TOKEN_LEFT`` s were left."""
+    from airflow.models import Variable
+
+    from airflow_provider_preservica.auth.endpoint import build_base_url
+    from airflow_provider_preservica.auth.login import PasswordLogin
+    from airflow_provider_preservica.auth.settings import PreservicaSettings
+    from airflow_provider_preservica.auth.token import AccessToken
+    from airflow_provider_preservica.transport import HttpTransport
+
+    base_url = build_base_url(server.base_url)
+    settings = PreservicaSettings(base_url, user.name, user.password, tenant=user.tenant, cache_name=CONN_ID)
+    transport = HttpTransport(settings.base_url)
+    try:
+        token = PasswordLogin(settings, transport)()
+    finally:
+        transport.close()
+    now = time.time()
+    due = AccessToken(
+        value=token.value,
+        expires_at=now + RACE_TOKEN_LEFT,
+        issued_at=now + RACE_TOKEN_LEFT - token.lifetime,
+        fingerprint=token.fingerprint,
+        refresh_token=token.refresh_token,
+    )
+    Variable.set(TOKEN_VARIABLE, due.to_json())
+
+
+def _run_race(scenario: Scenario, server: SandboxServer, user: SandboxUser, workdir: Path) -> tuple[str, list[str]]:
+    """Run the DAG on ``RACE_HOSTS`` simulated hosts at once; (state, what they logged and printed)."""
+    import subprocess
+
+    _sync_bundles()
+    go = workdir / "go"
+    first = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    hosts = []
+    for index in range(RACE_HOSTS):
+        host = workdir / f"host-{index}"
+        host.mkdir(exist_ok=True)
+        env = dict(
+            os.environ,
+            PRESERVICA_LOCK_DIR=str(host),
+            PRESERVICA_GO_FILE=str(go),
+            PRESERVICA_READY_FILE=str(host / "ready"),
+        )
+        logical_date = (first + dt.timedelta(seconds=index)).isoformat()
+        argv = [sys.executable, "-c", _RACE_RUNNER, str(Path(__file__).resolve().parent), scenario.id]
+        argv += [str(workdir), logical_date, str(host / "provider.log")]
+        process = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(workdir)
+        )
+        hosts.append((host, process))
+    deadline = time.time() + 240
+    while not all((host / "ready").exists() for host, _ in hosts):
+        dead = [process for _, process in hosts if process.poll() is not None]
+        if dead or time.time() > deadline:
+            for _, process in hosts:
+                process.kill()
+            output = dead[0].communicate()[0] if dead else "(timed out)"
+            return "failed", [f"a simulated host did not start: {output[-2000:]}"]
+        time.sleep(0.05)
+    _seed_due_token(server, user)
+    go.touch()  # both hosts now find the shared token due within a few milliseconds of each other
+    lines: list[str] = []
+    codes = []
+    for host, process in hosts:
+        output = process.communicate(timeout=240)[0]
+        codes.append(process.returncode)
+        print(f"----- simulated worker host {host.name} -----\n{output}")  # captured, and audited, by pytest
+        log = host / "provider.log"
+        lines.extend(f"[{host.name}] {line}" for line in (log.read_text().splitlines() if log.exists() else []))
+    return ("success" if codes == [0] * RACE_HOSTS else "failed"), lines
+
+
 # ----------------------------------------------------------------------------------------------- running
 def _connection(server: SandboxServer, user: SandboxUser, extra: dict[str, Any]) -> str:
     return json.dumps(
@@ -602,6 +782,7 @@ def run_scenario(
         (workdir / "out").mkdir(exist_ok=True)
         TokenCache.clear_memory()
         Variable.delete(TOKEN_VARIABLE)
+        Variable.delete(LEASE_VARIABLE)
         os.environ[CONN_ENV] = _connection(server, user, scenario.conn_extra)
         if scenario.faults:
             _control(base, "POST", "/faults", _with_user(scenario.faults, user.name))
@@ -613,7 +794,13 @@ def run_scenario(
             watcher = _Watcher(base, scenario.during, user.name)
             watcher.start()
         with recorder.listening(), _output_to(workdir / "airflow.log" if quiet else None):
-            dag_run = dag.test()
+            if scenario.work == "refresh_race":
+                state, lines = _run_race(scenario, server, user, workdir)
+                recorder.lines.extend(lines)
+            else:
+                dag_run = dag.test()
+                states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+                state = next(iter(states.values()), "none")
         seconds = time.perf_counter() - started
     finally:
         if watcher is not None:
@@ -629,13 +816,13 @@ def run_scenario(
         else:
             os.environ[CONN_ENV] = saved_conn
 
-    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
-    state = next(iter(states.values()), "none")
     succeeded = state == "success"
     if scenario.work == "search":
         result = _search_result(server, workdir, succeeded)
     elif scenario.work == "ingest":
         result = _ingest_result(server, base)
+    elif scenario.work == "refresh_race":
+        result = _Result(0 if succeeded else None, 0, 0)  # nothing to lose: the calls either all worked or not
     else:
         result = _export_result(base, workdir, succeeded)
     log = recorder.text
@@ -643,6 +830,7 @@ def run_scenario(
         scenario=scenario,
         state=state,
         logins=int(stats["logins"].get(user.name, 0)),
+        refreshes=int(stats.get("refreshes", {}).get(user.name, 0)),
         lost=result.lost,
         duplicated=result.duplicated,
         partial=result.partial,
@@ -661,6 +849,8 @@ def _judge(scenario: Scenario, outcome: Outcome, log: str, watcher: _Watcher | N
         problems.append(f"task {outcome.state}, expected {scenario.expect_state}")
     if outcome.logins != scenario.expect_logins:
         problems.append(f"{outcome.logins} logins, expected {scenario.expect_logins}")
+    if scenario.expect_refreshes is not None and outcome.refreshes != scenario.expect_refreshes:
+        problems.append(f"{outcome.refreshes} refreshes, expected {scenario.expect_refreshes}")
     if scenario.evidence not in log:
         problems.append(f"neither the log nor the error says {scenario.evidence!r}")
     if outcome.state == "success" and outcome.lost:
@@ -692,10 +882,10 @@ def scenario_by_id(scenario_id: str) -> Scenario:
 
 
 def markdown_table(outcomes: list[Outcome]) -> str:
-    """scenario | DAG outcome | logins | lost | duplicated | as expected | message excerpt; known issues below."""
+    """One row per outcome (DAG outcome, logins, refreshes, lost, duplicated, verdict, excerpt); known issues below."""
     lines = [
-        "| scenario | DAG outcome | logins | lost | duplicated | as expected | message excerpt |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| scenario | DAG outcome | logins | refreshes | lost | duplicated | as expected | message excerpt |",
+        "|---|---|---:|---:|---:|---:|---|---|",
     ]
     notes = []
     for o in outcomes:
@@ -705,6 +895,7 @@ def markdown_table(outcomes: list[Outcome]) -> str:
             notes.append(f"[{len(notes) + 1}] {o.scenario.id}: {o.scenario.known_issue}")
             verdict += f" (known issue [{len(notes)}])"
         lines.append(
-            f"| {o.scenario.title} | {o.state} | {o.logins} | {lost} | {o.duplicated} | {verdict} | {o.excerpt} |"
+            f"| {o.scenario.title} | {o.state} | {o.logins} | {o.refreshes} | {lost} | {o.duplicated} | {verdict} "
+            f"| {o.excerpt} |"
         )
     return "\n".join(lines + (["", *notes] if notes else []))

@@ -80,9 +80,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def remember_tokens(server: SandboxServer) -> None:
-    """Keep every token the sandbox issued, so the leak test can search for all of them."""
+    """Keep every token (and refresh token) the sandbox issued, so the leak test can search for all of them."""
     with server.state.lock:
         ISSUED_TOKENS.update(server.state._tokens.keys())
+        ISSUED_TOKENS.update(record.refresh_token for record in server.state._tokens.values())
 
 
 @pytest.fixture(scope="session")

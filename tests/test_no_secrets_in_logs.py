@@ -1,8 +1,9 @@
-"""No password, 2FA seed or access token appears anywhere in what the whole test session logged."""
+"""No password, 2FA seed, access token or refresh token appears anywhere in what the whole test session logged."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -22,13 +23,18 @@ def _everything_logged() -> str:
 @pytest.mark.last
 def test_no_secret_in_any_captured_log(preservica_conn, caplog):
     caplog.set_level(logging.DEBUG)
-    PreservicaHook().get_conn().server_version()  # at least one login in this test's own capture
+    preservica_conn.state.update_config({"token_lifetime": 6})
+    client = PreservicaHook().get_conn()
+    client.server_version()  # at least one login in this test's own capture
+    time.sleep(4.2)  # due for renewal: the next call refreshes, so a refresh is in the capture too
+    client.server_version()
     logging.getLogger("audit").info("audit marker")
-    remember_tokens(preservica_conn)
+    remember_tokens(preservica_conn)  # access and refresh tokens alike
 
     logged = _everything_logged()
 
     assert "Logged in to Preservica as archivist" in logged, "the session log does not capture the provider's logs"
+    assert "Renewed the Preservica token of archivist" in logged, "no refresh was logged, so none was audited"
     assert ISSUED_TOKENS, "no token was issued, so the audit would prove nothing"
     leaked = sorted({secret[:4] + "..." for secret in [*SECRETS, *ISSUED_TOKENS] if secret in logged})
     assert not leaked, f"secrets found in the session's logs: {leaked}"

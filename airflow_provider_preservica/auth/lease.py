@@ -4,7 +4,8 @@ Airflow Variables have no compare-and-set, so workers on different hosts cannot 
 Fischer's algorithm only needs writes that finish within a known time: read the lease; if nobody
 holds it, write your claim, wait longer than any write can take, and read again. If your claim is
 still there, every competitor that could overwrite it has already done so, so you hold the lease;
-otherwise somebody else does and you wait for the token they will store.
+otherwise somebody else does and you wait for the token they will store. The same lease guards
+logins and refreshes: one holder across all hosts spends a token's single-use refresh token.
 
 If the bound is ever broken (a very slow write) two hosts may both log in: one login too many,
 never a failure. A holder that dies frees the lease when it expires.
@@ -89,6 +90,26 @@ class LoginLease:
                 return found
         log.warning("No Preservica login lease after %.0f s; logging in without it", timeout)
         return None
+
+    def try_acquire(self, ready: Callable[[], T | None]) -> T | None:
+        """One claim, no waiting for another holder (a renewal ahead of expiry): ``self.held`` says if it won.
+
+        Returns what ``ready()`` finds once the lease is held (the previous holder may have stored a
+        token just before), releasing the lease again in that case.
+        """
+        holder = self._holder()
+        if holder is not None and holder[0] != self.owner:
+            return None
+        self.store.write(self.key, json.dumps({"owner": self.owner, "expires": self._clock() + self.lease_seconds}))
+        self._sleep(self.claim_delay)
+        holder = self._holder()
+        if holder is None or holder[0] != self.owner:
+            return None
+        self.held = True
+        found = ready()
+        if found is not None:
+            self.release()
+        return found
 
     def release(self) -> None:
         if not self.held:

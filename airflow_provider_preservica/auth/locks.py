@@ -2,6 +2,8 @@
 
 The host lock is an advisory ``flock`` on a file in the temp directory, so every task process on a
 worker queues behind the one that is logging in. The kernel drops it if the holder dies.
+``try_single_flight`` takes both only if they are free at once: a renewal ahead of expiry never
+waits, because whoever holds them is already renewing and the current token is still good.
 """
 
 from __future__ import annotations
@@ -60,6 +62,33 @@ def single_flight(key: str, timeout: float) -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    finally:
+        thread_lock.release()
+
+
+@contextlib.contextmanager
+def try_single_flight(key: str) -> Iterator[bool]:
+    """Like :func:`single_flight` without waiting: yields ``True`` holding both locks, ``False`` holding none."""
+    thread_lock = _process_lock(key)
+    if not thread_lock.acquire(blocking=False):
+        yield False
+        return
+    try:
+        fd = os.open(lock_path(key), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = False
+            else:
+                held = True
+            try:
+                yield held
+            finally:
+                if held:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
     finally:

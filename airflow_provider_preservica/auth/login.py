@@ -1,7 +1,10 @@
-"""Log in to Preservica with username and password, completing 2FA when the account needs it.
+"""Log in to Preservica with username and password (completing 2FA when the account needs it), or renew a token.
 
-Only this module obtains tokens from the server. It never uses ``/refresh``: refresh tokens are
-single-use, so parallel workers refreshing one would collide, whereas parallel logins are allowed.
+Only this module obtains tokens from the server. ``PasswordLogin()`` logs in; ``PasswordLogin.refresh``
+exchanges a token's single-use refresh token for a new pair (``POST /api/accesstoken/refresh``, form
+field ``refreshToken``, the still-valid access token in ``Preservica-Access-Token``). Refresh tokens
+are single-use, so parallel refreshes of one collide: the token cache (``cache.py``) calls ``refresh``
+only under its single-flight locks and cross-host lease, and logs in when a refresh is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/api/accesstoken/login"
 COMPLETE_2FA_PATH = "/api/accesstoken/complete-2fa"
+REFRESH_PATH = "/api/accesstoken/refresh"
+TOKEN_HEADER = "Preservica-Access-Token"
 DEFAULT_VALID_FOR_MINUTES = 15.0
 
 
@@ -33,8 +38,12 @@ def _json_or_empty(response: requests.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+class RefreshRejected(PreservicaAuthError):
+    """Preservica would not exchange the refresh token (already used, expired, revoked): log in instead."""
+
+
 class PasswordLogin:
-    """Callable that performs one login and returns a fresh :class:`AccessToken`."""
+    """Callable that performs one login and returns a fresh :class:`AccessToken`; ``refresh`` renews one."""
 
     def __init__(self, settings: PreservicaSettings, transport: HttpTransport) -> None:
         self.settings = settings
@@ -76,6 +85,31 @@ class PasswordLogin:
             response.status_code, "POST", self.transport.url_for(LOGIN_PATH), self._scrub(message or response.reason)
         )
 
+    def refresh(self, token: AccessToken) -> AccessToken:
+        """Exchange ``token``'s refresh token for a new token pair; :class:`RefreshRejected` if refused.
+
+        Not retried after a server error or a broken connection (the refresh token may already be
+        spent); 429 and 503 are, since the server did not act on them. Messages never carry a token.
+        """
+        if not token.refresh_token:
+            raise RefreshRejected(f"the cached Preservica token of {self._who()} has no refresh token")
+        issued_at = time.time()
+        response = self.transport.request(
+            "POST",
+            REFRESH_PATH,
+            data={"refreshToken": token.refresh_token},
+            headers={TOKEN_HEADER: token.value},
+        )
+        body = _json_or_empty(response)
+        if response.status_code == 200 and body.get("token"):
+            renewed = self._token_from(body, issued_at, action="Renewed the Preservica token of")
+            return renewed
+        message = str(body.get("message") or response.reason or "")
+        for secret in (token.value, token.refresh_token):
+            message = message.replace(secret, "***")
+        reason = f"HTTP {response.status_code}" + (f": {self._scrub(message)}" if message else "")
+        raise RefreshRejected(f"Preservica rejected the refresh token of {self._who()} ({reason})")
+
     def _complete_2fa(self, challenge: dict[str, Any], issued_at: float) -> AccessToken:
         secret = self.settings.totp_secret
         if not secret:
@@ -106,16 +140,20 @@ class PasswordLogin:
             "extra and that this machine's clock is right (TOTP codes change every 30 s)"
         )
 
-    def _token_from(self, body: dict[str, Any], issued_at: float) -> AccessToken:
+    def _token_from(
+        self, body: dict[str, Any], issued_at: float, action: str = "Logged in to Preservica as"
+    ) -> AccessToken:
         try:
             minutes = float(body.get("validFor", DEFAULT_VALID_FOR_MINUTES))
         except (TypeError, ValueError):
             minutes = DEFAULT_VALID_FOR_MINUTES
+        refresh_token = body.get("refresh-token")
         token = AccessToken(
             value=str(body["token"]),
             expires_at=issued_at + minutes * 60.0,
             issued_at=issued_at,
             fingerprint=self.settings.fingerprint,
+            refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         )
-        log.info("Logged in to Preservica as %s (token valid for %.0f s)", self._who(), token.lifetime)
+        log.info("%s %s (token valid for %.0f s)", action, self._who(), token.lifetime)
         return token

@@ -243,10 +243,11 @@ def test_non_idempotent_post_is_not_repeated_after_a_502(preservica_conn):
 def test_short_lived_tokens_are_renewed_before_they_expire(preservica_conn):
     import time
 
-    preservica_conn.state.update_config({"token_lifetime": 2})
+    preservica_conn.state.update_config({"token_lifetime": 6})
     client = PreservicaHook().get_conn()
     client.user_details()
-    time.sleep(1.6)  # past expiry minus the margin (a quarter of a 2 s lifetime)
+    time.sleep(4.3)  # less than a third of the 6 s lifetime left: due for renewal, not yet expired
     client.user_details()
-    assert logins(preservica_conn) == 2
+    assert logins(preservica_conn) == 1  # renewed with the refresh token, not the password
+    assert preservica_conn.state.stats()["refreshes"] == {"archivist": 1}
     assert preservica_conn.state.stats()["requests"]["GET /api/user/details"] == 2  # no request met a 401

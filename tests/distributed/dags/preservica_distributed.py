@@ -18,9 +18,10 @@ from airflow_provider_preservica.operators.export import PreservicaExportOperato
 from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
-#: Mapped tasks of the token herd, and Preservica calls each makes, ``HERD_PAUSE`` seconds apart.
+#: Mapped tasks of the token herd; each calls Preservica every ``HERD_PAUSE`` s for ``HERD_SECONDS`` s, so
+#: that the run (about four waves of 16 worker slots) lasts several token lifetimes.
 HERD_TASKS = 50
-HERD_CALLS = 3
+HERD_SECONDS = 30.0
 HERD_PAUSE = 2.0
 #: Every worker slot of the deployment (2 workers x 8); the deferrable DAG fills them all at once.
 SLOTS = 16
@@ -33,17 +34,21 @@ def _host() -> str:
 
 @dag(schedule=None, start_date=START, catchup=False, max_active_tasks=64, tags=["distributed"])
 def preservica_token_herd():
-    """50 tasks on two worker hosts, each calling Preservica over longer than one token lifetime."""
+    """50 tasks on two worker hosts, each calling Preservica for longer than one token lifetime."""
 
     @task(retries=0)
     def call_preservica(index: int) -> dict[str, object]:
         hook = PreservicaHook()
         client = hook.get_conn()
-        for call in range(HERD_CALLS):
-            if call:
-                time.sleep(HERD_PAUSE)
+        calls, started = 0, time.monotonic()
+        while True:
             client.user_details()
-        return {"host": _host(), "calls": HERD_CALLS, "logins_here": hook.token_cache.logins}
+            calls += 1
+            if time.monotonic() - started + HERD_PAUSE > HERD_SECONDS:
+                break
+            time.sleep(HERD_PAUSE)
+        cache = hook.token_cache
+        return {"host": _host(), "calls": calls, "logins_here": cache.logins, "refreshes_here": cache.refreshes}
 
     call_preservica.expand(index=list(range(HERD_TASKS)))
 

@@ -1,0 +1,167 @@
+"""Renewal by refresh through the shared Variable: real Airflow tasks (dag.test on SQLite), several OS processes.
+
+The cache entry is seeded with a real token pair from the sandbox (one login), its bookkeeping times moved
+back so that the cache sees it due for renewal (or past its margin) while the sandbox still honours it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_preservica.auth.cache import TokenCache
+from airflow_provider_preservica.auth.login import PasswordLogin
+from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.transport import HttpTransport
+from tests.conftest import REPO, SESSION_LOG, connection_json, logins
+from tests.integration.conftest import delete_variable, set_variable, sync_test_dags, task_states, variable
+from tests.integration.test_single_flight_processes import RUNNER
+
+KEY = "preservica_access_token__preservica_default"
+REFRESH = "POST /api/accesstoken/refresh"
+PROCESSES = 6
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache_variable(airflow_db: None) -> None:
+    delete_variable(KEY)
+    delete_variable("preservica_login_lease__preservica_default")
+
+
+def seed(left: float, *, with_refresh_token: bool = True) -> AccessToken:
+    """Log in once and store the pair as if ``left`` seconds of its 900 s remained."""
+    settings = PreservicaHook().settings
+    transport = HttpTransport(settings.base_url)
+    try:
+        token = PasswordLogin(settings, transport)()
+    finally:
+        transport.close()
+    now = time.time()
+    record = AccessToken(
+        value=token.value,
+        expires_at=now + left,
+        issued_at=now + left - 900,
+        fingerprint=token.fingerprint,
+        refresh_token=token.refresh_token if with_refresh_token else None,
+    )
+    raw = record.to_json()
+    if not with_refresh_token:  # exactly what the provider wrote before it refreshed tokens
+        raw = json.dumps({k: v for k, v in json.loads(raw).items() if k != "refresh_token"})
+    set_variable(KEY, raw)
+    TokenCache.clear_memory()
+    return record
+
+
+def refreshes(server) -> int:
+    return int(server.state.stats()["refreshes"].get("archivist", 0))
+
+
+def refresh_requests(server) -> int:
+    return int(server.state.stats()["requests"].get(REFRESH, 0))
+
+
+def test_tasks_refresh_a_due_token_once_and_share_it(preservica_conn, run_dag):
+    seeded = seed(left=250)  # due (less than 300 s of 900 s left), still usable
+
+    dag_run = run_dag("token_sharing.py", "many_tasks_dag")
+
+    assert set(task_states(dag_run).values()) == {"success"}
+    assert logins(preservica_conn) == 1 and refreshes(preservica_conn) == 1 and refresh_requests(preservica_conn) == 1
+    stored = AccessToken.from_json(variable(KEY))
+    assert stored is not None and stored.value != seeded.value and stored.refresh_token
+    assert stored.refresh_token != seeded.refresh_token and stored.expires_at > time.time() + 800
+
+
+def test_an_entry_written_before_refresh_existed_is_used_as_it_is(preservica_conn, run_dag):
+    seeded = seed(left=800, with_refresh_token=False)
+
+    dag_run = run_dag("token_sharing.py", "many_tasks_dag")
+
+    assert set(task_states(dag_run).values()) == {"success"}
+    assert logins(preservica_conn) == 1 and refresh_requests(preservica_conn) == 0  # the seed's login only
+    assert AccessToken.from_json(variable(KEY)).value == seeded.value
+
+
+def test_a_due_entry_without_a_refresh_token_is_renewed_by_one_login(preservica_conn, run_dag):
+    seeded = seed(left=250, with_refresh_token=False)
+
+    dag_run = run_dag("token_sharing.py", "many_tasks_dag")
+
+    assert set(task_states(dag_run).values()) == {"success"}
+    assert logins(preservica_conn) == 2 and refresh_requests(preservica_conn) == 0
+    stored = AccessToken.from_json(variable(KEY))
+    assert stored.value != seeded.value and stored.refresh_token  # the new entry can be refreshed next time
+
+
+def test_the_refresh_token_is_only_in_the_encrypted_variable(preservica_conn, run_dag):
+    seed(left=250)
+    dag_run = run_dag("token_sharing.py", "many_tasks_dag")
+    from airflow.models import Variable
+    from airflow.models.xcom import XComModel as XCom
+    from airflow.utils.session import create_session
+
+    stored = AccessToken.from_json(variable(KEY))
+    assert stored is not None and stored.refresh_token
+    with create_session() as session:
+        row = session.query(Variable).filter(Variable.key == KEY).one()
+        assert row.is_encrypted and stored.refresh_token not in (row._val or "")
+        xcoms = session.query(XCom).filter(XCom.dag_id == dag_run.dag_id, XCom.run_id == dag_run.run_id).all()
+        assert xcoms and not any(stored.refresh_token in json.dumps(x.value, default=str) for x in xcoms)
+
+
+@pytest.mark.multiprocess
+def test_processes_on_six_hosts_needing_a_renewal_spend_the_refresh_token_once(preservica_conn, tmp_path: Path):
+    """Six task processes, each with its own lock directory (six "hosts"), find the shared token past its
+    margin (nobody may use it) within milliseconds of one another. Only the cross-host lease keeps them to
+    one refresh: the lease holder refreshes, the others wait for its token. (A token still usable while due
+    is raced by two hosts in the fault matrix, ``refresh_raced_by_two_hosts``.)
+    """
+    sync_test_dags()
+    go = tmp_path / "go"
+    env = dict(os.environ, AIRFLOW_CONN_PRESERVICA_DEFAULT=connection_json(preservica_conn), PRESERVICA_GO_FILE=str(go))
+    workers = []
+    for index in range(PROCESSES):
+        ready = tmp_path / f"ready-{index}"
+        lock_dir = tmp_path / f"host-{index}"
+        lock_dir.mkdir()
+        worker_env = dict(env, PRESERVICA_READY_FILE=str(ready), PRESERVICA_LOCK_DIR=str(lock_dir))
+        dag_file = str(REPO / "tests" / "dags" / "token_sharing.py")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, dag_file, f"2026-05-{index + 1:02d}T00:00:00+00:00"],
+            env=worker_env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        workers.append((ready, proc))
+    deadline = time.time() + 180
+    while not all(ready.exists() for ready, _ in workers):
+        assert time.time() < deadline, "task processes did not start in time"
+        dead = [proc for _, proc in workers if proc.poll() is not None]
+        assert not dead, "a task process died before asking for a token:\n" + dead[0].communicate()[0][-4000:]
+        time.sleep(0.05)
+    seeded = seed(left=30)  # 30 s of 900 s: past the 60 s margin, still refreshable
+    go.touch()
+
+    outputs = []
+    for _, proc in workers:
+        out, _ = proc.communicate(timeout=180)
+        outputs.append((proc.returncode, out))
+    with SESSION_LOG.open("a", encoding="utf-8") as log:
+        for _, out in outputs:
+            log.write(out)
+    assert [code for code, _ in outputs] == [0] * PROCESSES, outputs[0][1][-3000:]
+    assert logins(preservica_conn) == 1  # the seed's: no process logged in
+    assert refreshes(preservica_conn) == 1 and refresh_requests(preservica_conn) == 1  # nobody lost a race
+    stored = AccessToken.from_json(variable(KEY))
+    assert stored is not None and stored.value != seeded.value and stored.fresh()
