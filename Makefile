@@ -14,7 +14,9 @@ PROJECT_PACKAGES := -e ./sandbox -e '.[dev]'
 # The pins Airflow 3.1 needs (its published constraint file is out of CI's reach) are explained in the file.
 COMPAT_AIRFLOW_VERSION ?= 3.1.8
 COMPAT_CONSTRAINTS := .ci/constraints-airflow-3.1.txt
-COMPAT_VENV := .venv-airflow31
+# Inside .venv, which git, ruff and `make clean` already leave out or remove (a venv of its own beside it
+# would show up in `git status` and be linted: its bin/jp.py fails `ruff check .`).
+COMPAT_VENV := $(VENV)/airflow-3.1
 COMPAT_BIN := $(COMPAT_VENV)/bin
 COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
 COMPAT_TESTS := tests/unit tests/packaging tests/sandbox tests/client tests/integration tests/faults \
@@ -70,4 +72,4 @@ bench-quick: $(STAMP)
 	nice $(BIN)/python benchmarks/run_all.py --quick
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) .demo
+	rm -rf $(VENV) .demo

@@ -12,7 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from airflow_provider_preservica.exceptions import PreservicaConfigError
@@ -95,7 +95,9 @@ def fetch_to_local(url: str, into: str | os.PathLike[str]) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for remote in root.rglob("*"):
         if remote.is_file():
-            local = target / str(remote.relative_to(root))
+            # By path strings: universal-pathlib 0.2 (Airflow 3.1) answers relative_to() with a whole URL.
+            relative = PurePosixPath(remote.path).relative_to(PurePosixPath(root.path))
+            local = target.joinpath(*relative.parts)
             local.parent.mkdir(parents=True, exist_ok=True)
             _copy_object(remote, local)
     return target

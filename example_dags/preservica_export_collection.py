@@ -20,8 +20,8 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, Variable, task
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_preservica.compat import AirflowFailException
 from airflow_provider_preservica.operators.export import PreservicaExportOperator
 
 with DAG(

@@ -23,8 +23,8 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, AssetAlias, Param, Variable, task
-from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_provider_preservica.compat import AirflowSkipException
 from airflow_provider_preservica.operators.export import PreservicaExportOperator
 
 NIGHTLY_INGEST = AssetAlias("preservica_nightly_ingest")  # the ingest task's outlet in preservica_nightly_ingest

@@ -46,9 +46,9 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, Variable, task
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_preservica.client.entities import Entity, EntityService
+from airflow_provider_preservica.compat import AirflowFailException
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.metadata.model import RowChange

@@ -26,8 +26,8 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Variable, task
-from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_provider_preservica.compat import AirflowSkipException
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
 from airflow_provider_preservica.staging import (

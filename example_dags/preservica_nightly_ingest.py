@@ -45,9 +45,9 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, AssetAlias, Variable, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_preservica.client.progress import read_progress
+from airflow_provider_preservica.compat import AirflowFailException, AirflowSkipException
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.existing import existing_source_ids
 from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator

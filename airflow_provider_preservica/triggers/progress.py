@@ -1,22 +1,36 @@
 """``PreservicaProgressTrigger``: waits in the triggerer for a progress token to finish.
 
 The trigger holds only JSON values (connection id, token, times). Each poll runs the synchronous
-client in a worker thread (``asyncio.to_thread``), so the triggerer's event loop never blocks; the
-hook and its token cache are shared by all polls of this trigger.
+client in a worker thread, so the triggerer's event loop never blocks; the hook and its token cache are
+shared by all polls of this trigger.
+
+The worker thread comes from asgiref's ``sync_to_async``, not ``asyncio.to_thread``: the poll reads the
+Connection and the token Variable through the triggerer's comms channel, and on Airflow 3.1 only a thread
+that asgiref started finds its way back to the triggerer's event loop. From a plain thread, 3.1's
+``TriggerCommsDecoder.send`` starts an event loop of its own, two polls then read the one channel at once,
+and the trigger runner dies with "Response read out of order!". 3.2 and later accept either thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
 
 from airflow_provider_preservica.client.progress import PollErrors, Progress, read_many, read_progress
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
+
+T = TypeVar("T")
+
+
+async def in_worker_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking ``function(*args)`` in a worker thread of its own (polls of several triggers overlap)."""
+    return await sync_to_async(function, thread_sensitive=False)(*args)
 
 
 class PreservicaProgressTrigger(BaseTrigger):
@@ -57,7 +71,7 @@ class PreservicaProgressTrigger(BaseTrigger):
         errors = PollErrors()
         while True:
             try:
-                progress = await asyncio.to_thread(self._poll, hook)
+                progress = await in_worker_thread(self._poll, hook)
             except PreservicaError as exc:
                 if errors.tolerate(exc, self.progress_token) and time.time() + self.poll_interval <= self.end_time:
                     await asyncio.sleep(self.poll_interval)
@@ -149,7 +163,7 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
         errors = {token: PollErrors() for token in waiting}
         while True:
             try:
-                seen = await asyncio.to_thread(self._poll_all, hook, waiting)
+                seen = await in_worker_thread(self._poll_all, hook, waiting)
             except Exception as exc:
                 yield TriggerEvent({"status": "error", "results": results, "message": f"{type(exc).__name__}: {exc}"})
                 return

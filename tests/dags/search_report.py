@@ -8,7 +8,7 @@ from airflow.sdk import DAG
 from airflow_provider_preservica.operators.search import PreservicaSearchOperator
 
 with DAG(
-    "preservica_search_report",
+    "test_search_report",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

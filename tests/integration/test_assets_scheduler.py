@@ -33,22 +33,7 @@ import requests
 
 from tests.conftest import connection_json
 
-
-def _airflow_version() -> tuple[int, ...]:
-    from importlib.metadata import version
-
-    return tuple(int(part) for part in version("apache-airflow").split(".")[:2] if part.isdigit())
-
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.multiprocess,
-    pytest.mark.skipif(
-        _airflow_version() < (3, 2),
-        reason="on Airflow 3.1.8 the triggerer dies ('Response read out of order!') while it runs the provider's "
-        "progress trigger, which both example DAGs defer to",
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.multiprocess]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -20,8 +20,8 @@ from typing import Any
 import pendulum
 import pytest
 import requests
+from preservica_sandbox import SandboxServer
 
-from airflow_provider_preservica.sandbox import SandboxServer
 from tests.conftest import ARCHIVIST, MAPS_FOLDER, PROD_USER, TEST_USER, connection_json, logins, remember_tokens
 from tests.integration.conftest import delete_variable, task_states, variable
 
@@ -41,12 +41,19 @@ def examples(airflow_db: None) -> Any:
     None may fail to import.
     """
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.utils.session import create_session
+
+    try:
+        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import BundleDagBag, sync_bag_to_db  # type: ignore[attr-defined,no-redef]
 
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
-    bag = BundleDagBag(dag_folder=EXAMPLES, bundle_path=EXAMPLES, bundle_name="dags-folder")
+    try:
+        bag = BundleDagBag(dag_folder=EXAMPLES, bundle_path=EXAMPLES, bundle_name="dags-folder")
+    except TypeError:  # Airflow 3.1: no bundle_name
+        bag = BundleDagBag(dag_folder=EXAMPLES, bundle_path=EXAMPLES)
     assert bag.import_errors == {}
     sync_bag_to_db(bag, "dags-folder", None)
     return bag

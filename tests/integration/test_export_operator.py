@@ -103,8 +103,7 @@ def test_unzip_to_unpacks_the_verified_export(quick_exports, run_dag, tmp_path):
 
 
 def test_a_folder_exported_as_an_asset_is_refused_with_the_fix(quick_exports, tmp_path):
-    from airflow.sdk.exceptions import AirflowFailException
-
+    from airflow_provider_preservica.compat import AirflowFailException
     from airflow_provider_preservica.operators.export import PreservicaExportOperator
 
     operator = PreservicaExportOperator(

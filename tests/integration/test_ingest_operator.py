@@ -197,8 +197,7 @@ def _tampered_package(batch, out, victim):
 
 
 def test_a_fixity_mismatch_fails_the_task_naming_the_asset(quick_ingests, tmp_path):
-    from airflow.sdk.exceptions import AirflowFailException
-
+    from airflow_provider_preservica.compat import AirflowFailException
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
     from tests.integration.test_export_operator import FakeTaskInstance
 
@@ -215,8 +214,7 @@ def test_a_fixity_mismatch_fails_the_task_naming_the_asset(quick_ingests, tmp_pa
 
 
 def test_an_unknown_or_wrong_parent_fails_before_upload(quick_ingests, tmp_path):
-    from airflow.sdk.exceptions import AirflowFailException
-
+    from airflow_provider_preservica.compat import AirflowFailException
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
     from tests.integration.test_export_operator import FakeTaskInstance
 
