@@ -45,6 +45,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from preservica_sandbox import SandboxServer, SandboxUser
 
+    from airflow_provider_preservica.auth.settings import PreservicaSettings
+    from airflow_provider_preservica.auth.token import AccessToken
+
 PACKAGE_LOGGER = "airflow_provider_preservica"
 CONN_ID = "preservica_default"
 CONN_ENV = f"AIRFLOW_CONN_{CONN_ID.upper()}"
@@ -621,14 +624,31 @@ sys.exit(0 if set(states.values()) == {"success"} else 1)
 """
 
 
-def _sync_bundles() -> None:
-    """Parse the DAG bundles once, as each ``dag.test()`` does, so that parallel runs do not race to insert."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
+def bundle_dag_bag(folder: str | Path, bundle_name: str) -> Any:
+    """Parse ``folder`` as the DAG bundle ``bundle_name`` (Airflow 3.1 keeps the class elsewhere, without a name)."""
+    try:
+        from airflow.dag_processing.dagbag import BundleDagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import BundleDagBag  # type: ignore[attr-defined,no-redef]
 
     try:
-        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+        return BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name=bundle_name)
+    except TypeError:  # Airflow 3.1: no bundle_name
+        return BundleDagBag(dag_folder=folder, bundle_path=folder)
+
+
+def sync_dag_bag(bag: Any, bundle_name: str, version: str | None = None) -> None:
+    try:
+        from airflow.dag_processing.dagbag import sync_bag_to_db
     except ImportError:  # Airflow < 3.2
-        from airflow.models.dagbag import BundleDagBag, sync_bag_to_db  # type: ignore[attr-defined,no-redef]
+        from airflow.models.dagbag import sync_bag_to_db  # type: ignore[attr-defined,no-redef]
+
+    sync_bag_to_db(bag, bundle_name, version)
+
+
+def sync_dag_bundles() -> None:
+    """Parse the DAG bundles once, as each ``dag.test()`` does, so that parallel runs do not race to insert."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.utils.session import create_session
 
     manager = DagBundlesManager()
@@ -637,46 +657,47 @@ def _sync_bundles() -> None:
     for bundle in manager.get_all_dag_bundles():
         if not bundle.is_initialized:
             bundle.initialize()
-        try:
-            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
-        except TypeError:  # Airflow 3.1: no bundle_name
-            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path)
-        sync_bag_to_db(bag, bundle.name, bundle.version)
+        sync_dag_bag(bundle_dag_bag(bundle.path, bundle.name), bundle.name, bundle.version)
 
 
-def _seed_due_token(server: SandboxServer, user: SandboxUser) -> None:
-    """Log in once and store the pair in the shared Variable as if only ``RACE_TOKEN_LEFT`` s were left."""
-    from airflow.models import Variable
-
-    from airflow_provider_preservica.auth.endpoint import build_base_url
+def login_as_if_due(settings: PreservicaSettings, left: float) -> AccessToken:
+    """Log in once; the token as if only ``left`` seconds of its lifetime were left."""
     from airflow_provider_preservica.auth.login import PasswordLogin
-    from airflow_provider_preservica.auth.settings import PreservicaSettings
     from airflow_provider_preservica.auth.token import AccessToken
     from airflow_provider_preservica.transport import HttpTransport
 
-    base_url = build_base_url(server.base_url)
-    settings = PreservicaSettings(base_url, user.name, user.password, tenant=user.tenant, cache_name=CONN_ID)
     transport = HttpTransport(settings.base_url)
     try:
         token = PasswordLogin(settings, transport)()
     finally:
         transport.close()
     now = time.time()
-    due = AccessToken(
+    return AccessToken(
         value=token.value,
-        expires_at=now + RACE_TOKEN_LEFT,
-        issued_at=now + RACE_TOKEN_LEFT - token.lifetime,
+        expires_at=now + left,
+        issued_at=now + left - token.lifetime,
         fingerprint=token.fingerprint,
         refresh_token=token.refresh_token,
     )
-    Variable.set(TOKEN_VARIABLE, due.to_json())
+
+
+def _seed_due_token(server: SandboxServer, user: SandboxUser) -> None:
+    """Store a pair in the shared Variable as if only ``RACE_TOKEN_LEFT`` s were left."""
+    from airflow.models import Variable
+
+    from airflow_provider_preservica.auth.endpoint import build_base_url
+    from airflow_provider_preservica.auth.settings import PreservicaSettings
+
+    base_url = build_base_url(server.base_url)
+    settings = PreservicaSettings(base_url, user.name, user.password, tenant=user.tenant, cache_name=CONN_ID)
+    Variable.set(TOKEN_VARIABLE, login_as_if_due(settings, RACE_TOKEN_LEFT).to_json())
 
 
 def _run_race(scenario: Scenario, server: SandboxServer, user: SandboxUser, workdir: Path) -> tuple[str, list[str]]:
     """Run the DAG on ``RACE_HOSTS`` simulated hosts at once; (state, what they logged and printed)."""
     import subprocess
 
-    _sync_bundles()
+    sync_dag_bundles()
     go = workdir / "go"
     first = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     hosts = []

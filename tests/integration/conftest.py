@@ -62,22 +62,6 @@ def delete_variable(key: str) -> None:
 
 def sync_test_dags() -> None:
     """Serialise the test DAGs once, so that parallel ``dag.test()`` processes do not race to insert them."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from benchmarks.fault_scenarios import sync_dag_bundles
 
-    try:
-        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-    except ImportError:  # Airflow < 3.2
-        from airflow.models.dagbag import BundleDagBag, sync_bag_to_db  # type: ignore[attr-defined,no-redef]
-    from airflow.utils.session import create_session
-
-    manager = DagBundlesManager()
-    with create_session() as session:
-        manager.sync_bundles_to_db(session=session)
-    for bundle in manager.get_all_dag_bundles():
-        if not bundle.is_initialized:
-            bundle.initialize()
-        try:
-            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
-        except TypeError:  # Airflow 3.1: no bundle_name
-            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path)
-        sync_bag_to_db(bag, bundle.name, bundle.version)
+    sync_dag_bundles()

@@ -43,19 +43,13 @@ def examples(airflow_db: None) -> Any:
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.utils.session import create_session
 
-    try:
-        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-    except ImportError:  # Airflow < 3.2
-        from airflow.models.dagbag import BundleDagBag, sync_bag_to_db  # type: ignore[attr-defined,no-redef]
+    from benchmarks.fault_scenarios import bundle_dag_bag, sync_dag_bag
 
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
-    try:
-        bag = BundleDagBag(dag_folder=EXAMPLES, bundle_path=EXAMPLES, bundle_name="dags-folder")
-    except TypeError:  # Airflow 3.1: no bundle_name
-        bag = BundleDagBag(dag_folder=EXAMPLES, bundle_path=EXAMPLES)
+    bag = bundle_dag_bag(EXAMPLES, "dags-folder")
     assert bag.import_errors == {}
-    sync_bag_to_db(bag, "dags-folder", None)
+    sync_dag_bag(bag, "dags-folder")
     return bag
 
 

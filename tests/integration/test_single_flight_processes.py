@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,60 @@ RUNNER = textwrap.dedent(
 )
 
 
+class TokenRace:
+    """Task processes that each run ``single_token_dag`` and wait at a start line (the "go" file) until
+    all of them are ready, so that they ask for a token within milliseconds of one another."""
+
+    def __init__(self, server: Any, tmp_path: Path, count: int, *, month: int) -> None:
+        self.tmp_path, self.count, self.month = tmp_path, count, month
+        self.go_file = tmp_path / "go"
+        self.env = dict(
+            os.environ, AIRFLOW_CONN_PRESERVICA_DEFAULT=connection_json(server), PRESERVICA_GO_FILE=str(self.go_file)
+        )
+        self.workers: list[tuple[Path, subprocess.Popen[str]]] = []
+
+    def start(self, *, own_lock_dirs: bool) -> None:
+        """``own_lock_dirs``: each process gets its own host lock directory, as on different workers."""
+        sync_test_dags()
+        for index in range(self.count):
+            ready = self.tmp_path / f"ready-{index}"
+            env = dict(self.env, PRESERVICA_READY_FILE=str(ready))
+            if own_lock_dirs:
+                lock_dir = self.tmp_path / f"host-{index}"
+                lock_dir.mkdir()
+                env["PRESERVICA_LOCK_DIR"] = str(lock_dir)
+            logical_date = f"2026-{self.month:02d}-{index + 1:02d}T00:00:00+00:00"
+            process = subprocess.Popen(
+                [sys.executable, "-c", RUNNER, str(REPO / "tests" / "dags" / "token_sharing.py"), logical_date],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            self.workers.append((ready, process))
+
+    def wait_until_ready(self) -> None:
+        deadline = time.time() + 180
+        while not all(ready.exists() for ready, _ in self.workers):
+            assert time.time() < deadline, "task processes did not start in time"
+            dead = [proc for _, proc in self.workers if proc.poll() is not None]
+            assert not dead, "a task process died before asking for a token:\n" + dead[0].communicate()[0][-4000:]
+            time.sleep(0.05)
+
+    def go(self) -> list[tuple[int, str]]:
+        """Let every process go; each one's (exit code, output), also appended to the session log."""
+        self.go_file.touch()
+        outputs = []
+        for _, proc in self.workers:
+            out, _ = proc.communicate(timeout=180)
+            outputs.append((proc.returncode, out))
+        with SESSION_LOG.open("a", encoding="utf-8") as log:
+            for _, out in outputs:
+                log.write(out)
+        return outputs
+
+
 @pytest.mark.integration
 @pytest.mark.multiprocess
 @pytest.mark.parametrize("hosts", ["one host", "eight hosts"])
@@ -42,45 +97,9 @@ def test_processes_asking_at_the_same_moment_produce_one_login(preservica_conn, 
     lease in the shared Variable keeps them to one login.
     """
     delete_variable("preservica_access_token__preservica_default")
-    sync_test_dags()
-    go = tmp_path / "go"
-    env = dict(os.environ, AIRFLOW_CONN_PRESERVICA_DEFAULT=connection_json(preservica_conn), PRESERVICA_GO_FILE=str(go))
-    workers = []
-    for index in range(PROCESSES):
-        ready = tmp_path / f"ready-{index}"
-        worker_env = dict(env, PRESERVICA_READY_FILE=str(ready))
-        if hosts == "eight hosts":
-            lock_dir = tmp_path / f"host-{index}"
-            lock_dir.mkdir()
-            worker_env["PRESERVICA_LOCK_DIR"] = str(lock_dir)
-        logical_date = f"2026-{3 if hosts == 'one host' else 4:02d}-{index + 1:02d}T00:00:00+00:00"
-        workers.append(
-            (
-                ready,
-                subprocess.Popen(
-                    [sys.executable, "-c", RUNNER, str(REPO / "tests" / "dags" / "token_sharing.py"), logical_date],
-                    env=worker_env,
-                    cwd=REPO,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                ),
-            )
-        )
-    deadline = time.time() + 180
-    while not all(ready.exists() for ready, _ in workers):
-        assert time.time() < deadline, "task processes did not start in time"
-        dead = [proc for _, proc in workers if proc.poll() is not None]
-        assert not dead, "a task process died before asking for a token:\n" + dead[0].communicate()[0][-4000:]
-        time.sleep(0.05)
-    go.touch()  # every process now asks for a token within a few milliseconds of the others
-
-    outputs = []
-    for _, proc in workers:
-        out, _ = proc.communicate(timeout=180)
-        outputs.append((proc.returncode, out))
-    with SESSION_LOG.open("a", encoding="utf-8") as log:
-        for _, out in outputs:
-            log.write(out)
+    race = TokenRace(preservica_conn, tmp_path, PROCESSES, month=3 if hosts == "one host" else 4)
+    race.start(own_lock_dirs=hosts == "eight hosts")
+    race.wait_until_ready()
+    outputs = race.go()  # every process now asks for a token within a few milliseconds of the others
     assert [code for code, _ in outputs] == [0] * PROCESSES, outputs[0][1][-3000:]
     assert logins(preservica_conn) == 1

@@ -6,23 +6,20 @@ back so that the cache sees it due for renewal (or past its margin) while the sa
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_preservica.auth.cache import TokenCache
-from airflow_provider_preservica.auth.login import PasswordLogin
 from airflow_provider_preservica.auth.token import AccessToken
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.transport import HttpTransport
-from tests.conftest import REPO, SESSION_LOG, connection_json, logins
-from tests.integration.conftest import delete_variable, set_variable, sync_test_dags, task_states, variable
-from tests.integration.test_single_flight_processes import RUNNER
+from benchmarks.fault_scenarios import login_as_if_due
+from tests.conftest import logins
+from tests.integration.conftest import delete_variable, set_variable, task_states, variable
+from tests.integration.test_single_flight_processes import TokenRace
 
 KEY = "preservica_access_token__preservica_default"
 REFRESH = "POST /api/accesstoken/refresh"
@@ -39,20 +36,9 @@ def _empty_cache_variable(airflow_db: None) -> None:
 
 def seed(left: float, *, with_refresh_token: bool = True) -> AccessToken:
     """Log in once and store the pair as if ``left`` seconds of its 900 s remained."""
-    settings = PreservicaHook().settings
-    transport = HttpTransport(settings.base_url)
-    try:
-        token = PasswordLogin(settings, transport)()
-    finally:
-        transport.close()
-    now = time.time()
-    record = AccessToken(
-        value=token.value,
-        expires_at=now + left,
-        issued_at=now + left - 900,
-        fingerprint=token.fingerprint,
-        refresh_token=token.refresh_token if with_refresh_token else None,
-    )
+    record = login_as_if_due(PreservicaHook().settings, left)
+    if not with_refresh_token:
+        record = dataclasses.replace(record, refresh_token=None)
     raw = record.to_json()
     if not with_refresh_token:  # exactly what the provider wrote before it refreshed tokens
         raw = json.dumps({k: v for k, v in json.loads(raw).items() if k != "refresh_token"})
@@ -125,41 +111,11 @@ def test_processes_on_six_hosts_needing_a_renewal_spend_the_refresh_token_once(p
     one refresh: the lease holder refreshes, the others wait for its token. (A token still usable while due
     is raced by two hosts in the fault matrix, ``refresh_raced_by_two_hosts``.)
     """
-    sync_test_dags()
-    go = tmp_path / "go"
-    env = dict(os.environ, AIRFLOW_CONN_PRESERVICA_DEFAULT=connection_json(preservica_conn), PRESERVICA_GO_FILE=str(go))
-    workers = []
-    for index in range(PROCESSES):
-        ready = tmp_path / f"ready-{index}"
-        lock_dir = tmp_path / f"host-{index}"
-        lock_dir.mkdir()
-        worker_env = dict(env, PRESERVICA_READY_FILE=str(ready), PRESERVICA_LOCK_DIR=str(lock_dir))
-        dag_file = str(REPO / "tests" / "dags" / "token_sharing.py")
-        proc = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, dag_file, f"2026-05-{index + 1:02d}T00:00:00+00:00"],
-            env=worker_env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        workers.append((ready, proc))
-    deadline = time.time() + 180
-    while not all(ready.exists() for ready, _ in workers):
-        assert time.time() < deadline, "task processes did not start in time"
-        dead = [proc for _, proc in workers if proc.poll() is not None]
-        assert not dead, "a task process died before asking for a token:\n" + dead[0].communicate()[0][-4000:]
-        time.sleep(0.05)
+    race = TokenRace(preservica_conn, tmp_path, PROCESSES, month=5)
+    race.start(own_lock_dirs=True)
+    race.wait_until_ready()
     seeded = seed(left=30)  # 30 s of 900 s: past the 60 s margin, still refreshable
-    go.touch()
-
-    outputs = []
-    for _, proc in workers:
-        out, _ = proc.communicate(timeout=180)
-        outputs.append((proc.returncode, out))
-    with SESSION_LOG.open("a", encoding="utf-8") as log:
-        for _, out in outputs:
-            log.write(out)
+    outputs = race.go()
     assert [code for code, _ in outputs] == [0] * PROCESSES, outputs[0][1][-3000:]
     assert logins(preservica_conn) == 1  # the seed's: no process logged in
     assert refreshes(preservica_conn) == 1 and refresh_requests(preservica_conn) == 1  # nobody lost a race
