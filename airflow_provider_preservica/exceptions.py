@@ -15,6 +15,18 @@ class PreservicaConfigError(PreservicaError):
     """Connection, ini file or argument is missing or malformed; fix the configuration and retry."""
 
 
+class UnsafeInputError(PreservicaConfigError):
+    """Input from elsewhere was refused: a DTD in a fragment, a file outside its folder, a size over the cap.
+
+    ``problem`` says what is wrong and ``fix`` what to do; the message is both.
+    """
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem}; {fix}")
+
+
 class InsecureTransportError(PreservicaConfigError):
     """Credentials would travel over plain http to a host that is not loopback."""
 

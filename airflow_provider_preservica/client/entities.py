@@ -12,6 +12,7 @@ from typing import Literal
 from airflow_provider_preservica.client.namespaces import Namespaces
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaHTTPError
+from airflow_provider_preservica.fragments import parse_xml
 
 EntityType = Literal["SO", "IO", "CO"]
 KIND_NAMES: dict[str, str] = {"SO": "a folder", "IO": "an asset", "CO": "a content object"}
@@ -378,11 +379,13 @@ class EntityService:
 
 
 def parse_fragment(fragment: str) -> ET.Element:
-    """The root element of a descriptive metadata fragment; it must be well-formed and namespaced."""
+    """The root element of a descriptive metadata fragment; it must be well-formed, namespaced, without DTD."""
     try:
-        root = ET.fromstring(fragment)
+        root = parse_xml(fragment)
     except ET.ParseError as exc:
         raise PreservicaConfigError(f"metadata fragment is not well-formed XML: {exc}") from None
+    except PreservicaConfigError as exc:
+        raise PreservicaConfigError(f"metadata fragment refused: {exc}") from None
     if not root.tag.startswith("{"):
         raise PreservicaConfigError(
             f'metadata fragment <{root.tag}> needs a namespace on its root element (xmlns="..."): '

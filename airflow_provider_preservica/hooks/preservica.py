@@ -27,6 +27,7 @@ from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
+from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
 from airflow_provider_preservica.metadata.model import RowOutcome
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun, MetadataUpdater
 from airflow_provider_preservica.metadata.sheet import Sheet, read_sheet, sheet_from_records
@@ -194,6 +195,8 @@ class PreservicaHook(BaseHook):
         wait: bool = True,
         poll_interval: float = 2.0,
         timeout: float = 3600.0,
+        metadata_root: str | os.PathLike[str] | None = None,
+        max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES,
     ) -> MetadataRun:
         """Bring many entities to the state a sheet describes; writes only what differs (safe to re-run).
 
@@ -202,13 +205,16 @@ class PreservicaHook(BaseHook):
         columns as keys. Every row is checked and read before the first write; when any row fails and
         ``allow_partial`` is false, nothing is written. Security tag changes and moves are waited for
         unless ``wait=False`` (their progress tokens are then in ``MetadataRun.pending``).
+        ``metadata_file`` values must lie inside ``metadata_root`` (default: the sheet's folder, or the working
+        directory for a list of dicts) and no fragment may exceed ``max_fragment_bytes`` or carry a DTD.
         """
+        limits: dict[str, Any] = {"metadata_root": metadata_root, "max_fragment_bytes": max_fragment_bytes}
         if isinstance(sheet, list):
-            parsed = sheet_from_records(sheet)
+            parsed = sheet_from_records(sheet, **limits)
         elif isinstance(sheet, Sheet):
             parsed = sheet
         else:
-            parsed = read_sheet(os.fspath(sheet))
+            parsed = read_sheet(os.fspath(sheet), **limits)
         updater = MetadataUpdater(self.entities, max_workers=max_workers)
         return updater.run(
             parsed,

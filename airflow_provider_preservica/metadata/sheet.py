@@ -13,9 +13,14 @@ JSON Lines: one object per line with the same keys; ``null`` or a missing key le
 ``parent``             reference of the folder to move the entity into (``@root@``: a folder to the top)
 ``identifier:<type>``  the value the identifier of that type should have (added, or the old one updated)
 ``metadata[:label]``   a descriptive metadata fragment, inline XML with a namespace on its root element
-``metadata_file[:l]``  the same from a file, relative to the sheet's folder
+``metadata_file[:l]``  the same from a file, relative to the sheet's folder (and inside it: see below)
 ``metadata_mode``      ``replace`` (default: exactly one fragment of that schema, this one) or ``add``
 =====================  ==================================================================================
+
+Fragments are untrusted input (see :mod:`airflow_provider_preservica.fragments`): a DTD is refused, each
+fragment is capped at ``max_fragment_bytes``, and ``metadata_file`` must lie inside ``metadata_root`` (by
+default the sheet's folder; absolute paths, ``..`` and symlinks may not leave it). Each such row is a
+problem named with its fix, found before anything is written.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import csv
 import difflib
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +38,13 @@ from typing import Any
 
 from airflow_provider_preservica.client.entities import parse_fragment
 from airflow_provider_preservica.exceptions import PreservicaConfigError
+from airflow_provider_preservica.fragments import (
+    DEFAULT_MAX_FRAGMENT_BYTES,
+    check_size,
+    contained_file,
+    contained_url,
+    read_capped,
+)
 from airflow_provider_preservica.metadata.model import ROOT, FragmentChange, RowChange
 from airflow_provider_preservica.storage import _object_path, is_url
 
@@ -110,25 +123,45 @@ def _read_text(source: str) -> str:
 
 
 class _FragmentFiles:
-    """Reads ``metadata_file`` cells relative to the sheet's folder (local or object storage)."""
+    """Reads ``metadata_file`` cells relative to the sheet's folder (local or object storage), inside ``root``.
 
-    def __init__(self, source: str) -> None:
+    ``root``: the folder that files may come from (default: the sheet's folder); ``max_bytes``: the cap on
+    one fragment, inline or from a file.
+    """
+
+    def __init__(
+        self, source: str, root: str | os.PathLike[str] | None = None, max_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES
+    ) -> None:
+        if max_bytes < 1:
+            raise SheetError("max_fragment_bytes must be at least 1")
         self.source = source
+        self.max_bytes = max_bytes
+        self.remote = is_url(source)
+        self.base = source.rsplit("/", 1)[0] if self.remote else str(Path(source).expanduser().parent)
+        self.root = os.fspath(root) if root is not None else self.base
 
     def read(self, name: str) -> str:
-        if is_url(name):
-            target: Any = _object_path(name)
-        elif is_url(self.source):
-            target = _object_path(self.source).parent / name
-        else:
-            path = Path(name).expanduser()
-            target = path if path.is_absolute() else Path(self.source).expanduser().parent / path
+        target: Any = name
         try:
-            return str(target.read_text(encoding="utf-8-sig"))
+            if self.remote or is_url(self.root) or is_url(name):
+                target = _object_path(contained_url(name, self.base, self.root))
+            else:
+                target = contained_file(name, Path(self.base), Path(self.root))
+            data = read_capped(target, self.max_bytes, f"metadata file {name!r}")
+            return data.decode("utf-8-sig")
+        except PreservicaConfigError as exc:
+            raise _RowInvalid(str(exc)) from None
         except FileNotFoundError:
             raise _RowInvalid(f"metadata file {name!r} does not exist (looked for {target})") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise _RowInvalid(f"cannot read metadata file {name!r}: {exc}") from None
+
+    def inline(self, document: str, column: str) -> str:
+        try:
+            check_size(document, self.max_bytes, f"the fragment in {column}")
+        except PreservicaConfigError as exc:
+            raise _RowInvalid(str(exc)) from None
+        return document
 
 
 def _text(value: Any, column: str) -> str | None:
@@ -223,11 +256,11 @@ def _row_change(row: int, values: Mapping[str, Any], files: _FragmentFiles) -> R
                 if "file" in item:
                     fragments.append(_fragment(files.read(str(item["file"])), item_mode, str(item["file"])))
                 else:
-                    fragments.append(_fragment(str(item.get("xml", "")), item_mode, column))
+                    fragments.append(_fragment(files.inline(str(item.get("xml", "")), column), item_mode, column))
             elif base == "metadata_file":
                 fragments.append(_fragment(files.read(str(item).strip()), mode, str(item).strip()))
             else:
-                fragments.append(_fragment(str(item), mode, column))
+                fragments.append(_fragment(files.inline(str(item), column), mode, column))
     replaced = [f.schema for f in fragments if f.mode == "replace"]
     twice = sorted({s for s in replaced if replaced.count(s) > 1})
     if twice:
@@ -310,18 +343,40 @@ def _checked_records(records: Iterable[Mapping[str, Any]], source: str) -> Itera
         yield number, dict(record)
 
 
-def sheet_from_records(records: Iterable[Mapping[str, Any]], source: str = "rows given in code") -> Sheet:
-    """A sheet from Python mappings with the JSON Lines keys (``None`` leaves a property as it is)."""
-    return _collect(_checked_records(records, source), source, _FragmentFiles(str(Path.cwd() / "rows")))
+def sheet_from_records(
+    records: Iterable[Mapping[str, Any]],
+    source: str = "rows given in code",
+    *,
+    metadata_root: str | os.PathLike[str] | None = None,
+    max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES,
+) -> Sheet:
+    """A sheet from Python mappings with the JSON Lines keys (``None`` leaves a property as it is).
+
+    ``metadata_file`` values are relative to the working directory and must lie inside ``metadata_root``
+    (default: the working directory).
+    """
+    files = _FragmentFiles(str(Path.cwd() / "rows"), metadata_root, max_fragment_bytes)
+    return _collect(_checked_records(records, source), source, files)
 
 
-def parse_sheet(text: str, source: str, sheet_format: str | None = None) -> Sheet:
-    """Rows of ``text``; bad rows become ``problems`` (every one of them, not just the first)."""
+def parse_sheet(
+    text: str,
+    source: str,
+    sheet_format: str | None = None,
+    *,
+    metadata_root: str | os.PathLike[str] | None = None,
+    max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES,
+) -> Sheet:
+    """Rows of ``text``; bad rows become ``problems`` (every one of them, not just the first).
+
+    ``metadata_root``: the folder ``metadata_file`` cells may read from (default: the sheet's folder);
+    ``max_fragment_bytes``: the largest fragment accepted, inline or from a file.
+    """
     fmt = (sheet_format or ("jsonl" if PurePosixPath(source).suffix.lower() in JSON_SUFFIXES else "csv")).lower()
     if fmt not in ("csv", "jsonl"):
         raise SheetError(f"sheet format {sheet_format!r} is not 'csv' or 'jsonl'")
     records = _csv_records(text, source) if fmt == "csv" else _jsonl_records(text, source)
-    return _collect(records, source, _FragmentFiles(source))
+    return _collect(records, source, _FragmentFiles(source, metadata_root, max_fragment_bytes))
 
 
 def _collect(records: Iterable[tuple[int, dict[str, Any]]], source: str, files: _FragmentFiles) -> Sheet:
@@ -336,6 +391,21 @@ def _collect(records: Iterable[tuple[int, dict[str, Any]]], source: str, files: 
     return sheet
 
 
-def read_sheet(source: str, sheet_format: str | None = None) -> Sheet:
-    """Read and check the sheet at ``source`` (a local path or an ``ObjectStoragePath`` URL)."""
-    return parse_sheet(_read_text(str(source)), str(source), sheet_format)
+def read_sheet(
+    source: str,
+    sheet_format: str | None = None,
+    *,
+    metadata_root: str | os.PathLike[str] | None = None,
+    max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES,
+) -> Sheet:
+    """Read and check the sheet at ``source`` (a local path or an ``ObjectStoragePath`` URL).
+
+    ``metadata_root`` and ``max_fragment_bytes``: see :func:`parse_sheet`.
+    """
+    return parse_sheet(
+        _read_text(str(source)),
+        str(source),
+        sheet_format,
+        metadata_root=metadata_root,
+        max_fragment_bytes=max_fragment_bytes,
+    )

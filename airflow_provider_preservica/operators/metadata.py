@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_preservica.assets import capped, emit_asset_events, preservica_asset, preservica_host
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.lineage import (
     ENTITY_OUTPUT_LIMIT,
@@ -54,6 +55,11 @@ class PreservicaMetadataOperator(BaseOperator):
     :param max_workers: rows read and written at once (one shared token, one pooled connection set).
     :param wait_for_completion: wait for Preservica's background work (security tags, moves).
     :param deferrable: wait in the triggerer instead of the worker.
+    :param metadata_root: the folder ``metadata_file`` cells may read from; by default the sheet's folder (a
+        file elsewhere, by absolute path, ``..`` or a symlink leading out, is a bad row). A local folder or an
+        ``ObjectStoragePath`` URL.
+    :param max_fragment_bytes: the largest descriptive metadata fragment accepted, inline or from a file
+        (default 4 MiB); a larger one is a bad row. Fragments with a DTD (``<!DOCTYPE``) are always refused.
     :param emit_empty_asset_events: also emit the outlets' asset events for a dry run or a sheet that changed
         nothing; by default such a run triggers nothing downstream.
 
@@ -64,7 +70,7 @@ class PreservicaMetadataOperator(BaseOperator):
     and the entities changed (at most 100) and the report as outputs.
     """
 
-    template_fields: Sequence[str] = ("source", "report_path", "preservica_conn_id")
+    template_fields: Sequence[str] = ("source", "report_path", "metadata_root", "preservica_conn_id")
     ui_color = "#e8f1fb"
 
     def __init__(
@@ -81,6 +87,8 @@ class PreservicaMetadataOperator(BaseOperator):
         poll_interval: float = 5.0,
         timeout: float = 6 * 3600.0,
         emit_empty_asset_events: bool = False,
+        metadata_root: str | None = None,
+        max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -98,6 +106,8 @@ class PreservicaMetadataOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.emit_empty_asset_events = emit_empty_asset_events
+        self.metadata_root = metadata_root
+        self.max_fragment_bytes = max_fragment_bytes
         self.preservica_conn_id = preservica_conn_id
         self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
         self._run: MetadataRun | None = None
@@ -109,7 +119,12 @@ class PreservicaMetadataOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         try:
             check_writable(self._report)
-            sheet = read_sheet(str(self.source), self.sheet_format)
+            sheet = read_sheet(
+                str(self.source),
+                self.sheet_format,
+                metadata_root=self.metadata_root or None,  # a template rendered empty: the sheet's folder
+                max_fragment_bytes=self.max_fragment_bytes,
+            )
         except PreservicaError as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info("Metadata sheet %s: %d rows, %d bad", self.source, sheet.rows, len(sheet.problems))

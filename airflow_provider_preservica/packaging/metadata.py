@@ -10,6 +10,10 @@ relative to the source root, ``/`` separated, ``.`` or empty for the top folder)
 ``description``, ``security_tag``, ``source_id``, ``identifier:<type>`` (one column per identifier type,
 e.g. ``identifier:code``) and ``metadata_xml`` (path of an XML fragment file, relative to the CSV; several
 separated by ``;``).
+
+Fragments are untrusted input (see :mod:`airflow_provider_preservica.fragments`): one with a DTD is refused,
+each is capped at ``max_fragment_bytes``, and ``metadata_xml`` files must lie inside the CSV's folder (or
+``metadata_root``); absolute paths, ``..`` and symlinks that leave it are refused.
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_preservica.exceptions import UnsafeInputError
+from airflow_provider_preservica.fragments import (
+    DEFAULT_MAX_FRAGMENT_BYTES,
+    check_size,
+    contained_file,
+    parse_xml,
+    read_capped,
+)
 from airflow_provider_preservica.packaging.errors import PackageValidationError
 from airflow_provider_preservica.packaging.model import ValidationIssue
 
@@ -123,13 +135,16 @@ class MetadataResolver:
 
 
 def parse_fragment(fragment: XmlFragment) -> ET.Element:
-    """Parse one descriptive-metadata fragment; it must be well-formed and in a (non-OPEX) namespace."""
+    """Parse one descriptive-metadata fragment; it must be well-formed and in a (non-OPEX) namespace.
+
+    Raises ``ValueError``, or ``UnsafeInputError`` for a fragment with a DTD.
+    """
     if isinstance(fragment, ET.Element):
         element = fragment
     else:
         text = fragment if isinstance(fragment, bytes) else fragment.encode("utf-8")
         try:
-            element = ET.fromstring(text)
+            element = parse_xml(text)
         except ET.ParseError as exc:
             raise ValueError(f"descriptive metadata is not well-formed XML ({exc})") from None
     tag = element.tag if isinstance(element.tag, str) else ""
@@ -144,12 +159,25 @@ def parse_fragment(fragment: XmlFragment) -> ET.Element:
     return element
 
 
-def check_fragments(path: str, fragments: Sequence[XmlFragment]) -> tuple[list[ET.Element], list[ValidationIssue]]:
+def check_fragments(
+    path: str, fragments: Sequence[XmlFragment], max_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES
+) -> tuple[list[ET.Element], list[ValidationIssue]]:
     parsed: list[ET.Element] = []
     issues: list[ValidationIssue] = []
     for index, fragment in enumerate(fragments, 1):
         try:
+            if not isinstance(fragment, ET.Element):
+                check_size(fragment, max_bytes, "it")
             parsed.append(parse_fragment(fragment))
+        except UnsafeInputError as exc:
+            issues.append(
+                ValidationIssue(
+                    path,
+                    "unsafe-descriptive-metadata",
+                    f"descriptive metadata fragment {index}: {exc.problem}",
+                    exc.fix,
+                )
+            )
         except ValueError as exc:
             issues.append(
                 ValidationIssue(
@@ -162,11 +190,17 @@ def check_fragments(path: str, fragments: Sequence[XmlFragment]) -> tuple[list[E
     return parsed, issues
 
 
-def load_metadata_csv(path: str | os.PathLike[str]) -> dict[str, EntityMetadata]:
+def load_metadata_csv(
+    path: str | os.PathLike[str],
+    *,
+    metadata_root: str | os.PathLike[str] | None = None,
+    max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES,
+) -> dict[str, EntityMetadata]:
     """Read a metadata CSV (see the module docstring) into a mapping keyed by relative path.
 
-    Every problem (missing ``path`` column, duplicate rows, unreadable or malformed XML files) is
-    reported at once in a ``PackageValidationError``.
+    Every problem (missing ``path`` column, duplicate rows, unreadable, malformed, oversized or DTD-carrying
+    XML files, files outside ``metadata_root``, by default the CSV's folder) is reported at once in a
+    ``PackageValidationError``.
     """
     csv_path = Path(path)
     issues: list[ValidationIssue] = []
@@ -201,9 +235,11 @@ def load_metadata_csv(path: str | os.PathLike[str]) -> dict[str, EntityMetadata]
             )
             fragments: list[XmlFragment] = []
             for ref in filter(None, (r.strip() for r in row.get("metadata_xml", "").split(";"))):
-                xml_path = (csv_path.parent / ref).resolve()
                 try:
-                    fragments.append(xml_path.read_bytes())
+                    xml_path = contained_file(ref, csv_path.parent, Path(metadata_root or csv_path.parent))
+                    fragments.append(read_capped(xml_path, max_fragment_bytes, f"metadata_xml {ref!r}"))
+                except UnsafeInputError as exc:
+                    issues.append(ValidationIssue(where, "unsafe-metadata-file", exc.problem, exc.fix))
                 except OSError as exc:
                     issues.append(
                         ValidationIssue(
@@ -213,7 +249,7 @@ def load_metadata_csv(path: str | os.PathLike[str]) -> dict[str, EntityMetadata]
                             "check the path (relative to the CSV file)",
                         )
                     )
-            _, fragment_issues = check_fragments(where, fragments)
+            _, fragment_issues = check_fragments(where, fragments, max_fragment_bytes)
             issues.extend(fragment_issues)
             result[key] = EntityMetadata(
                 title=row.get("title") or None,

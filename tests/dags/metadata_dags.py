@@ -7,7 +7,7 @@ from airflow.sdk import DAG
 
 from airflow_provider_preservica.operators.metadata import PreservicaMetadataOperator
 
-PARAMS = {"sheet": "/tmp/corrections.csv", "report": ""}
+PARAMS = {"sheet": "/tmp/corrections.csv", "report": "", "metadata_root": ""}
 
 for mode, options in {
     "polling": {"deferrable": False},
@@ -26,6 +26,7 @@ for mode, options in {
             task_id="corrections",
             source="{{ params.sheet }}",
             report_path="{{ params.report }}",  # empty: next to the sheet
+            metadata_root="{{ params.metadata_root }}",  # empty: the sheet's folder
             poll_interval=0.2,
             timeout=60,
             retries=0,

@@ -128,3 +128,35 @@ def test_failed_background_change_fails_the_deferred_task_with_its_message(repos
     report = _report(tmp_path / "corrections.report.csv")
     assert [r["outcome"] for r in report] == ["changed", "rejected", "changed"]
     assert "tag is under review" in report[1]["message"]
+
+
+def test_dtd_and_files_outside_the_sheets_folder_fail_every_row_before_any_write(repository, run_dag, tmp_path, capfd):
+    server, assets, _ = repository
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    (tmp_path / "outside.xml").write_text(f'<dc xmlns="{DC}"><title>From outside</title></dc>', encoding="utf-8")
+    entity = f'<!DOCTYPE dc [<!ENTITY x "Expanded">]><dc xmlns="{DC}"><title>&x;</title></dc>'
+    sheet = folder / "fix.csv"
+    sheet.write_text(
+        "reference,title,metadata,metadata_file\n"
+        f"{assets[0].ref},Fixed,,\n"
+        f'{assets[1].ref},,"{entity.replace(chr(34), chr(34) * 2)}",\n'
+        f"{assets[2].ref},,,../outside.xml\n",
+        encoding="utf-8",
+    )
+    dag_run = run_dag("metadata_dags.py", "metadata_polling_dag", run_conf={"sheet": str(sheet)})
+    assert task_states(dag_run) == {"corrections[-1]": "failed"}
+    output = "".join(capfd.readouterr())
+    assert "2 of 3 rows failed (first: row 3" in output and "Nothing was written" in output
+    report = _report(folder / "fix.report.csv")
+    assert [r["outcome"] for r in report] == ["not applied", "invalid", "invalid"]
+    assert "remove the <!DOCTYPE" in report[1]["message"] and "metadata_root=" in report[2]["message"]
+    assert not [route for route in server.state.stats()["requests"] if not route.startswith(("GET", "POST /api/acc"))]
+    assert server.state.repository.get(assets[0].ref).title != "Fixed"
+
+    sheet.write_text(f"reference,title,metadata_file\n{assets[2].ref},Fixed,../outside.xml\n", encoding="utf-8")
+    conf = {"sheet": str(sheet), "metadata_root": str(tmp_path)}  # the user allows the folder above
+    dag_run = run_dag("metadata_dags.py", "metadata_polling_dag", run_conf=conf)
+    assert task_states(dag_run) == {"corrections[-1]": "success"}
+    fragments = server.state.repository.get(assets[2].ref).metadata
+    assert any("From outside" in f.xml for f in fragments if f.schema == DC)

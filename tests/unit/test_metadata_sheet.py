@@ -144,3 +144,91 @@ def test_identifier_values_are_compared_as_preservica_returns_them(tmp_path):
     assert sheet.changes[0].identifiers == {"catalogue": "PC/2/14"}  # a stray space would rewrite it on every run
     sheet = sheet_from_records([{"reference": REF, "identifiers": {"catalogue": "  "}}])
     assert "identifier value cannot be empty" in sheet.problems[0].message
+
+
+# -- untrusted fragments: DTDs, files outside the sheet's folder, size ------------------------------------------
+ENTITY_DC = (
+    '<!DOCTYPE dc [<!ENTITY who "Clerk">]><dc xmlns="http://purl.org/dc/elements/1.1/"><title>&who;</title></dc>'
+)
+XXE_DC = (
+    '<?xml version="1.0"?>\n<!DOCTYPE dc [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+    '<dc xmlns="http://purl.org/dc/elements/1.1/"><title>&xxe;</title></dc>'
+)
+
+
+def _csv_cell(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def test_a_dtd_or_entity_declaration_is_refused_with_the_row_and_the_fix(tmp_path):
+    (tmp_path / "xxe.xml").write_text(XXE_DC, encoding="utf-8")
+    (tmp_path / "bare.xml").write_text('<!DOCTYPE dc SYSTEM "http://example.org/dc.dtd">' + DC, encoding="utf-8")
+    text = (
+        "reference,metadata,metadata_file\n"
+        f"{REF},{_csv_cell(DC)},\n"
+        f"{REF},{_csv_cell(ENTITY_DC)},\n"
+        f"{REF},,xxe.xml\n"
+        f"{REF},,bare.xml\n"
+    )
+    sheet = read_sheet(write(tmp_path, "fix.csv", text))
+    assert [c.row for c in sheet.changes] == [2]
+    problems = {p.row: p.message for p in sheet.problems}
+    assert set(problems) == {3, 4, 5}
+    for message in problems.values():
+        assert "DTD" in message and "remove the <!DOCTYPE" in message
+    assert "metadata" in problems[3] and "xxe.xml" in problems[4] and "bare.xml" in problems[5]
+    lines = [{"reference": REF, "metadata": {"xml": ENTITY_DC, "mode": "add"}}]
+    assert "DTD" in sheet_from_records(lines).problems[0].message  # JSON Lines / records in code: the same
+
+
+def test_metadata_files_outside_the_sheets_folder_are_refused_unless_allowed(tmp_path):
+    sheets = tmp_path / "sheets"
+    (sheets / "xml").mkdir(parents=True)
+    (sheets / "xml" / "dc.xml").write_text(DC, encoding="utf-8")
+    outside = tmp_path / "outside.xml"
+    outside.write_text(DC, encoding="utf-8")
+    (sheets / "link.xml").symlink_to(outside)  # a link inside the folder that leads out of it
+    (sheets / "elsewhere").symlink_to(tmp_path, target_is_directory=True)
+    (sheets / "inside-link.xml").symlink_to(sheets / "xml" / "dc.xml")  # a link that stays inside is fine
+    cells = ["xml/dc.xml", "../outside.xml", str(outside), "link.xml", "elsewhere/outside.xml", "inside-link.xml"]
+    text = "reference,metadata_file\n" + "".join(f"{REF},{cell}\n" for cell in cells)
+    source = write(sheets, "fix.csv", text)
+
+    sheet = read_sheet(source)
+    assert [c.row for c in sheet.changes] == [2, 7]
+    problems = {p.row: p.message for p in sheet.problems}
+    assert set(problems) == {3, 4, 5, 6}
+    for message in problems.values():
+        assert "is outside" in message and str(sheets) in message and "metadata_root=" in message
+    assert "'../outside.xml'" in problems[3] and "'link.xml'" in problems[5]
+
+    allowed = read_sheet(source, metadata_root=tmp_path)  # the operator's and the hook's metadata_root=
+    assert not allowed.problems and allowed.changes[1].fragments[0].xml == DC
+
+
+def test_an_oversized_fragment_is_refused_without_reading_it_whole(tmp_path):
+    import tracemalloc
+
+    big = tmp_path / "big.xml"
+    with big.open("wb") as handle:  # 50 MB of well-formed XML, written in 1 MiB pieces
+        handle.write(b'<dc xmlns="http://purl.org/dc/elements/1.1/"><description>')
+        for _ in range(50):
+            handle.write(b"x" * 1048576)
+        handle.write(b"</description></dc>")
+    source = write(tmp_path, "fix.csv", f"reference,metadata_file\n{REF},big.xml\n{REF},xml-free.xml\n")
+    (tmp_path / "xml-free.xml").write_text(DC, encoding="utf-8")
+    tracemalloc.start()
+    try:
+        sheet = read_sheet(source)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    (problem,) = sheet.problems
+    assert problem.row == 2 and "'big.xml' is larger than 4 MiB" in problem.message
+    assert "max_fragment_bytes" in problem.message
+    assert peak < 16 * 1024 * 1024, f"reading the sheet took {peak / 1048576:.0f} MiB"
+
+    small = read_sheet(source, max_fragment_bytes=len(DC) - 1)  # the cap is configurable, inline cells too
+    assert {p.row for p in small.problems} == {2, 3}
+    inline = sheet_from_records([{"reference": REF, "metadata": DC}], max_fragment_bytes=10)
+    assert "is larger than 10 bytes" in inline.problems[0].message
