@@ -20,7 +20,6 @@ Nothing here talks to Airflow; ``existing`` (which SourceIDs Preservica already 
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import filecmp
 import io
@@ -34,6 +33,7 @@ from typing import Any
 
 from airflow_provider_preservica.packaging import LocalSourceTree, hash_files, scan_source, uuid_source_ids
 from airflow_provider_preservica.packaging.model import ValidationIssue
+from airflow_provider_preservica.report_csv import ReportDictWriter
 from airflow_provider_preservica.storage import atomic_output
 
 #: Validation codes that mean "rename this file": they all go to ``quarantine/illegal-name/``.
@@ -188,7 +188,7 @@ class StagingManifest:
 
     def csv_text(self) -> str:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
+        writer = ReportDictWriter(buffer, CSV_COLUMNS, lineterminator="\n")  # for a spreadsheet: formulas neutralised
         writer.writeheader()
         for record in sorted(self.files, key=lambda r: r.path):
             writer.writerow(asdict(record))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from airflow_provider_preservica.report_csv import ReportWriter
 
 XCOM_LIST_LIMIT = 20
 
@@ -68,7 +69,7 @@ class IngestReport:
 
     def skipped_csv(self) -> str:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = ReportWriter(buffer, lineterminator="\n")  # for a spreadsheet: formulas neutralised
         writer.writerow(["source_id", "existing_ref"])
         writer.writerows(sorted(self.skipped_existing.items()))
         return buffer.getvalue()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from airflow_provider_preservica.metadata.model import Outcome
 from airflow_provider_preservica.metadata.runner import MetadataRun
+from airflow_provider_preservica.report_csv import ReportWriter
 from airflow_provider_preservica.storage import atomic_output
 
 REPORT_COLUMNS = ("row", "entity", "reference", "outcome", "changes", "message")
@@ -25,9 +25,12 @@ ORDER = (
 
 
 def write_report(run: MetadataRun, destination: str) -> None:
-    """``destination``: a local path or an ``ObjectStoragePath`` URL; written whole or not at all."""
+    """``destination``: a local path or an ``ObjectStoragePath`` URL; written whole or not at all.
+
+    For a spreadsheet: cells that would run as formulas get a leading ``'`` (see ``report_csv``).
+    """
     with atomic_output(destination, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = ReportWriter(handle)
         writer.writerow(REPORT_COLUMNS)
         for o in run.outcomes:
             writer.writerow([o.row, o.locator, o.ref, o.outcome.value, " | ".join(o.changes), o.message])

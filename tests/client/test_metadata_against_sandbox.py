@@ -247,3 +247,27 @@ def test_single_entity_helper_waits_for_tag_and_move_and_raises_on_failure(repos
     with pytest.raises(PreservicaError, match="folder is locked for review"):
         hook.update_entity(asset.ref, parent=home)
     assert server.state.repository.get(asset.ref).parent == target.ref
+
+
+def test_fragments_from_elsewhere_are_bad_rows_before_any_write_unless_the_hook_allows_them(repository, tmp_path):
+    server, assets, _ = repository
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "dc.xml").write_text(dc("Shared record"), encoding="utf-8")
+    (tmp_path / "sheets").mkdir()
+    sheet = write_csv(
+        tmp_path / "sheets" / "fix.csv",
+        [
+            {"reference": assets[0].ref, "metadata_file": "../shared/dc.xml"},
+            {"reference": assets[1].ref, "metadata": "<!DOCTYPE x [<!ENTITY e 'E'>]>" + dc("&e;")},
+            {"reference": assets[2].ref, "metadata": dc("x" * 2048)},
+        ],
+    )
+    hook = PreservicaHook()
+    run = hook.update_metadata(sheet, max_fragment_bytes=1024)
+    assert [o.outcome for o in run.outcomes] == [Outcome.INVALID] * 3 and writes(server) == 0
+    assert ["is outside" in run.outcomes[0].message, "DTD" in run.outcomes[1].message] == [True, True]
+    assert "larger than 1,024 bytes" in run.outcomes[2].message
+
+    allowed = hook.update_metadata(sheet, metadata_root=tmp_path, allow_partial=True)
+    assert [o.outcome for o in allowed.outcomes] == [Outcome.CHANGED, Outcome.INVALID, Outcome.CHANGED]
+    assert any("Shared record" in f.xml for f in server.state.repository.get(assets[0].ref).metadata)
