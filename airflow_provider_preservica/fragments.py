@@ -111,7 +111,11 @@ def _normal_url(url: str) -> tuple[str, str, str]:
 
 
 def contained_url(name: str, base_url: str, root_url: str) -> str:
-    """The object-storage URL of ``name`` (a URL, or a key relative to the folder ``base_url``), below ``root_url``."""
+    """The object-storage URL of ``name`` (a URL, or a key relative to the folder ``base_url``), below ``root_url``.
+
+    ``..`` is resolved before the check (and the URL returned has none); ``file://`` URLs are local paths,
+    so their symlinks are resolved too.
+    """
     if "://" in name:
         url = name
     elif name.startswith("/"):
@@ -121,6 +125,11 @@ def contained_url(name: str, base_url: str, root_url: str) -> str:
     scheme, netloc, path = _normal_url(url)
     root_scheme, root_netloc, root_path = _normal_url(root_url)
     inside = path == root_path or path.startswith(root_path.rstrip("/") + "/")
-    if (scheme, netloc) != (root_scheme, root_netloc) or not inside or ".." in url.split("/"):
+    if (scheme, netloc) != (root_scheme, root_netloc) or not inside:
         raise _outside(name, root_url)
-    return url
+    if scheme == "file":
+        try:
+            path = str(contained_file(path, Path("/"), Path(root_path)))
+        except UnsafeInputError:
+            raise _outside(name, root_url) from None
+    return f"{scheme}://{netloc}{path}"

@@ -232,3 +232,24 @@ def test_an_oversized_fragment_is_refused_without_reading_it_whole(tmp_path):
     assert {p.row for p in small.problems} == {2, 3}
     inline = sheet_from_records([{"reference": REF, "metadata": DC}], max_fragment_bytes=10)
     assert "is larger than 10 bytes" in inline.problems[0].message
+
+
+def test_object_storage_sheets_keep_metadata_files_inside_their_folder(tmp_path):
+    (tmp_path / "sheets" / "xml").mkdir(parents=True)
+    (tmp_path / "sheets" / "xml" / "dc.xml").write_text(DC, encoding="utf-8")
+    (tmp_path / "outside.xml").write_text(DC, encoding="utf-8")
+    (tmp_path / "sheets" / "link.xml").symlink_to(tmp_path / "outside.xml")
+    cells = [
+        "xml/dc.xml",
+        "../outside.xml",
+        f"file://{tmp_path}/outside.xml",
+        "link.xml",
+        str(tmp_path / "outside.xml"),
+    ]
+    write(tmp_path / "sheets", "fix.csv", "reference,metadata_file\n" + "".join(f"{REF},{c}\n" for c in cells))
+    url = f"file://{tmp_path}/sheets/fix.csv"
+    sheet = read_sheet(url)
+    assert [c.row for c in sheet.changes] == [2]
+    assert all("is outside" in p.message for p in sheet.problems) and len(sheet.problems) == 4
+    allowed = read_sheet(url, metadata_root=f"file://{tmp_path}")
+    assert [c.row for c in allowed.changes] == [2, 3, 4, 5]  # an absolute local path is not an object key
