@@ -74,10 +74,12 @@ def read_capped(target: Any, limit: int, what: str) -> bytes:
     """Read ``target`` (a ``Path`` or an ``ObjectStoragePath``), at most ``limit`` bytes, never the rest.
 
     A local path is opened without following a symlink in its last component (``O_NOFOLLOW``): callers
-    resolve it first, so a link there means it was swapped in after the containment check.
+    resolve it first, so a link there means it was swapped in after the containment check. ``O_NONBLOCK``
+    keeps a FIFO planted under that name from hanging the task (it reads as empty, so not XML).
     """
     if isinstance(target, Path):
-        fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(target, flags)
         with os.fdopen(fd, "rb") as handle:
             data = handle.read(limit + 1)
     else:
