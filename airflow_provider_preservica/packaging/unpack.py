@@ -127,7 +127,7 @@ def unpack_zip(
         free = shutil.disk_usage(target.parent).free
         if needed + min_free_bytes > free:
             raise UnsafeArchiveError(
-                f"{zip_path.name} declares {needed / 1048576:,.0f} MiB; only {free / 1048576:,.0f} MiB are free in "
+                f"{zip_path.name} declares {needed:,} bytes; only {free / 1048576:,.0f} MiB are free in "
                 f"{target.parent} (and {min_free_bytes / 1048576:,.0f} MiB must stay free): nothing was unpacked"
             )
         work = target.parent / f".{target.name}.unpacking-{uuid.uuid4().hex[:12]}"
