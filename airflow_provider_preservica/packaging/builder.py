@@ -86,7 +86,6 @@ StageMode = Literal["hardlink", "copy"]
 BuildProgress = Callable[[str, int, int], None]
 
 
-
 @dataclass
 class _Entity:
     entry: SourceEntry

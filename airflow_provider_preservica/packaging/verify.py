@@ -264,7 +264,7 @@ def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck, on_bytes: 
         raise PackageFormatError(f"{pax_name} in the export is not a readable zip: {exc}") from None
     with pax:
         infos = pax.infolist()
-        bomb = size_ratio_problem(info_size(stream), sum(i.file_size for i in infos), what=pax_name)
+        bomb = size_ratio_problem(_stream_size(stream), sum(i.file_size for i in infos), what=pax_name)
         if bomb:
             check.unsafe.append(bomb)
             return
@@ -279,7 +279,7 @@ def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck, on_bytes: 
                 check.unsafe.append(f"{pax_name}/{xip_name}: {exc}")
 
 
-def info_size(stream: IO[bytes]) -> int:
+def _stream_size(stream: IO[bytes]) -> int:
     """The size of a seekable stream (a PAX member opened in place, or its temporary copy)."""
     position = stream.tell()
     size = stream.seek(0, io.SEEK_END)
@@ -293,19 +293,21 @@ def _check_xip(
 ) -> None:  # fmt: skip
     """Every bitstream one XIP declares, checked as its record is parsed."""
     check_size(xip, MAX_XIP_BYTES, "XIP document")
-    checked: set[str] = set()
+    checked: dict[str, DeclaredBitstream] = {}  # each file is read once, however often it is declared
     with pax.open(xip) as stream:
         for bitstream in iter_declared_bitstreams(cast(IO[bytes], stream)):
             same_name = by_name.get(bitstream.filename, [])
             # Another exporter's folder layout: the one file of that name is the one declared.
             info = members.get(bitstream.path) or (same_name[0] if len(same_name) == 1 else None)
             label = f"{pax_name}/{bitstream.path}"
+            earlier = checked.get(info.filename) if info is not None else None
             if info is None:
                 check.missing.append(f"{label} (declared in {xip.filename})")
-            elif info.filename in checked:
-                check.mismatches.append(f"{label}: declared twice in {xip.filename}")  # read each file once
+            elif earlier is not None:
+                if (earlier.size, earlier.fixities) != (bitstream.size, bitstream.fixities):
+                    check.mismatches.append(f"{label}: declared again in {xip.filename}, with another size or fixity")
             else:
-                checked.add(info.filename)
+                checked[info.filename] = bitstream
                 _check_bitstream(pax, info, bitstream, label, check, on_bytes)
 
 
