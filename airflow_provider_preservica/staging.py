@@ -32,7 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_preservica.packaging import LocalSourceTree, hash_files, scan_source, uuid_source_ids
+from airflow_provider_preservica.packaging.errors import SourceChangedError
 from airflow_provider_preservica.packaging.model import ValidationIssue
+from airflow_provider_preservica.packaging.nofollow import stage_file
+from airflow_provider_preservica.packaging.source import SourceEntry
 from airflow_provider_preservica.report_csv import ReportDictWriter
 from airflow_provider_preservica.storage import atomic_output
 
@@ -288,12 +291,13 @@ def _issues_for(path: str, problems: dict[str, list[ValidationIssue]]) -> list[V
     return issues
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(delivery: Path, entry: SourceEntry, target: Path) -> None:
+    """A hard link (a copy across filesystems) of the file the scan saw: never through a link (``nofollow``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(source, target)
-    except OSError:  # another filesystem, or links not allowed: a copy keeps the source untouched too
-        shutil.copy2(source, target)
+        stage_file(delivery, entry.path, target, link=True, identity=entry.identity)
+    except SourceChangedError as exc:
+        raise StagingError(str(exc)) from None
 
 
 def _reset_staging(layout: LandingLayout) -> None:
@@ -348,7 +352,7 @@ def stage_delivery(
             to_quarantine.setdefault(reason, []).append(entry.path)
         else:
             record.source_id = source_ids(entry.path, False)
-            _link_or_copy(delivery / entry.path, layout.staged / entry.path)
+            _link_or_copy(delivery, entry, layout.staged / entry.path)
         manifest.files.append(record)
     staged = [record for record in manifest.files if record.outcome == "pending"]
     hashes = hash_files([layout.staged / record.path for record in staged], fixity)

@@ -11,7 +11,9 @@ returns what happened and whether anything was lost or duplicated:
   put in Preservica, which the task's error announces), duplicated = extra copies of an asset plus ingests
   started beyond one;
 - export (a folder of 3 assets): lost = a downloaded zip that differs from the sandbox's own export file,
-  duplicated = exports started beyond one; a failed task must leave no file behind;
+  duplicated = exports started beyond one; a failed task must leave no file behind (``unzip``: the export is
+  also unpacked into ``out/unpacked``, so a partial unpack counts too). Hostile exports (the sandbox's
+  ``hostile_export`` fault serves the real export plus one crafted member) must fail verification, naming it;
 - refresh race (``work="refresh_race"``): two OS processes with separate lock directories (two worker
   hosts) each run the scenario's one-task DAG with ``dag.test()`` and find the shared token due for
   renewal at the same moment; the task succeeds only if every process's calls do.
@@ -104,6 +106,7 @@ class Scenario:
     max_requests: dict[str, int] = field(default_factory=dict)  # route prefix -> at most this many (no loop)
     sandbox_config: dict[str, Any] = field(default_factory=dict)  # over SANDBOX_CONFIG
     expect_refreshes: int | None = None  # successful refreshes the sandbox counts (None: not checked)
+    unzip: bool = False  # export: also unpack into out/unpacked (unzip_to)
     known_issue: str | None = None  # set when our client misbehaves: the test is then xfail(strict=True)
 
 
@@ -301,6 +304,25 @@ SCENARIOS: list[Scenario] = [
         expect_logins=1,
         evidence="ended FAILED: Export workflow failed: disk quota",
     ),
+    *[
+        Scenario(
+            id=f"hostile_export_{variant}",
+            title=f"hostile export: {what}",
+            work="export",
+            unzip=True,
+            faults=({"kind": "hostile_export", "variant": variant, "ref": "*", "bytes": 1 << 30},),
+            expect_state="failed",
+            expect_logins=1,
+            evidence=evidence,
+        )
+        for variant, what, evidence in (
+            ("sidecar_bomb", "a sidecar that inflates to 1 GiB", "refused as a zip bomb"),
+            ("lying_size", "a member inflating past its declared size", "fails its CRC"),
+            ("traversal", "a '../' member (unzip_to)", "climbs out with '..'"),
+            ("absolute", "an absolute member (unzip_to)", "has an absolute path"),
+            ("symlink", "a symbolic-link member (unzip_to)", "is a symbolic link"),
+        )
+    ],
 ]
 
 
@@ -444,6 +466,7 @@ def build_dag(scenario: Scenario, workdir: Path) -> Any:
                 timeout=60,
                 min_free_bytes=0,
                 deferrable=scenario.deferrable,
+                unzip_to=str(workdir / "out" / "unpacked") if scenario.unzip else None,
                 **common,
             )
         elif scenario.work == "refresh_race":
@@ -560,7 +583,7 @@ class _Result:
 
 def _outputs(workdir: Path) -> list[Path]:
     out = workdir / "out"
-    return [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    return [p for p in out.rglob("*") if p.is_file() or p.is_symlink()] if out.exists() else []
 
 
 def _search_result(server: SandboxServer, workdir: Path, succeeded: bool) -> _Result:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
+from airflow_provider_preservica.packaging.unpack import unpack_zip
 from airflow_provider_preservica.packaging.verify import require_intact
 from airflow_provider_preservica.storage import check_writable, is_url, publish_file
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
@@ -44,7 +44,8 @@ class PreservicaExportOperator(BaseOperator):
     :param include_content: ``Content`` or ``NoContent``.
     :param include_metadata: ``Metadata``, ``NoMetadata`` or ``MetadataWithEvents``.
     :param generations: ``LatestActive``, ``AllActive`` or ``All``.
-    :param unzip_to: also unpack the verified zip into this folder.
+    :param unzip_to: also unpack the verified zip into this folder, which must not exist or be empty (see
+        ``packaging.unpack``: nothing is ever overwritten, and a failed unpack leaves nothing behind).
     :param min_free_bytes: refuse to start when the destination's disk has less free space than this.
 
     Outlets, once the verified zip is in place: an ``Asset`` outlet gets an event whose extra holds ``ref``,
@@ -220,11 +221,11 @@ class PreservicaExportOperator(BaseOperator):
                 bitstreams_checked=check.bitstreams_checked,
             )
         if self.unzip_to:
-            target = Path(self.unzip_to).expanduser()
-            target.mkdir(parents=True, exist_ok=True)
-            with zipfile.ZipFile(download.path) as archive:
-                archive.extractall(target)
-            result["unzipped_to"] = str(target)
+            try:
+                unpacked = unpack_zip(download.path, self.unzip_to)  # all or nothing, never over other files
+            except PreservicaError as exc:
+                raise AirflowFailException(str(exc)) from None
+            result["unzipped_to"] = str(unpacked.target)
         if remote:
             self.log.info("Copying the verified export to %s", self.destination)
             publish_file(download.path, self.destination)

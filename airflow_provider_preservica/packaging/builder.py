@@ -15,7 +15,8 @@ Order of work, so that nothing half-done is ever visible:
 2. Stage into a hidden ``.<name>.partial-*`` folder of ``output_dir``: hard links by default (instant,
    no extra space; the staged file *is* the source file, which the builder never writes to), falling back
    to a copy across filesystems; ``stage="copy"`` always copies (use it when the source may change
-   while the package waits for upload).
+   while the package waits for upload). Links are never followed: a file swapped for a link (or for another
+   file) since the scan fails the build (``SourceChangedError``, see ``nofollow``).
 3. Hash the *staged* files in parallel (what is hashed is what is shipped) and check their sizes did
    not change since the scan.
 4. Write every asset sidecar, then the folder manifests deepest first, the top folder's last; each
@@ -26,7 +27,6 @@ Order of work, so that nothing half-done is ever visible:
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -65,6 +65,7 @@ from airflow_provider_preservica.packaging.model import (
     PackageManifest,
     ValidationIssue,
 )
+from airflow_provider_preservica.packaging.nofollow import stage_file
 from airflow_provider_preservica.packaging.opex import (
     ManifestFile,
     OpexProperties,
@@ -83,8 +84,6 @@ log = logging.getLogger(__name__)
 StageMode = Literal["hardlink", "copy"]
 #: ``progress(phase, done, total)`` with phase ``"stage"``, ``"hash"`` or ``"zip"``; done/total in bytes.
 BuildProgress = Callable[[str, int, int], None]
-
-_LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES, errno.ENOSYS}
 
 
 @dataclass
@@ -185,19 +184,11 @@ def _check_locations(tree: SourceTree, out: Path, final_dir: Path) -> None:
 
 
 def _stage_file(tree: SourceTree, entry: SourceEntry, target: Path, mode: StageMode) -> str:
-    local = tree.local_path(entry.path)
-    if local is not None and mode == "hardlink":
-        try:
-            os.link(local, target)
-            return "linked"
-        except OSError as exc:
-            if exc.errno not in _LINK_FALLBACK:
-                raise
-    if local is not None:
-        shutil.copyfile(local, target, follow_symlinks=False)
-    else:
-        with tree.open(entry.path) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK_SIZE)
+    root = tree.local_path("")
+    if root is not None:  # never through a link: the file the scan saw, or SourceChangedError
+        return stage_file(root, entry.path, target, link=mode == "hardlink", identity=entry.identity)
+    with tree.open(entry.path) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK_SIZE)
     return "copied"
 
 

@@ -58,3 +58,14 @@ class PackageFormatError(PackagingError):
         if self.problems:
             text += ":\n" + "\n".join(f"  - {problem}" for problem in self.problems)
         super().__init__(text)
+
+
+class UnsafeArchiveError(PackageFormatError):
+    """A zip from elsewhere would write outside its folder, holds links, or would not fit (size, ratio, disk).
+
+    Nothing was unpacked: ``problems`` names each offending member and what is wrong with it.
+    """
+
+
+class SourceChangedError(FixityError):
+    """A source file was replaced (by a link or another file) between the scan and staging: nothing is staged."""

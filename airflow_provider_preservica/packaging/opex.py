@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from airflow_provider_preservica.packaging.bounded_xml import parse
 from airflow_provider_preservica.packaging.model import FixityRecord
 
 OPEX_NS = "http://www.openpreservationexchange.org/opex/v1.2"
@@ -160,7 +161,7 @@ class OpexDocument:
 def read_opex(data: bytes) -> OpexDocument:
     """Parse an ``.opex`` document; raises ``ValueError`` if it is not OPEX."""
     try:
-        root = ET.fromstring(data)
+        root = parse(data)  # no DTD: DocumentRefused, a ValueError
     except ET.ParseError as exc:
         raise ValueError(f"not well-formed XML ({exc})") from None
     if not (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
@@ -24,13 +24,15 @@ class SourceEntry:
     """One entry of a source tree.
 
     ``kind`` is what the entry itself is (a symlink is reported as ``symlink`` and never followed);
-    ``error`` is set when a directory could not be listed or an entry could not be examined.
+    ``error`` is set when a directory could not be listed or an entry could not be examined. ``identity`` is a
+    local file's ``(st_dev, st_ino)`` at scan time: staging checks that the file it stages is still that one.
     """
 
     path: str
     kind: EntryKind
     size: int = 0
     error: str | None = None
+    identity: tuple[int, int] | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -128,7 +130,8 @@ class LocalSourceTree:
                     yield folder
                     yield from self._children(path, children, prune)
                 elif entry.is_file(follow_symlinks=False):
-                    yield SourceEntry(path, "file", entry.stat(follow_symlinks=False).st_size)
+                    status = entry.stat(follow_symlinks=False)
+                    yield SourceEntry(path, "file", status.st_size, identity=(status.st_dev, status.st_ino))
                 else:
                     yield SourceEntry(path, "other")
             except OSError as exc:

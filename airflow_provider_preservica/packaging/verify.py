@@ -15,6 +15,11 @@ The other reads the files inside each PAX and hashes each with one algorithm its
 (``fixity.PREFERENCE``). A PAX stored without compression (as exports write them) is opened in place, through a
 window on the export file: nothing is extracted to disk (a compressed one is copied to a temporary file
 first), and memory stays at a few chunks whatever the size.
+
+An export is data from elsewhere, so before the reads: member names and types are checked (absolute paths,
+``..``, links, names given twice: see ``archive_members``), and a zip that declares far more content than its
+own size (a zip bomb) is refused unread. Sidecars and XIP documents are capped in size and never parsed with
+a DTD (``bounded_xml``); the XIP is parsed as a stream. Each finding is in ``ArchiveCheck.unsafe``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
+from airflow_provider_preservica.packaging.archive_members import size_ratio_problem, unsafe_members
+from airflow_provider_preservica.packaging.bounded_xml import (
+    MAX_SIDECAR_BYTES,
+    MAX_XIP_BYTES,
+    DocumentRefused,
+    check_size,
+    iter_records,
+    read_capped,
+)
 from airflow_provider_preservica.packaging.errors import FixityError, PackageFormatError
 from airflow_provider_preservica.packaging.fixity import hash_stream, known_fixities, preferred_fixity
 from airflow_provider_preservica.packaging.opex import read_opex
@@ -62,10 +76,11 @@ class ArchiveCheck:
     bitstreams_checked: int = 0  # files inside PAX zips checked against their XIP fixity
     mismatches: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)  # members refused: unsafe names, links, oversized, DTDs, bombs
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.missing
+        return not self.mismatches and not self.missing and not self.unsafe
 
 
 @dataclass(frozen=True)
@@ -123,37 +138,54 @@ def _text(element: ET.Element, name: str) -> str:
     return (child.text or "").strip() if child is not None else ""
 
 
-def declared_bitstreams(xip: bytes) -> list[DeclaredBitstream]:
-    """The bitstreams an XIP document declares (any XIP namespace version)."""
+def _bitstream(element: ET.Element) -> DeclaredBitstream | None:
+    if len(element) == 0:
+        return None  # Generation/Bitstreams/Bitstream is a plain reference; the record has children
+    filename, location, size_text = (_text(element, n) for n in ("Filename", "PhysicalLocation", "FileSize"))
+    records = _child(element, "Fixities")
+    records_list = list(records) if records is not None else []
+    pairs = [(_text(f, "FixityAlgorithmRef"), _text(f, "FixityValue")) for f in records_list]
+    fixities = known_fixities(pairs)
+    path = posixpath.join(location, filename) if location else filename
+    size = int(size_text) if size_text.isdigit() else None
+    return DeclaredBitstream(path, filename, size, fixities)
+
+
+def iter_declared_bitstreams(stream: IO[bytes], cap: int = MAX_XIP_BYTES) -> Iterator[DeclaredBitstream]:
+    """The bitstreams the XIP document on ``stream`` declares, as it is parsed (one record in memory at a time).
+
+    ``PackageFormatError`` for XML that is not well-formed; ``DocumentRefused`` for a DTD or more than ``cap`` bytes.
+    """
     try:
-        root = ET.fromstring(xip)
+        for element in iter_records(stream, "Bitstream", cap, "XIP document"):
+            found = _bitstream(element)
+            if found is not None:
+                yield found
     except ET.ParseError as exc:
         raise PackageFormatError(f"an XIP document in the export is not well-formed XML ({exc})") from None
-    found: list[DeclaredBitstream] = []
-    for element in root.iter():
-        if _local(element.tag) != "Bitstream" or len(element) == 0:
-            continue  # Generation/Bitstreams/Bitstream is a plain reference; the record has children
-        filename, location, size_text = (_text(element, n) for n in ("Filename", "PhysicalLocation", "FileSize"))
-        records = _child(element, "Fixities")
-        records_list = list(records) if records is not None else []
-        pairs = [(_text(f, "FixityAlgorithmRef"), _text(f, "FixityValue")) for f in records_list]
-        fixities = known_fixities(pairs)
-        path = posixpath.join(location, filename) if location else filename
-        size = int(size_text) if size_text.isdigit() else None
-        found.append(DeclaredBitstream(path, filename, size, fixities))
-    return found
 
 
-def _sidecar_fixities(archive: zipfile.ZipFile, names: set[str]) -> tuple[dict[str, dict[str, str]], list[str]]:
+def declared_bitstreams(xip: bytes) -> list[DeclaredBitstream]:
+    """The bitstreams an XIP document declares (any XIP namespace version)."""
+    return list(iter_declared_bitstreams(io.BytesIO(xip), max(len(xip), 1)))
+
+
+def _sidecar_fixities(
+    archive: zipfile.ZipFile, names: set[str], refused: list[str]
+) -> tuple[dict[str, dict[str, str]], list[str]]:
     """Member -> {algorithm: value} from every OPEX sidecar, and the members they name that are absent.
 
-    Algorithms this provider does not compute are left out; the member's CRC still covers it.
+    Algorithms this provider does not compute are left out; the member's CRC still covers it. A sidecar over
+    ``MAX_SIDECAR_BYTES`` or with a DTD is not parsed: it is added to ``refused``.
     """
     declared: dict[str, dict[str, str]] = {}
     missing: list[str] = []
     for sidecar in sorted(n for n in names if n.endswith(".opex")):
         try:
-            document = read_opex(archive.read(sidecar))
+            document = read_opex(read_capped(archive, archive.getinfo(sidecar), MAX_SIDECAR_BYTES, "OPEX sidecar"))
+        except DocumentRefused as exc:
+            refused.append(f"{sidecar}: {exc}")
+            continue
         except ValueError:
             continue
         folder = posixpath.dirname(sidecar)
@@ -231,20 +263,52 @@ def _check_pax(pax_name: str, stream: IO[bytes], check: ArchiveCheck, on_bytes: 
     except zipfile.BadZipFile as exc:
         raise PackageFormatError(f"{pax_name} in the export is not a readable zip: {exc}") from None
     with pax:
-        members = {info.filename: info for info in pax.infolist()}
+        infos = pax.infolist()
+        bomb = size_ratio_problem(_stream_size(stream), sum(i.file_size for i in infos), what=pax_name)
+        if bomb:
+            check.unsafe.append(bomb)
+            return
+        members = {info.filename: info for info in infos}
         by_name: dict[str, list[zipfile.ZipInfo]] = {}
         for member in members.values():
             by_name.setdefault(posixpath.basename(member.filename), []).append(member)
         for xip_name in sorted(n for n in members if n.endswith(".xip")):
-            for bitstream in declared_bitstreams(pax.read(xip_name)):
-                same_name = by_name.get(bitstream.filename, [])
-                # Another exporter's folder layout: the one file of that name is the one declared.
-                info = members.get(bitstream.path) or (same_name[0] if len(same_name) == 1 else None)
-                label = f"{pax_name}/{bitstream.path}"
-                if info is None:
-                    check.missing.append(f"{label} (declared in {xip_name})")
-                else:
-                    _check_bitstream(pax, info, bitstream, label, check, on_bytes)
+            try:
+                _check_xip(pax, pax_name, members[xip_name], members, by_name, check, on_bytes)
+            except DocumentRefused as exc:
+                check.unsafe.append(f"{pax_name}/{xip_name}: {exc}")
+
+
+def _stream_size(stream: IO[bytes]) -> int:
+    """The size of a seekable stream (a PAX member opened in place, or its temporary copy)."""
+    position = stream.tell()
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(position)
+    return size
+
+
+def _check_xip(
+    pax: zipfile.ZipFile, pax_name: str, xip: zipfile.ZipInfo, members: dict[str, zipfile.ZipInfo],
+    by_name: dict[str, list[zipfile.ZipInfo]], check: ArchiveCheck, on_bytes: OnBytes,
+) -> None:  # fmt: skip
+    """Every bitstream one XIP declares, checked as its record is parsed."""
+    check_size(xip, MAX_XIP_BYTES, "XIP document")
+    checked: dict[str, DeclaredBitstream] = {}  # each file is read once, however often it is declared
+    with pax.open(xip) as stream:
+        for bitstream in iter_declared_bitstreams(cast(IO[bytes], stream)):
+            same_name = by_name.get(bitstream.filename, [])
+            # Another exporter's folder layout: the one file of that name is the one declared.
+            info = members.get(bitstream.path) or (same_name[0] if len(same_name) == 1 else None)
+            label = f"{pax_name}/{bitstream.path}"
+            earlier = checked.get(info.filename) if info is not None else None
+            if info is None:
+                check.missing.append(f"{label} (declared in {xip.filename})")
+            elif earlier is not None:
+                if (earlier.size, earlier.fixities) != (bitstream.size, bitstream.fixities):
+                    check.mismatches.append(f"{label}: declared again in {xip.filename}, with another size or fixity")
+            else:
+                checked[info.filename] = bitstream
+                _check_bitstream(pax, info, bitstream, label, check, on_bytes)
 
 
 def _content_members(archive: zipfile.ZipFile) -> Iterator[zipfile.ZipInfo]:
@@ -254,7 +318,7 @@ def _content_members(archive: zipfile.ZipFile) -> Iterator[zipfile.ZipInfo]:
 
 def _check_members(archive: zipfile.ZipFile, export_name: str, check: ArchiveCheck, on_bytes: OnBytes) -> None:
     """Read every member once: its CRC-32, and the fixities the OPEX sidecars declare for it."""
-    declared, check.missing = _sidecar_fixities(archive, set(archive.namelist()))
+    declared, check.missing = _sidecar_fixities(archive, set(archive.namelist()), check.unsafe)
     for info in _content_members(archive):
         wanted = declared.get(info.filename, {})
         try:
@@ -295,7 +359,7 @@ def _check_pax_pass(path: Path, check: ArchiveCheck, progress: MakeProgress) -> 
 
 
 def verify_archive(path: str | Path, make_progress: MakeProgress | None = None) -> ArchiveCheck:
-    """Raise ``PackageFormatError`` for a damaged zip; report (not raise) fixity problems.
+    """Raise ``PackageFormatError`` for a damaged zip; report (not raise) fixity problems and unsafe members.
 
     The two reads run at the same time on two threads (hashlib and zlib release the GIL on large chunks), so
     on two or more cores verification takes about as long as one read. ``make_progress(total, phase)``
@@ -307,6 +371,12 @@ def verify_archive(path: str | Path, make_progress: MakeProgress | None = None) 
     progress = make_progress or (lambda total, phase: _ignore)
     members, files = ArchiveCheck(), ArchiveCheck()
     try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+        unsafe = unsafe_members(infos)
+        bomb = size_ratio_problem(path.stat().st_size, sum(i.file_size for i in infos), what=f"export {path.name}")
+        if bomb:
+            return ArchiveCheck(files=len(infos), unsafe=[bomb, *unsafe])  # not worth a read: refused as it is
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") as pool:
             first = pool.submit(_check_member_pass, path, members, progress)
             second = pool.submit(_check_pax_pass, path, files, progress)
@@ -320,6 +390,7 @@ def verify_archive(path: str | Path, make_progress: MakeProgress | None = None) 
         bitstreams_checked=files.bitstreams_checked,
         mismatches=members.mismatches + files.mismatches,
         missing=members.missing + files.missing,
+        unsafe=unsafe + members.unsafe + files.unsafe,
     )
 
 
@@ -327,6 +398,6 @@ def require_intact(path: str | Path, make_progress: MakeProgress | None = None) 
     """:func:`verify_archive`, raising :class:`FixityError` with the first problems when anything is wrong."""
     check = verify_archive(path, make_progress)
     if not check.ok:
-        problems = check.mismatches + [f"{m}: declared but absent" for m in check.missing]
+        problems = check.unsafe + check.mismatches + [f"{m}: declared but absent" for m in check.missing]
         raise FixityError(f"export {Path(path).name} fails verification: " + "; ".join(problems[:10]))
     return check

@@ -128,6 +128,8 @@ def test_revoke_token_fault_by_token_and_by_user(sandbox: SandboxServer) -> None
         {"kind": "latency", "route": "/api/*"},
         {"kind": "revoke_token"},
         {"kind": "status", "status": 500, "route": "get me /api"},
+        {"kind": "hostile_export", "variant": "sneaky"},
+        {"kind": "hostile_export", "variant": "zip_bomb", "bytes": 5 * 1024**3},
     ],
 )
 def test_invalid_faults_are_400(sandbox: SandboxServer, fault: dict) -> None:

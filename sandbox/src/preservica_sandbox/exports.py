@@ -13,7 +13,10 @@ keep the final name.
 
 Faults: a ``fail_export`` fault in the fault book (``{"kind": "fail_export", "message": "...", "ref":
 "<glob>", "count": 1}``) makes the next export of a matching ref end ``FAILED`` with ``message`` after
-half of ``export_seconds``. ``reset`` stops running exports and deletes every export file.
+half of ``export_seconds``. A ``hostile_export`` fault (``{"kind": "hostile_export", "variant": "traversal",
+"ref": "<glob>", "bytes": 268435456}``) makes the next export of a matching ref complete normally but serve a
+crafted zip: the real export plus one hostile member (see ``hostile_exports``). ``reset`` stops running
+exports and deletes every export file.
 
 The service gets the repository, the progress book, the fault book and a fault counter from
 ``SandboxState``; the routes are in ``export_api``.
@@ -39,6 +42,7 @@ from .entities import RepositoryError
 from .export_options import ExportOptions
 from .export_snapshot import snapshot
 from .export_writer import ExportCancelled, ExportResult, write_export
+from .hostile_exports import write_hostile_export
 
 if TYPE_CHECKING:
     from .faults import FaultBook
@@ -63,6 +67,7 @@ class ExportJob:
     xip_ns: str
     progress: P.ProgressRecord
     fail_message: str | None = None
+    hostile: tuple[str, int] | None = None  # (variant, bytes) of a hostile_export fault
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     path: Path | None = None
@@ -156,6 +161,9 @@ class ExportService:
         fault = self.faults.take_job("fail_export", ref)
         if fault is not None:
             self._count_fault(fault.kind)
+        hostile = self.faults.take_job("hostile_export", ref) if fault is None else None
+        if hostile is not None:
+            self._count_fault(hostile.kind)
         job = ExportJob(
             token=record.token,
             ref=ref,
@@ -166,6 +174,7 @@ class ExportService:
             xip_ns=xip_ns,
             progress=record,
             fail_message=(fault.message or "sandbox fault: the export workflow failed") if fault is not None else None,
+            hostile=(str(hostile.variant), int(hostile.bytes or 0)) if hostile is not None else None,
         )
         holder.append(job)
         with self._lock:
@@ -222,6 +231,13 @@ class ExportService:
                 self.progress.set_percent(job.progress, min(99.0, 100.0 * min(done / total, by_time)))
 
             result = write_export(plan, partial, report, job.stop.is_set)
+            if job.hostile is not None:
+                crafted = partial.with_name(f"{job.token}.zip.hostile")
+                try:
+                    write_hostile_export(job.hostile[0], partial, crafted, job.hostile[1])
+                    os.replace(crafted, partial)
+                finally:
+                    crafted.unlink(missing_ok=True)
             left = seconds - (time.monotonic() - active_since)
             if left > 0:
                 self._wait(job, left, 100.0 * (1 - left / seconds), 99.0)

@@ -4,9 +4,10 @@ Faults are posted to ``/_sandbox/faults`` (see ``control_api``). ``expire_tokens
 act at once on the token store; ``status``, ``latency``, ``drop`` and ``drop_after_bytes`` wait in the
 ``FaultBook`` for matching requests. ``drop_after_bytes`` lets the response start and closes the
 connection after ``bytes`` bytes of its body (the client sees a short body, then a broken connection).
-Job kinds (``fail_export``, ``fail_entity_action``) are not matched against requests: the work they
-name takes them (``FaultBook.take_job``) when it starts. ``fail_entity_action`` has an ``action``
-(``move``, ``security_tag`` or ``*``) besides the ``ref`` glob. Nothing here ever applies to ``/_sandbox/*``.
+Job kinds (``fail_export``, ``hostile_export``, ``fail_entity_action``) are not matched against requests: the
+work they name takes them (``FaultBook.take_job``) when it starts. ``fail_entity_action`` has an ``action``
+(``move``, ``security_tag`` or ``*``) besides the ``ref`` glob; ``hostile_export`` a ``variant`` (see
+``hostile_exports``) and ``bytes``, how far a bomb inflates. Nothing here ever applies to ``/_sandbox/*``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .hostile_exports import VARIANTS
+
 CONTROL_PREFIX = "/_sandbox"
 IMMEDIATE_KINDS = frozenset({"expire_tokens", "revoke_token"})
 QUEUED_KINDS = frozenset({"status", "latency", "drop", "drop_after_bytes"})
 #: Taken by background work rather than by requests (``FaultBook.take_job``).
-JOB_KINDS = frozenset({"fail_export", "fail_entity_action"})
+JOB_KINDS = frozenset({"fail_export", "fail_entity_action", "hostile_export"})
+#: What a ``hostile_export`` fault may name: ``hostile_exports.VARIANTS``.
+HOSTILE_VARIANTS = VARIANTS
 #: What a ``fail_entity_action`` fault may name (``*`` = either).
 ENTITY_ACTIONS = ("move", "security_tag", "*")
 KINDS = IMMEDIATE_KINDS | QUEUED_KINDS | JOB_KINDS
@@ -53,6 +58,7 @@ class Fault:
     message: str | None = None
     ref: str | None = None
     action: str | None = None
+    variant: str | None = None
     id: int = 0
     fired: int = 0
     applied: int | None = None
@@ -90,6 +96,8 @@ class Fault:
             out.update(ref=self.ref or "*", message=self.message, count=self.count, fired=self.fired)
         if self.kind == "fail_entity_action":
             out["action"] = self.action or "*"
+        if self.kind == "hostile_export":
+            out.update(variant=self.variant, bytes=self.bytes)
         if self.user is not None:
             out["user"] = self.user
         if self.token is not None or self.token_prefix is not None:
@@ -158,7 +166,16 @@ def parse_fault(data: Any) -> Fault:
         action = data.get("action", "*") if kind == "fail_entity_action" else None
         if kind == "fail_entity_action" and action not in ENTITY_ACTIONS:
             raise FaultSpecError(f"action must be one of {list(ENTITY_ACTIONS)}")
-        return Fault(kind=kind, route="*", message=message, ref=ref, action=action, count=_count(data, 1))
+        variant, size = data.get("variant"), data.get("bytes", 256 * 1024 * 1024)
+        if kind == "hostile_export":
+            if variant not in HOSTILE_VARIANTS:
+                raise FaultSpecError(f"variant must be one of {list(HOSTILE_VARIANTS)}")
+            if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < 4 * 1024**3:
+                raise FaultSpecError("bytes (how far a bomb inflates) must be a number of bytes under 4 GiB")
+        return Fault(
+            kind=kind, route="*", message=message, ref=ref, action=action, count=_count(data, 1),
+            variant=variant if kind == "hostile_export" else None, bytes=size if kind == "hostile_export" else None,
+        )  # fmt: skip
     route = _route(data)
     if kind == "drop_after_bytes":
         size = data.get("bytes")
