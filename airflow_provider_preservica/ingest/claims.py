@@ -20,7 +20,12 @@ import time
 from collections.abc import Callable
 
 from airflow_provider_preservica.auth.lease import LoginLease
-from airflow_provider_preservica.auth.stores import MemoryTokenStore, TokenStoreUnavailable, VariableTokenStore
+from airflow_provider_preservica.auth.stores import (
+    MemoryTokenStore,
+    TokenStore,
+    TokenStoreUnavailable,
+    VariableTokenStore,
+)
 from airflow_provider_preservica.exceptions import IngestClaimTimeout
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,7 @@ class TargetClaim:
         namespace: str,
         owner: str,
         *,
-        store: InFlightStore | None = None,
+        store: TokenStore | None = None,
         lease_seconds: float = 3600.0,
         claim_delay: float = 0.5,
         poll_interval: float = 1.0,
@@ -108,7 +113,7 @@ class TargetClaim:
                 announced = True
             token = record.get("progress_token")
             if isinstance(token, str) and record.get("owner") != self.owner and finished(token):
-                log.warning("Breaking the claim of an ingest that finished without releasing it (%s)", token)
+                log.info("The ingest that held this target (progress token %s) has finished; taking over", token)
                 self.store.delete(self.key)
             return None
 

@@ -183,7 +183,7 @@ class PreservicaIngestOperator(BaseOperator):
         registry = BatchRegistry()
         context["ti"].xcom_push(key=ENTITY_URL_XCOM_KEY, value=explorer_url(hook.settings.base_url, self.parent_ref))
         progress = self._adopt(hook, registry, report)
-        claim = self._claim(hook, report, source)  # before the skip check; a retry of this batch owns it
+        claim = self._claim(hook, report, source) if report.adopted else None  # held until the outcome
         if report.adopted:
             runner.expect_from_source(source)
         if report.progress_token is None:
@@ -194,6 +194,7 @@ class PreservicaIngestOperator(BaseOperator):
                 raise AirflowFailException(
                     f"cannot ingest into parent_ref: {reason}; give the reference of a folder"
                 ) from None
+            claim = self._claim(hook, report, source)  # before the skip check; a retry of this batch owns it
             try:
                 package = _released_on_error(claim, runner.prepare, source)
             except IngestConflictError as exc:

@@ -27,9 +27,7 @@ def _ingest(**kwargs: object) -> PreservicaIngestOperator:
 
 
 def _dag(dag_id: str) -> DAG:
-    return DAG(
-        dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, params=PARAMS
-    )
+    return DAG(dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, params=PARAMS)
 
 
 with _dag("preservica_ingest_conflicts_skipped") as conflicts_skipped_dag:

@@ -66,9 +66,7 @@ def quick_ingests(small_repository):
     return small_repository
 
 
-def test_same_names_with_other_content_into_another_folder_are_ingested_not_skipped(
-    quick_ingests, run_dag, tmp_path
-):
+def test_same_names_with_other_content_into_another_folder_are_ingested_not_skipped(quick_ingests, run_dag, tmp_path):
     """x/batch into one folder, then w/batch (same names, other content) into another: both are stored."""
     x, _ = make_delivery(tmp_path / "x", "x")
     w, w_contents = make_delivery(tmp_path / "w", "w")
@@ -202,3 +200,41 @@ def test_two_runs_ingesting_the_same_files_at_once_store_them_once(quick_ingests
     assert created[0]["verified"] == 5
     assert present[0]["state"] == "NOTHING_TO_INGEST"
     assert present[0]["existing_refs"] == sorted(h.reference for h in assets)
+
+
+@pytest.mark.parametrize("dag", ["ingest_polling_dag", "ingest_deferrable_dag"])
+def test_no_claim_is_left_behind_after_success_or_conflict(quick_ingests, run_dag, tmp_path, dag):
+    from airflow_provider_preservica.ingest.claims import claim_key
+    from tests.integration.conftest import variable
+
+    x, _ = make_delivery(tmp_path / "x", "x")
+    y, _ = make_delivery(tmp_path / "y", "y")
+    key = claim_key(PreservicaHook().settings.base_url, MAPS_FOLDER, "batch")
+
+    done = run_dag("ingest_dags.py", dag, run_conf={"source": str(x), "parent": MAPS_FOLDER})
+    assert task_states(done) == {"ingest[-1]": "success"} and variable(key) is None
+    refused = run_dag("ingest_dags.py", dag, run_conf={"source": str(y), "parent": MAPS_FOLDER})
+    assert task_states(refused) == {"ingest[-1]": "failed"} and variable(key) is None
+
+
+def test_assets_ingested_without_a_content_identifier_are_compared_by_their_stored_fixity(
+    quick_ingests, run_dag, tmp_path
+):
+    """Assets from before this release (no ``SourceFixity`` identifier) are still skipped, or a conflict."""
+    from airflow_provider_preservica.ingest.identity import FIXITY_IDENTIFIER
+
+    x, _ = make_delivery(tmp_path / "x", "x", files=2)
+    conf = {"source": str(x), "parent": MAPS_FOLDER}
+    first = _report(run_dag("ingest_dags.py", "ingest_polling_dag", run_conf=conf))
+    entities = PreservicaHook().entities
+    for ref in first["created_refs"]:
+        for identifier in entities.identifiers(ref, "IO"):
+            if identifier.type == FIXITY_IDENTIFIER:
+                entities.delete_identifier(ref, "IO", identifier.api_id)
+
+    same = _report(run_dag("ingest_dags.py", "ingest_polling_dag", run_conf=conf))
+    (x / "f1.bin").write_bytes(b"changed since" * 10)
+    changed = run_dag("ingest_dags.py", "ingest_polling_dag", run_conf=conf)
+
+    assert same["state"] == "NOTHING_TO_INGEST" and same["existing_refs"] == sorted(first["created_refs"])
+    assert task_states(changed) == {"ingest[-1]": "failed"}
