@@ -71,6 +71,13 @@ class IngestReport:
             "the target)",
             f"  verified        : {self.verified} assets have the fixity the manifest promised",
         ]
+        for label, refs in (
+            ("created refs", self.created_refs),
+            ("present refs", list(self.skipped_existing.values())),
+        ):
+            if refs:
+                more = f" and {len(refs) - XCOM_LIST_LIMIT} more" if len(refs) > XCOM_LIST_LIMIT else ""
+                lines.append(f"  {label:<16}: {', '.join(sorted(refs)[:XCOM_LIST_LIMIT])}{more}")
         lines += [f"  warning         : {w}" for w in self.warnings[:XCOM_LIST_LIMIT]]
         lines += [f"  conflict        : {c}" for c in self.conflicts[:XCOM_LIST_LIMIT]]
         lines += [f"  error           : {e}" for e in self.errors[:XCOM_LIST_LIMIT]]

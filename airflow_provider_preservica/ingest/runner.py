@@ -123,7 +123,6 @@ class IngestRunner:
             if self.on_conflict != "skip":
                 raise IngestConflictError(self.report.conflicts)
             log.warning("Leaving out %d conflicting files (on_conflict='skip')", len(presence.conflicts))
-            self.report.warnings.extend(self.report.conflicts)
             skipped += [c.path for c in presence.conflicts]
         if presence.present:
             log.info(
