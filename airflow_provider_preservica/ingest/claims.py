@@ -91,6 +91,7 @@ class TargetClaim:
             poll_interval=poll_interval,
             clock=clock,
             sleep=sleep,
+            waiting_message="Another run is ingesting into this folder with the same SourceIDs; waiting for it",
         )
         self._lease.owner = self.owner  # a retry of the same batch owns what an earlier try claimed
 
@@ -103,14 +104,9 @@ class TargetClaim:
 
     def acquire(self, timeout: float, finished: Callable[[str], bool]) -> None:
         """Hold the target, waiting while another run holds it; ``finished(token)`` says if its ingest ended."""
-        announced = False
 
         def holder_gone() -> None:
-            nonlocal announced
             record = self._record()
-            if not announced and record.get("owner") != self.owner:
-                log.info("Another run is ingesting into this folder with the same SourceIDs; waiting for it")
-                announced = True
             token = record.get("progress_token")
             if isinstance(token, str) and record.get("owner") != self.owner and finished(token):
                 log.info("The ingest that held this target (progress token %s) has finished; taking over", token)
