@@ -55,3 +55,20 @@ class PreservicaHTTPError(PreservicaError):
         if detail:
             text += f": {detail}"
         super().__init__(text)
+
+
+class IngestConflictError(PreservicaError):
+    """Files whose SourceID an asset below the target already carries with other content: never skipped silently."""
+
+    def __init__(self, conflicts: list[str]) -> None:
+        self.conflicts = conflicts
+        shown = "; ".join(conflicts[:5]) + (f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
+        super().__init__(
+            f"{len(conflicts)} file(s) conflict with assets already in the target folder: {shown}. Nothing was "
+            "uploaded. Give this delivery its own source_id_namespace (or another parent_ref) if it is a different "
+            "delivery, or pass on_conflict='skip' to ingest the other files and list these in the report"
+        )
+
+
+class IngestClaimTimeout(PreservicaError):
+    """Another run kept an ingest's target (folder and SourceID namespace) longer than this run may wait."""

@@ -25,6 +25,7 @@ from airflow_provider_preservica.auth.stores import TokenStore
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+LOGIN_WAIT = "Another worker is logging in to Preservica; waiting for its token"
 
 
 class LoginLease:
@@ -38,6 +39,7 @@ class LoginLease:
         poll_interval: float = 0.2,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        waiting_message: str = LOGIN_WAIT,
     ) -> None:
         self.store = store
         self.key = key
@@ -46,6 +48,7 @@ class LoginLease:
         self.poll_interval = poll_interval
         self._clock = clock
         self._sleep = sleep
+        self.waiting_message = waiting_message
         self.owner = uuid.uuid4().hex
         self.held = False
 
@@ -69,7 +72,7 @@ class LoginLease:
             holder = self._holder()
             if holder is not None and holder[0] != self.owner:
                 if not announced:
-                    log.info("Another worker is logging in to Preservica; waiting for its token")
+                    log.info("%s", self.waiting_message)
                     announced = True
                 found = ready()
                 if found is not None:
@@ -88,7 +91,8 @@ class LoginLease:
             found = ready()
             if found is not None:
                 return found
-        log.warning("No Preservica login lease after %.0f s; logging in without it", timeout)
+        if self.waiting_message == LOGIN_WAIT:
+            log.warning("No Preservica login lease after %.0f s; logging in without it", timeout)
         return None
 
     def try_acquire(self, ready: Callable[[], T | None]) -> T | None:

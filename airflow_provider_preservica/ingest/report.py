@@ -30,13 +30,21 @@ class IngestReport:
     sent_source_ids: list[str] = field(default_factory=list)
     expected_fixity: dict[str, list[str]] = field(default_factory=dict)  # SourceID -> [filename, algorithm, hex]
     verified: int = 0
+    conflicts: list[str] = field(default_factory=list)  # same SourceID below the target, other content
+    claim_key: str | None = None  # the SourceID namespace this ingest claimed its target with
 
     def to_xcom(self) -> dict[str, Any]:
         """Small whatever the batch size: counts, the token, and at most a few refs and messages."""
         data = asdict(self)
         data.pop("sent_source_ids")
         data.pop("expected_fixity")
+        data.pop("claim_key")
         data["skipped_existing"] = len(self.skipped_existing)
+        # The assets this delivery's files are in, whether this run created them or found them: a re-run with
+        # nothing new still hands usable refs downstream.
+        data["existing_refs"] = sorted(self.skipped_existing.values())[:XCOM_LIST_LIMIT]
+        data["refs_truncated"] = max(len(self.created_refs), len(self.skipped_existing)) > XCOM_LIST_LIMIT
+        data["conflicts"] = self.conflicts[:XCOM_LIST_LIMIT]
         data["created_refs"] = self.created_refs[:XCOM_LIST_LIMIT]
         data["created_count"] = len(self.created_refs)
         data["errors"] = self.errors[:XCOM_LIST_LIMIT]
@@ -60,10 +68,19 @@ class IngestReport:
             f"  package         : {self.package or '-'} ({self.package_bytes / 1048576:.1f} MiB, "
             f"{self.assets_sent} assets)",
             f"  created         : {len(self.created_refs)} assets",
-            f"  already present : {len(self.skipped_existing)} assets skipped by SourceID",
+            f"  already present : {len(self.skipped_existing)} assets skipped (same SourceID and content below "
+            "the target)",
             f"  verified        : {self.verified} assets have the fixity the manifest promised",
         ]
+        for label, refs in (
+            ("created refs", self.created_refs),
+            ("present refs", list(self.skipped_existing.values())),
+        ):
+            if refs:
+                more = f" and {len(refs) - XCOM_LIST_LIMIT} more" if len(refs) > XCOM_LIST_LIMIT else ""
+                lines.append(f"  {label:<16}: {', '.join(sorted(refs)[:XCOM_LIST_LIMIT])}{more}")
         lines += [f"  warning         : {w}" for w in self.warnings[:XCOM_LIST_LIMIT]]
+        lines += [f"  conflict        : {c}" for c in self.conflicts[:XCOM_LIST_LIMIT]]
         lines += [f"  error           : {e}" for e in self.errors[:XCOM_LIST_LIMIT]]
         return "\n".join(lines)
 

@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.monitor import ingest_messages
 from airflow_provider_preservica.client.progress import Progress
 from airflow_provider_preservica.client.upload import PackageUploader, UploadResult
-from airflow_provider_preservica.exceptions import PreservicaConfigError
-from airflow_provider_preservica.ingest.existing import SOURCE_ID_IDENTIFIER, WithoutFiles, existing_source_ids
+from airflow_provider_preservica.exceptions import IngestConflictError, PreservicaConfigError
+from airflow_provider_preservica.ingest.existing import WithoutFiles
+from airflow_provider_preservica.ingest.identity import FIXITY_IDENTIFIER, assets_below, find_present
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.packaging import (
     LocalSourceTree,
@@ -42,6 +44,7 @@ class IngestRunner:
         work_dir: str | None = None,
         metadata: Any = None,
         verify: bool = True,
+        on_conflict: str = "fail",
     ) -> None:
         self.entities = entities
         self.uploader = uploader
@@ -53,6 +56,7 @@ class IngestRunner:
         self.work_dir = work_dir
         self.metadata = metadata
         self.verify = verify
+        self.on_conflict = on_conflict
 
     def prepare(self, source: str | os.PathLike[str]) -> Path | None:
         """The file to upload, or ``None`` when every asset is already in Preservica."""
@@ -68,21 +72,10 @@ class IngestRunner:
             raise PreservicaConfigError(f"ingest source {str(path)!r} is neither a folder nor a zip file")
         tree = LocalSourceTree(path)
         namespace = self.source_id_namespace or tree.name
-        skipped_paths: list[str] = []
-        if self.skip_existing:
-            scan = scan_source(tree)
-            ids = uuid_source_ids(namespace)
-            by_source_id = {ids(entry.path, False): entry.path for entry in scan.files}
-            found = existing_source_ids(self.entities, by_source_id)
-            self.report.skipped_existing = found
-            skipped_paths = [by_source_id[source_id] for source_id in found]
-            if found:
-                log.info(
-                    "%d of %d files are already in Preservica (by SourceID); skipping them", len(found), len(scan.files)
-                )
-            if scan.files and len(found) == len(scan.files):
-                self.report.state = "NOTHING_TO_INGEST"
-                return None
+        skipped_paths = self._skip_present(tree, namespace) if self.skip_existing else []
+        if skipped_paths is None:
+            self.report.state = "NOTHING_TO_INGEST"
+            return None
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="preservica-ingest-"))
         work.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
@@ -96,6 +89,7 @@ class IngestRunner:
             metadata=self.metadata,
             keep_staged=False,
             overwrite=True,
+            fixity_identifier=FIXITY_IDENTIFIER,
         )
         self.report.package = manifest.package_path
         self.report.package_bytes = manifest.zip_size or 0
@@ -115,6 +109,37 @@ class IngestRunner:
             time.monotonic() - started,
         )
         return Path(manifest.package_path)
+
+    def _skip_present(self, tree: LocalSourceTree, namespace: str) -> list[str] | None:
+        """Paths to leave out (same content below the target already), ``None`` if that is every file."""
+        files = scan_source(tree).files
+        ids = uuid_source_ids(namespace)
+        by_source_id = {ids(entry.path, False): entry.path for entry in files}
+        presence = find_present(self.entities, self.report.parent_ref, by_source_id, self._checksums(tree), self.fixity)
+        self.report.skipped_existing = presence.present
+        skipped = [by_source_id[source_id] for source_id in presence.present]
+        if presence.conflicts:
+            self.report.conflicts = [c.describe() for c in presence.conflicts]
+            if self.on_conflict != "skip":
+                raise IngestConflictError(self.report.conflicts)
+            log.warning("Leaving out %d conflicting files (on_conflict='skip')", len(presence.conflicts))
+            skipped += [c.path for c in presence.conflicts]
+        if presence.present:
+            log.info(
+                "%d of %d files are already in Preservica below %s (same SourceID and content); skipping them",
+                len(presence.present),
+                len(files),
+                self.report.parent_ref,
+            )
+        return None if files and len(skipped) == len(files) else skipped
+
+    def _checksums(self, tree: LocalSourceTree) -> Callable[[list[str]], dict[str, str]]:
+        def checksums(paths: list[str]) -> dict[str, str]:
+            local = {path: tree.local_path(path) for path in paths}
+            hashed = hash_files([p for p in local.values() if p is not None], self.fixity)
+            return {path: hashed[p].value(self.fixity) for path, p in local.items() if p is not None}
+
+        return checksums
 
     def _verify_fixity(self, created: dict[str, str]) -> None:
         """Each asset holds a bitstream with the name and fixity its sidecar promised."""
@@ -174,12 +199,12 @@ class IngestRunner:
             return
         found = dict(monitor.created) if monitor else {}
         if report.sent_source_ids:
-            found.update(existing_source_ids(self.entities, report.sent_source_ids, SOURCE_ID_IDENTIFIER))
+            found.update(self._created_below_target([s for s in report.sent_source_ids if s not in found]))
             missing = [s for s in report.sent_source_ids if s not in found]
             if missing:
                 report.errors.append(
                     f"{len(missing)} of {len(report.sent_source_ids)} assets sent are not findable by SourceID "
-                    "after Preservica reported success"
+                    "below the target folder after Preservica reported success"
                 )
         # A retry that adopted the ingest expects every file of the source, including those an earlier run
         # ingested; the Process Monitor knows which ones this ingest created.
@@ -187,6 +212,26 @@ class IngestRunner:
         report.created_refs = sorted(created.values())
         if self.verify:
             self._verify_fixity(found)
+
+    def _created_below_target(self, source_ids: list[str]) -> dict[str, str]:
+        """The assets with these SourceIDs below the target that were not there before this ingest.
+
+        The target claim keeps other runs of the same files away, so a new asset with one of them is this
+        package's; two are reported (a duplicate), never resolved by taking the first.
+        """
+        if not source_ids:
+            return {}
+        before = set(self.report.skipped_existing.values())
+        created: dict[str, str] = {}
+        for source_id, hits in assets_below(self.entities, self.report.parent_ref, source_ids).items():
+            refs = [ref for ref, _ in hits if ref not in before]
+            if len(refs) > 1:
+                self.report.errors.append(
+                    f"SourceID {source_id} is held by {len(refs)} new assets below the target: {', '.join(refs)}"
+                )
+            if refs:
+                created[source_id] = refs[0]
+        return created
 
 
 def _extend_unique(target: list[str], items: list[str]) -> None:

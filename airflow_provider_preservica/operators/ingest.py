@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -24,13 +25,15 @@ from airflow_provider_preservica.client.progress import (
 )
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
-from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.exceptions import IngestClaimTimeout, IngestConflictError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
+from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
+from airflow_provider_preservica.packaging import LocalSourceTree
 from airflow_provider_preservica.storage import fetch_to_local, is_url
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
@@ -49,7 +52,11 @@ class PreservicaIngestOperator(BaseOperator):
     :param fixity: checksum written into each file's OPEX sidecar and checked by Preservica: ``SHA-256``
         (default), ``SHA-1``, ``MD5`` or ``SHA-512``. The package format follows ``source``: a folder becomes
         OPEX; a zip is sent as is after a check that it is an XIP v6 SIP or a zipped OPEX tree.
-    :param skip_existing: leave out files whose SourceID Preservica already holds (reported as skipped).
+    :param skip_existing: leave out files Preservica already holds below ``parent_ref`` with the same SourceID
+        and content (reported as present, with their refs); see "What identifies a file" in the README.
+    :param on_conflict: a file whose SourceID an asset below ``parent_ref`` carries with other content is a
+        conflict: ``"fail"`` (default) fails the task before uploading anything, naming each file;
+        ``"skip"`` ingests the other files and lists the conflicts in the report and as warnings.
     :param wait_for_completion: wait for Preservica's outcome (else return after the upload).
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param poll_interval: seconds between progress checks.
@@ -89,6 +96,7 @@ class PreservicaIngestOperator(BaseOperator):
         source_id_namespace: str | None = None,
         fixity: str = "SHA-256",
         skip_existing: bool = True,
+        on_conflict: str = "fail",
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30.0,
@@ -108,6 +116,9 @@ class PreservicaIngestOperator(BaseOperator):
         self.source_id_namespace = source_id_namespace
         self.fixity = fixity
         self.skip_existing = skip_existing
+        if on_conflict not in ("fail", "skip"):
+            raise ValueError(f"on_conflict must be 'fail' or 'skip', not {on_conflict!r}")
+        self.on_conflict = on_conflict
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -146,6 +157,7 @@ class PreservicaIngestOperator(BaseOperator):
             source_id_namespace=self.source_id_namespace,
             work_dir=self.work_dir,
             verify=self.verify,
+            on_conflict=self.on_conflict,
         )
 
     # -- execution -------------------------------------------------------------------------
@@ -171,6 +183,7 @@ class PreservicaIngestOperator(BaseOperator):
         registry = BatchRegistry()
         context["ti"].xcom_push(key=ENTITY_URL_XCOM_KEY, value=explorer_url(hook.settings.base_url, self.parent_ref))
         progress = self._adopt(hook, registry, report)
+        claim = self._claim(hook, report, source) if report.adopted else None  # held until the outcome
         if report.adopted:
             runner.expect_from_source(source)
         if report.progress_token is None:
@@ -181,8 +194,14 @@ class PreservicaIngestOperator(BaseOperator):
                 raise AirflowFailException(
                     f"cannot ingest into parent_ref: {reason}; give the reference of a folder"
                 ) from None
-            package = runner.prepare(source)
+            claim = self._claim(hook, report, source)  # before the skip check; a retry of this batch owns it
+            try:
+                package = _released_on_error(claim, runner.prepare, source)
+            except IngestConflictError as exc:
+                self.log.error("%s", report.summary())
+                raise AirflowFailException(str(exc)) from None  # a retry would meet the same conflict
             if package is None:
+                _release(claim)
                 self.log.info(
                     "Nothing to ingest: all %d assets are already in Preservica", len(report.skipped_existing)
                 )
@@ -190,7 +209,9 @@ class PreservicaIngestOperator(BaseOperator):
                 self._announce(context, report)
                 return report.to_xcom()
             key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
-            upload = runner.submit(package, self.parent_ref, key)
+            upload = _released_on_error(claim, runner.submit, package, self.parent_ref, key)
+            if claim is not None:
+                claim.submitted(upload.progress_token, self.timeout)
             registry.save(
                 InFlightIngest(
                     batch_id,
@@ -247,6 +268,38 @@ class PreservicaIngestOperator(BaseOperator):
         progress = read_progress(hook.get_conn(), str(event["progress_token"]))
         return self._finish(context, runner, BatchRegistry(), progress)
 
+    # -- one ingest per target and namespace at a time (ingest/claims.py) ---------------------------
+    def _claim(self, hook: PreservicaHook, report: IngestReport, source: str) -> TargetClaim | None:
+        """Hold ``parent_ref`` + namespace for this batch; waits while another run ingests the same files there."""
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            return None  # a ready-made zip: Preservica's incremental ingest matches its SourceIDs
+        report.claim_key = self.source_id_namespace or LocalSourceTree(path).name
+        claim = self._claim_for(report)
+        assert claim is not None
+
+        def finished(token: str) -> bool:
+            try:
+                return read_progress(hook.get_conn(), token).finished
+            except ProgressTokenUnknownError:
+                return True
+            except PreservicaError:
+                return False
+
+        try:
+            claim.acquire(self.timeout, finished)
+        except IngestClaimTimeout as exc:
+            raise AirflowException(str(exc)) from None
+        if report.adopted and report.progress_token:
+            claim.submitted(report.progress_token, self.timeout)
+        return claim
+
+    def _claim_for(self, report: IngestReport) -> TargetClaim | None:
+        if report.claim_key is None:
+            return None
+        host = PreservicaHook(self.preservica_conn_id).settings.base_url
+        return TargetClaim(host, self.parent_ref, report.claim_key, report.batch_id)
+
     def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, report: IngestReport) -> Progress | None:
         """Pick up the ingest an earlier try of this batch started, unless it failed."""
         record = registry.load(report.batch_id)
@@ -289,7 +342,10 @@ class PreservicaIngestOperator(BaseOperator):
         self, context: Any, runner: IngestRunner, registry: BatchRegistry, progress: Progress
     ) -> dict[str, Any]:
         report = self._report = runner.report
-        runner.record_outcome(progress)
+        try:
+            runner.record_outcome(progress)
+        finally:
+            _release(self._claim_for(report))
         summary = report.summary()
         if progress.succeeded and not report.errors:
             registry.forget(report.batch_id)
@@ -326,6 +382,20 @@ class PreservicaIngestOperator(BaseOperator):
         if outputs and report is not None and report.state not in ("SUBMITTED", "NOT_SUBMITTED"):
             outputs = [replace(outputs[0], file_count=len(report.created_refs), size=report.package_bytes or None)]
         return operator_lineage([path_dataset(self.source)], outputs)
+
+
+def _release(claim: TargetClaim | None) -> None:
+    if claim is not None:
+        claim.release()
+
+
+def _released_on_error(claim: TargetClaim | None, step: Any, *args: Any) -> Any:
+    """Run a step before the upload; if it fails, free the target for other runs at once."""
+    try:
+        return step(*args)
+    except BaseException:
+        _release(claim)
+        raise
 
 
 def asset_extra(report: IngestReport, fixity: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ Order of work, so that nothing half-done is ever visible:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -219,6 +220,7 @@ def build_opex_package(
     workers: int | None = None,
     overwrite: bool = False,
     progress: BuildProgress | None = None,
+    fixity_identifier: str | None = None,
 ) -> PackageManifest:
     """Build an OPEX package from ``source`` (a local folder or any ``SourceTree``) into ``output_dir``.
 
@@ -230,6 +232,8 @@ def build_opex_package(
     callback ``(relative_path, is_folder) -> EntityMetadata | dict | None``. ``source_id`` overrides the
     default SourceIDs (a UUIDv5 of ``source_id_namespace`` — default the package name — and the relative
     path). ``fixity`` is one algorithm or several (``SHA-256`` default; ``SHA-1``, ``MD5``, ``SHA-512``).
+    ``fixity_identifier``: also give every asset an identifier of that type, ``<algorithm>:<checksum>`` per
+    algorithm, so a later run can compare content from a search hit without reading the bitstream.
 
     Raises ``PackageValidationError`` (every problem at once; ``MissingSecurityTagError`` if a tag is
     missing) before anything is written, ``FixityError`` if a file changes or vanishes meanwhile.
@@ -313,7 +317,11 @@ def build_opex_package(
         assets: list[AssetRecord] = []
         for item in planned_files:
             result = hashed[staged / item.path]
-            data = asset_sidecar(item.props, result.records)
+            props = item.props
+            if fixity_identifier:
+                content_ids = tuple((fixity_identifier, f"{r.algorithm}:{r.value}") for r in result.records)
+                props = dataclasses.replace(props, identifiers=props.identifiers + content_ids)
+            data = asset_sidecar(props, result.records)
             target = staged / item.path
             target.with_name(sidecar_name(target.name)).write_bytes(data)
             sidecar_sizes[item.path] = len(data)

@@ -305,12 +305,14 @@ def test_metadata_corrections_dry_run_changes_nothing_apply_does_and_a_rerun_fin
     assert set(states(dag_run).values()) == {"success"}
     after = {name: as_seen(entities, ref) for name, ref in refs.items()}
     source_ids = {name: ("SourceID", ingested[name]["source_id"]) for name in CORRECTIONS}
+    assert all(source_ids[name] in before[name]["identifiers"] for name in CORRECTIONS)
+    ingest_ids = {name: before[name]["identifiers"] for name in CORRECTIONS}  # SourceID and SourceFixity
     assert after == {
         "minutes-1921.pdf": {
             **before["minutes-1921.pdf"],
             "title": "Minutes of the parish council, 3 March 1921",
             "security_tag": "open",
-            "identifiers": sorted([source_ids["minutes-1921.pdf"], ("catalogue", "PC/1/1921/3")]),
+            "identifiers": sorted([*ingest_ids["minutes-1921.pdf"], ("catalogue", "PC/1/1921/3")]),
             "dublin_core": [
                 {
                     "title": "Minutes of the parish council, 3 March 1921",
@@ -323,12 +325,12 @@ def test_metadata_corrections_dry_run_changes_nothing_apply_does_and_a_rerun_fin
         "letters/to-the-mayor.pdf": {
             **before["letters/to-the-mayor.pdf"],
             "title": "Letter to the mayor concerning the bridge",
-            "identifiers": sorted([source_ids["letters/to-the-mayor.pdf"], ("catalogue", "PC/2/14")]),
+            "identifiers": sorted([*ingest_ids["letters/to-the-mayor.pdf"], ("catalogue", "PC/2/14")]),
         },
         "letters/reply.pdf": {
             **before["letters/reply.pdf"],
             "description": "The mayor's reply: repairs in the spring.",
-            "identifiers": sorted([source_ids["letters/reply.pdf"], ("catalogue", "PC/2/15")]),
+            "identifiers": sorted([*ingest_ids["letters/reply.pdf"], ("catalogue", "PC/2/15")]),
         },
     }
     assert (outcomes(dry_report), outcomes(apply_report)) == (["would change"] * 3, ["changed"] * 3)
