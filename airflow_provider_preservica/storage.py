@@ -39,15 +39,15 @@ def _local_path(destination: str) -> Path | None:
 
 def make_folder(folder: Path) -> None:
     """Create ``folder`` and any missing parents, or say clearly why it cannot be made."""
-    for existing in (folder, *folder.parents):
-        if existing.exists():
-            if existing.is_dir():
-                break
-            where = "" if existing == folder else f"cannot be created: {str(existing)!r} "
-            raise PreservicaConfigError(
-                f"output folder {str(folder)!r} {where}is a file, not a folder; choose another path"
-            )
     try:
+        for existing in (folder, *folder.parents):
+            if existing.exists():
+                if existing.is_dir():
+                    break
+                where = "" if existing == folder else f"cannot be created: {str(existing)!r} "
+                raise PreservicaConfigError(
+                    f"output folder {str(folder)!r} {where}is a file, not a folder; choose another path"
+                )
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PreservicaConfigError(

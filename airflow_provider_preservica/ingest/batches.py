@@ -37,7 +37,7 @@ class InFlightIngest:
     series: str = ""  # the run of the task that submitted it, see task_series()
 
 
-def task_series(ti: Any, retries: int) -> str:
+def task_series(ti: Any, retries: int | None) -> str:
     """The same for a try of a task instance and its retries, different after each clear.
 
     Airflow raises ``max_tries`` by the task's ``retries`` when a task instance is cleared, so
