@@ -51,6 +51,10 @@ TASKS = {
     "metadata": lambda: PreservicaMetadataOperator(
         task_id="task", source="{{ params.dir }}/corrections.csv", deferrable=False, **RETRIES
     ),
+    # Changes a security tag, defers for that background work; the trigger's login is refused.
+    "metadata_deferred": lambda: PreservicaMetadataOperator(
+        task_id="task", source="{{ params.dir }}/tags.csv", poll_interval=0.2, deferrable=True, **RETRIES
+    ),
     "sensor": lambda: PreservicaProgressSensor(
         task_id="task", progress_token="{{ params.token }}", poke_interval=0.2, timeout=60, **RETRIES
     ),

@@ -16,6 +16,7 @@ from tests.integration.conftest import task_states
 pytestmark = pytest.mark.integration
 
 REJECTED = "Preservica rejected the login of archivist"
+ASSET = "b0000000-0000-4000-8000-000000000001"  # "closed" in the small repository
 
 
 def _failed_logins(server, user: str = "archivist") -> int:
@@ -28,6 +29,7 @@ def _inputs(tmp_path):
     (tmp_path / "batch" / "scan.tif").write_bytes(b"scan" * 100)
     rows = "".join(f"a0000000-0000-4000-8000-{row:012d},Title {row}\n" for row in range(1, 21))  # read by 8 threads
     (tmp_path / "corrections.csv").write_text(f"reference,title\n{rows}", encoding="utf-8")
+    (tmp_path / "tags.csv").write_text(f"reference,security_tag\n{ASSET},open\n", encoding="utf-8")
     return {"dir": str(tmp_path), "ref": MAPS_FOLDER, "token": "a-progress-token"}
 
 
@@ -66,17 +68,25 @@ def test_a_rejected_2fa_code_fails_the_task_after_one_attempt(small_repository, 
     assert "Preservica rejected the 2FA code for guarded" in "".join(capfd.readouterr())
 
 
+@pytest.mark.parametrize(
+    ("dag", "trigger"),
+    [
+        ("export_deferred_dag", "PreservicaProgressTrigger"),
+        ("metadata_deferred_dag", "PreservicaProgressTokensTrigger"),
+    ],
+)
 def test_a_login_refused_to_the_trigger_fails_the_deferred_task_without_retries(
-    small_repository, monkeypatch, run_dag, tmp_path, capfd
+    small_repository, monkeypatch, run_dag, tmp_path, capfd, dag, trigger
 ):
-    """The password changes while the export waits in the triggerer: the trigger's login is refused."""
+    """The password changes while the task waits in the triggerer: the trigger's login is refused."""
     from preservica_sandbox import SandboxUser
 
-    from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
+    from airflow_provider_preservica.triggers import progress
 
     _use(monkeypatch, small_repository)
-    small_repository.state.update_config({"export_seconds": 0.5})
-    run = PreservicaProgressTrigger.run
+    small_repository.state.update_config({"export_seconds": 0.5, "entity_action_seconds": 0.5})
+    trigger_class = getattr(progress, trigger)
+    run = trigger_class.run
 
     async def password_changed_meanwhile(self):
         small_repository.state.add_user(SandboxUser(name=ARCHIVIST.name, password="N3w-passw0rd-1", tenant="SANDBOX"))
@@ -84,9 +94,9 @@ def test_a_login_refused_to_the_trigger_fails_the_deferred_task_without_retries(
         async for event in run(self):
             yield event
 
-    monkeypatch.setattr(PreservicaProgressTrigger, "run", password_changed_meanwhile)
+    monkeypatch.setattr(trigger_class, "run", password_changed_meanwhile)
     try:
-        dag_run = run_dag("rejected_login_dags.py", "export_deferred_dag", run_conf=_inputs(tmp_path))
+        dag_run = run_dag("rejected_login_dags.py", dag, run_conf=_inputs(tmp_path))
     finally:
         small_repository.state.add_user(ARCHIVIST)
 
