@@ -37,7 +37,7 @@ def _local_path(destination: str) -> Path | None:
     return None  # an object store: "folders" are key prefixes, there when the object is
 
 
-def make_folder(folder: Path) -> None:
+def _make_folder(folder: Path) -> None:
     """Create ``folder`` and any missing parents, or say clearly why it cannot be made."""
     try:
         for existing in (folder, *folder.parents):
@@ -65,7 +65,7 @@ def check_writable(destination: str) -> None:
     if local is None:
         return
     parent = local.parent
-    make_folder(parent)
+    _make_folder(parent)
     if not os.access(parent, os.W_OK):
         raise PreservicaConfigError(f"output folder {str(parent)!r} is not writable by this worker")
     if local.is_dir():

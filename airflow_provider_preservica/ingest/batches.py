@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from airflow_provider_preservica.auth.stores import MemoryTokenStore, TokenStoreUnavailable, VariableTokenStore
@@ -83,6 +83,11 @@ class BatchRegistry:
             self._variables.write(batch_key(record.batch_id), value)
         except TokenStoreUnavailable:
             self._memory.write(batch_key(record.batch_id), value)
+
+    def claim(self, record: InFlightIngest, series: str) -> None:
+        """Make an adopted job this run's, so that this run's own retries adopt it too."""
+        if record.series != series:
+            self.save(replace(record, series=series))
 
     def forget(self, batch_id: str) -> None:
         try:

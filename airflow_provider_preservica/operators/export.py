@@ -202,6 +202,7 @@ class PreservicaExportOperator(BaseOperator):
             ) from None
         if progress.status in RUNNING or (progress.succeeded and record.series == series):
             self.log.info("Adopting export %s from an earlier try (%s)", record.progress_token, progress.status)
+            registry.claim(record, series)
             return record.progress_token
         self.log.info(
             "Export %s of an earlier try or run is %s: starting a new one", record.progress_token, progress.status

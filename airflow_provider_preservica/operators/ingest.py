@@ -287,12 +287,11 @@ class PreservicaIngestOperator(BaseOperator):
             report.assets_sent = record.assets_sent
             report.package_bytes = record.package_bytes
             report.adopted = True
+            registry.claim(record, series)
             report.state = progress.status
             return progress
         self.log.warning(
-            "Earlier ingest %s of this batch ended %s; submitting again (files it ingested are skipped by SourceID)",
-            record.progress_token,
-            progress.status,
+            "Earlier ingest %s of this batch ended %s; submitting again", record.progress_token, progress.status
         )
         return None
 

@@ -73,13 +73,11 @@ class PreservicaProgressTrigger(BaseTrigger):
         while True:
             try:
                 progress = await in_worker_thread(self._poll, hook)
-            except PreservicaError as exc:
-                if errors.tolerate(exc, self.progress_token) and time.time() + self.poll_interval <= self.end_time:
+            except Exception as exc:
+                tolerated = isinstance(exc, PreservicaError) and errors.tolerate(exc, self.progress_token)
+                if tolerated and time.time() + self.poll_interval <= self.end_time:
                     await asyncio.sleep(self.poll_interval)
                     continue
-                yield TriggerEvent(error_event(exc, progress_token=self.progress_token))
-                return
-            except Exception as exc:
                 yield TriggerEvent(error_event(exc, progress_token=self.progress_token))
                 return
             errors.reset()
