@@ -8,7 +8,13 @@ from __future__ import annotations
 
 
 class PreservicaError(Exception):
-    """Base class of every error this provider raises."""
+    """Base class of every error this provider raises.
+
+    ``retryable`` says whether another try of the task may succeed: False where a retry would only repeat
+    the harm (``task_errors`` turns such errors into Airflow's "fail without retries").
+    """
+
+    retryable: bool = True
 
 
 class PreservicaConfigError(PreservicaError):
@@ -32,7 +38,20 @@ class InsecureTransportError(PreservicaConfigError):
 
 
 class PreservicaAuthError(PreservicaError):
-    """Preservica refused the credentials (wrong password, tenant, 2FA code, locked account)."""
+    """Preservica refused to authorise the work (credentials, a token, an upload's temporary keys)."""
+
+
+class PreservicaLoginRejectedError(PreservicaAuthError):
+    """Preservica refused the login itself: wrong user, password or tenant, locked account, 2FA not set up.
+
+    Not retryable: each try is one more failed login, and real Preservica accounts lock after a few.
+    """
+
+    retryable = False
+
+
+class PreservicaTwoFactorRejectedError(PreservicaLoginRejectedError):
+    """Preservica refused the 2FA code (or the seed it is made from is missing or malformed)."""
 
 
 class PreservicaTokenRejectedError(PreservicaAuthError):

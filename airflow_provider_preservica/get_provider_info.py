@@ -58,7 +58,8 @@ CONN_FIELDS: dict[str, Any] = {
     },
     "allow_http": {
         "label": "Allow plain http",
-        "description": "Permit http:// to a non-loopback host. Credentials then cross the network unencrypted.",
+        "description": "Permit http:// to a non-loopback host (a Host without a scheme is then reached over http). "
+        "Credentials then cross the network unencrypted.",
         "schema": {"type": ["boolean", "null"], "default": False},
     },
 }

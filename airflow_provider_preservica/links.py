@@ -1,7 +1,11 @@
 """Extra links: a button on the task that opens the entity in Preservica's web UI.
 
 Airflow 3 evaluates links on the worker when the task ends and keeps the result, so the operators push
-the URL to XCom as soon as they know the entity (before any waiting) and the link reads it back.
+the URL to XCom as soon as they know the entity (before any waiting), for the link and for downstream
+tasks. The link itself reads the URL from the operator object (:func:`show_entity`): pulling an XCom that
+does not exist, because the task failed before it knew the entity, makes Airflow log
+``[error] XCom not found``. A task resumed after deferral is a new operator object, so
+``execute_complete`` calls :func:`restore_entity` first.
 """
 
 from __future__ import annotations
@@ -20,13 +24,25 @@ def explorer_url(base_url: str, ref: str, entity_type: str = "SO") -> str:
     return base_url.rstrip("/") + EXPLORER_PATH.format(entity_type=entity_type.upper() or "SO", ref=ref)
 
 
+_URL_ATTRIBUTE = "_preservica_entity_url"
+
+
+def show_entity(operator: Any, context: Any, url: str) -> None:
+    """Push the entity's Explorer URL to XCom and make it the task's link."""
+    context["ti"].xcom_push(key=ENTITY_URL_XCOM_KEY, value=url)
+    setattr(operator, _URL_ATTRIBUTE, url)
+
+
+def restore_entity(operator: Any, context: Any) -> None:
+    """In ``execute_complete``: the link the task showed before it deferred (its XCom is there)."""
+    url = context["ti"].xcom_pull(task_ids=operator.task_id, key=ENTITY_URL_XCOM_KEY)
+    setattr(operator, _URL_ATTRIBUTE, str(url) if url else "")
+
+
 class PreservicaEntityLink(BaseOperatorLink):
     """Opens, in Preservica, the folder an ingest went into or the entity an export came from."""
 
     name = "Preservica entity"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        value = XCom.get_value(ti_key=ti_key, key=ENTITY_URL_XCOM_KEY)
-        return str(value) if value else ""
+        return str(getattr(operator, _URL_ATTRIBUTE, "") or "")

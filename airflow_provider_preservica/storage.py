@@ -28,16 +28,47 @@ def _object_path(url: str) -> Any:
     return ObjectStoragePath(url)
 
 
+def _local_path(destination: str) -> Path | None:
+    """The local file ``destination`` names: a path, or a URL on the local filesystem (``file://``)."""
+    if not is_url(destination):
+        return Path(destination).expanduser().resolve()
+    if destination.split("://", 1)[0].lower() in ("file", "local"):
+        return Path(_object_path(destination).path).resolve()
+    return None  # an object store: "folders" are key prefixes, there when the object is
+
+
+def _make_folder(folder: Path) -> None:
+    """Create ``folder`` and any missing parents, or say clearly why it cannot be made."""
+    try:
+        for existing in (folder, *folder.parents):
+            if existing.exists():
+                if existing.is_dir():
+                    break
+                where = "" if existing == folder else f"cannot be created: {str(existing)!r} "
+                raise PreservicaConfigError(
+                    f"output folder {str(folder)!r} {where}is a file, not a folder; choose another path"
+                )
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PreservicaConfigError(
+            f"output folder {str(folder)!r} does not exist and cannot be created ({exc.strerror or exc}); "
+            "create it or choose another path"
+        ) from None
+
+
 def check_writable(destination: str) -> None:
-    """Fail before any work starts when the destination cannot be written."""
-    if is_url(destination):
-        return  # object stores are checked by the write itself; there is no cheap, reliable probe
-    parent = Path(destination).expanduser().resolve().parent
-    if not parent.is_dir():
-        raise PreservicaConfigError(f"output folder {str(parent)!r} does not exist; create it or choose another path")
+    """Fail before any work starts when the destination cannot be written; create its missing folders.
+
+    Object stores are checked by the write itself: there is no cheap, reliable probe, and no folder to make.
+    """
+    local = _local_path(destination)
+    if local is None:
+        return
+    parent = local.parent
+    _make_folder(parent)
     if not os.access(parent, os.W_OK):
         raise PreservicaConfigError(f"output folder {str(parent)!r} is not writable by this worker")
-    if Path(destination).is_dir():
+    if local.is_dir():
         raise PreservicaConfigError(f"output path {destination!r} is a folder; give a file name")
 
 

@@ -17,11 +17,15 @@ Renewal (see ``token.py`` for *fresh*, *due*, *usable*, *refreshable*):
 - A refused or failed refresh (already used, expired, revoked, unreachable) is followed by one more
   look at the store (another host may have won a race and stored the new token) and then a password
   login, still under the same locks and lease.
+- A refused login is remembered by this process for a few minutes: threads that queued behind it (a
+  metadata run reads with eight) get the same error without asking again, since every refused login
+  counts towards the account's lockout. Changed credentials are tried at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -33,7 +37,7 @@ from airflow_provider_preservica.auth.locks import single_flight, try_single_fli
 from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.stores import TokenStore, TokenStoreUnavailable
 from airflow_provider_preservica.auth.token import AccessToken
-from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaError
+from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaError, PreservicaLoginRejectedError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ _fallback_announced: set[str] = set()
 _SPENT_KEPT = 64
 #: After a failed renewal ahead of expiry, the next attempt waits this long (at most a twelfth of the lifetime).
 RENEWAL_RETRY_SECONDS = 30.0
+#: How long this process answers a refused login's credentials with the same refusal instead of a new login.
+REFUSAL_KEPT_SECONDS = 300.0
 
 
 def _mask(token: AccessToken) -> None:
@@ -73,6 +79,8 @@ class TokenCache:
     _memory_guard: ClassVar[threading.Lock] = threading.Lock()
     _spent: ClassVar[dict[str, None]] = {}
     _not_before: ClassVar[dict[str, float]] = {}  # key -> no renewal ahead of expiry before this moment
+    # key -> (digest of the refused credentials, until when, the refusal); the digest never leaves memory
+    _refused: ClassVar[dict[str, tuple[str, float, PreservicaLoginRejectedError]]] = {}
 
     def __init__(
         self,
@@ -259,7 +267,7 @@ class TokenCache:
                     return winner
         if token is None:
             try:
-                token = self._login()
+                token = self._password_login()
             except PreservicaError as exc:
                 if current is not None and self._usable(current):
                     retry = min(RENEWAL_RETRY_SECONDS, current.lifetime / 12)
@@ -279,6 +287,24 @@ class TokenCache:
         self._remember(token)
         self._write_store(token)
         return token
+
+    def _credentials(self) -> str:
+        secrets = (self.settings.fingerprint, self.settings.password, self.settings.totp_secret or "")
+        return hashlib.sha256("\n".join(secrets).encode()).hexdigest()
+
+    def _password_login(self) -> AccessToken:
+        """Log in, unless these very credentials were refused moments ago (see the module docstring)."""
+        credentials = self._credentials()
+        with self._memory_guard:
+            refused = self._refused.get(self.key)
+        if refused is not None and refused[0] == credentials and time.time() < refused[1]:
+            raise type(refused[2])(str(refused[2]))
+        try:
+            return self._login()
+        except PreservicaLoginRejectedError as exc:
+            with self._memory_guard:
+                self._refused[self.key] = (credentials, time.time() + REFUSAL_KEPT_SECONDS, exc)
+            raise
 
     def _try_refresh(self, basis: AccessToken) -> AccessToken | None:
         """The refreshed token, or ``None`` (logged) when Preservica refused or could not be asked."""
@@ -346,3 +372,4 @@ class TokenCache:
         with cls._memory_guard:
             cls._memory.clear()
             cls._not_before.clear()
+            cls._refused.clear()

@@ -21,8 +21,10 @@ def is_loopback(hostname: str) -> bool:
 def build_base_url(host: str | None, port: int | None = None, *, allow_http: bool = False) -> str:
     """Return ``scheme://host[:port]`` for a bare host name or a URL.
 
-    A bare name gets https. Plain http is accepted only for loopback hosts (the sandbox) or when the
-    Connection sets ``allow_http``; anything else would send the password in clear text.
+    A bare name gets https, or http when the Connection sets ``allow_http`` (a URI Connection cannot put a
+    scheme in its host: ``preservica://user:pw@sandbox.lan:8765/?allow_http=true`` means plain http). Plain
+    http is accepted only for loopback hosts (the sandbox) or with ``allow_http``; anything else would send
+    the password in clear text. Write ``https://`` in the host to keep TLS with ``allow_http`` set.
     """
     raw = (host or "").strip()
     if not raw:
@@ -31,7 +33,7 @@ def build_base_url(host: str | None, port: int | None = None, *, allow_http: boo
             "(or a URL such as 'https://eu.preservica.com')"
         )
     if "://" not in raw:
-        raw = f"https://{raw}"
+        raw = f"{'http' if allow_http else 'https'}://{raw}"
     parts = urlsplit(raw)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):

@@ -17,7 +17,12 @@ import requests
 
 from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.token import AccessToken
-from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaHTTPError
+from airflow_provider_preservica.exceptions import (
+    PreservicaAuthError,
+    PreservicaHTTPError,
+    PreservicaLoginRejectedError,
+    PreservicaTwoFactorRejectedError,
+)
 from airflow_provider_preservica.transport import HttpTransport
 from airflow_provider_preservica.utils.totp import InvalidTotpSecret, seconds_left_in_step, totp_at
 
@@ -71,13 +76,13 @@ class PasswordLogin:
         if message == "needs.2fa":
             return self._complete_2fa(body, issued_at)
         if message == "needs.2fa.setup":
-            raise PreservicaAuthError(
+            raise PreservicaTwoFactorRejectedError(
                 f"Preservica account {self._who()} has 2FA enabled but not set up: log in once in the "
                 "Preservica web UI to set it up, then put the seed in the Connection extra 'two_fa_secret'"
             )
         if response.status_code in (401, 403):
             reason = self._scrub(message) or f"HTTP {response.status_code}"
-            raise PreservicaAuthError(
+            raise PreservicaLoginRejectedError(
                 f"Preservica rejected the login of {self._who()}: {reason}. Check the Connection's "
                 "login, password and tenant extra"
             )
@@ -113,7 +118,7 @@ class PasswordLogin:
     def _complete_2fa(self, challenge: dict[str, Any], issued_at: float) -> AccessToken:
         secret = self.settings.totp_secret
         if not secret:
-            raise PreservicaAuthError(
+            raise PreservicaTwoFactorRejectedError(
                 f"Preservica account {self._who()} requires two-factor authentication: add the account's "
                 "TOTP seed to the Connection extra 'two_fa_secret' (or 'twoFactorToken' in credentials.properties)"
             )
@@ -123,7 +128,7 @@ class PasswordLogin:
         try:
             code = totp_at(secret)
         except InvalidTotpSecret as exc:
-            raise PreservicaAuthError(f"cannot complete 2FA for {self._who()}: {exc}") from None
+            raise PreservicaTwoFactorRejectedError(f"cannot complete 2FA for {self._who()}: {exc}") from None
         form = {
             "username": self.settings.username,
             "continuationToken": str(challenge.get("continuationToken", "")),
@@ -135,7 +140,7 @@ class PasswordLogin:
         if response.status_code == 200 and body.get("token"):
             return self._token_from(body, issued_at)
         reason = self._scrub(str(body.get("message") or f"HTTP {response.status_code}"))
-        raise PreservicaAuthError(
+        raise PreservicaTwoFactorRejectedError(
             f"Preservica rejected the 2FA code for {self._who()}: {reason}. Check the 'two_fa_secret' "
             "extra and that this machine's clock is right (TOTP codes change every 30 s)"
         )

@@ -3,6 +3,12 @@
 One small Airflow Variable per batch (``preservica_ingest__<batch id hash>``) holds the progress token
 and upload key. Variables survive retries and are visible to every worker on all Airflow 3.x
 releases; outside a task the record lives in memory. The record holds nothing secret.
+
+A record lives only while its job's outcome is unknown to the task: the operators forget it once they
+know how the job ended (or handed its progress token on), so nothing is left behind by a finished run.
+The record also names the run of the task that submitted it (:func:`task_series`): a retry after a
+crash adopts its own run's job even if it finished meanwhile, while a cleared re-run adopts a leftover
+only if it is still running (never a second job beside it) and otherwise starts afresh.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from airflow_provider_preservica.auth.stores import MemoryTokenStore, TokenStoreUnavailable, VariableTokenStore
@@ -28,6 +34,20 @@ class InFlightIngest:
     submitted_at: float
     assets_sent: int = 0
     package_bytes: int = 0
+    series: str = ""  # the run of the task that submitted it, see task_series()
+
+
+def task_series(ti: Any, retries: int | None) -> str:
+    """The same for a try of a task instance and its retries, different after each clear.
+
+    Airflow raises ``max_tries`` by the task's ``retries`` when a task instance is cleared, so
+    ``max_tries - retries`` is the last try before this run of it (Airflow finds the first try of a run the
+    same way). Empty where the task instance does not say (then every record counts as this run's).
+    """
+    max_tries = getattr(ti, "max_tries", None)
+    if not isinstance(max_tries, int):
+        return ""
+    return f"{getattr(ti, 'run_id', '')}#{max_tries - (retries or 0)}"
 
 
 def batch_key(batch_id: str) -> str:
@@ -63,6 +83,11 @@ class BatchRegistry:
             self._variables.write(batch_key(record.batch_id), value)
         except TokenStoreUnavailable:
             self._memory.write(batch_key(record.batch_id), value)
+
+    def claim(self, record: InFlightIngest, series: str) -> None:
+        """Make an adopted job this run's, so that this run's own retries adopt it too."""
+        if record.series != series:
+            self.save(replace(record, series=series))
 
     def forget(self, batch_id: str) -> None:
         try:

@@ -228,6 +228,8 @@ class MetadataUpdater:
                 return plan
             plan.steps = plan_row(change, self._read_state(change, found))
         except PreservicaError as exc:
+            if not exc.retryable:  # a refused login is no row's fault: it ends the run
+                raise
             outcome.outcome, outcome.message = Outcome.REJECTED, f"reading failed: {exc}"
             return plan
         outcome.changes = [step.what for step in plan.steps]
@@ -262,6 +264,8 @@ class MetadataUpdater:
             try:
                 token = step.run(self.entities)
             except PreservicaError as exc:
+                if not exc.retryable:
+                    raise
                 plan.outcome.outcome = Outcome.REJECTED
                 plan.outcome.message = f"{step.what}: {exc}"
                 plan.outcome.changes = done

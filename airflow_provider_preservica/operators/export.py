@@ -24,12 +24,19 @@ from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
+from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
-from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
+from airflow_provider_preservica.links import (
+    ENTITY_URL_XCOM_KEY,
+    PreservicaEntityLink,
+    explorer_url,
+    restore_entity,
+    show_entity,
+)
 from airflow_provider_preservica.packaging.unpack import unpack_zip
 from airflow_provider_preservica.packaging.verify import require_intact
 from airflow_provider_preservica.storage import check_writable, is_url, publish_file
+from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
 
@@ -115,13 +122,15 @@ class PreservicaExportOperator(BaseOperator):
                 f"{self.min_free_bytes / 1048576:.0f} MiB (min_free_bytes)"
             )
 
+    @task_errors
     def execute(self, context: Any) -> dict[str, Any]:
         self._preflight()
         hook = PreservicaHook(self.preservica_conn_id)
         self._preservica_host = preservica_host(hook.settings.base_url)
         registry = BatchRegistry()
         batch_id = self._batch_id(context)
-        token = self._adopt(hook, registry, batch_id)
+        series = task_series(context["ti"], self.retries)
+        token = self._adopt(hook, registry, batch_id, series)
         entity_type = self.entity_type or "SO"
         if token is None:
             try:
@@ -130,15 +139,13 @@ class PreservicaExportOperator(BaseOperator):
                 raise AirflowFailException(str(exc)) from None  # a retry cannot find it either
             entity_type = entity.entity_type
             token = start_export(hook.get_conn(), hook.entities.ns, entity.ref, entity.entity_type, self.options)
-            registry.save(InFlightIngest(batch_id, token, self.destination, None, time.time()))
+            registry.save(InFlightIngest(batch_id, token, self.destination, None, time.time(), series=series))
             self.log.info("Export of %s %r started: progress token %s", entity.entity_type, entity.title, token)
         context["ti"].xcom_push(key="progress_token", value=token)
         context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
-        context["ti"].xcom_push(
-            key=ENTITY_URL_XCOM_KEY,
-            value=explorer_url(hook.settings.base_url, self.entity_ref, entity_type),
-        )
+        show_entity(self, context, explorer_url(hook.settings.base_url, self.entity_ref, entity_type))
         if not self.wait_for_completion:
+            registry.forget(batch_id)  # the progress token is in XCom: whoever waits for it owns it now
             emit_asset_events(self, context, produced=[], extra={}, changed=False)  # no file yet
             return {"progress_token": token}
         if self.deferrable and not read_progress(hook.get_conn(), token).finished:
@@ -158,17 +165,30 @@ class PreservicaExportOperator(BaseOperator):
             )
         except PreservicaError as exc:
             raise AirflowException(str(exc)) from None
-        return self._finish(context, hook, registry, batch_id, token)
+        return self._complete(context, hook, registry, batch_id, token)
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, batch_id: str = "") -> dict[str, Any]:
+    @task_errors
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
+        restore_entity(self, context)
         if event.get("status") != "finished":
-            raise AirflowException(event.get("message") or f"waiting for the export failed: {event}")
+            raise event_error(event, event.get("message") or f"waiting for the export failed: {event}")
         hook = PreservicaHook(self.preservica_conn_id)
         self._preservica_host = preservica_host(hook.settings.base_url)
-        return self._finish(context, hook, BatchRegistry(), batch_id, str(event["progress_token"]))
+        # The batch id, like everything else here, is rebuilt from the context: dag.test() drops defer kwargs.
+        return self._complete(context, hook, BatchRegistry(), self._batch_id(context), str(event["progress_token"]))
 
-    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, batch_id: str) -> str | None:
+    def _complete(
+        self, context: Any, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, token: str
+    ) -> dict[str, Any]:
+        """``_finish``, forgetting the export when the task fails for good (no retry will adopt it)."""
+        try:
+            return self._finish(context, hook, registry, batch_id, token)
+        except AirflowFailException:
+            registry.forget(batch_id)
+            raise
+
+    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, series: str) -> str | None:
         record = registry.load(batch_id)
         if record is None:
             return None
@@ -181,9 +201,13 @@ class PreservicaExportOperator(BaseOperator):
                 f"cannot read the progress of export {record.progress_token}, which an earlier try started ({exc}); "
                 "not starting another export: a retry will look again"
             ) from None
-        if progress.status in RUNNING or progress.succeeded:
+        if progress.status in RUNNING or (progress.succeeded and record.series == series):
             self.log.info("Adopting export %s from an earlier try (%s)", record.progress_token, progress.status)
+            registry.claim(record, series)
             return record.progress_token
+        self.log.info(
+            "Export %s of an earlier try or run is %s: starting a new one", record.progress_token, progress.status
+        )
         return None
 
     def _finish(

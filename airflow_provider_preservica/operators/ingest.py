@@ -27,14 +27,15 @@ from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import IngestClaimTimeout, IngestConflictError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
+from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key, task_series
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
-from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
+from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url, restore_entity, show_entity
 from airflow_provider_preservica.packaging import LocalSourceTree
 from airflow_provider_preservica.storage import fetch_to_local, is_url
+from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
 REPORT_STATE_KEY = "ingest_report_state"
@@ -161,6 +162,7 @@ class PreservicaIngestOperator(BaseOperator):
         )
 
     # -- execution -------------------------------------------------------------------------
+    @task_errors
     def execute(self, context: Any) -> dict[str, Any]:
         if not is_url(self.source):
             return self._execute(context, self.source)
@@ -181,8 +183,9 @@ class PreservicaIngestOperator(BaseOperator):
         report = IngestReport(batch_id=batch_id, parent_ref=self.parent_ref)
         runner = self._runner(hook, report)
         registry = BatchRegistry()
-        context["ti"].xcom_push(key=ENTITY_URL_XCOM_KEY, value=explorer_url(hook.settings.base_url, self.parent_ref))
-        progress = self._adopt(hook, registry, report)
+        show_entity(self, context, explorer_url(hook.settings.base_url, self.parent_ref))
+        series = task_series(context["ti"], self.retries)
+        progress = self._adopt(hook, registry, report, series)
         claim = self._claim(hook, report, source) if report.adopted else None  # held until the outcome
         if report.adopted:
             runner.expect_from_source(source)
@@ -221,11 +224,13 @@ class PreservicaIngestOperator(BaseOperator):
                     time.time(),
                     assets_sent=report.assets_sent,
                     package_bytes=report.package_bytes,
+                    series=series,
                 )
             )
         context["ti"].xcom_push(key="progress_token", value=report.progress_token)
         context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
         if not self.wait_for_completion:
+            registry.forget(batch_id)  # the progress token is in XCom: whoever waits for it owns it now
             self._announce(context, report)  # nothing is known to be created yet
             return report.to_xcom()
         assert report.progress_token is not None
@@ -250,8 +255,10 @@ class PreservicaIngestOperator(BaseOperator):
                 raise AirflowException(str(exc)) from None
         return self._finish(context, runner, registry, progress)
 
+    @task_errors
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
+        restore_entity(self, context)
         state = context["ti"].xcom_pull(task_ids=self.task_id, key=REPORT_STATE_KEY)
         restored = (
             IngestReport.from_state(state)
@@ -261,7 +268,7 @@ class PreservicaIngestOperator(BaseOperator):
         if event.get("status") == "timeout":
             raise AirflowException(event.get("message", "timed out"))
         if event.get("status") != "finished":
-            raise AirflowException(f"waiting for Preservica failed: {event.get('message', event)}")
+            raise event_error(event, f"waiting for Preservica failed: {event.get('message', event)}")
         hook = PreservicaHook(self.preservica_conn_id)
         self._preservica_host = preservica_host(hook.settings.base_url)
         runner = self._runner(hook, restored)
@@ -300,8 +307,10 @@ class PreservicaIngestOperator(BaseOperator):
         host = PreservicaHook(self.preservica_conn_id).settings.base_url
         return TargetClaim(host, self.parent_ref, report.claim_key, report.batch_id)
 
-    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, report: IngestReport) -> Progress | None:
-        """Pick up the ingest an earlier try of this batch started, unless it failed."""
+    def _adopt(
+        self, hook: PreservicaHook, registry: BatchRegistry, report: IngestReport, series: str
+    ) -> Progress | None:
+        """Pick up the ingest an earlier try of this batch started, unless it failed or an earlier run's finished."""
         record = registry.load(report.batch_id)
         if record is None:
             return None
@@ -320,7 +329,7 @@ class PreservicaIngestOperator(BaseOperator):
                 f"cannot read the progress of ingest {record.progress_token}, which an earlier try of this batch "
                 f"started ({exc}); not uploading again so that nothing is ingested twice: a retry will look again"
             ) from None
-        if progress.status in RUNNING or progress.succeeded:
+        if progress.status in RUNNING or (progress.succeeded and record.series == series):
             self.log.info(
                 "Adopting the ingest an earlier try started: progress token %s, %s",
                 record.progress_token,
@@ -331,6 +340,7 @@ class PreservicaIngestOperator(BaseOperator):
             report.assets_sent = record.assets_sent
             report.package_bytes = record.package_bytes
             report.adopted = True
+            registry.claim(record, series)
             report.state = progress.status
             return progress
         self.log.warning(

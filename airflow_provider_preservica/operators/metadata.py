@@ -26,6 +26,7 @@ from airflow_provider_preservica.metadata.report import summary, to_xcom, write_
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun
 from airflow_provider_preservica.metadata.sheet import read_sheet
 from airflow_provider_preservica.storage import check_writable
+from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
 
 RUN_STATE_KEY = "metadata_run_state"
@@ -116,6 +117,7 @@ class PreservicaMetadataOperator(BaseOperator):
     def _report(self) -> str:
         return self.report_path or default_report_path(str(self.source), self.dry_run_mode)
 
+    @task_errors
     def execute(self, context: Any) -> dict[str, Any]:
         try:
             check_writable(self._report)
@@ -161,6 +163,7 @@ class PreservicaMetadataOperator(BaseOperator):
             )
         return self._finish(context, run)
 
+    @task_errors
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
         state = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_STATE_KEY)
@@ -169,9 +172,10 @@ class PreservicaMetadataOperator(BaseOperator):
         run.finish_background({token: (str(s), list(e)) for token, (s, e) in results.items()})
         if event.get("status") != "finished":
             write_report(run, self._report)
-            raise AirflowException(
+            raise event_error(
+                event,
                 f"{event.get('message') or f'waiting for Preservica failed: {event}'}; the report {self._report} "
-                "marks the rows still pending (a retry re-reads them and writes only what is missing)"
+                "marks the rows still pending (a retry re-reads them and writes only what is missing)",
             )
         return self._finish(context, run)
 

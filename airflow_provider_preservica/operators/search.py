@@ -15,6 +15,7 @@ from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.search_report import format_for, write_report
 from airflow_provider_preservica.storage import atomic_output, check_writable
+from airflow_provider_preservica.task_errors import task_errors
 
 
 def _sort_pairs(sort: Sequence[str] | Mapping[str, str] | None) -> list[tuple[str, Any]]:
@@ -92,6 +93,7 @@ class PreservicaSearchOperator(BaseOperator):
         self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
         self._report_rows: int | None = None
 
+    @task_errors
     def execute(self, context: Any) -> dict[str, Any]:
         search_query = SearchQuery(
             text=self.query or "%",

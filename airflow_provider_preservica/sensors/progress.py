@@ -12,6 +12,7 @@ from airflow_provider_preservica.client.progress import PollErrors, read_progres
 from airflow_provider_preservica.compat import AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.task_errors import task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
 
@@ -36,6 +37,7 @@ class PreservicaProgressSensor(BaseSensorOperator):
         self.preservica_conn_id = preservica_conn_id
         self.deferrable = deferrable
 
+    @task_errors
     def poke(self, context: Any) -> PokeReturnValue | bool:
         errors: PollErrors | None = getattr(self, "_poll_errors", None)
         if errors is None:  # one per try: a few server hiccups in a row are waited out

@@ -24,6 +24,7 @@ from asgiref.sync import sync_to_async
 from airflow_provider_preservica.client.progress import PollErrors, Progress, read_many, read_progress
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
+from airflow_provider_preservica.task_errors import error_event
 
 T = TypeVar("T")
 
@@ -72,26 +73,12 @@ class PreservicaProgressTrigger(BaseTrigger):
         while True:
             try:
                 progress = await in_worker_thread(self._poll, hook)
-            except PreservicaError as exc:
-                if errors.tolerate(exc, self.progress_token) and time.time() + self.poll_interval <= self.end_time:
+            except Exception as exc:
+                tolerated = isinstance(exc, PreservicaError) and errors.tolerate(exc, self.progress_token)
+                if tolerated and time.time() + self.poll_interval <= self.end_time:
                     await asyncio.sleep(self.poll_interval)
                     continue
-                yield TriggerEvent(
-                    {
-                        "status": "error",
-                        "progress_token": self.progress_token,
-                        "message": f"{type(exc).__name__}: {exc}",
-                    }
-                )
-                return
-            except Exception as exc:
-                yield TriggerEvent(
-                    {
-                        "status": "error",
-                        "progress_token": self.progress_token,
-                        "message": f"{type(exc).__name__}: {exc}",
-                    }
-                )
+                yield TriggerEvent(error_event(exc, progress_token=self.progress_token))
                 return
             errors.reset()
             if progress.status != last_status:
@@ -165,15 +152,14 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
             try:
                 seen = await in_worker_thread(self._poll_all, hook, waiting)
             except Exception as exc:
-                yield TriggerEvent({"status": "error", "results": results, "message": f"{type(exc).__name__}: {exc}"})
+                yield TriggerEvent(error_event(exc, results=results))
                 return
             for token, progress in seen.items():
                 if isinstance(progress, PreservicaError):
                     if errors[token].tolerate(progress, token) and time.time() + self.poll_interval <= self.end_time:
                         continue
-                    yield TriggerEvent(
-                        {"status": "error", "results": results, "message": f"progress token {token}: {progress}"}
-                    )
+                    event = error_event(progress, results=results)
+                    yield TriggerEvent({**event, "message": f"progress token {token}: {progress}"})
                     return
                 errors[token].reset()
                 if progress.finished:

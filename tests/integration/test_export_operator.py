@@ -89,8 +89,30 @@ def test_unknown_ref_fails_before_anything_starts(quick_exports, run_dag, tmp_pa
         run_conf={"out": str(out), "ref": "ffffffff-0000-4000-8000-00000000000f"},
     )
     assert task_states(dag_run) == {"export[-1]": "failed"}
-    assert "no entity with reference 'ffffffff-0000-4000-8000-00000000000f'" in "".join(capfd.readouterr())
+    output = "".join(capfd.readouterr())
+    assert "no entity with reference 'ffffffff-0000-4000-8000-00000000000f'" in output
+    assert "XCom not found" not in output  # the entity link has nothing to show, and says nothing
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_into_folders_that_do_not_exist_yet(quick_exports, run_dag, tmp_path):
+    out = tmp_path / "exports" / "2026-11-25" / "maps.zip"
+    remote = tmp_path / "bucket" / "2026-11-25" / "maps.zip"
+    dag_run = run_dag("export_dags.py", "export_polling_dag", run_conf={"out": str(out), "ref": MAPS_FOLDER})
+    assert task_states(dag_run) == {"export[-1]": "success"}
+    assert _xcom(dag_run)["bytes"] == out.stat().st_size
+    dag_run = run_dag("export_dags.py", "export_polling_dag", run_conf={"out": f"file://{remote}", "ref": MAPS_FOLDER})
+    assert task_states(dag_run) == {"export[-1]": "success"}
+    assert _xcom(dag_run)["sha256"] == hashlib.sha256(remote.read_bytes()).hexdigest()
+
+
+def test_a_deferred_export_keeps_its_entity_link(quick_exports, run_dag, tmp_path):
+    dag_run = run_dag(
+        "export_dags.py", "export_deferrable_dag", run_conf={"out": str(tmp_path / "m.zip"), "ref": MAPS_FOLDER}
+    )
+    assert task_states(dag_run) == {"export[-1]": "success"}
+    link = dag_run.get_task_instance("export").xcom_pull(task_ids="export", key="_link_PreservicaEntityLink")
+    assert link == f"{quick_exports.base_url}/explorer/explorer.html#properties:SO_{MAPS_FOLDER}"
 
 
 def test_unzip_to_unpacks_the_verified_export(quick_exports, run_dag, tmp_path):
@@ -131,6 +153,8 @@ class FakeTaskInstance:
 
 
 def test_a_retry_adopts_the_export_the_first_try_started(quick_exports, tmp_path):
+    from airflow.exceptions import TaskDeferred
+
     from airflow_provider_preservica.operators.export import PreservicaExportOperator
 
     quick_exports.state.update_config({"export_seconds": 1})
@@ -144,8 +168,10 @@ def test_a_retry_adopts_the_export_the_first_try_started(quick_exports, tmp_path
         "poll_interval": 0.2,
         "deferrable": False,
     }
-    first_try = PreservicaExportOperator(wait_for_completion=False, **common)  # submits, then "dies"
-    token = first_try.execute(context)["progress_token"]
+    first_try = PreservicaExportOperator(**{**common, "deferrable": True})  # submits, defers, then "dies"
+    with pytest.raises(TaskDeferred):
+        first_try.execute(context)
+    token = context["ti"].xcoms["progress_token"]
 
     result = PreservicaExportOperator(**common).execute(context)  # the retry
 

@@ -153,6 +153,8 @@ def test_ingest_then_deferrable_sensor(quick_ingests, run_dag, tmp_path):
 
 
 def test_a_retry_adopts_the_ingest_the_first_try_started(quick_ingests, tmp_path):
+    from airflow.exceptions import TaskDeferred
+
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
     from tests.integration.test_export_operator import FakeTaskInstance
 
@@ -167,8 +169,10 @@ def test_a_retry_adopts_the_ingest_the_first_try_started(quick_ingests, tmp_path
         "poll_interval": 0.2,
         "deferrable": False,
     }
-    first_try = PreservicaIngestOperator(wait_for_completion=False, **common)  # uploads, then "dies"
-    token = first_try.execute(context)["progress_token"]
+    first_try = PreservicaIngestOperator(**{**common, "deferrable": True})  # uploads, defers, then "dies"
+    with pytest.raises(TaskDeferred):
+        first_try.execute(context)
+    token = context["ti"].xcoms["progress_token"]
 
     report = PreservicaIngestOperator(**common).execute(context)  # the retry
 

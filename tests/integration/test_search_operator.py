@@ -71,10 +71,41 @@ def test_a_server_fault_leaves_no_report_that_looks_complete(small_repository, r
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_destination_fails_before_searching(small_repository, run_dag, tmp_path):
-    dag_run = run_dag("search_report.py", "search_report_dag", run_conf={"out": str(tmp_path / "missing" / "r.csv")})
+def test_unwritable_destination_fails_before_searching(small_repository, run_dag, tmp_path, capfd):
+    (tmp_path / "reports").write_text("a file where the report folder should be")
+    out = tmp_path / "reports" / "2026-11-25" / "r.csv"
+    dag_run = run_dag("search_report.py", "search_report_dag", run_conf={"out": str(out)})
     assert task_states(dag_run) == {"report[-1]": "failed"}
     assert small_repository.state.stats()["requests"].get("POST /api/content/search", 0) == 0
+    message = f"output folder '{out.parent}' cannot be created: '{tmp_path / 'reports'}' is a file, not a folder"
+    assert message in "".join(capfd.readouterr())
+
+
+def test_missing_output_folders_are_created(small_repository, run_dag, tmp_path):
+    """``.../{{ ds }}/report.csv`` on the first night: the day's folder does not exist yet."""
+    out = tmp_path / "reports" / "2026-11-25" / "report.csv"
+    dag_run = run_dag("search_report.py", "search_report_dag", run_conf={"out": str(out)})
+    assert task_states(dag_run) == {"report[-1]": "success"}
+    assert out.read_text(encoding="utf-8").count("\n") == 4
+
+
+def test_missing_folders_of_a_local_object_storage_url_are_created(small_repository, run_dag, tmp_path):
+    out = tmp_path / "bucket" / "2026-11-25" / "report.csv"
+    dag_run = run_dag("search_report.py", "search_report_dag", run_conf={"out": f"file://{out}"})
+    assert task_states(dag_run) == {"report[-1]": "success"}
+    assert out.read_text(encoding="utf-8").count("\n") == 4
+
+
+def test_an_output_folder_that_cannot_be_made_is_named(tmp_path):
+    from airflow_provider_preservica.exceptions import PreservicaConfigError
+    from airflow_provider_preservica.storage import check_writable
+
+    (tmp_path / "day").write_text("not a folder")
+    with pytest.raises(PreservicaConfigError, match=r"output folder '.*/day' is a file, not a folder"):
+        check_writable(str(tmp_path / "day" / "report.csv"))
+    too_long = tmp_path / ("x" * 300) / "report.csv"
+    with pytest.raises(PreservicaConfigError, match=r"does not exist and cannot be created \(File name too long\)"):
+        check_writable(str(too_long))
 
 
 def test_atomic_output_removes_the_partial_file_when_writing_fails(tmp_path):
