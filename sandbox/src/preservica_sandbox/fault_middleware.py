@@ -1,4 +1,5 @@
-"""The ASGI middleware that applies queued faults (``status``, ``redirect``, ``latency``, ``drop``, ``drop_after_bytes``).
+"""The ASGI middleware that applies queued faults (``status``, ``redirect``, ``latency``, ``drop``,
+``drop_after_bytes``).
 
 It takes what applies to each request from ``state.faults`` (a ``faults.FaultBook``) before the
 routers see it, and counts every fault that fires. Nothing here ever applies to ``/_sandbox/*``.

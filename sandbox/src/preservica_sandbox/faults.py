@@ -4,8 +4,9 @@ Faults are posted to ``/_sandbox/faults`` (see ``control_api``). ``expire_tokens
 act at once on the token store; ``status``, ``redirect``, ``latency``, ``drop`` and ``drop_after_bytes``
 wait in the ``FaultBook`` for matching requests. ``redirect`` answers a 3xx with ``Location: location``
 (``{path}`` in it stands for the request's path and query), as a proxy or load balancer in front of
-Preservica may: a client must not carry passwords or tokens to another origin. ``drop_after_bytes`` lets the response start and closes the
-connection after ``bytes`` bytes of its body (the client sees a short body, then a broken connection).
+Preservica may: a client must not carry passwords or tokens to another origin. ``drop_after_bytes`` lets
+the response start and closes the connection after ``bytes`` bytes of its body (the client sees a short
+body, then a broken connection).
 Job kinds (``fail_export``, ``fail_entity_action``) are not matched against requests: the work they
 name takes them (``FaultBook.take_job``) when it starts. ``fail_entity_action`` has an ``action``
 (``move``, ``security_tag`` or ``*``) besides the ``ref`` glob. Nothing here ever applies to ``/_sandbox/*``.
