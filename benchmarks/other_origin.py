@@ -12,6 +12,14 @@ import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+_MARKERS = (
+    (b"preservica-access-token:", "an access token"),
+    (b"authorization:", "an S3 access key (the token)"),
+    (b"refreshtoken=", "a refresh token"),
+    (b"twofactortoken=", "a 2FA code"),
+    (b"password=", "a password field"),
+)
+
 
 class _Recording(BaseHTTPRequestHandler):
     server: _Server
@@ -70,6 +78,14 @@ class OtherOrigin:
             if secret and (secret.encode() in raw or _form_encoded(secret) in raw):
                 found.add(secret[:4] + "...")
         return sorted(found)
+
+    def credentials(self, password: str | None = None) -> list[str]:
+        """The kinds of credential the received requests carried (by header and form field; the password if given)."""
+        raw = b"\n".join(self.received).lower()
+        kinds = {label for marker, label in _MARKERS if marker in raw}
+        if password and self.holding([password]):
+            kinds.add("the password")
+        return sorted(kinds)
 
     def start(self) -> OtherOrigin:
         self._thread.start()

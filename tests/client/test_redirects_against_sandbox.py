@@ -37,7 +37,8 @@ def elsewhere() -> Iterator[OtherOrigin]:
         yield server
 
 
-def redirect(server, elsewhere: OtherOrigin, route: str, status: int = 307, count: int = 1) -> None:
+def redirect(server, elsewhere: OtherOrigin, route: str, status: int = 307, count: int | None = None) -> None:
+    """Every request on ``route`` (until cleared) is redirected to the same path on ``elsewhere``."""
     inject(server, kind="redirect", route=route, status=status, location=elsewhere.base_url + "{path}", count=count)
 
 
@@ -145,7 +146,7 @@ def test_upload_redirected_elsewhere_keeps_the_token(small_repository, elsewhere
     package = build_opex_package(source, tmp_path / "out", security_tag="open").package_path
     hook = PreservicaHook()
     settings = hook.settings
-    redirect(small_repository, elsewhere, "PUT /api/s3/*", count=10)
+    redirect(small_repository, elsewhere, "PUT /api/s3/*")
     uploader = PackageUploader(settings.base_url, settings.tenant, hook.token_cache, verify=settings.verify)
     with pytest.raises(PreservicaError) as error:
         uploader.upload(package, MAPS_FOLDER)
