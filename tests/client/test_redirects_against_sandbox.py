@@ -159,6 +159,7 @@ def tls_url(sandbox_server, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_a_downgrade_to_plain_http_is_refused_by_name(sandbox, tls_url, elsewhere, monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_PRESERVICA_DEFAULT", connection_at(connection_json(sandbox, verify_ssl=False), tls_url)
