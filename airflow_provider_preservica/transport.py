@@ -8,6 +8,7 @@ something) is retried only where the server cannot have acted on it: connection 
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import os
 import random
@@ -137,26 +138,42 @@ def effective_verify(verify: bool | str) -> bool | str:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
-class OriginBoundSession(requests.Session):
-    """A ``requests.Session`` that follows redirects only within one origin (see ``redirects.py``)."""
+def guard_session(session: requests.Session, base_url: str, verify: bool | str) -> None:
+    """Make ``session`` keep to ``base_url``'s origin and to ``verify`` (from :func:`effective_verify`).
 
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self.base_url = base_url
-        self.max_redirects = 10
+    Every response, each hop of a redirect included, passes a response hook that raises
+    :class:`PreservicaRedirectError` for a redirect off the origin before ``requests`` would follow it. A
+    request that names no ``verify`` of its own gets the session's, not ``REQUESTS_CA_BUNDLE``'s. Used for our
+    session and for pyPreservica's (``interop.py``), which is built elsewhere: hence a function, not a subclass.
+    """
+    session.verify = verify
+    session.hooks["response"].insert(0, functools.partial(_refuse_foreign_redirect, base_url))
+    merge = session.merge_environment_settings
 
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        target = super().get_redirect_target(resp)
-        if target is not None:
-            try:
-                request = resp.request
-                refuse_off_origin_redirect(
-                    self.base_url, str(request.method), str(request.url or resp.url), target, resp.status_code
-                )
-            except PreservicaRedirectError:
-                resp.close()
-                raise
-        return target
+    def merge_keeping_verify(url: Any, proxies: Any, stream: Any, asked: Any, cert: Any) -> Any:
+        settings = merge(url, proxies, stream, asked, cert)
+        if asked is None:  # the caller did not choose: the session's choice, not the environment's
+            settings["verify"] = session.verify
+        return settings
+
+    session.merge_environment_settings = merge_keeping_verify  # type: ignore[method-assign,assignment]
+
+
+def _refuse_foreign_redirect(base_url: str, response: requests.Response, **_: Any) -> requests.Response:
+    if response.is_redirect:
+        request = response.request
+        try:
+            refuse_off_origin_redirect(
+                base_url,
+                str(request.method),
+                str(request.url or response.url),
+                response.headers["Location"],
+                response.status_code,
+            )
+        except PreservicaRedirectError:
+            response.close()
+            raise
+    return response
 
 
 class HttpTransport:
@@ -189,8 +206,9 @@ class HttpTransport:
         self.max_retry_wait = max_retry_wait
         self._sleep = sleep
         self.verify = effective_verify(verify)
-        self.session = OriginBoundSession(self.base_url)
-        self.session.verify = self.verify
+        self.session = requests.Session()
+        self.session.max_redirects = 10
+        guard_session(self.session, self.base_url, self.verify)
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
@@ -293,12 +311,7 @@ class HttpTransport:
                     direct
                     if direct is not None
                     else self.session.request(
-                        method,
-                        url,
-                        headers=dict(headers or {}),
-                        timeout=effective_timeout,
-                        verify=self.verify,  # or REQUESTS_CA_BUNDLE would override the user's choice
-                        **kwargs,
+                        method, url, headers=dict(headers or {}), timeout=effective_timeout, **kwargs
                     )
                 )
             except requests.exceptions.InvalidURL as exc:

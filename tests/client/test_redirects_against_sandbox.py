@@ -179,3 +179,13 @@ def test_a_redirect_within_the_origin_still_works(small_repository, route):
     assert hook.get_conn().user_details()["userName"] == "archivist"
     assert len(list(hook.search("%", page_size=5))) > 0
     assert small_repository.state.stats()["faults_fired"] == {"redirect": 1}
+
+
+def test_pypreservica_client_redirected_elsewhere_keeps_the_token(small_repository, elsewhere):
+    from pyPreservica import EntityAPI
+
+    entity = PreservicaHook().get_pypreservica_client(EntityAPI)
+    redirect(small_repository, elsewhere, "GET /api/entity/*", status=302)
+    with pytest.raises(PreservicaError) as error:
+        entity.folder(MAPS_FOLDER)
+    assert_refused(error, small_repository, elsewhere)

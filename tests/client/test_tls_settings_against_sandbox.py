@@ -90,6 +90,15 @@ def test_without_a_setting_the_variables_bundle_is_trusted_on_every_path_boto3_t
     _every_path(_use(monkeypatch, small_repository, tls_url), tmp_path)
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_verify_ssl_false_is_obeyed_by_the_pypreservica_client_too(small_repository, tls_url, monkeypatch):
+    from pyPreservica import EntityAPI
+
+    _bundle_in_environment(monkeypatch, "REQUESTS_CA_BUNDLE", certifi.where())
+    hook = _use(monkeypatch, small_repository, tls_url, verify_ssl=False)
+    assert hook.get_pypreservica_client(EntityAPI).folder(MAPS_FOLDER).reference == MAPS_FOLDER
+
+
 def test_by_default_an_untrusted_certificate_still_fails_closed(sandbox, tls_url, monkeypatch):
     _bundle_in_environment(monkeypatch, "REQUESTS_CA_BUNDLE", certifi.where())
     with pytest.raises(PreservicaConnectionError, match=r"TLS handshake with 127\.0\.0\.1 failed"):
