@@ -4,8 +4,7 @@ The sandbox plays a proxy in front of Preservica that answers a redirect (its ``
 HTTP server on loopback (another port: another origin) records whatever reaches it. On every client path -
 login, 2FA, refresh, REST (JSON and XML, the fast path and the ``requests`` session), streamed downloads
 (including a resumed one), bitstreams, the boto3 upload and a pyPreservica client made by the hook - nothing
-may reach it, and the user gets an error
-that names the origin the server pointed at and what to do. A redirect within the origin still works.
+may reach it, and the user gets an error that names the origin the server pointed at and what to do. A redirect within the origin still works.
 """
 
 from __future__ import annotations
