@@ -37,6 +37,11 @@ class InsecureTransportError(PreservicaConfigError):
     """Credentials would travel over plain http to a host that is not loopback."""
 
 
+class PreservicaRedirectError(PreservicaConfigError):
+    """The server redirected a request carrying credentials or a token off the Connection's origin (or to
+    plain http); it was not followed. The message names the origin and how to fix the Connection."""
+
+
 class PreservicaAuthError(PreservicaError):
     """Preservica refused to authorise the work (credentials, a token, an upload's temporary keys)."""
 

@@ -12,6 +12,8 @@ request comes back 401. The client class returned here overrides that method: th
 token every other task shares; a later call means the server rejected the token, so that token (and only
 that one) is dropped from the cache before a fresh one is taken, once per rejection, as our own client does.
 The password is handed to pyPreservica only because its constructor insists on one; it is never sent.
+Its session gets our transport's guards (``transport.guard_session``): the Connection's TLS setting holds
+whatever ``REQUESTS_CA_BUNDLE`` says, and no redirect takes the token off the origin.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_preservica.exceptions import PreservicaConfigError
+from airflow_provider_preservica.transport import effective_verify, guard_session
 
 if TYPE_CHECKING:
     from airflow_provider_preservica.auth.cache import TokenCache
@@ -35,8 +38,8 @@ def _shared_token(self: Any) -> str:
     held: AccessToken | None = getattr(self, "_airflow_token", None)
     if held is not None:  # pyPreservica only asks again after a 401
         cache.invalidate(held)
-    else:
-        self.session.verify = self._airflow_verify  # the first call comes before any other request
+    else:  # the first call comes before any other request
+        guard_session(self.session, self._airflow_base_url, effective_verify(self._airflow_verify))
     token = cache.get_token()
     self._airflow_token = token
     return token.value
@@ -55,7 +58,12 @@ def pypreservica_client(api_class: type[ApiT], settings: PreservicaSettings, cac
     shared = type(
         f"Shared{api_class.__name__}",
         (api_class,),
-        {"__token__": _shared_token, "_airflow_token_cache": cache, "_airflow_verify": settings.verify},
+        {
+            "__token__": _shared_token,
+            "_airflow_token_cache": cache,
+            "_airflow_verify": settings.verify,
+            "_airflow_base_url": settings.base_url,
+        },
     )
     return shared(
         username=settings.username,

@@ -8,6 +8,7 @@ something) is retried only where the server cannot have acted on it: connection 
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import os
 import random
@@ -26,7 +27,12 @@ from requests.utils import get_encoding_from_headers, get_environ_proxies
 from urllib3 import exceptions as urllib3_errors
 
 from airflow_provider_preservica import __version__
-from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaConnectionError
+from airflow_provider_preservica.exceptions import (
+    PreservicaConfigError,
+    PreservicaConnectionError,
+    PreservicaRedirectError,
+)
+from airflow_provider_preservica.redirects import refuse_off_origin_redirect
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +126,65 @@ def _as_requests_error(exc: Exception) -> requests.RequestException:
     return error
 
 
+def effective_verify(verify: bool | str) -> bool | str:
+    """How to check the server's certificate, the same on every path (``requests``, the direct pool, boto3).
+
+    The user's choice wins: ``False`` checks nothing, a path trusts that CA bundle. Only ``True`` consults
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, as ``requests`` does; left to itself ``requests`` would let
+    those variables override ``False`` and a path too (``Session.merge_environment_settings``).
+    """
+    if verify is False or isinstance(verify, str):
+        return verify
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+def guard_session(session: requests.Session, base_url: str, verify: bool | str) -> None:
+    """Make ``session`` keep to ``base_url``'s origin and to ``verify`` (from :func:`effective_verify`).
+
+    Every response, each hop of a redirect included, passes a response hook that raises
+    :class:`PreservicaRedirectError` for a redirect off the origin before ``requests`` would follow it. A
+    request that names no ``verify`` of its own gets the session's, not ``REQUESTS_CA_BUNDLE``'s. Used for our
+    session and for pyPreservica's (``interop.py``), which is built elsewhere: hence a function, not a subclass.
+    """
+    session.verify = verify
+    session.hooks["response"].insert(0, functools.partial(_refuse_foreign_redirect, base_url))
+    merge = session.merge_environment_settings
+
+    def merge_keeping_verify(url: Any, proxies: Any, stream: Any, asked: Any, cert: Any) -> Any:
+        settings = merge(url, proxies, stream, asked, cert)
+        if asked is None:  # the caller did not choose: the session's choice, not the environment's
+            settings["verify"] = session.verify
+        return settings
+
+    session.merge_environment_settings = merge_keeping_verify  # type: ignore[method-assign,assignment]
+
+
+def _refuse_foreign_redirect(base_url: str, response: requests.Response, **_: Any) -> requests.Response:
+    if response.is_redirect:
+        request = response.request
+        try:
+            refuse_off_origin_redirect(
+                base_url,
+                str(request.method),
+                str(request.url or response.url),
+                response.headers["Location"],
+                response.status_code,
+            )
+        except PreservicaRedirectError:
+            response.close()
+            raise
+    return response
+
+
 class HttpTransport:
-    """Sends requests to one Preservica server; never sends anything to another origin.
+    """Sends requests to one Preservica server; never sends anything to another origin, redirects included.
 
     Small requests (the Entity API's reads and writes, a bulk metadata run's many thousands) go straight to
     a urllib3 connection pool: ``requests.Session`` costs about three times the client CPU per request
     (preparing, merging the environment, cookies), which is what limits a parallel run. Streams, forms,
     redirects and any server reached through an environment proxy take the ``requests`` session; both
-    return ``requests.Response`` objects and raise ``requests`` exceptions.
+    return ``requests.Response`` objects and raise ``requests`` exceptions. Either follows a redirect only
+    within the origin and raises :class:`PreservicaRedirectError` for any other (``redirects.py``).
     """
 
     def __init__(
@@ -148,13 +205,15 @@ class HttpTransport:
         self.backoff_base = backoff_base
         self.max_retry_wait = max_retry_wait
         self._sleep = sleep
+        self.verify = effective_verify(verify)
         self.session = requests.Session()
-        self.session.verify = verify
+        self.session.max_redirects = 10
+        guard_session(self.session, self.base_url, self.verify)
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self._pool = self._direct_pool(verify, pool_size)
+        self._pool = self._direct_pool(self.verify, pool_size)
 
     def _direct_pool(self, verify: bool | str, pool_size: int) -> urllib3.PoolManager | None:
         """A pool for the direct path, or ``None`` where ``requests`` must decide (an environment proxy)."""
@@ -166,9 +225,7 @@ class HttpTransport:
         else:
             import certifi
 
-            bundle = verify if isinstance(verify, str) else None
-            bundle = bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            options.update(cert_reqs="CERT_REQUIRED", ca_certs=bundle or certifi.where())
+            options.update(cert_reqs="CERT_REQUIRED", ca_certs=verify if isinstance(verify, str) else certifi.where())
         return urllib3.PoolManager(**options)
 
     def _send_direct(
@@ -194,7 +251,8 @@ class HttpTransport:
         except urllib3_errors.HTTPError as exc:
             raise _as_requests_error(exc) from exc
         if 300 <= raw.status < 400 and raw.headers.get("Location"):
-            return None  # let requests follow it, as it always has
+            refuse_off_origin_redirect(self.base_url, method, target, raw.headers["Location"], raw.status)
+            return None  # within the origin: let requests follow it, as it always has
         response = requests.Response()
         response.status_code = raw.status
         response.headers = CaseInsensitiveDict(raw.headers)

@@ -18,6 +18,10 @@ returns what happened and whether anything was lost or duplicated:
   hosts) each run the scenario's one-task DAG with ``dag.test()`` and find the shared token due for
   renewal at the same moment; the task succeeds only if every process's calls do.
 
+Redirect scenarios point the sandbox's ``redirect`` fault at ``{elsewhere}``: a second origin on loopback
+(``other_origin.OtherOrigin``) that records what reaches it. The task must fail (or recover) with an error
+naming that origin, and the other origin must receive nothing: no password, 2FA code, token or refresh token.
+
 Faults "in the middle" are posted by a watcher thread once the sandbox has counted a given number of requests
 on a route (for example: after the first progress poll). The caller provides the Airflow environment (Airflow
 reads its configuration at import) and a started ``SandboxServer`` that knows ``user``.
@@ -74,6 +78,13 @@ LEASE_VARIABLE = f"preservica_login_lease__{CONN_ID}"
 #: The refresh race: simulated worker hosts, and how much of the seeded token's 900 s is left (due: < 300 s).
 RACE_HOSTS = 2
 RACE_TOKEN_LEFT = 250.0
+#: In a fault, stands for the base URL of the recording second origin (``other_origin.OtherOrigin``).
+ELSEWHERE = "{elsewhere}"
+LOGIN_ROUTE = "POST /api/accesstoken/login"
+#: A redirect's Location: the same path on the other origin.
+TO_ELSEWHERE = ELSEWHERE + "{path}"
+#: What a redirect off the origin must be refused with (``PreservicaRedirectError``).
+REFUSED_REDIRECT = "with a redirect to another origin"
 #: Both refreshes are held this long at the sandbox, so that they are in flight together.
 SLOW_REFRESH = {"kind": "latency", "route": REFRESH_ROUTE, "seconds": 1.0, "count": RACE_HOSTS}
 
@@ -296,6 +307,75 @@ SCENARIOS: list[Scenario] = [
         evidence="Another worker renewed the Preservica token first",
     ),
     Scenario(
+        id="login_redirected_elsewhere",
+        title="login answered 307 to another origin",
+        work="search",
+        faults=({"kind": "redirect", "route": LOGIN_ROUTE, "status": 307, "location": TO_ELSEWHERE},),
+        expect_state="failed",
+        expect_logins=0,
+        evidence=REFUSED_REDIRECT,
+        max_requests={LOGIN_ROUTE: 1},
+    ),
+    Scenario(
+        id="refresh_redirected_elsewhere",
+        title="refresh answered 307 to another origin (export wait)",
+        work="export",
+        sandbox_config={"token_lifetime": 8, "export_seconds": 6.5},  # as refresh_token_rejected
+        faults=({"kind": "redirect", "route": REFRESH_ROUTE, "status": 307, "location": TO_ELSEWHERE},),
+        expect_state="success",
+        expect_logins=2,  # the first, and one password login instead of the refresh it would not follow
+        evidence=REFUSED_REDIRECT,
+    ),
+    Scenario(
+        id="progress_redirected_elsewhere",
+        title="progress poll answered 302 to another origin (export wait)",
+        work="export",
+        sandbox_config={"export_seconds": 1.5},
+        during=During(
+            PROGRESS,
+            1,
+            ({"kind": "redirect", "route": PROGRESS_ROUTES, "status": 302, "location": TO_ELSEWHERE, "count": None},),
+        ),
+        expect_state="failed",
+        expect_logins=1,
+        evidence=REFUSED_REDIRECT,
+    ),
+    Scenario(
+        id="progress_redirected_elsewhere_deferred",
+        title="progress poll answered 302 to another origin (deferred export, triggerer)",
+        work="export",
+        deferrable=True,
+        sandbox_config={"export_seconds": 1.5},
+        during=During(
+            PROGRESS,
+            1,
+            ({"kind": "redirect", "route": PROGRESS_ROUTES, "status": 302, "location": TO_ELSEWHERE, "count": None},),
+        ),
+        expect_state="failed",
+        expect_logins=1,
+        evidence=REFUSED_REDIRECT,
+    ),
+    Scenario(
+        id="download_redirected_elsewhere",
+        title="export download answered 302 to another origin",
+        work="export",
+        faults=({"kind": "redirect", "route": EXPORT_CONTENT, "status": 302, "location": TO_ELSEWHERE},),
+        expect_state="failed",
+        expect_logins=1,
+        evidence=REFUSED_REDIRECT,
+    ),
+    Scenario(
+        id="upload_redirected_elsewhere",
+        title="S3 upload answered 307 to another origin",
+        work="ingest",
+        faults=(
+            {"kind": "redirect", "route": "PUT /api/s3/*", "status": 307, "location": TO_ELSEWHERE, "count": None},
+        ),
+        expect_state="failed",
+        expect_logins=1,
+        evidence=REFUSED_REDIRECT,
+    ),
+    Scenario(
         id="export_failed",
         title="export ends FAILED",
         work="export",
@@ -342,6 +422,8 @@ class Outcome:
     requests: dict[str, int]
     faults_fired: dict[str, int]
     problems: list[str] = field(default_factory=list)
+    elsewhere: int = 0  # requests that reached the other origin (redirect scenarios)
+    elsewhere_carried: list[str] = field(default_factory=list)  # which credentials they carried
 
     @property
     def as_expected(self) -> bool:
@@ -358,8 +440,29 @@ def _control(base_url: str, method: str, path: str, body: Any = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def _with_user(faults: tuple[dict[str, Any], ...], user: str) -> list[dict[str, Any]]:
-    return [{k: (user if v == "{user}" else v) for k, v in fault.items()} for fault in faults]
+def _with_user(faults: tuple[dict[str, Any], ...], user: str, elsewhere: str = "") -> list[dict[str, Any]]:
+    """The faults with ``{user}`` (a whole value) and ``{elsewhere}`` (within a string) filled in."""
+
+    def filled(value: Any) -> Any:
+        if value == "{user}":
+            return user
+        return value.replace(ELSEWHERE, elsewhere) if isinstance(value, str) else value
+
+    return [{k: filled(v) for k, v in fault.items()} for fault in faults]
+
+
+def _mentions_elsewhere(scenario: Scenario) -> bool:
+    faults = (*scenario.faults, *(scenario.during.faults if scenario.during else ()))
+    return any(isinstance(v, str) and ELSEWHERE in v for fault in faults for v in fault.values())
+
+
+def _other_origin() -> Any:
+    """A started ``OtherOrigin`` (this module runs as ``benchmarks.fault_scenarios`` and as ``fault_scenarios``)."""
+    try:
+        from benchmarks.other_origin import OtherOrigin
+    except ImportError:
+        from other_origin import OtherOrigin  # type: ignore[no-redef]
+    return OtherOrigin().start()
 
 
 def _route_count(requests: dict[str, int], prefix: str) -> int:
@@ -369,9 +472,9 @@ def _route_count(requests: dict[str, int], prefix: str) -> int:
 class _Watcher(threading.Thread):
     """Posts the ``During`` faults once the sandbox has counted enough requests on the route."""
 
-    def __init__(self, base_url: str, during: During, user: str) -> None:
+    def __init__(self, base_url: str, during: During, user: str, elsewhere: str = "") -> None:
         super().__init__(name="fault-watcher", daemon=True)
-        self.base_url, self.during, self.user = base_url, during, user
+        self.base_url, self.during, self.user, self.elsewhere = base_url, during, user, elsewhere
         self.stop = threading.Event()
         self.fired = False
 
@@ -379,7 +482,7 @@ class _Watcher(threading.Thread):
         while not self.stop.is_set():
             requests = _control(self.base_url, "GET", "/stats")["requests"]
             if _route_count(requests, self.during.route) >= self.during.after:
-                _control(self.base_url, "POST", "/faults", _with_user(self.during.faults, self.user))
+                _control(self.base_url, "POST", "/faults", _with_user(self.during.faults, self.user, self.elsewhere))
                 self.fired = True
                 return
             self.stop.wait(0.02)
@@ -815,6 +918,8 @@ def run_scenario(
     saved_config = _control(base, "GET", "/config")
     saved_conn = os.environ.get(CONN_ENV)
     watcher: _Watcher | None = None
+    elsewhere = _other_origin() if _mentions_elsewhere(scenario) else None
+    elsewhere_url = elsewhere.base_url if elsewhere is not None else ""
     recorder = _Recorder()
     started = time.perf_counter()
     try:
@@ -829,13 +934,13 @@ def run_scenario(
         Variable.delete(LEASE_VARIABLE)
         os.environ[CONN_ENV] = _connection(server, user, scenario.conn_extra)
         if scenario.faults:
-            _control(base, "POST", "/faults", _with_user(scenario.faults, user.name))
+            _control(base, "POST", "/faults", _with_user(scenario.faults, user.name, elsewhere_url))
         if scenario.ingest_faults:
             _control(base, "POST", "/ingest-faults", list(scenario.ingest_faults))
         dag = build_dag(scenario, workdir)
         serialise_dag(dag)
         if scenario.during is not None:
-            watcher = _Watcher(base, scenario.during, user.name)
+            watcher = _Watcher(base, scenario.during, user.name, elsewhere_url)
             watcher.start()
         with recorder.listening(), _output_to(workdir / "airflow.log" if quiet else None):
             if scenario.work == "refresh_race":
@@ -851,6 +956,8 @@ def run_scenario(
             watcher.stop.set()
             watcher.join(timeout=5)
         stats = _control(base, "GET", "/stats")
+        if elsewhere is not None:
+            elsewhere.stop()
         _control(base, "DELETE", "/faults")
         _control(base, "DELETE", "/ingest-faults")
         _control(base, "POST", "/config", saved_config)
@@ -882,6 +989,8 @@ def run_scenario(
         seconds=seconds,
         requests={k: int(v) for k, v in stats["requests"].items()},
         faults_fired={k: int(v) for k, v in stats.get("faults_fired", {}).items()},
+        elsewhere=len(elsewhere.received) if elsewhere is not None else 0,
+        elsewhere_carried=elsewhere.credentials(user.password) if elsewhere is not None else [],
     )
     outcome.problems = _judge(scenario, outcome, log, watcher)
     return outcome
@@ -907,6 +1016,9 @@ def _judge(scenario: Scenario, outcome: Outcome, log: str, watcher: _Watcher | N
         sent = _route_count(outcome.requests, route)
         if sent > limit:
             problems.append(f"{sent} requests on {route}*, at most {limit} expected (a loop?)")
+    if outcome.elsewhere:
+        carried = ", ".join(outcome.elsewhere_carried) or "no credentials"
+        problems.append(f"{outcome.elsewhere} request(s) reached the other origin, carrying {carried}")
     if watcher is not None and not watcher.fired:
         problems.append("the mid-run fault was never injected (the run ended first)")
     queued = [

@@ -4,6 +4,11 @@ The access token is the S3 access key. boto3 asks our token cache for credential
 them before they expire, so a multipart upload longer than a token's life keeps going. The
 ``Preservica-Progress-Token`` response header of the final PutObject / CompleteMultipartUpload is
 captured with a botocore event hook (no monkey-patching of s3transfer).
+
+botocore never follows a ``Location`` (it sends with redirects off and re-signs a region redirect for the
+same endpoint), so the token-as-access-key stays on the origin; an answer that redirects elsewhere is
+reported as :class:`~airflow_provider_preservica.exceptions.PreservicaRedirectError`, like any other path's.
+TLS is checked as on every other path (``transport.effective_verify``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Any
 from airflow_provider_preservica.auth.cache import TokenCache
 from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaConnectionError, PreservicaError
+from airflow_provider_preservica.redirects import refuse_off_origin_redirect
+from airflow_provider_preservica.transport import effective_verify
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +83,7 @@ class PackageUploader:
         self.base_url = base_url.rstrip("/")
         self.bucket = bucket_for(tenant)
         self.tokens = tokens
-        self.verify = verify
+        self.verify = effective_verify(verify)
         self.timeout = timeout
         self.max_concurrency = max_concurrency
         self.multipart_threshold = multipart_threshold
@@ -129,6 +136,20 @@ class PackageUploader:
             config=config,
         )
 
+    def _refuse_redirect(self, exc: BaseException, key: str) -> None:
+        """Raise :class:`PreservicaRedirectError` if the failure was the server redirecting off the origin."""
+        current: BaseException | None = exc
+        while current is not None:
+            response = getattr(current, "response", None)
+            metadata = response.get("ResponseMetadata", {}) if isinstance(response, dict) else {}
+            status = metadata.get("HTTPStatusCode")
+            location = (metadata.get("HTTPHeaders") or {}).get("location")
+            if isinstance(status, int) and 300 <= status < 400 and location:
+                url = f"{self.base_url}/api/s3/buckets/{self.bucket}/{key}"
+                refuse_off_origin_redirect(self.base_url, "PUT", url, location, status)
+                return
+            current = current.__cause__ or current.__context__
+
     def upload(self, path: str | os.PathLike[str], parent_ref: str, key: str | None = None) -> UploadResult:
         """Upload ``path`` under folder ``parent_ref``; return the progress token Preservica issued."""
         from boto3.s3.transfer import S3UploadFailedError, TransferConfig
@@ -168,6 +189,7 @@ class PackageUploader:
                 Callback=progress,
             )
         except (S3UploadFailedError, ClientError) as exc:
+            self._refuse_redirect(exc, key)
             text = str(exc)
             if any(code in text for code in ("ExpiredToken", "InvalidAccessKeyId", "AccessDenied", "403")):
                 raise PreservicaAuthError(f"Preservica refused the upload of {file.name}: {text}") from None

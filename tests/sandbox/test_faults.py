@@ -1,4 +1,4 @@
-"""Fault injection: status bursts with Retry-After, latency, dropped connections, expiry, revocation."""
+"""Fault injection: status bursts with Retry-After, redirects, latency, dropped connections, expiry, revocation."""
 
 from __future__ import annotations
 
@@ -66,6 +66,32 @@ def test_faults_never_apply_to_control_routes(sandbox: SandboxServer) -> None:
     assert login(sandbox.base_url).status_code == 200
 
 
+def test_redirect_fault_answers_location_with_the_request_path(sandbox: SandboxServer) -> None:
+    token = token_for(sandbox.base_url)
+    [fault] = post_faults(
+        sandbox.base_url,
+        [
+            {"kind": "redirect", "route": "GET /api/user/*", "location": "https://elsewhere.example:8443{path}"},
+            {"kind": "redirect", "route": "POST /api/accesstoken/login", "status": 302, "location": "/moved"},
+        ],
+    )[:1]
+    assert fault["status"] == 307 and fault["location"] == "https://elsewhere.example:8443{path}"
+    response = requests.get(
+        f"{sandbox.base_url}/api/user/details?a=1",
+        headers={"Preservica-Access-Token": token},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 307
+    assert response.headers["Location"] == "https://elsewhere.example:8443/api/user/details?a=1"
+    moved = requests.post(
+        f"{sandbox.base_url}/api/accesstoken/login", data={"username": "x"}, allow_redirects=False, timeout=10
+    )
+    assert moved.status_code == 302 and moved.headers["Location"] == "/moved"
+    assert _details(sandbox, token).status_code == 200  # count 1: then back to normal
+    assert stats(sandbox.base_url)["faults_fired"] == {"redirect": 2}
+
+
 def test_latency_fault(sandbox: SandboxServer) -> None:
     token = token_for(sandbox.base_url)
     [fault] = post_faults(
@@ -130,6 +156,8 @@ def test_revoke_token_fault_by_token_and_by_user(sandbox: SandboxServer) -> None
         {"kind": "status", "status": 500, "route": "get me /api"},
         {"kind": "hostile_export", "variant": "sneaky"},
         {"kind": "hostile_export", "variant": "zip_bomb", "bytes": 5 * 1024**3},
+        {"kind": "redirect", "route": "/api/*"},
+        {"kind": "redirect", "status": 404, "location": "https://elsewhere.example"},
     ],
 )
 def test_invalid_faults_are_400(sandbox: SandboxServer, fault: dict) -> None:

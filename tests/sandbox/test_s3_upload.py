@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
-import socket
 import tempfile
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +12,14 @@ from typing import Any
 
 import pytest
 import requests
-import uvicorn
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-from preservica_sandbox import SandboxServer, create_app, s3_api
+from preservica_sandbox import SandboxServer, s3_api
 from preservica_sandbox.repository import Repository
 from preservica_sandbox.s3_store import StoredObject
 from preservica_sandbox.s3_wire import AwsChunkedDecoder, S3Error
+
+from tests.tls import self_signed, serve_tls
 
 from .conftest import post_faults, stats
 from .ingest_helpers import BUCKET, SOURCE_BUCKET, OpexPackage, s3_client, wait_for
@@ -264,61 +261,12 @@ def test_fault_injection_applies_to_s3_routes(fast: SandboxServer, auth: dict[st
 
 
 # --------------------------------------------------------------------------- boto3 over https (aws-chunked)
-def _self_signed(directory: Path) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return str(cert_path), str(key_path)
-
-
 @pytest.fixture(scope="module")
 def tls_url(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The session sandbox's state served over HTTPS too: over TLS boto3 stops signing payloads and
     streams them ``aws-chunked`` (with checksums) or ``UNSIGNED-PAYLOAD`` (without)."""
-    cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    config = uvicorn.Config(
-        create_app(sandbox_server.state),
-        ssl_certfile=cert,
-        ssl_keyfile=key,
-        log_level="warning",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "TLS sandbox did not start"
-        time.sleep(0.01)
-    yield f"https://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    server.force_exit = True  # boto3's pooled keep-alive connections would hold a graceful shutdown
-    thread.join(10)
-    sock.close()
+    with serve_tls(sandbox_server.state, *self_signed(tmp_path_factory.mktemp("tls"))) as url:
+        yield url
 
 
 @pytest.mark.parametrize("checksums,chunked", [("when_supported", True), ("when_required", False)])

@@ -1,4 +1,5 @@
-"""The ASGI middleware that applies queued faults (``status``, ``latency``, ``drop``, ``drop_after_bytes``).
+"""The ASGI middleware that applies queued faults (``status``, ``redirect``, ``latency``, ``drop``,
+``drop_after_bytes``).
 
 It takes what applies to each request from ``state.faults`` (a ``faults.FaultBook``) before the
 routers see it, and counts every fault that fires. Nothing here ever applies to ``/_sandbox/*``.
@@ -42,20 +43,39 @@ class FaultMiddleware:
             await drop_connection(receive, send)
         elif action.kind == "drop_after_bytes":
             await self.app(scope, receive, truncating_send(send, receive, action.bytes or 0))
+        elif action.kind == "redirect":
+            await send_fault_redirect(action, scope, send)
         else:
             await send_fault_status(action, scope, send)
 
 
-async def send_fault_status(fault: Fault, scope: Scope, send: Send) -> None:
-    status = fault.status or 500
-    message = f"sandbox fault: injected HTTP {status} for {scope['method']} {scope['path']}"
-    body = json.dumps({"success": False, "message": message}).encode()
+def _fault_headers(scope: Scope, body: bytes) -> list[tuple[bytes, bytes]]:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     request_headers = dict(scope.get("headers", []))
     if request_headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in request_headers:
         # The body is left unread (boto3 even waits for "100 Continue" and never sends it): close the
         # connection, or its next request would be read as this one's body.
         headers.append((b"connection", b"close"))
+    return headers
+
+
+async def send_fault_redirect(fault: Fault, scope: Scope, send: Send) -> None:
+    """Answer ``fault.status`` with ``Location: fault.location`` (``{path}``: this request's path and query)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    target = scope["path"] + (f"?{query}" if query else "")
+    location = (fault.location or "/").replace("{path}", target)
+    message = f"sandbox fault: injected redirect {fault.status} for {scope['method']} {scope['path']}"
+    body = json.dumps({"success": False, "message": message}).encode()
+    headers = [*_fault_headers(scope, body), (b"location", location.encode("latin-1"))]
+    await send({"type": "http.response.start", "status": fault.status or 307, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_fault_status(fault: Fault, scope: Scope, send: Send) -> None:
+    status = fault.status or 500
+    message = f"sandbox fault: injected HTTP {status} for {scope['method']} {scope['path']}"
+    body = json.dumps({"success": False, "message": message}).encode()
+    headers = _fault_headers(scope, body)
     if fault.retry_after is not None:
         value = fault.retry_after
         text = str(int(value)) if float(value).is_integer() else f"{value:g}"

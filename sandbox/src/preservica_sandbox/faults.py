@@ -1,9 +1,12 @@
 """Fault injection: the fault model and a thread-safe book of active faults (the middleware is ``fault_middleware``).
 
 Faults are posted to ``/_sandbox/faults`` (see ``control_api``). ``expire_tokens`` and ``revoke_token``
-act at once on the token store; ``status``, ``latency``, ``drop`` and ``drop_after_bytes`` wait in the
-``FaultBook`` for matching requests. ``drop_after_bytes`` lets the response start and closes the
-connection after ``bytes`` bytes of its body (the client sees a short body, then a broken connection).
+act at once on the token store; ``status``, ``redirect``, ``latency``, ``drop`` and ``drop_after_bytes``
+wait in the ``FaultBook`` for matching requests. ``redirect`` answers a 3xx with ``Location: location``
+(``{path}`` in it stands for the request's path and query), as a proxy or load balancer in front of
+Preservica may: a client must not carry passwords or tokens to another origin. ``drop_after_bytes`` lets
+the response start and closes the connection after ``bytes`` bytes of its body (the client sees a short
+body, then a broken connection).
 Job kinds (``fail_export``, ``hostile_export``, ``fail_entity_action``) are not matched against requests: the
 work they name takes them (``FaultBook.take_job``) when it starts. ``fail_entity_action`` has an ``action``
 (``move``, ``security_tag`` or ``*``) besides the ``ref`` glob; ``hostile_export`` a ``variant`` (see
@@ -22,7 +25,8 @@ from .hostile_exports import VARIANTS
 
 CONTROL_PREFIX = "/_sandbox"
 IMMEDIATE_KINDS = frozenset({"expire_tokens", "revoke_token"})
-QUEUED_KINDS = frozenset({"status", "latency", "drop", "drop_after_bytes"})
+QUEUED_KINDS = frozenset({"status", "redirect", "latency", "drop", "drop_after_bytes"})
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 #: Taken by background work rather than by requests (``FaultBook.take_job``).
 JOB_KINDS = frozenset({"fail_export", "fail_entity_action", "hostile_export"})
 #: What a ``hostile_export`` fault may name: ``hostile_exports.VARIANTS``.
@@ -59,6 +63,7 @@ class Fault:
     ref: str | None = None
     action: str | None = None
     variant: str | None = None
+    location: str | None = None
     id: int = 0
     fired: int = 0
     applied: int | None = None
@@ -88,6 +93,8 @@ class Fault:
             if retry is not None and retry.is_integer():
                 retry = int(retry)
             out.update(status=self.status, retry_after=retry)
+        if self.kind == "redirect":
+            out.update(status=self.status, location=self.location)
         if self.kind == "latency":
             out["seconds"] = self.seconds
         if self.kind == "drop_after_bytes":
@@ -189,6 +196,13 @@ def parse_fault(data: Any) -> Fault:
         return Fault(kind=kind, route=route, seconds=seconds, count=_count(data, None))
     if kind == "drop":
         return Fault(kind=kind, route=route, count=_count(data, 1))
+    if kind == "redirect":
+        status, location = data.get("status", 307), data.get("location")
+        if status not in REDIRECT_STATUSES or isinstance(status, bool):
+            raise FaultSpecError(f"a redirect's status must be one of {list(REDIRECT_STATUSES)}")
+        if not isinstance(location, str) or not location.strip():
+            raise FaultSpecError("redirect needs location, a URL or path ('{path}' stands for the request's)")
+        return Fault(kind=kind, route=route, status=status, location=location.strip(), count=_count(data, 1))
     status = data.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
         raise FaultSpecError("status must be an HTTP error status (400-599)")
@@ -243,7 +257,7 @@ class FaultBook:
 
     def take(self, method: str, path: str) -> tuple[list[Fault], Fault | None]:
         """Consume what applies to one request: every matching latency fault, then the first
-        matching status or drop fault (older faults win)."""
+        matching status, redirect or drop fault (older faults win)."""
         delays: list[Fault] = []
         action: Fault | None = None
         with self._lock:
