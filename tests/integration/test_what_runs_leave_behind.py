@@ -66,12 +66,29 @@ def test_a_deferred_ingest_leaves_only_the_token_cache(quick, run_dag, tmp_path)
     _leaves_only_the_token_cache(dag_run, ["ingest"])
 
 
-def test_an_ingest_and_its_deferred_sensor_leave_only_the_token_cache(quick, run_dag, tmp_path):
-    batch, _ = make_batch(tmp_path)
-    dag_run = run_dag(
-        "ingest_dags.py", "ingest_then_sensor_dag", run_conf={"source": str(batch), "parent": MAPS_FOLDER}
-    )
-    _leaves_only_the_token_cache(dag_run, ["ingest", "wait"])
+def test_an_ingest_handed_to_a_deferred_sensor_leaves_one_claim_per_target_not_per_run(quick, run_dag, tmp_path):
+    """``wait_for_completion=False``: the target's claim outlives the task (it names the handed-off progress
+    token, so that a concurrent run waits for that ingest instead of duplicating it). The next run of the
+    target breaks it once that ingest has finished: one claim per target, never one per run."""
+    import json
+
+    from airflow.models import Variable
+
+    from airflow_provider_preservica.ingest.claims import PREFIX as CLAIM_PREFIX
+
+    tokens = []
+    for day in (1, 2):
+        batch, _ = make_batch(tmp_path / f"night-{day}")  # one namespace, new files each night
+        (batch / f"night-{day}.txt").write_text(f"night {day}")
+        conf = {"source": str(batch), "parent": MAPS_FOLDER}
+        when = pendulum.datetime(2026, 11, day, tz="UTC")
+        dag_run = run_dag("ingest_dags.py", "ingest_then_sensor_dag", logical_date=when, run_after=when, run_conf=conf)
+        assert task_states(dag_run) == {"ingest[-1]": "success", "wait[-1]": "success"}
+        tokens.append(dag_run.get_task_instance("ingest").xcom_pull(task_ids="ingest", key="progress_token"))
+        claims = [key for key in our_variables() if key.startswith(CLAIM_PREFIX)]
+        others = [k for k in our_variables() if not k.startswith((TOKEN_VARIABLE_PREFIX, CLAIM_PREFIX))]
+        assert len(claims) == 1 and not others, our_variables()
+        assert json.loads(Variable.get(claims[0]))["progress_token"] == tokens[-1]
 
 
 def test_a_deferred_metadata_run_leaves_only_the_token_cache(quick, run_dag, tmp_path):
