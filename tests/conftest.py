@@ -79,6 +79,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
+class FakeClock:
+    """Wall-clock seconds that stand still until a test moves them: token lifetimes without sleeping.
+
+    Pass it as ``clock`` to what times tokens (``TokenCache``, ``PasswordLogin``, the sandbox state), then
+    ``advance`` it past the moment under test: no test then depends on how fast the machine is.
+    """
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def remember_tokens(server: SandboxServer) -> None:
     """Keep every token (and refresh token) the sandbox issued, so the leak test can search for all of them."""
     with server.state.lock:
