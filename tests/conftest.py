@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,21 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture
+def token_clock(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """One ``FakeClock`` for the sandbox's tokens and every hook's token cache and login.
+
+    Tokens then age only when the test calls ``token_clock.advance(...)``: "due", "past the margin" and
+    "expired" are exact, however slow the machine.
+    """
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+
+    clock = FakeClock(time.time())
+    monkeypatch.setattr(sandbox.state, "clock", clock)
+    monkeypatch.setattr(PreservicaHook, "token_clock", staticmethod(clock))
+    return clock
 
 
 def remember_tokens(server: SandboxServer) -> None:
