@@ -78,9 +78,8 @@ def test_latency_fault(sandbox: SandboxServer) -> None:
         assert time.monotonic() - started >= 0.4
     assert len(requests.get(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json()) == 1
     requests.delete(f"{sandbox.base_url}/_sandbox/faults/{fault['id']}", timeout=10).raise_for_status()
-    started = time.monotonic()
-    _details(sandbox, token)
-    assert time.monotonic() - started < 0.3
+    assert _details(sandbox, token).status_code == 200
+    assert stats(sandbox.base_url)["faults_fired"] == {"latency": 2}  # the third call was not delayed
 
 
 def test_drop_fault_is_a_connection_error(sandbox: SandboxServer, http: requests.Session) -> None:
