@@ -246,13 +246,12 @@ def test_ingest_faults(fast: SandboxServer, auth: dict[str, str], client: Any, p
 
 
 def test_reset_stops_running_ingests(fast: SandboxServer, auth: dict[str, str], client: Any, parent: str) -> None:
-    fast.state.update_config({"ingest_seconds": 30})
+    fast.state.update_config({"ingest_seconds": 3600})  # a reset that waited for it would time out
     token = put_package(client, OpexPackage().add("slow.txt", b"s").zip(), parent)
     job = fast.state.ingest.job(token)
     assert job is not None and job.thread is not None
-    started = time.monotonic()
     assert requests.post(f"{fast.base_url}/_sandbox/reset", timeout=30).status_code == 200
-    assert time.monotonic() - started < 5 and not job.thread.is_alive()
+    assert not job.thread.is_alive()
     assert job.progress.status == "ABORTED"
     fresh = {"Preservica-Access-Token": login(fast.base_url).json()["token"]}
     assert requests.get(f"{fast.base_url}/api/entity/progress/{token}", headers=fresh).status_code == 404
