@@ -237,9 +237,11 @@ def test_ingest_faults(fast: SandboxServer, auth: dict[str, str], client: Any, p
 
     requests.post(url, json={"outcome": "STUCK"}, timeout=10)
     token = put_package(client, OpexPackage(top="s").add("s.txt", b"s").zip(), parent)
-    time.sleep(0.3)
     cancel_url = f"{fast.base_url}/api/entity/progress/{token}/status"
-    assert "ACTIVE" in requests.get(f"{fast.base_url}/api/entity/progress/{token}", headers=auth).text
+    deadline = time.monotonic() + 15
+    while "ACTIVE" not in requests.get(f"{fast.base_url}/api/entity/progress/{token}", headers=auth).text:
+        assert time.monotonic() < deadline, "the stuck ingest never became ACTIVE"
+        time.sleep(0.02)
     assert requests.put(cancel_url, data="Cancelled", headers=auth, timeout=10).status_code == 200
     assert wait_for(fast.base_url, token, auth).status == "CANCELLED"
     assert requests.put(cancel_url, data="Cancelled", headers=auth, timeout=10).status_code == 409
