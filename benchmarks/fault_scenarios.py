@@ -16,8 +16,8 @@ returns what happened and whether anything was lost or duplicated:
   hosts) each run the scenario's one-task DAG with ``dag.test()`` and find the shared token due for
   renewal at the same moment; the task succeeds only if every process's calls do.
 
-Faults "in the middle" are posted by a watcher thread once the sandbox has counted a given number of requests
-on a route (for example: after the first progress poll). The caller provides the Airflow environment (Airflow
+Faults "in the middle" are posted before the run with the sandbox's ``after``: they let a given number of
+requests on a route through (for example: the first progress poll) and land on the next one. The caller provides the Airflow environment (Airflow
 reads its configuration at import) and a started ``SandboxServer`` that knows ``user``.
 
 This module has no pytest dependency; it imports Airflow lazily, inside functions.
@@ -33,7 +33,6 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -78,7 +77,11 @@ SLOW_REFRESH = {"kind": "latency", "route": REFRESH_ROUTE, "seconds": 1.0, "coun
 
 @dataclass(frozen=True)
 class During:
-    """Post ``faults`` once the sandbox has counted ``after`` requests on routes starting with ``route``."""
+    """``faults`` that apply once ``after`` requests on routes starting with ``route`` went through.
+
+    They are posted before the run with the sandbox's ``after`` (and, for token faults, ``route``), so
+    they land at that request exactly, however fast or slow the machine: no watcher racing the work.
+    """
 
     route: str
     after: int
@@ -113,7 +116,7 @@ SCENARIOS: list[Scenario] = [
         title="token revoked while an ingest is awaited",
         work="ingest",
         during=During(PROGRESS, 1, ({"kind": "revoke_token", "user": "{user}"},)),
-        sandbox_config={"ingest_seconds": 1.5},  # time for the watcher to act while the ingest runs
+        sandbox_config={"ingest_seconds": 1.5},  # still running when the fault lands
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -123,7 +126,7 @@ SCENARIOS: list[Scenario] = [
         title="all tokens expired at once (export wait)",
         work="export",
         during=During(PROGRESS, 1, ({"kind": "expire_tokens"},)),
-        sandbox_config={"export_seconds": 1.5},  # time for the watcher to act while the export runs
+        sandbox_config={"export_seconds": 1.5},  # still running when the fault lands
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -134,7 +137,7 @@ SCENARIOS: list[Scenario] = [
         work="export",
         deferrable=True,
         during=During(PROGRESS, 1, ({"kind": "expire_tokens"},)),
-        sandbox_config={"export_seconds": 1.5},  # time for the watcher to act while the export runs
+        sandbox_config={"export_seconds": 1.5},  # still running when the fault lands
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -344,23 +347,9 @@ def _route_count(requests: dict[str, int], prefix: str) -> int:
     return sum(n for route, n in requests.items() if route.startswith(prefix))
 
 
-class _Watcher(threading.Thread):
-    """Posts the ``During`` faults once the sandbox has counted enough requests on the route."""
-
-    def __init__(self, base_url: str, during: During, user: str) -> None:
-        super().__init__(name="fault-watcher", daemon=True)
-        self.base_url, self.during, self.user = base_url, during, user
-        self.stop = threading.Event()
-        self.fired = False
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            requests = _control(self.base_url, "GET", "/stats")["requests"]
-            if _route_count(requests, self.during.route) >= self.during.after:
-                _control(self.base_url, "POST", "/faults", _with_user(self.during.faults, self.user))
-                self.fired = True
-                return
-            self.stop.wait(0.02)
+def _armed(during: During) -> list[dict[str, Any]]:
+    """The ``During`` faults as the sandbox takes them: each lets ``after`` requests on the route through."""
+    return [{"route": during.route + "*", **fault, "after": during.after} for fault in during.faults]
 
 
 # ----------------------------------------------------------------------------------------------- the workload
@@ -791,7 +780,6 @@ def run_scenario(
     workdir.mkdir(parents=True, exist_ok=True)
     saved_config = _control(base, "GET", "/config")
     saved_conn = os.environ.get(CONN_ENV)
-    watcher: _Watcher | None = None
     recorder = _Recorder()
     started = time.perf_counter()
     try:
@@ -807,13 +795,12 @@ def run_scenario(
         os.environ[CONN_ENV] = _connection(server, user, scenario.conn_extra)
         if scenario.faults:
             _control(base, "POST", "/faults", _with_user(scenario.faults, user.name))
+        if scenario.during is not None:
+            _control(base, "POST", "/faults", _with_user(_armed(scenario.during), user.name))
         if scenario.ingest_faults:
             _control(base, "POST", "/ingest-faults", list(scenario.ingest_faults))
         dag = build_dag(scenario, workdir)
         serialise_dag(dag)
-        if scenario.during is not None:
-            watcher = _Watcher(base, scenario.during, user.name)
-            watcher.start()
         with recorder.listening(), _output_to(workdir / "airflow.log" if quiet else None):
             if scenario.work == "refresh_race":
                 state, lines = _run_race(scenario, server, user, workdir)
@@ -824,9 +811,6 @@ def run_scenario(
                 state = next(iter(states.values()), "none")
         seconds = time.perf_counter() - started
     finally:
-        if watcher is not None:
-            watcher.stop.set()
-            watcher.join(timeout=5)
         stats = _control(base, "GET", "/stats")
         _control(base, "DELETE", "/faults")
         _control(base, "DELETE", "/ingest-faults")
@@ -860,11 +844,11 @@ def run_scenario(
         requests={k: int(v) for k, v in stats["requests"].items()},
         faults_fired={k: int(v) for k, v in stats.get("faults_fired", {}).items()},
     )
-    outcome.problems = _judge(scenario, outcome, log, watcher)
+    outcome.problems = _judge(scenario, outcome, log)
     return outcome
 
 
-def _judge(scenario: Scenario, outcome: Outcome, log: str, watcher: _Watcher | None) -> list[str]:
+def _judge(scenario: Scenario, outcome: Outcome, log: str) -> list[str]:
     problems = []
     if outcome.state != scenario.expect_state:
         problems.append(f"task {outcome.state}, expected {scenario.expect_state}")
@@ -884,13 +868,9 @@ def _judge(scenario: Scenario, outcome: Outcome, log: str, watcher: _Watcher | N
         sent = _route_count(outcome.requests, route)
         if sent > limit:
             problems.append(f"{sent} requests on {route}*, at most {limit} expected (a loop?)")
-    if watcher is not None and not watcher.fired:
-        problems.append("the mid-run fault was never injected (the run ended first)")
-    queued = [
-        f for f in (*scenario.faults, *(scenario.during.faults if scenario.during else ())) if f is not SLOW_PAGES
-    ]
-    for fault in queued:
-        if fault["kind"] not in ("expire_tokens", "revoke_token") and not outcome.faults_fired.get(fault["kind"]):
+    at_once = [f for f in scenario.faults if f is not SLOW_PAGES and f["kind"] not in ("expire_tokens", "revoke_token")]
+    for fault in (*at_once, *(scenario.during.faults if scenario.during else ())):
+        if not outcome.faults_fired.get(fault["kind"]):
             problems.append(f"the {fault['kind']} fault never fired (the run ended first?)")
     return problems
 

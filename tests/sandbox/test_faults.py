@@ -118,10 +118,42 @@ def test_revoke_token_fault_by_token_and_by_user(sandbox: SandboxServer) -> None
     assert all(entry["revoked"] for entry in listed)
 
 
+def test_a_fault_with_after_lets_that_many_requests_through_first(sandbox: SandboxServer) -> None:
+    token = token_for(sandbox.base_url)
+    [fault] = post_faults(
+        sandbox.base_url, {"kind": "status", "route": "GET /api/user/details", "status": 503, "after": 2}
+    )
+    assert fault["after"] == 2
+    assert [_details(sandbox, token).status_code for _ in range(4)] == [200, 200, 503, 200]
+    assert stats(sandbox.base_url)["faults_fired"] == {"status": 1}
+
+
+def test_token_faults_with_a_route_act_at_the_matching_request(sandbox: SandboxServer) -> None:
+    """A "mid-run" expiry lands at a known request, not whenever a test thread gets to post it."""
+    token = token_for(sandbox.base_url)
+    [fault] = post_faults(
+        sandbox.base_url, {"kind": "expire_tokens", "user": "archivist", "route": "GET /api/user/*", "after": 1}
+    )
+    assert (fault["count"], fault["after"]) == (1, 1) and "applied" not in fault  # waiting, nothing expired yet
+    assert _details(sandbox, token).status_code == 200  # let through
+    expired = _details(sandbox, token)  # expired just before it was handled
+    assert expired.status_code == 401 and "expired" in expired.json()["message"]
+    assert requests.get(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json() == []  # acted once, gone
+    fresh = token_for(sandbox.base_url)
+    assert _details(sandbox, fresh).status_code == 200
+    assert stats(sandbox.base_url)["faults_fired"] == {"expire_tokens": 1}
+
+    post_faults(sandbox.base_url, {"kind": "revoke_token", "user": "archivist", "route": "GET /api/user/details"})
+    revoked = _details(sandbox, fresh)
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["message"]
+
+
 @pytest.mark.parametrize(
     "fault",
     [
         {"kind": "explode"},
+        {"kind": "status", "status": 500, "after": -1},
+        {"kind": "expire_tokens", "after": "soon"},
         {"kind": "status", "status": 200},
         {"kind": "status", "status": 500, "count": 0},
         {"kind": "latency", "route": "/api/*"},

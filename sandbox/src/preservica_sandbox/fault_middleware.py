@@ -1,4 +1,5 @@
-"""The ASGI middleware that applies queued faults (``status``, ``latency``, ``drop``, ``drop_after_bytes``).
+"""The ASGI middleware that applies queued faults (``status``, ``latency``, ``drop``, ``drop_after_bytes``,
+and ``expire_tokens`` / ``revoke_token`` posted with a ``route``).
 
 It takes what applies to each request from ``state.faults`` (a ``faults.FaultBook``) before the
 routers see it, and counts every fault that fires. Nothing here ever applies to ``/_sandbox/*``.
@@ -30,10 +31,13 @@ class FaultMiddleware:
         if scope["type"] != "http" or is_control_path(scope["path"]):
             await self.app(scope, receive, send)
             return
-        delays, action = self.state.faults.take(scope["method"], scope["path"])
-        for fault in delays:
+        before, action = self.state.faults.take(scope["method"], scope["path"])
+        for fault in before:
             self.state.count_fault(fault.kind)
-            await asyncio.sleep(fault.seconds or 0.0)
+            if fault.on_request:
+                fault.applied = self.state.apply_token_fault(fault)
+            else:
+                await asyncio.sleep(fault.seconds or 0.0)
         if action is None:
             await self.app(scope, receive, send)
             return
