@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -128,6 +129,22 @@ def test_a_fault_with_after_lets_that_many_requests_through_first(sandbox: Sandb
     assert stats(sandbox.base_url)["faults_fired"] == {"status": 1}
 
 
+def test_a_latency_fault_with_together_holds_requests_until_all_have_arrived(sandbox: SandboxServer) -> None:
+    """Two clients' requests are in flight together however late the second one starts."""
+    token = token_for(sandbox.base_url)
+    post_faults(
+        sandbox.base_url,
+        {"kind": "latency", "route": "GET /api/user/details", "seconds": 60, "together": 2, "count": 2},
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(_details, sandbox, token)
+        while stats(sandbox.base_url)["faults_fired"].get("latency", 0) < 1:  # the first one is held
+            time.sleep(0.01)
+        assert not first.done()
+        assert _details(sandbox, token).status_code == 200  # the second arrives: both go on
+        assert first.result(timeout=30).status_code == 200
+
+
 def test_token_faults_with_a_route_act_at_the_matching_request(sandbox: SandboxServer) -> None:
     """A "mid-run" expiry lands at a known request, not whenever a test thread gets to post it."""
     token = token_for(sandbox.base_url)
@@ -153,6 +170,7 @@ def test_token_faults_with_a_route_act_at_the_matching_request(sandbox: SandboxS
     [
         {"kind": "explode"},
         {"kind": "status", "status": 500, "after": -1},
+        {"kind": "latency", "seconds": 1, "together": 1},
         {"kind": "expire_tokens", "after": "soon"},
         {"kind": "status", "status": 200},
         {"kind": "status", "status": 500, "count": 0},

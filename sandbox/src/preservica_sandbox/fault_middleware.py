@@ -26,6 +26,7 @@ class FaultMiddleware:
     def __init__(self, app: ASGIApp, state: SandboxState) -> None:
         self.app = app
         self.state = state
+        self._held: dict[int, tuple[list[int], asyncio.Event]] = {}  # fault id -> (requests held, all there)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_control_path(scope["path"]):
@@ -36,6 +37,8 @@ class FaultMiddleware:
             self.state.count_fault(fault.kind)
             if fault.on_request:
                 fault.applied = self.state.apply_token_fault(fault)
+            elif fault.together:
+                await self._hold_together(fault)
             else:
                 await asyncio.sleep(fault.seconds or 0.0)
         if action is None:
@@ -48,6 +51,19 @@ class FaultMiddleware:
             await self.app(scope, receive, truncating_send(send, receive, action.bytes or 0))
         else:
             await send_fault_status(action, scope, send)
+
+    async def _hold_together(self, fault: Fault) -> None:
+        """Wait until ``fault.together`` requests are held by this fault (at most ``fault.seconds``).
+
+        Every request runs on the server's one event loop, so plain counters are safe here.
+        """
+        held, everyone = self._held.setdefault(fault.id, ([0], asyncio.Event()))
+        held[0] += 1
+        if held[0] >= (fault.together or 0):
+            everyone.set()
+            del self._held[fault.id]  # later requests form the next group
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(everyone.wait(), timeout=fault.seconds or 0.0)
 
 
 async def send_fault_status(fault: Fault, scope: Scope, send: Send) -> None:

@@ -4,6 +4,8 @@ Faults are posted to ``/_sandbox/faults`` (see ``control_api``). ``expire_tokens
 act at once on the token store; ``status``, ``latency``, ``drop`` and ``drop_after_bytes`` wait in the
 ``FaultBook`` for matching requests. ``drop_after_bytes`` lets the response start and closes the
 connection after ``bytes`` bytes of its body (the client sees a short body, then a broken connection).
+A ``latency`` fault with ``together`` holds each matching request until that many are held (at most
+``seconds``), so concurrent requests are in flight together however the clients were scheduled.
 ``after`` lets that many matching requests through first, so a fault lands mid-run at a known request
 rather than whenever a watcher gets to post it; ``expire_tokens`` and ``revoke_token`` given a ``route``
 (or ``after``) wait likewise and act just before the matching request is handled.
@@ -57,6 +59,7 @@ class Fault:
     ref: str | None = None
     action: str | None = None
     after: int = 0  # matching requests still to let through before it applies
+    together: int | None = None  # latency: hold each request until this many are held (``seconds`` at most)
     on_request: bool = False  # an expire_tokens / revoke_token fault that waits for a matching request
     id: int = 0
     fired: int = 0
@@ -89,6 +92,8 @@ class Fault:
             out.update(status=self.status, retry_after=retry)
         if self.kind == "latency":
             out["seconds"] = self.seconds
+            if self.together is not None:
+                out["together"] = self.together
         if self.kind == "drop_after_bytes":
             out["bytes"] = self.bytes
         if self.kind in JOB_KINDS:
@@ -182,7 +187,12 @@ def parse_fault(data: Any) -> Fault:
         seconds = _number(data, "seconds", None)
         if seconds is None:
             raise FaultSpecError("latency needs seconds")
-        return Fault(kind=kind, route=route, seconds=seconds, count=_count(data, None), after=_after(data))
+        together = data.get("together")
+        if together is not None and (isinstance(together, bool) or not isinstance(together, int) or together < 2):
+            raise FaultSpecError("together must be a number of requests (>= 2) to hold until all have arrived")
+        return Fault(
+            kind=kind, route=route, seconds=seconds, count=_count(data, None), after=_after(data), together=together
+        )
     if kind == "drop":
         return Fault(kind=kind, route=route, count=_count(data, 1), after=_after(data))
     status = data.get("status")
