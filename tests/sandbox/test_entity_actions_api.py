@@ -51,7 +51,7 @@ def _progress(server: SandboxServer, auth: dict[str, str], token: str) -> ET.Ele
     return ET.fromstring(response.content)
 
 
-def _finish(server: SandboxServer, auth: dict[str, str], token: str, timeout: float = 10.0) -> ET.Element:
+def _finish(server: SandboxServer, auth: dict[str, str], token: str, timeout: float = 60.0) -> ET.Element:
     deadline = time.monotonic() + timeout
     while (doc := _progress(server, auth, token)).findtext(f"{STATUS_NS}Status") == "ACTIVE":
         assert time.monotonic() < deadline, f"{token} still ACTIVE"

@@ -238,7 +238,7 @@ def test_ingest_faults(fast: SandboxServer, auth: dict[str, str], client: Any, p
     requests.post(url, json={"outcome": "STUCK"}, timeout=10)
     token = put_package(client, OpexPackage(top="s").add("s.txt", b"s").zip(), parent)
     cancel_url = f"{fast.base_url}/api/entity/progress/{token}/status"
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while "ACTIVE" not in requests.get(f"{fast.base_url}/api/entity/progress/{token}", headers=auth).text:
         assert time.monotonic() < deadline, "the stuck ingest never became ACTIVE"
         time.sleep(0.02)
@@ -336,7 +336,7 @@ def test_incremental_opex_workflow_over_the_source_bucket(
     (context,) = [c for c in workflow.get_workflow_contexts_by_type("Ingest") if "Incremental" in c.workflow_name]
     workflow.start_workflow_instance(context, OpexContainerDirectory=container, StructuralObjectReference=parent)
     monitors_url = f"{fast.base_url}/api/processmonitor/monitors"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:
         (monitor,) = requests.get(monitors_url, params={"name": container}, headers=auth).json()["value"]["monitors"]
         if monitor["status"] in ("Succeeded", "Failed") or time.monotonic() > deadline:

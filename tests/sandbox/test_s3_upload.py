@@ -310,7 +310,7 @@ def tls_url(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFact
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "TLS sandbox did not start"
         time.sleep(0.01)
