@@ -22,7 +22,7 @@ COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
 COMPAT_TESTS := tests/unit tests/packaging tests/sandbox tests/client tests/integration tests/faults \
 	tests/test_no_secrets_in_logs.py
 
-.PHONY: install test lint unit demo sandbox bench bench-quick clean airflow test-compat
+.PHONY: install test lint unit demo sandbox bench bench-quick clean airflow test-compat test-random
 
 $(STAMP): pyproject.toml sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ test: lint
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/sandbox tests/client
+
+# The fast tiers in a shuffled order (files, and the tests in each file), to catch a test that passes only
+# after another one; `make test` keeps the file order. The seed is printed; SEED=n repeats an order.
+SEED ?= $(shell date +%s)
+test-random: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider --shuffle=$(SEED) tests/unit tests/sandbox tests/client tests/packaging
 
 # Not part of `make test`; .ci/run runs it after `make test`. Leaves out the distributed, UI and deployment tiers.
 test-compat: $(COMPAT_STAMP)

@@ -22,9 +22,10 @@ Redirect scenarios point the sandbox's ``redirect`` fault at ``{elsewhere}``: a 
 (``other_origin.OtherOrigin``) that records what reaches it. The task must fail (or recover) with an error
 naming that origin, and the other origin must receive nothing: no password, 2FA code, token or refresh token.
 
-Faults "in the middle" are posted by a watcher thread once the sandbox has counted a given number of requests
-on a route (for example: after the first progress poll). The caller provides the Airflow environment (Airflow
-reads its configuration at import) and a started ``SandboxServer`` that knows ``user``.
+Faults "in the middle" are posted before the run with the sandbox's ``after``: they let a given number of
+requests on a route through (for example: the first progress poll) and land on the next one. The caller
+provides the Airflow environment (Airflow reads its configuration at import) and a started
+``SandboxServer`` that knows ``user``.
 
 This module has no pytest dependency; it imports Airflow lazily, inside functions.
 """
@@ -39,11 +40,10 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,11 +87,23 @@ TO_ELSEWHERE = ELSEWHERE + "{path}"
 REFUSED_REDIRECT = "with a redirect to another origin"
 #: Both refreshes are held this long at the sandbox, so that they are in flight together.
 SLOW_REFRESH = {"kind": "latency", "route": REFRESH_ROUTE, "seconds": 1.0, "count": RACE_HOSTS}
+#: Without the lease both hosts send the refresh: each is held until both have arrived (not a timing bet).
+RACED_REFRESHES = {
+    "kind": "latency",
+    "route": REFRESH_ROUTE,
+    "seconds": 120,
+    "together": RACE_HOSTS,
+    "count": RACE_HOSTS,
+}
 
 
 @dataclass(frozen=True)
 class During:
-    """Post ``faults`` once the sandbox has counted ``after`` requests on routes starting with ``route``."""
+    """``faults`` that apply once ``after`` requests on routes starting with ``route`` went through.
+
+    They are posted before the run with the sandbox's ``after`` (and, for token faults, ``route``), so
+    they land at that request exactly, however fast or slow the machine: no watcher racing the work.
+    """
 
     route: str
     after: int
@@ -119,6 +131,7 @@ class Scenario:
     expect_refreshes: int | None = None  # successful refreshes the sandbox counts (None: not checked)
     unzip: bool = False  # export: also unpack into out/unpacked (unzip_to)
     known_issue: str | None = None  # set when our client misbehaves: the test is then xfail(strict=True)
+    due_token: bool = False  # the shared token is due for renewal when the task starts (seeded, not waited for)
 
 
 SCENARIOS: list[Scenario] = [
@@ -127,7 +140,7 @@ SCENARIOS: list[Scenario] = [
         title="token revoked while an ingest is awaited",
         work="ingest",
         during=During(PROGRESS, 1, ({"kind": "revoke_token", "user": "{user}"},)),
-        sandbox_config={"ingest_seconds": 1.5},  # time for the watcher to act while the ingest runs
+        sandbox_config={"ingest_seconds": 1.5},  # still running when the fault lands
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -137,7 +150,7 @@ SCENARIOS: list[Scenario] = [
         title="all tokens expired at once (export wait)",
         work="export",
         during=During(PROGRESS, 1, ({"kind": "expire_tokens"},)),
-        sandbox_config={"export_seconds": 1.5},  # time for the watcher to act while the export runs
+        sandbox_config={"export_seconds": 1.5},  # still running when the fault lands
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -148,7 +161,7 @@ SCENARIOS: list[Scenario] = [
         work="export",
         deferrable=True,
         during=During(PROGRESS, 1, ({"kind": "expire_tokens"},)),
-        sandbox_config={"export_seconds": 1.5},  # time for the watcher to act while the export runs
+        sandbox_config={"export_seconds": 1.5},  # still running when the fault lands
         expect_state="success",
         expect_logins=2,
         evidence="rejected the cached token",
@@ -275,10 +288,9 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         id="refresh_token_rejected",
-        title="refresh token rejected (export wait)",
+        title="refresh token rejected (export)",
         work="export",
-        # Due for renewal mid-export (after 5.3 s), with time to refresh before it is too late (7.2 s).
-        sandbox_config={"token_lifetime": 8, "export_seconds": 6.5},
+        due_token=True,  # the export's first call renews the token: by refresh, which is refused
         faults=({"kind": "status", "route": REFRESH_ROUTE, "status": 401, "count": 1},),
         expect_state="success",
         expect_logins=2,  # the first, and one password login instead of the refused refresh
@@ -300,7 +312,7 @@ SCENARIOS: list[Scenario] = [
         title="refresh raced by two hosts, no login lease",
         work="refresh_race",
         conn_extra={"login_lease": False},
-        faults=(SLOW_REFRESH,),
+        faults=(RACED_REFRESHES,),
         expect_state="success",
         expect_logins=1,  # the loser's refresh is refused; it finds the winner's token in the Variable
         expect_refreshes=1,
@@ -440,7 +452,7 @@ def _control(base_url: str, method: str, path: str, body: Any = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def _with_user(faults: tuple[dict[str, Any], ...], user: str, elsewhere: str = "") -> list[dict[str, Any]]:
+def _with_user(faults: Iterable[dict[str, Any]], user: str, elsewhere: str = "") -> list[dict[str, Any]]:
     """The faults with ``{user}`` (a whole value) and ``{elsewhere}`` (within a string) filled in."""
 
     def filled(value: Any) -> Any:
@@ -469,23 +481,9 @@ def _route_count(requests: dict[str, int], prefix: str) -> int:
     return sum(n for route, n in requests.items() if route.startswith(prefix))
 
 
-class _Watcher(threading.Thread):
-    """Posts the ``During`` faults once the sandbox has counted enough requests on the route."""
-
-    def __init__(self, base_url: str, during: During, user: str, elsewhere: str = "") -> None:
-        super().__init__(name="fault-watcher", daemon=True)
-        self.base_url, self.during, self.user, self.elsewhere = base_url, during, user, elsewhere
-        self.stop = threading.Event()
-        self.fired = False
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            requests = _control(self.base_url, "GET", "/stats")["requests"]
-            if _route_count(requests, self.during.route) >= self.during.after:
-                _control(self.base_url, "POST", "/faults", _with_user(self.during.faults, self.user, self.elsewhere))
-                self.fired = True
-                return
-            self.stop.wait(0.02)
+def _armed(during: During) -> list[dict[str, Any]]:
+    """The ``During`` faults as the sandbox takes them: each lets ``after`` requests on the route through."""
+    return [{"route": during.route + "*", **fault, "after": during.after} for fault in during.faults]
 
 
 # ----------------------------------------------------------------------------------------------- the workload
@@ -917,7 +915,6 @@ def run_scenario(
     workdir.mkdir(parents=True, exist_ok=True)
     saved_config = _control(base, "GET", "/config")
     saved_conn = os.environ.get(CONN_ENV)
-    watcher: _Watcher | None = None
     elsewhere = _other_origin() if _mentions_elsewhere(scenario) else None
     elsewhere_url = elsewhere.base_url if elsewhere is not None else ""
     recorder = _Recorder()
@@ -932,16 +929,17 @@ def run_scenario(
         TokenCache.clear_memory()
         Variable.delete(TOKEN_VARIABLE)
         Variable.delete(LEASE_VARIABLE)
+        if scenario.due_token:
+            _seed_due_token(server, user)
         os.environ[CONN_ENV] = _connection(server, user, scenario.conn_extra)
         if scenario.faults:
             _control(base, "POST", "/faults", _with_user(scenario.faults, user.name, elsewhere_url))
+        if scenario.during is not None:
+            _control(base, "POST", "/faults", _with_user(_armed(scenario.during), user.name, elsewhere_url))
         if scenario.ingest_faults:
             _control(base, "POST", "/ingest-faults", list(scenario.ingest_faults))
         dag = build_dag(scenario, workdir)
         serialise_dag(dag)
-        if scenario.during is not None:
-            watcher = _Watcher(base, scenario.during, user.name, elsewhere_url)
-            watcher.start()
         with recorder.listening(), _output_to(workdir / "airflow.log" if quiet else None):
             if scenario.work == "refresh_race":
                 state, lines = _run_race(scenario, server, user, workdir)
@@ -952,9 +950,6 @@ def run_scenario(
                 state = next(iter(states.values()), "none")
         seconds = time.perf_counter() - started
     finally:
-        if watcher is not None:
-            watcher.stop.set()
-            watcher.join(timeout=5)
         stats = _control(base, "GET", "/stats")
         if elsewhere is not None:
             elsewhere.stop()
@@ -992,11 +987,11 @@ def run_scenario(
         elsewhere=len(elsewhere.received) if elsewhere is not None else 0,
         elsewhere_carried=elsewhere.credentials(user.password) if elsewhere is not None else [],
     )
-    outcome.problems = _judge(scenario, outcome, log, watcher)
+    outcome.problems = _judge(scenario, outcome, log)
     return outcome
 
 
-def _judge(scenario: Scenario, outcome: Outcome, log: str, watcher: _Watcher | None) -> list[str]:
+def _judge(scenario: Scenario, outcome: Outcome, log: str) -> list[str]:
     problems = []
     if outcome.state != scenario.expect_state:
         problems.append(f"task {outcome.state}, expected {scenario.expect_state}")
@@ -1019,13 +1014,9 @@ def _judge(scenario: Scenario, outcome: Outcome, log: str, watcher: _Watcher | N
     if outcome.elsewhere:
         carried = ", ".join(outcome.elsewhere_carried) or "no credentials"
         problems.append(f"{outcome.elsewhere} request(s) reached the other origin, carrying {carried}")
-    if watcher is not None and not watcher.fired:
-        problems.append("the mid-run fault was never injected (the run ended first)")
-    queued = [
-        f for f in (*scenario.faults, *(scenario.during.faults if scenario.during else ())) if f is not SLOW_PAGES
-    ]
-    for fault in queued:
-        if fault["kind"] not in ("expire_tokens", "revoke_token") and not outcome.faults_fired.get(fault["kind"]):
+    at_once = [f for f in scenario.faults if f is not SLOW_PAGES and f["kind"] not in ("expire_tokens", "revoke_token")]
+    for fault in (*at_once, *(scenario.during.faults if scenario.during else ())):
+        if not outcome.faults_fired.get(fault["kind"]):
             problems.append(f"the {fault['kind']} fault never fired (the run ended first?)")
     return problems
 

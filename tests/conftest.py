@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,9 +76,78 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
                 log.write(f"----- {report.nodeid} {title}\n{content}\n")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``last`` run after everything else (the log audit needs the whole session)."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shuffle",
+        metavar="SEED",
+        type=int,
+        default=None,
+        help="run the test files, and the tests within each file, in an order shuffled by SEED: a test that "
+        "passes only after another fails here (`make test-random`; the same SEED gives the same order)",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    seed = config.getoption("shuffle")
+    return None if seed is None else f"test order shuffled with --shuffle={seed}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` run after everything else (the log audit needs the whole session).
+
+    With ``--shuffle=SEED`` files and the tests in each file are shuffled first (files stay together, so
+    module fixtures are still built once per file).
+    """
+    seed = config.getoption("shuffle")
+    if seed is not None:
+        shuffle = random.Random(seed).shuffle
+        files: dict[str, list[pytest.Item]] = {}
+        for item in items:
+            files.setdefault(item.nodeid.split("::")[0], []).append(item)
+        groups = list(files.values())
+        shuffle(groups)
+        for group in groups:
+            shuffle(group)
+        items[:] = [item for group in groups for item in group]
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+class FakeClock:
+    """Wall-clock seconds that stand still until a test moves them: token lifetimes without sleeping.
+
+    Pass it as ``clock`` to what times tokens (``TokenCache``, ``PasswordLogin``, the sandbox state), then
+    ``advance`` it past the moment under test: no test then depends on how fast the machine is.
+    """
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def sandbox_clock(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A ``FakeClock`` that times the sandbox's tokens (issue, expiry, refresh) for this test."""
+    clock = FakeClock(time.time())
+    monkeypatch.setattr(sandbox.state, "clock", clock)
+    return clock
+
+
+@pytest.fixture
+def token_clock(sandbox_clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The sandbox's ``FakeClock``, also timing every hook's token cache and login.
+
+    Tokens then age only when the test calls ``token_clock.advance(...)``: "due", "past the margin" and
+    "expired" are exact, however slow the machine.
+    """
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+
+    monkeypatch.setattr(PreservicaHook, "token_clock", staticmethod(sandbox_clock))
+    return sandbox_clock
 
 
 def remember_tokens(server: SandboxServer) -> None:

@@ -4,7 +4,6 @@ nor reaches another origin when a server redirects there."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -71,12 +70,12 @@ def test_refused_redirects_leak_nothing_there_or_in_their_errors(sandbox, monkey
 
 
 @pytest.mark.last
-def test_no_secret_in_any_captured_log(preservica_conn, caplog):
+def test_no_secret_in_any_captured_log(preservica_conn, token_clock, caplog):
     caplog.set_level(logging.DEBUG)
     preservica_conn.state.update_config({"token_lifetime": 6})
     client = PreservicaHook().get_conn()
     client.server_version()  # at least one login in this test's own capture
-    time.sleep(4.2)  # due for renewal: the next call refreshes, so a refresh is in the capture too
+    token_clock.advance(4.2)  # due for renewal: the next call refreshes, so a refresh is in the capture too
     client.server_version()
     logging.getLogger("audit").info("audit marker")
     remember_tokens(preservica_conn)  # access and refresh tokens alike

@@ -50,11 +50,24 @@ RENEWAL_RETRY_SECONDS = 30.0
 REFUSAL_KEPT_SECONDS = 300.0
 
 
-def _mask(token: AccessToken) -> None:
-    """Register the token (and its refresh token) with Airflow's secrets masker: task logs show ``***``."""
+def _masker() -> Callable[[str], object] | None:
+    """Airflow's ``mask_secret``, or ``None`` without Airflow.
+
+    Its first use imports Airflow (about a second outside a task, where nothing has imported it yet). The
+    cache calls this before it logs in or refreshes, so that cost is paid before the token's lifetime
+    starts counting rather than out of it.
+    """
     try:
         from airflow.sdk.log import mask_secret
     except ImportError:  # pragma: no cover - Airflow is a dependency; kept for plain-Python use
+        return None
+    return mask_secret
+
+
+def _mask(token: AccessToken) -> None:
+    """Register the token (and its refresh token) with Airflow's secrets masker: task logs show ``***``."""
+    mask_secret = _masker()
+    if mask_secret is None:  # pragma: no cover - see _masker
         return
     mask_secret(token.value)
     if token.refresh_token:
@@ -73,6 +86,8 @@ class TokenCache:
     ``login()`` logs in with the password. ``refresh(token)`` exchanges the token's refresh token for a
     new one and raises :class:`PreservicaError` when refused; when it is not given, ``login.refresh`` is
     used if the login has one (``PasswordLogin`` does), otherwise tokens are renewed by logging in.
+    ``clock`` gives the time that tokens are judged by (wall-clock seconds, as ``expires_at`` is); tests
+    pass a clock they move themselves instead of sleeping.
     """
 
     _memory: ClassVar[dict[str, AccessToken]] = {}
@@ -90,19 +105,23 @@ class TokenCache:
         *,
         refresh: Callable[[AccessToken], AccessToken] | None = None,
         lock_timeout: float = 300.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self._login = login
         self._refresh = refresh if refresh is not None else getattr(login, "refresh", None)
         self._store = store
         self._lock_timeout = lock_timeout
+        self._clock = clock
         self.key = settings.token_variable_key
         self.logins = 0  # password logins performed through this instance; handy for tests and benchmarks
         self.refreshes = 0  # successful refreshes performed through this instance
 
     # -- memory ---------------------------------------------------------------------------
     def _usable(self, token: AccessToken | None) -> bool:
-        return token is not None and token.usable(self.settings.fingerprint, self.settings.expiry_margin)
+        return token is not None and token.usable(
+            self.settings.fingerprint, self.settings.expiry_margin, now=self._clock()
+        )
 
     def _memory_token(self) -> AccessToken | None:
         with self._memory_guard:
@@ -175,7 +194,7 @@ class TokenCache:
 
     def _fresh_in_store(self) -> AccessToken | None:
         token = self._read_store()
-        return token if token is not None and token.fresh() else None
+        return token if token is not None and token.fresh(now=self._clock()) else None
 
     def _write_store(self, token: AccessToken) -> None:
         if self._store is None:
@@ -195,12 +214,12 @@ class TokenCache:
     def get_token(self) -> AccessToken:
         """A token with more than the expiry margin left, renewed ahead of expiry; logs in only if it must."""
         token = self._from_memory()
-        if token is None or not token.fresh():
+        if token is None or not token.fresh(now=self._clock()):
             token = _later(token, self._read_store())
         if token is None:
             return self._renew(None)
         self._remember(token)
-        if token.fresh() or time.time() < self._not_before.get(self.key, 0.0):
+        if token.fresh(now=self._clock()) or self._clock() < self._not_before.get(self.key, 0.0):
             return token
         return self._renew(token)
 
@@ -219,7 +238,7 @@ class TokenCache:
             current = _later(self._from_memory(), stored if self._usable(stored) else None)
             if current is not None:
                 self._remember(current)
-                if current.fresh():
+                if current.fresh(now=self._clock()):
                     return current  # renewed by someone else meanwhile
             lease = self._lease()
             if lease is not None:
@@ -250,14 +269,15 @@ class TokenCache:
 
     def _postpone(self, current: AccessToken) -> AccessToken:
         """Keep using ``current`` and look again a little later (not on every request)."""
-        self._not_before[self.key] = time.time() + min(5.0, current.lifetime / 40)
+        self._not_before[self.key] = self._clock() + min(5.0, current.lifetime / 40)
         return current
 
     def _obtain(self, stored: AccessToken | None, current: AccessToken | None) -> AccessToken:
         """Holding the locks (and lease): refresh the shared record's token, or log in; store the result."""
+        _masker()  # its first use is slow: pay for it before the new token's lifetime starts, not out of it
         basis = stored if self._store is not None and stored is not None else _later(self._memory_token(), current)
         token: AccessToken | None = None
-        refresh_token = basis.refresh_token if basis is not None and basis.refreshable() else None
+        refresh_token = basis.refresh_token if basis is not None and basis.refreshable(now=self._clock()) else None
         if basis is not None and refresh_token and self._refresh is not None and self._spend(refresh_token):
             token = self._try_refresh(basis)
             if token is None:  # refused: perhaps another process spent it first and stored the result
@@ -271,7 +291,7 @@ class TokenCache:
             except PreservicaError as exc:
                 if current is not None and self._usable(current):
                     retry = min(RENEWAL_RETRY_SECONDS, current.lifetime / 12)
-                    self._not_before[self.key] = time.time() + retry
+                    self._not_before[self.key] = self._clock() + retry
                     log.warning(
                         "Could not renew the Preservica token of %s (%s); using the current one, which is still "
                         "valid, and trying again in %.0f s",
@@ -347,6 +367,7 @@ class TokenCache:
             self.settings.lease_variable_key,
             claim_delay=self.settings.login_lease_delay,
             lease_seconds=self.settings.timeout * 2 + 30,
+            clock=self._clock,
         )
 
     def invalidate(self, failed: AccessToken) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -48,11 +49,17 @@ class RefreshRejected(PreservicaAuthError):
 
 
 class PasswordLogin:
-    """Callable that performs one login and returns a fresh :class:`AccessToken`; ``refresh`` renews one."""
+    """Callable that performs one login and returns a fresh :class:`AccessToken`; ``refresh`` renews one.
 
-    def __init__(self, settings: PreservicaSettings, transport: HttpTransport) -> None:
+    ``clock`` stamps when a request was sent (a token's lifetime counts from then); the token cache's clock.
+    """
+
+    def __init__(
+        self, settings: PreservicaSettings, transport: HttpTransport, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.transport = transport
+        self._clock = clock
 
     def _scrub(self, text: str) -> str:
         for secret in (self.settings.password, self.settings.totp_secret):
@@ -64,7 +71,7 @@ class PasswordLogin:
         return self.settings.describe()
 
     def __call__(self) -> AccessToken:
-        issued_at = time.time()
+        issued_at = self._clock()
         form = {"username": self.settings.username, "password": self.settings.password}
         if self.settings.tenant:
             form["tenant"] = self.settings.tenant
@@ -98,7 +105,7 @@ class PasswordLogin:
         """
         if not token.refresh_token:
             raise RefreshRejected(f"the cached Preservica token of {self._who()} has no refresh token")
-        issued_at = time.time()
+        issued_at = self._clock()
         response = self.transport.request(
             "POST",
             REFRESH_PATH,

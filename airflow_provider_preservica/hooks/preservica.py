@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +54,8 @@ class PreservicaHook(BaseHook):
     default_conn_name = "preservica_default"
     conn_type = "preservica"
     hook_name = "Preservica"
+    #: What tokens are timed by (wall-clock seconds); tests swap in a clock they move instead of sleeping.
+    token_clock = staticmethod(time.time)
 
     def __init__(
         self,
@@ -106,7 +109,8 @@ class PreservicaHook(BaseHook):
         transport = self._transport(settings)
         store = VariableTokenStore() if settings.token_cache == "variable" else None
         lock_timeout = settings.timeout * (settings.max_retries + 2) + 30
-        return TokenCache(settings, PasswordLogin(settings, transport), store, lock_timeout=lock_timeout)
+        login = PasswordLogin(settings, transport, clock=self.token_clock)
+        return TokenCache(settings, login, store, lock_timeout=lock_timeout, clock=self.token_clock)
 
     def get_token(self) -> str:
         """A valid access token for this account, shared with other tasks until it expires."""

@@ -240,13 +240,11 @@ def test_non_idempotent_post_is_not_repeated_after_a_502(preservica_conn):
     assert preservica_conn.state.stats()["requests"]["POST /api/entity/structural-objects"] == 1
 
 
-def test_short_lived_tokens_are_renewed_before_they_expire(preservica_conn):
-    import time
-
+def test_short_lived_tokens_are_renewed_before_they_expire(preservica_conn, token_clock):
     preservica_conn.state.update_config({"token_lifetime": 6})
     client = PreservicaHook().get_conn()
     client.user_details()
-    time.sleep(4.3)  # less than a third of the 6 s lifetime left: due for renewal, not yet expired
+    token_clock.advance(4.3)  # less than a third of the 6 s lifetime left: due for renewal, not yet expired
     client.user_details()
     assert logins(preservica_conn) == 1  # renewed with the refresh token, not the password
     assert preservica_conn.state.stats()["refreshes"] == {"archivist": 1}

@@ -3,13 +3,13 @@
 Outside a task the cache keeps its token in process memory, so these tests show the renewal rules and
 the wire format (the sandbox refuses a refresh without the ``refreshToken`` form field or without the
 access token header); ``tests/integration/test_token_refresh_processes.py`` shows the shared Variable.
+Tokens age by ``token_clock`` (shared by the sandbox and the cache), never by sleeping.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 
@@ -33,17 +33,16 @@ def refresh_requests(server) -> int:
     return int(stats(server)["requests"].get(REFRESH, 0))
 
 
-def test_a_run_over_several_token_lifetimes_logs_in_once_and_refreshes(preservica_conn, caplog):
+def test_a_run_over_several_token_lifetimes_logs_in_once_and_refreshes(preservica_conn, token_clock, caplog):
     caplog.set_level(logging.INFO, logger="airflow_provider_preservica")
     preservica_conn.state.update_config({"token_lifetime": 4})
     hook = PreservicaHook()
     client = hook.get_conn()
-    started = time.monotonic()
     calls = 0
-    while time.monotonic() - started < 10:  # two and a half lifetimes
+    for _ in range(40):  # a call every 0.25 s for 10 s: two and a half lifetimes
         client.user_details()
         calls += 1
-        time.sleep(0.25)
+        token_clock.advance(0.25)
 
     assert logins(preservica_conn) == 1
     assert refreshes(preservica_conn) >= 2 and refresh_requests(preservica_conn) == refreshes(preservica_conn)
@@ -53,13 +52,13 @@ def test_a_run_over_several_token_lifetimes_logs_in_once_and_refreshes(preservic
 
 
 @pytest.mark.parametrize("status", [400, 401])
-def test_a_rejected_refresh_token_costs_one_password_login(preservica_conn, caplog, status):
+def test_a_rejected_refresh_token_costs_one_password_login(preservica_conn, token_clock, caplog, status):
     caplog.set_level(logging.INFO, logger="airflow_provider_preservica")
     preservica_conn.state.update_config({"token_lifetime": 6})
     client = PreservicaHook().get_conn()
     client.user_details()
     inject(preservica_conn, kind="status", route=REFRESH, status=status, count=1)
-    time.sleep(4.3)  # due for renewal (less than a third of 6 s left), still valid
+    token_clock.advance(4.3)  # due for renewal (less than a third of 6 s left), still valid
 
     assert client.user_details()
     client.user_details()
@@ -71,12 +70,12 @@ def test_a_rejected_refresh_token_costs_one_password_login(preservica_conn, capl
     assert len(said) == 1 and f"HTTP {status}" in said[0] and "logging in with the password instead" in said[0]
 
 
-def test_a_revoked_token_cannot_be_refreshed_and_costs_one_login(preservica_conn):
+def test_a_revoked_token_cannot_be_refreshed_and_costs_one_login(preservica_conn, token_clock):
     preservica_conn.state.update_config({"token_lifetime": 6})
     client = PreservicaHook().get_conn()
     client.user_details()
     inject(preservica_conn, kind="revoke_token", user="archivist")
-    time.sleep(4.3)
+    token_clock.advance(4.3)
 
     assert client.user_details()
 
@@ -84,24 +83,24 @@ def test_a_revoked_token_cannot_be_refreshed_and_costs_one_login(preservica_conn
     assert stats(preservica_conn)["requests"][CALLS] == 2  # the renewal came before the call: no 401
 
 
-def test_a_refresh_token_expired_at_the_server_costs_one_login(preservica_conn):
+def test_a_refresh_token_expired_at_the_server_costs_one_login(preservica_conn, token_clock):
     """The server ended the token (and its refresh token) early; the cache only finds out when it refreshes."""
     preservica_conn.state.update_config({"token_lifetime": 6})
     client = PreservicaHook().get_conn()
     client.user_details()
     inject(preservica_conn, kind="expire_tokens", user="archivist")
-    time.sleep(4.3)
+    token_clock.advance(4.3)
 
     assert client.user_details()
 
     assert logins(preservica_conn) == 2 and refreshes(preservica_conn) == 0 and refresh_requests(preservica_conn) == 1
 
 
-def test_a_token_left_to_expire_is_replaced_by_a_login_without_a_doomed_refresh(preservica_conn):
+def test_a_token_left_to_expire_is_replaced_by_a_login_without_a_doomed_refresh(preservica_conn, token_clock):
     preservica_conn.state.update_config({"token_lifetime": 2})
     client = PreservicaHook().get_conn()
     client.user_details()
-    time.sleep(2.2)  # expired: its refresh token died with it
+    token_clock.advance(2.2)  # expired: its refresh token died with it
 
     assert client.user_details()
 
@@ -109,10 +108,10 @@ def test_a_token_left_to_expire_is_replaced_by_a_login_without_a_doomed_refresh(
     assert stats(preservica_conn)["requests"][CALLS] == 2
 
 
-def test_threads_needing_a_renewal_at_once_refresh_exactly_once(preservica_conn):
+def test_threads_needing_a_renewal_at_once_refresh_exactly_once(preservica_conn, token_clock):
     preservica_conn.state.update_config({"token_lifetime": 6})
     PreservicaHook().get_token()
-    time.sleep(4.6)  # past the margin (a quarter of 6 s): no thread may use it, each needs a renewed token
+    token_clock.advance(4.6)  # past the margin (a quarter of 6 s): no thread may use it, each needs a renewed token
     start = threading.Barrier(8)
     tokens: list[str] = []
 

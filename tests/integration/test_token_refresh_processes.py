@@ -57,6 +57,7 @@ def refresh_requests(server) -> int:
 
 def test_tasks_refresh_a_due_token_once_and_share_it(preservica_conn, run_dag):
     seeded = seed(left=250)  # due (less than 300 s of 900 s left), still usable
+    started = time.time()
 
     dag_run = run_dag("token_sharing.py", "many_tasks_dag")
 
@@ -64,7 +65,8 @@ def test_tasks_refresh_a_due_token_once_and_share_it(preservica_conn, run_dag):
     assert logins(preservica_conn) == 1 and refreshes(preservica_conn) == 1 and refresh_requests(preservica_conn) == 1
     stored = AccessToken.from_json(variable(KEY))
     assert stored is not None and stored.value != seeded.value and stored.refresh_token
-    assert stored.refresh_token != seeded.refresh_token and stored.expires_at > time.time() + 800
+    assert stored.refresh_token != seeded.refresh_token and stored.issued_at >= round(started, 3) - 0.001
+    assert stored.lifetime == pytest.approx(900, abs=0.01)  # a full new lifetime, from the refresh
 
 
 def test_an_entry_written_before_refresh_existed_is_used_as_it_is(preservica_conn, run_dag):

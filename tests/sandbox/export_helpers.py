@@ -87,7 +87,7 @@ def progress(base_url: str, auth: dict[str, str], token: str) -> ET.Element:
     return ET.fromstring(response.content)
 
 
-def wait_for(base_url: str, auth: dict[str, str], token: str, timeout: float = 10.0) -> tuple[list[str], ET.Element]:
+def wait_for(base_url: str, auth: dict[str, str], token: str, timeout: float = 60.0) -> tuple[list[str], ET.Element]:
     """Poll until a terminal status; returns every status seen (deduplicated, in order) and the last document."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout

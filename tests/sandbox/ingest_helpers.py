@@ -156,7 +156,7 @@ class Outcome:
     warnings: list[str]
 
 
-def wait_for(base_url: str, token: str, auth: dict[str, str], timeout: float = 15.0) -> Outcome:
+def wait_for(base_url: str, token: str, auth: dict[str, str], timeout: float = 60.0) -> Outcome:
     """Poll the progress token until it reaches a final state."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout

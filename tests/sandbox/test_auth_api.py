@@ -11,6 +11,8 @@ import pyotp
 import requests
 from preservica_sandbox import SandboxServer
 
+from tests.conftest import FakeClock
+
 from .conftest import ARCHIVIST, CURATOR, TOTP_SECRET, TWOFA, login, stats, token_for
 
 
@@ -83,11 +85,12 @@ def test_token_accepted_in_both_headers(sandbox: SandboxServer) -> None:
     assert unknown.status_code == 401 and unknown.json()["success"] is False
 
 
-def test_token_expires_after_its_lifetime(sandbox: SandboxServer) -> None:
+def test_token_expires_after_its_lifetime(sandbox: SandboxServer, sandbox_clock: FakeClock) -> None:
     sandbox.state.update_config({"token_lifetime": 1})
     token = token_for(sandbox.base_url)
+    sandbox_clock.advance(0.9)
     assert _details(sandbox, **{"Preservica-Access-Token": token}).status_code == 200
-    time.sleep(1.1)
+    sandbox_clock.advance(0.2)  # past its 1 s lifetime
     expired = _details(sandbox, **{"Preservica-Access-Token": token})
     assert expired.status_code == 401
     assert "expired" in expired.json()["message"]

@@ -47,7 +47,7 @@ def _config(server: SandboxServer, **values: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
-def _finish(entity: pyPreservica.EntityAPI, token: str, timeout: float = 10.0) -> str:
+def _finish(entity: pyPreservica.EntityAPI, token: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while (status := entity.get_async_progress(token)) == "ACTIVE":
         assert time.monotonic() < deadline, f"{token} still ACTIVE"

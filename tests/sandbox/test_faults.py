@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -104,9 +105,8 @@ def test_latency_fault(sandbox: SandboxServer) -> None:
         assert time.monotonic() - started >= 0.4
     assert len(requests.get(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json()) == 1
     requests.delete(f"{sandbox.base_url}/_sandbox/faults/{fault['id']}", timeout=10).raise_for_status()
-    started = time.monotonic()
-    _details(sandbox, token)
-    assert time.monotonic() - started < 0.3
+    assert _details(sandbox, token).status_code == 200
+    assert stats(sandbox.base_url)["faults_fired"] == {"latency": 2}  # the third call was not delayed
 
 
 def test_drop_fault_is_a_connection_error(sandbox: SandboxServer, http: requests.Session) -> None:
@@ -145,10 +145,59 @@ def test_revoke_token_fault_by_token_and_by_user(sandbox: SandboxServer) -> None
     assert all(entry["revoked"] for entry in listed)
 
 
+def test_a_fault_with_after_lets_that_many_requests_through_first(sandbox: SandboxServer) -> None:
+    token = token_for(sandbox.base_url)
+    [fault] = post_faults(
+        sandbox.base_url, {"kind": "status", "route": "GET /api/user/details", "status": 503, "after": 2}
+    )
+    assert fault["after"] == 2
+    assert [_details(sandbox, token).status_code for _ in range(4)] == [200, 200, 503, 200]
+    assert stats(sandbox.base_url)["faults_fired"] == {"status": 1}
+
+
+def test_a_latency_fault_with_together_holds_requests_until_all_have_arrived(sandbox: SandboxServer) -> None:
+    """Two clients' requests are in flight together however late the second one starts."""
+    token = token_for(sandbox.base_url)
+    post_faults(
+        sandbox.base_url,
+        {"kind": "latency", "route": "GET /api/user/details", "seconds": 60, "together": 2, "count": 2},
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(_details, sandbox, token)
+        while stats(sandbox.base_url)["faults_fired"].get("latency", 0) < 1:  # the first one is held
+            time.sleep(0.01)
+        assert not first.done()
+        assert _details(sandbox, token).status_code == 200  # the second arrives: both go on
+        assert first.result(timeout=30).status_code == 200
+
+
+def test_token_faults_with_a_route_act_at_the_matching_request(sandbox: SandboxServer) -> None:
+    """A "mid-run" expiry lands at a known request, not whenever a test thread gets to post it."""
+    token = token_for(sandbox.base_url)
+    [fault] = post_faults(
+        sandbox.base_url, {"kind": "expire_tokens", "user": "archivist", "route": "GET /api/user/*", "after": 1}
+    )
+    assert (fault["count"], fault["after"]) == (1, 1) and "applied" not in fault  # waiting, nothing expired yet
+    assert _details(sandbox, token).status_code == 200  # let through
+    expired = _details(sandbox, token)  # expired just before it was handled
+    assert expired.status_code == 401 and "expired" in expired.json()["message"]
+    assert requests.get(f"{sandbox.base_url}/_sandbox/faults", timeout=10).json() == []  # acted once, gone
+    fresh = token_for(sandbox.base_url)
+    assert _details(sandbox, fresh).status_code == 200
+    assert stats(sandbox.base_url)["faults_fired"] == {"expire_tokens": 1}
+
+    post_faults(sandbox.base_url, {"kind": "revoke_token", "user": "archivist", "route": "GET /api/user/details"})
+    revoked = _details(sandbox, fresh)
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["message"]
+
+
 @pytest.mark.parametrize(
     "fault",
     [
         {"kind": "explode"},
+        {"kind": "status", "status": 500, "after": -1},
+        {"kind": "latency", "seconds": 1, "together": 1},
+        {"kind": "expire_tokens", "after": "soon"},
         {"kind": "status", "status": 200},
         {"kind": "status", "status": 500, "count": 0},
         {"kind": "latency", "route": "/api/*"},

@@ -24,7 +24,7 @@ def _kwargs(server: SandboxServer) -> dict[str, str]:
     return {"username": ARCHIVIST[0], "password": ARCHIVIST[1], "server": server.server, "protocol": "http"}
 
 
-def _wait(entity: EntityAPI, token: str, timeout: float = 10.0) -> list[str]:
+def _wait(entity: EntityAPI, token: str, timeout: float = 60.0) -> list[str]:
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while True:
@@ -136,7 +136,7 @@ def test_workflow_api_contexts_instances_and_upload_mirroring(fast: SandboxServe
     assert len(correlation) == 36
     pending = workflow.workflow_instance(1)  # pyPreservica parses an instance that has not started yet
     assert (pending.state, pending.workflow_context_name) == ("Pending", "Download Assets")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not list(workflow.workflow_instances("Completed", "Access")):
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -154,7 +154,7 @@ def test_workflow_api_contexts_instances_and_upload_mirroring(fast: SandboxServe
     fast.state.update_config({"ingest_seconds": 30})
     workflow.start_workflow_instance(access)
     workflow.terminate_workflow_instance(2)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not list(workflow.workflow_instances("Aborted", "Access")):
         assert time.monotonic() < deadline
         time.sleep(0.05)

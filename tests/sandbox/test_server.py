@@ -6,12 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 from preservica_sandbox import SandboxServer
+from preservica_sandbox.state import SandboxState
+
+from tests.conftest import FakeClock
 
 from .conftest import login, post_faults, stats
 
@@ -136,10 +138,11 @@ def test_data_dir_keeps_tokens_and_counters_across_restart(tmp_path: Path) -> No
 
 
 def test_data_dir_honours_expiry_across_restart(tmp_path: Path) -> None:
-    with SandboxServer(data_dir=tmp_path, token_lifetime=1) as first:
+    clock = FakeClock()
+    with SandboxServer(state=SandboxState(data_dir=tmp_path, token_lifetime=1, clock=clock)) as first:
         token = login(first.base_url).json()["token"]
-    time.sleep(1.1)
-    with SandboxServer(data_dir=tmp_path) as second:
+    clock.advance(1)
+    with SandboxServer(state=SandboxState(data_dir=tmp_path, clock=clock)) as second:
         response = requests.get(
             f"{second.base_url}/api/user/details", headers={"Preservica-Access-Token": token}, timeout=10
         )

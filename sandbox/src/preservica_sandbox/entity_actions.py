@@ -159,8 +159,24 @@ class EntityActionService:
 
     def apply_config(self, checked: dict[str, Any]) -> None:
         with self._cond:
-            self.seconds = checked.get("entity_action_seconds", self.seconds)
+            seconds = checked.get("entity_action_seconds", self.seconds)
+            if seconds != self.seconds:
+                self._retime(seconds)
+            self.seconds = seconds
             self._tags = checked.get("security_tags", self._tags)
+
+    def _retime(self, seconds: float) -> None:
+        """Queued actions take the new delay too, counted from when each was queued (call with ``_cond`` held).
+
+        A test can then hold actions with a long delay for as long as it looks at them, and release them
+        with 0, instead of racing a short delay.
+        """
+        queued = [(job.due - self.seconds + seconds, order, job) for _, order, job in self._queue]
+        for due, _, job in queued:
+            job.due = due
+        heapq.heapify(queued)
+        self._queue[:] = queued
+        self._cond.notify_all()
 
     def security_tags(self) -> dict[str, tuple[str, ...]]:
         """Known tags, in configured order, with their permissions."""

@@ -1,5 +1,5 @@
 """The ASGI middleware that applies queued faults (``status``, ``redirect``, ``latency``, ``drop``,
-``drop_after_bytes``).
+``drop_after_bytes``, and ``expire_tokens`` / ``revoke_token`` posted with a ``route``).
 
 It takes what applies to each request from ``state.faults`` (a ``faults.FaultBook``) before the
 routers see it, and counts every fault that fires. Nothing here ever applies to ``/_sandbox/*``.
@@ -26,15 +26,21 @@ class FaultMiddleware:
     def __init__(self, app: ASGIApp, state: SandboxState) -> None:
         self.app = app
         self.state = state
+        self._held: dict[int, tuple[list[int], asyncio.Event]] = {}  # fault id -> (requests held, all there)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_control_path(scope["path"]):
             await self.app(scope, receive, send)
             return
-        delays, action = self.state.faults.take(scope["method"], scope["path"])
-        for fault in delays:
+        before, action = self.state.faults.take(scope["method"], scope["path"])
+        for fault in before:
             self.state.count_fault(fault.kind)
-            await asyncio.sleep(fault.seconds or 0.0)
+            if fault.on_request:
+                fault.applied = self.state.apply_token_fault(fault)
+            elif fault.together:
+                await self._hold_together(fault)
+            else:
+                await asyncio.sleep(fault.seconds or 0.0)
         if action is None:
             await self.app(scope, receive, send)
             return
@@ -47,6 +53,19 @@ class FaultMiddleware:
             await send_fault_redirect(action, scope, send)
         else:
             await send_fault_status(action, scope, send)
+
+    async def _hold_together(self, fault: Fault) -> None:
+        """Wait until ``fault.together`` requests are held by this fault (at most ``fault.seconds``).
+
+        Every request runs on the server's one event loop, so plain counters are safe here.
+        """
+        held, everyone = self._held.setdefault(fault.id, ([0], asyncio.Event()))
+        held[0] += 1
+        if held[0] >= (fault.together or 0):
+            everyone.set()
+            del self._held[fault.id]  # later requests form the next group
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(everyone.wait(), timeout=fault.seconds or 0.0)
 
 
 def _fault_headers(scope: Scope, body: bytes) -> list[tuple[bytes, bytes]]:

@@ -7,6 +7,11 @@ wait in the ``FaultBook`` for matching requests. ``redirect`` answers a 3xx with
 Preservica may: a client must not carry passwords or tokens to another origin. ``drop_after_bytes`` lets
 the response start and closes the connection after ``bytes`` bytes of its body (the client sees a short
 body, then a broken connection).
+A ``latency`` fault with ``together`` holds each matching request until that many are held (at most
+``seconds``), so concurrent requests are in flight together however the clients were scheduled.
+``after`` lets that many matching requests through first, so a fault lands mid-run at a known request
+rather than whenever a watcher gets to post it; ``expire_tokens`` and ``revoke_token`` given a ``route``
+(or ``after``) wait likewise and act just before the matching request is handled.
 Job kinds (``fail_export``, ``hostile_export``, ``fail_entity_action``) are not matched against requests: the
 work they name takes them (``FaultBook.take_job``) when it starts. ``fail_entity_action`` has an ``action``
 (``move``, ``security_tag`` or ``*``) besides the ``ref`` glob; ``hostile_export`` a ``variant`` (see
@@ -64,6 +69,9 @@ class Fault:
     action: str | None = None
     variant: str | None = None
     location: str | None = None
+    after: int = 0  # matching requests still to let through before it applies
+    together: int | None = None  # latency: hold each request until this many are held (``seconds`` at most)
+    on_request: bool = False  # an expire_tokens / revoke_token fault that waits for a matching request
     id: int = 0
     fired: int = 0
     applied: int | None = None
@@ -86,8 +94,8 @@ class Fault:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind}
-        if self.kind in QUEUED_KINDS:
-            out.update(route=self.route, count=self.count, fired=self.fired)
+        if self.kind in QUEUED_KINDS or self.on_request:
+            out.update(route=self.route, count=self.count, fired=self.fired, after=self.after)
         if self.kind == "status":
             retry = self.retry_after
             if retry is not None and retry.is_integer():
@@ -97,6 +105,8 @@ class Fault:
             out.update(status=self.status, location=self.location)
         if self.kind == "latency":
             out["seconds"] = self.seconds
+            if self.together is not None:
+                out["together"] = self.together
         if self.kind == "drop_after_bytes":
             out["bytes"] = self.bytes
         if self.kind in JOB_KINDS:
@@ -132,6 +142,13 @@ def _count(data: dict[str, Any], default: int | None) -> int | None:
     return value
 
 
+def _after(data: dict[str, Any]) -> int:
+    value = data.get("after", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FaultSpecError("after must be a number of matching requests to let through first (>= 0)")
+    return value
+
+
 def _route(data: dict[str, Any]) -> str:
     route = data.get("route", "*")
     if not isinstance(route, str) or not route.strip():
@@ -155,15 +172,16 @@ def parse_fault(data: Any) -> Fault:
     user = data.get("user")
     if user is not None and not isinstance(user, str):
         raise FaultSpecError("user must be a string")
-    if kind == "expire_tokens":
-        return Fault(kind=kind, user=user, count=None)
-    if kind == "revoke_token":
+    if kind in IMMEDIATE_KINDS:
         token, prefix = data.get("token"), data.get("token_prefix")
-        if sum(x is not None for x in (token, prefix, user)) != 1:
+        if kind == "revoke_token" and sum(x is not None for x in (token, prefix, user)) != 1:
             raise FaultSpecError("revoke_token needs exactly one of token, token_prefix, user")
         if any(x is not None and (not isinstance(x, str) or not x) for x in (token, prefix)):
             raise FaultSpecError("token / token_prefix must be non-empty strings")
-        return Fault(kind=kind, user=user, token=token, token_prefix=prefix, count=None)
+        fault = Fault(kind=kind, user=user, token=token, token_prefix=prefix, count=None)
+        if "route" in data or "after" in data:  # wait for a matching request, then act once
+            fault.route, fault.after, fault.count, fault.on_request = _route(data), _after(data), 1, True
+        return fault
     if kind in JOB_KINDS:
         message, ref = data.get("message"), data.get("ref", "*")
         if message is not None and not isinstance(message, str):
@@ -188,26 +206,35 @@ def parse_fault(data: Any) -> Fault:
         size = data.get("bytes")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise FaultSpecError("drop_after_bytes needs bytes, a number of body bytes >= 0")
-        return Fault(kind=kind, route=route, bytes=size, count=_count(data, 1))
+        return Fault(kind=kind, route=route, bytes=size, count=_count(data, 1), after=_after(data))
     if kind == "latency":
         seconds = _number(data, "seconds", None)
         if seconds is None:
             raise FaultSpecError("latency needs seconds")
-        return Fault(kind=kind, route=route, seconds=seconds, count=_count(data, None))
+        together = data.get("together")
+        if together is not None and (isinstance(together, bool) or not isinstance(together, int) or together < 2):
+            raise FaultSpecError("together must be a number of requests (>= 2) to hold until all have arrived")
+        return Fault(
+            kind=kind, route=route, seconds=seconds, count=_count(data, None), after=_after(data), together=together
+        )
     if kind == "drop":
-        return Fault(kind=kind, route=route, count=_count(data, 1))
+        return Fault(kind=kind, route=route, count=_count(data, 1), after=_after(data))
     if kind == "redirect":
         status, location = data.get("status", 307), data.get("location")
         if status not in REDIRECT_STATUSES or isinstance(status, bool):
             raise FaultSpecError(f"a redirect's status must be one of {list(REDIRECT_STATUSES)}")
         if not isinstance(location, str) or not location.strip():
             raise FaultSpecError("redirect needs location, a URL or path ('{path}' stands for the request's)")
-        return Fault(kind=kind, route=route, status=status, location=location.strip(), count=_count(data, 1))
+        return Fault(
+            kind=kind, route=route, status=status, location=location.strip(), count=_count(data, 1), after=_after(data)
+        )
     status = data.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
         raise FaultSpecError("status must be an HTTP error status (400-599)")
     retry_after = _number(data, "retry_after", _DEFAULT_RETRY_AFTER.get(status))
-    return Fault(kind=kind, route=route, status=status, count=_count(data, 1), retry_after=retry_after)
+    return Fault(
+        kind=kind, route=route, status=status, count=_count(data, 1), retry_after=retry_after, after=_after(data)
+    )
 
 
 def parse_faults(body: Any) -> list[Fault]:
@@ -231,7 +258,7 @@ class FaultBook:
         return fault
 
     def add(self, fault: Fault) -> Fault:
-        if fault.kind not in QUEUED_KINDS | JOB_KINDS:
+        if fault.kind not in QUEUED_KINDS | JOB_KINDS and not fault.on_request:
             raise ValueError(f"{fault.kind} faults act immediately and are not queued")
         with self._lock:
             fault.id = self._next_id
@@ -256,16 +283,20 @@ class FaultBook:
             return len(self._faults) != before
 
     def take(self, method: str, path: str) -> tuple[list[Fault], Fault | None]:
-        """Consume what applies to one request: every matching latency fault, then the first
-        matching status, redirect or drop fault (older faults win)."""
-        delays: list[Fault] = []
+        """Consume what applies to one request: every matching latency and token fault (they act
+        before it), then the first matching status, redirect or drop fault (older faults win). A fault with
+        ``after`` left lets this request through and counts it instead."""
+        before: list[Fault] = []
         action: Fault | None = None
         with self._lock:
             for fault in self._faults:
                 if fault.kind in JOB_KINDS or not fault.matches(method, path):
                     continue
-                if fault.kind == "latency":
-                    delays.append(fault)
+                if fault.after:
+                    fault.after -= 1
+                    continue
+                if fault.kind == "latency" or fault.on_request:
+                    before.append(fault)
                 elif action is None:
                     action = fault
                 else:
@@ -274,7 +305,7 @@ class FaultBook:
                 if fault.count is not None:
                     fault.count -= 1
             self._faults = [f for f in self._faults if f.count is None or f.count > 0]
-        return delays, action
+        return before, action
 
     def take_job(self, kind: str, subject: str, action: str | None = None) -> Fault | None:
         """Consume the oldest ``kind`` job fault whose ``ref`` glob matches ``subject`` (an entity ref)

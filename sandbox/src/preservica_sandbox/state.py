@@ -364,17 +364,20 @@ class SandboxState:
             self._save()
 
     def add_faults(self, faults: list[Fault]) -> list[Fault]:
-        """Queue ``status``/``latency``/``drop`` faults; apply ``expire_tokens``/``revoke_token`` now."""
+        """Queue request faults; apply ``expire_tokens``/``revoke_token`` now unless they wait for a request."""
         for fault in faults:
-            if fault.kind == "expire_tokens":
+            if fault.kind in ("expire_tokens", "revoke_token") and not fault.on_request:
                 self.faults.assign_id(fault)
-                fault.applied = self.expire_tokens(fault.user)
-            elif fault.kind == "revoke_token":
-                self.faults.assign_id(fault)
-                fault.applied = self.revoke_tokens(fault.token, fault.token_prefix, fault.user)
+                fault.applied = self.apply_token_fault(fault)
             else:
                 self.faults.add(fault)
         return faults
+
+    def apply_token_fault(self, fault: Fault) -> int:
+        """Expire or revoke the tokens an ``expire_tokens``/``revoke_token`` fault names; how many changed."""
+        if fault.kind == "expire_tokens":
+            return self.expire_tokens(fault.user)
+        return self.revoke_tokens(fault.token, fault.token_prefix, fault.user)
 
     # ----------------------------------------------------------------- persistence
     def _snapshot(self) -> dict[str, Any]:
