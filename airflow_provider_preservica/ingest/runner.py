@@ -15,9 +15,12 @@ from airflow_provider_preservica.client.progress import Progress
 from airflow_provider_preservica.client.upload import PackageUploader, UploadResult
 from airflow_provider_preservica.exceptions import PreservicaConfigError
 from airflow_provider_preservica.ingest.existing import SOURCE_ID_IDENTIFIER, WithoutFiles, existing_source_ids
+from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
+from airflow_provider_preservica.ingest.vanished import build_without_vanished
 from airflow_provider_preservica.packaging import (
     LocalSourceTree,
+    ValidationIssue,
     build_opex_package,
     hash_files,
     inspect_zip_package,
@@ -42,6 +45,8 @@ class IngestRunner:
         work_dir: str | None = None,
         metadata: Any = None,
         verify: bool = True,
+        allow_missing_files: bool = False,
+        folder_layout: FolderLayout = "source_folder",
     ) -> None:
         self.entities = entities
         self.uploader = uploader
@@ -53,6 +58,8 @@ class IngestRunner:
         self.work_dir = work_dir
         self.metadata = metadata
         self.verify = verify
+        self.allow_missing_files = allow_missing_files
+        self.folder_layout = check_folder_layout(folder_layout)
 
     def prepare(self, source: str | os.PathLike[str]) -> Path | None:
         """The file to upload, or ``None`` when every asset is already in Preservica."""
@@ -69,8 +76,8 @@ class IngestRunner:
         tree = LocalSourceTree(path)
         namespace = self.source_id_namespace or tree.name
         skipped_paths: list[str] = []
+        scan = scan_source(tree)  # what the package must hold (see ``vanished``)
         if self.skip_existing:
-            scan = scan_source(tree)
             ids = uuid_source_ids(namespace)
             by_source_id = {ids(entry.path, False): entry.path for entry in scan.files}
             found = existing_source_ids(self.entities, by_source_id)
@@ -86,17 +93,27 @@ class IngestRunner:
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="preservica-ingest-"))
         work.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        manifest = build_opex_package(
-            WithoutFiles(tree, skipped_paths) if skipped_paths else tree,
-            work,
-            security_tag=self.security_tag,
-            package_name=tree.name,
-            fixity=self.fixity,
-            source_id_namespace=namespace,
-            metadata=self.metadata,
-            keep_staged=False,
-            overwrite=True,
+        manifest, missing = build_without_vanished(
+            lambda left_out: build_opex_package(
+                WithoutFiles(tree, left_out) if left_out else tree,
+                work,
+                security_tag=self.security_tag,
+                package_name=tree.name,
+                fixity=self.fixity,
+                source_id_namespace=namespace,
+                metadata=self.metadata,
+                keep_staged=False,
+                overwrite=True,
+                top_folder=self.folder_layout == "source_folder",
+            ),
+            [entry.path for entry in scan.files],
+            skipped_paths,
+            lambda relative: (path / relative).exists(),
+            allow=self.allow_missing_files,
         )
+        if missing:
+            self.report.missing_files = missing
+            log.warning("%d file(s) disappeared before packaging and are not sent: %s", len(missing), missing)
         self.report.package = manifest.package_path
         self.report.package_bytes = manifest.zip_size or 0
         self.report.assets_sent = manifest.asset_count
@@ -105,7 +122,9 @@ class IngestRunner:
             asset.source_id: [asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or ""]
             for asset in manifest.assets
         }
-        self.report.warnings.extend(str(w.problem if hasattr(w, "problem") else w) for w in manifest.warnings)
+        self.report.warnings.extend(
+            w.describe() if isinstance(w, ValidationIssue) else str(w) for w in manifest.warnings
+        )
         log.info(
             "Built OPEX package %s: %d assets, %.1f MiB, %s fixity, in %.1f s",
             Path(manifest.package_path).name,

@@ -27,10 +27,13 @@ from airflow_provider_preservica.compat import AirflowException, AirflowFailExce
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
+from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
+from airflow_provider_preservica.ingest.workspace import package_workspace
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
+from airflow_provider_preservica.packaging import MissingSourceFilesError
 from airflow_provider_preservica.storage import fetch_to_local, is_url
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
@@ -55,6 +58,18 @@ class PreservicaIngestOperator(BaseOperator):
     :param poll_interval: seconds between progress checks.
     :param timeout: seconds to wait for the outcome before failing (the message names the progress token).
     :param verify: after success, check that every asset sent holds the fixity its manifest promised.
+    :param folder_layout: where a source folder lands. ``"source_folder"`` (default): ``parent_ref`` gets one
+        new folder named after the source folder (``.../batch-2026-11-25``), holding its files and sub-folders;
+        a later run of the same source adds to that folder. ``"contents"``: the source's files and sub-folders
+        go straight into ``parent_ref``, with no folder for the source itself. Ready-made zips keep their own
+        layout.
+    :param work_dir: where the package is built (default ``$TMPDIR``); each ingest uses a new
+        ``preservica-ingest-*`` folder in it, removed once the upload is over (success or not) unless
+        ``keep_package``. Nothing else in ``work_dir`` is touched.
+    :param keep_package: keep the built package; the report (``package``, ``package_kept``) says where.
+    :param allow_missing_files: a file found by the scan but gone before it was packaged (moved or deleted
+        meanwhile) fails the ingest by default, naming it, before anything is uploaded; ``True`` ingests the
+        rest and lists such files in the report's ``missing_files``.
     :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
         (nothing new, or ``wait_for_completion=False``); by default such a run triggers nothing downstream.
 
@@ -94,6 +109,9 @@ class PreservicaIngestOperator(BaseOperator):
         poll_interval: float = 30.0,
         timeout: float = 6 * 3600.0,
         work_dir: str | None = None,
+        keep_package: bool = False,
+        allow_missing_files: bool = False,
+        folder_layout: FolderLayout = "source_folder",
         upload_concurrency: int = 4,
         verify: bool = True,
         emit_empty_asset_events: bool = False,
@@ -113,6 +131,9 @@ class PreservicaIngestOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.work_dir = work_dir
+        self.keep_package = keep_package
+        self.allow_missing_files = allow_missing_files
+        self.folder_layout = check_folder_layout(folder_layout)
         self.upload_concurrency = upload_concurrency
         self.verify = verify
         self.emit_empty_asset_events = emit_empty_asset_events
@@ -146,6 +167,8 @@ class PreservicaIngestOperator(BaseOperator):
             source_id_namespace=self.source_id_namespace,
             work_dir=self.work_dir,
             verify=self.verify,
+            allow_missing_files=self.allow_missing_files,
+            folder_layout=self.folder_layout,
         )
 
     # -- execution -------------------------------------------------------------------------
@@ -181,16 +204,21 @@ class PreservicaIngestOperator(BaseOperator):
                 raise AirflowFailException(
                     f"cannot ingest into parent_ref: {reason}; give the reference of a folder"
                 ) from None
-            package = runner.prepare(source)
-            if package is None:
+            key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
+            try:
+                with package_workspace(self.work_dir, report, keep=self.keep_package) as work_dir:
+                    runner.work_dir = str(work_dir)
+                    package = runner.prepare(source)
+                    upload = runner.submit(package, self.parent_ref, key) if package is not None else None
+            except MissingSourceFilesError as exc:  # a retry would no longer see those files: it would "succeed"
+                raise AirflowFailException(str(exc)) from None
+            if upload is None:
                 self.log.info(
                     "Nothing to ingest: all %d assets are already in Preservica", len(report.skipped_existing)
                 )
                 self.log.info("%s", report.summary())
                 self._announce(context, report)
                 return report.to_xcom()
-            key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
-            upload = runner.submit(package, self.parent_ref, key)
             registry.save(
                 InFlightIngest(
                     batch_id,
