@@ -45,7 +45,8 @@ class PreservicaIngestOperator(BaseOperator):
 
     :param source: a folder (packaged as OPEX with fixity) or a ready-made zip (XIP SIP or zipped OPEX), as a
         local path or an ``ObjectStoragePath`` URL (``s3://``, ``gs://``, ``file://``...), copied locally first.
-    :param parent_ref: the Preservica folder that receives the package.
+    :param parent_ref: the Preservica folder that receives the package. A source folder becomes a new child
+        folder of it, named after the source folder, unless ``folder_layout="contents"``.
     :param security_tag: tag for every folder and asset built from a folder; required (no silent ``open``).
     :param batch_id: identifies this delivery; a retry with the same id adopts the ingest in flight.
         Default: ``<dag_id>/<task_id>/<run_id>/<map_index>``.
