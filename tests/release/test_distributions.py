@@ -2,8 +2,9 @@
 
 Builds ``airflow-provider-preservica`` (this folder) and ``preservica-sandbox`` (``sandbox/``) with
 ``python -m build``, checks them with ``twine check --strict``, looks inside the provider wheel, then
-installs both wheels (not the editable checkout) with the same Airflow into a new venv and runs an
-example DAG there against a sandbox started from the installed console script.
+installs both wheels (not the editable checkout) with the same Airflow and nothing else into a new venv (their
+declared dependencies are all they get: a missing one fails here, as it would for a user) and runs three example
+DAGs there (token check, nightly ingest, export) against a sandbox started from the installed console script.
 """
 
 from __future__ import annotations
