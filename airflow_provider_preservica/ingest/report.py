@@ -19,6 +19,7 @@ class IngestReport:
     upload_key: str | None = None
     state: str = "NOT_SUBMITTED"
     package: str | None = None
+    package_kept: bool = False  # the package is still at ``package`` (keep_package=True, or a ready-made zip)
     package_bytes: int = 0
     assets_sent: int = 0
     skipped_existing: dict[str, str] = field(default_factory=dict)  # SourceID -> existing ref
@@ -32,6 +33,7 @@ class IngestReport:
     verified: int = 0
     conflicts: list[str] = field(default_factory=list)  # same SourceID below the target, other content
     claim_key: str | None = None  # the SourceID namespace this ingest claimed its target with
+    missing_files: list[str] = field(default_factory=list)  # scanned, then gone before packaging (allowed)
 
     def to_xcom(self) -> dict[str, Any]:
         """Small whatever the batch size: counts, the token, and at most a few refs and messages."""
@@ -49,6 +51,8 @@ class IngestReport:
         data["created_count"] = len(self.created_refs)
         data["errors"] = self.errors[:XCOM_LIST_LIMIT]
         data["warnings"] = self.warnings[:XCOM_LIST_LIMIT]
+        data["missing_files"] = self.missing_files[:XCOM_LIST_LIMIT]
+        data["missing_count"] = len(self.missing_files)
         return data
 
     def to_state(self) -> dict[str, Any]:
@@ -66,7 +70,7 @@ class IngestReport:
             f"  parent folder   : {self.parent_ref}",
             f"  progress token  : {self.progress_token or '-'}{adopted}",
             f"  package         : {self.package or '-'} ({self.package_bytes / 1048576:.1f} MiB, "
-            f"{self.assets_sent} assets)",
+            f"{self.assets_sent} assets){self._package_whereabouts()}",
             f"  created         : {len(self.created_refs)} assets",
             f"  already present : {len(self.skipped_existing)} assets skipped (same SourceID and content below "
             "the target)",
@@ -79,10 +83,16 @@ class IngestReport:
             if refs:
                 more = f" and {len(refs) - XCOM_LIST_LIMIT} more" if len(refs) > XCOM_LIST_LIMIT else ""
                 lines.append(f"  {label:<16}: {', '.join(sorted(refs)[:XCOM_LIST_LIMIT])}{more}")
+        lines += [f"  missing         : {p} (gone before packaging; allow_missing_files)" for p in self.missing_files]
         lines += [f"  warning         : {w}" for w in self.warnings[:XCOM_LIST_LIMIT]]
         lines += [f"  conflict        : {c}" for c in self.conflicts[:XCOM_LIST_LIMIT]]
         lines += [f"  error           : {e}" for e in self.errors[:XCOM_LIST_LIMIT]]
         return "\n".join(lines)
+
+    def _package_whereabouts(self) -> str:
+        if not self.package or self.state == "NOTHING_TO_INGEST":
+            return ""
+        return ", kept" if self.package_kept else ", removed after upload"
 
     def skipped_csv(self) -> str:
         buffer = io.StringIO()

@@ -17,15 +17,19 @@ from airflow_provider_preservica.client.upload import PackageUploader, UploadRes
 from airflow_provider_preservica.exceptions import IngestConflictError, PreservicaConfigError
 from airflow_provider_preservica.ingest.existing import WithoutFiles
 from airflow_provider_preservica.ingest.identity import FIXITY_IDENTIFIER, assets_below, find_present
+from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
+from airflow_provider_preservica.ingest.vanished import build_without_vanished
 from airflow_provider_preservica.packaging import (
     LocalSourceTree,
+    ValidationIssue,
     build_opex_package,
     hash_files,
     inspect_zip_package,
     scan_source,
     uuid_source_ids,
 )
+from airflow_provider_preservica.packaging.source import SourceEntry
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ class IngestRunner:
         metadata: Any = None,
         verify: bool = True,
         on_conflict: str = "fail",
+        allow_missing_files: bool = False,
+        folder_layout: FolderLayout = "source_folder",
     ) -> None:
         self.entities = entities
         self.uploader = uploader
@@ -57,6 +63,8 @@ class IngestRunner:
         self.metadata = metadata
         self.verify = verify
         self.on_conflict = on_conflict
+        self.allow_missing_files = allow_missing_files
+        self.folder_layout = check_folder_layout(folder_layout)
 
     def prepare(self, source: str | os.PathLike[str]) -> Path | None:
         """The file to upload, or ``None`` when every asset is already in Preservica."""
@@ -72,25 +80,36 @@ class IngestRunner:
             raise PreservicaConfigError(f"ingest source {str(path)!r} is neither a folder nor a zip file")
         tree = LocalSourceTree(path)
         namespace = self.source_id_namespace or tree.name
-        skipped_paths = self._skip_present(tree, namespace) if self.skip_existing else []
+        scan = scan_source(tree)  # what the package must hold (see ``vanished``)
+        skipped_paths = self._skip_present(tree, namespace, scan.files) if self.skip_existing else []
         if skipped_paths is None:
             self.report.state = "NOTHING_TO_INGEST"
             return None
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="preservica-ingest-"))
         work.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        manifest = build_opex_package(
-            WithoutFiles(tree, skipped_paths) if skipped_paths else tree,
-            work,
-            security_tag=self.security_tag,
-            package_name=tree.name,
-            fixity=self.fixity,
-            source_id_namespace=namespace,
-            metadata=self.metadata,
-            keep_staged=False,
-            overwrite=True,
-            fixity_identifier=FIXITY_IDENTIFIER,
+        manifest, missing = build_without_vanished(
+            lambda left_out: build_opex_package(
+                WithoutFiles(tree, left_out) if left_out else tree,
+                work,
+                security_tag=self.security_tag,
+                package_name=tree.name,
+                fixity=self.fixity,
+                source_id_namespace=namespace,
+                metadata=self.metadata,
+                keep_staged=False,
+                overwrite=True,
+                fixity_identifier=FIXITY_IDENTIFIER,
+                top_folder=self.folder_layout == "source_folder",
+            ),
+            [entry.path for entry in scan.files],
+            skipped_paths,
+            lambda relative: (path / relative).exists(),
+            allow=self.allow_missing_files,
         )
+        if missing:
+            self.report.missing_files = missing
+            log.warning("%d file(s) disappeared before packaging and are not sent: %s", len(missing), missing)
         self.report.package = manifest.package_path
         self.report.package_bytes = manifest.zip_size or 0
         self.report.assets_sent = manifest.asset_count
@@ -99,7 +118,9 @@ class IngestRunner:
             asset.source_id: [asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or ""]
             for asset in manifest.assets
         }
-        self.report.warnings.extend(str(w.problem if hasattr(w, "problem") else w) for w in manifest.warnings)
+        self.report.warnings.extend(
+            w.describe() if isinstance(w, ValidationIssue) else str(w) for w in manifest.warnings
+        )
         log.info(
             "Built OPEX package %s: %d assets, %.1f MiB, %s fixity, in %.1f s",
             Path(manifest.package_path).name,
@@ -110,9 +131,8 @@ class IngestRunner:
         )
         return Path(manifest.package_path)
 
-    def _skip_present(self, tree: LocalSourceTree, namespace: str) -> list[str] | None:
+    def _skip_present(self, tree: LocalSourceTree, namespace: str, files: list[SourceEntry]) -> list[str] | None:
         """Paths to leave out (same content below the target already), ``None`` if that is every file."""
-        files = scan_source(tree).files
         ids = uuid_source_ids(namespace)
         by_source_id = {ids(entry.path, False): entry.path for entry in files}
         presence = find_present(self.entities, self.report.parent_ref, by_source_id, self._checksums(tree), self.fixity)

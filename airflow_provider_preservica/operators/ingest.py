@@ -29,11 +29,13 @@ from airflow_provider_preservica.exceptions import IngestClaimTimeout, IngestCon
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key, task_series
 from airflow_provider_preservica.ingest.claims import TargetClaim
+from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
+from airflow_provider_preservica.ingest.workspace import package_workspace
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url, restore_entity, show_entity
-from airflow_provider_preservica.packaging import LocalSourceTree
+from airflow_provider_preservica.packaging import LocalSourceTree, MissingSourceFilesError
 from airflow_provider_preservica.storage import fetch_to_local, is_url
 from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
@@ -46,7 +48,8 @@ class PreservicaIngestOperator(BaseOperator):
 
     :param source: a folder (packaged as OPEX with fixity) or a ready-made zip (XIP SIP or zipped OPEX), as a
         local path or an ``ObjectStoragePath`` URL (``s3://``, ``gs://``, ``file://``...), copied locally first.
-    :param parent_ref: the Preservica folder that receives the package.
+    :param parent_ref: the Preservica folder that receives the package. A source folder becomes a new child
+        folder of it, named after the source folder, unless ``folder_layout="contents"``.
     :param security_tag: tag for every folder and asset built from a folder; required (no silent ``open``).
     :param batch_id: identifies this delivery; a retry with the same id adopts the ingest in flight.
         Default: ``<dag_id>/<task_id>/<run_id>/<map_index>``.
@@ -63,6 +66,18 @@ class PreservicaIngestOperator(BaseOperator):
     :param poll_interval: seconds between progress checks.
     :param timeout: seconds to wait for the outcome before failing (the message names the progress token).
     :param verify: after success, check that every asset sent holds the fixity its manifest promised.
+    :param folder_layout: where a source folder lands. ``"source_folder"`` (default): ``parent_ref`` gets one
+        new folder named after the source folder (``.../batch-2026-11-25``), holding its files and sub-folders;
+        a later run of the same source adds to that folder. ``"contents"``: the source's files and sub-folders
+        go straight into ``parent_ref``, with no folder for the source itself. Ready-made zips keep their own
+        layout.
+    :param work_dir: where the package is built (default ``$TMPDIR``); each ingest uses a new
+        ``preservica-ingest-*`` folder in it, removed once the upload is over (success or not) unless
+        ``keep_package``. Nothing else in ``work_dir`` is touched.
+    :param keep_package: keep the built package; the report (``package``, ``package_kept``) says where.
+    :param allow_missing_files: a file found by the scan but gone before it was packaged (moved or deleted
+        meanwhile) fails the ingest by default, naming it, before anything is uploaded; ``True`` ingests the
+        rest and lists such files in the report's ``missing_files``.
     :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
         (nothing new, or ``wait_for_completion=False``); by default such a run triggers nothing downstream.
 
@@ -103,6 +118,9 @@ class PreservicaIngestOperator(BaseOperator):
         poll_interval: float = 30.0,
         timeout: float = 6 * 3600.0,
         work_dir: str | None = None,
+        keep_package: bool = False,
+        allow_missing_files: bool = False,
+        folder_layout: FolderLayout = "source_folder",
         upload_concurrency: int = 4,
         verify: bool = True,
         emit_empty_asset_events: bool = False,
@@ -125,6 +143,9 @@ class PreservicaIngestOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.work_dir = work_dir
+        self.keep_package = keep_package
+        self.allow_missing_files = allow_missing_files
+        self.folder_layout = check_folder_layout(folder_layout)
         self.upload_concurrency = upload_concurrency
         self.verify = verify
         self.emit_empty_asset_events = emit_empty_asset_events
@@ -159,6 +180,8 @@ class PreservicaIngestOperator(BaseOperator):
             work_dir=self.work_dir,
             verify=self.verify,
             on_conflict=self.on_conflict,
+            allow_missing_files=self.allow_missing_files,
+            folder_layout=self.folder_layout,
         )
 
     # -- execution -------------------------------------------------------------------------
@@ -198,12 +221,22 @@ class PreservicaIngestOperator(BaseOperator):
                     f"cannot ingest into parent_ref: {reason}; give the reference of a folder"
                 ) from None
             claim = self._claim(hook, report, source)  # before the skip check; a retry of this batch owns it
+            key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
             try:
-                package = _released_on_error(claim, runner.prepare, source)
+                with package_workspace(self.work_dir, report, keep=self.keep_package) as work_dir:
+                    runner.work_dir = str(work_dir)
+                    package = _released_on_error(claim, runner.prepare, source)
+                    upload = (
+                        _released_on_error(claim, runner.submit, package, self.parent_ref, key)
+                        if package is not None
+                        else None
+                    )
             except IngestConflictError as exc:
                 self.log.error("%s", report.summary())
                 raise AirflowFailException(str(exc)) from None  # a retry would meet the same conflict
-            if package is None:
+            except MissingSourceFilesError as exc:  # a retry would no longer see those files: it would "succeed"
+                raise AirflowFailException(str(exc)) from None
+            if upload is None:
                 _release(claim)
                 self.log.info(
                     "Nothing to ingest: all %d assets are already in Preservica", len(report.skipped_existing)
@@ -211,8 +244,6 @@ class PreservicaIngestOperator(BaseOperator):
                 self.log.info("%s", report.summary())
                 self._announce(context, report)
                 return report.to_xcom()
-            key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
-            upload = _released_on_error(claim, runner.submit, package, self.parent_ref, key)
             if claim is not None:
                 claim.submitted(upload.progress_token, self.timeout)
             registry.save(

@@ -15,6 +15,7 @@ from airflow_provider_preservica.packaging.builder import BuildProgress, StageMo
 from airflow_provider_preservica.packaging.errors import (
     FixityError,
     MissingSecurityTagError,
+    MissingSourceFilesError,
     PackageFormatError,
     PackageValidationError,
     PackagingError,
@@ -62,6 +63,7 @@ __all__ = [
     "LocalSourceTree",
     "MetadataSource",
     "MissingSecurityTagError",
+    "MissingSourceFilesError",
     "OpexDocument",
     "PackageFormatError",
     "PackageManifest",

@@ -43,6 +43,7 @@ from typing import Literal
 from airflow_provider_preservica.packaging.errors import (
     FixityError,
     MissingSecurityTagError,
+    MissingSourceFilesError,
     PackageValidationError,
     PackagingError,
 )
@@ -221,6 +222,7 @@ def build_opex_package(
     overwrite: bool = False,
     progress: BuildProgress | None = None,
     fixity_identifier: str | None = None,
+    top_folder: bool = True,
 ) -> PackageManifest:
     """Build an OPEX package from ``source`` (a local folder or any ``SourceTree``) into ``output_dir``.
 
@@ -235,8 +237,13 @@ def build_opex_package(
     ``fixity_identifier``: also give every asset an identifier of that type, ``<algorithm>:<checksum>`` per
     algorithm, so a later run can compare content from a search hit without reading the bitstream.
 
+    ``top_folder=False`` leaves the top folder out of the zip: its files and sub-folders sit at the zip's
+    root, so Preservica places them straight into the parent folder of the ingest instead of into a new
+    folder named after the source (the top folder's title, tag and metadata are then not used).
+
     Raises ``PackageValidationError`` (every problem at once; ``MissingSecurityTagError`` if a tag is
-    missing) before anything is written, ``FixityError`` if a file changes or vanishes meanwhile.
+    missing) before anything is written, ``FixityError`` if a file changes meanwhile, ``MissingSourceFilesError``
+    if one disappears between the scan and its staging.
     """
     started = time.monotonic()
     if not make_zip and not keep_staged:
@@ -286,7 +293,13 @@ def build_opex_package(
         done = 0
         how: dict[str, int] = defaultdict(int)
         for item in planned_files:
-            how[_stage_file(tree, item.entry, staged / item.path, stage)] += 1
+            try:
+                how[_stage_file(tree, item.entry, staged / item.path, stage)] += 1
+            except FileNotFoundError:
+                local = tree.local_path(item.path)
+                if local is None or os.path.lexists(local):
+                    raise
+                raise MissingSourceFilesError([display(item.path)]) from None  # deleted or moved since the scan
             done += item.entry.size
             if progress is not None:
                 progress("stage", done, total)
@@ -345,6 +358,8 @@ def build_opex_package(
             if folder.path:
                 children_dirs[folder.entry.parent].append(folder.entry.name)
         for folder in sorted(planned_folders, key=lambda e: (-e.entry.depth, e.path)):
+            if not folder.path and not top_folder:
+                continue  # no top folder in the package: its manifest would describe nothing
             manifest_files: list[ManifestFile] = []
             for item in sorted(children_files[folder.path], key=lambda e: e.entry.name):
                 manifest_files.append(ManifestFile(item.entry.name, "content", item.entry.size))
@@ -362,6 +377,7 @@ def build_opex_package(
                 staged,
                 final_zip,
                 compression=compression,
+                top_folder=top_folder,
                 progress=(lambda d, t: progress("zip", d, t)) if progress is not None else None,
             )
             zip_path = final_zip

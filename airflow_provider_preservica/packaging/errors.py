@@ -49,6 +49,23 @@ class FixityError(PackagingError):
         super().__init__(message)
 
 
+class MissingSourceFilesError(PackagingError):
+    """Files the scan of the source found were gone when the package was built (moved or deleted meanwhile).
+
+    ``paths`` are relative to the source root. Nothing was uploaded: an ingest that silently lacked them
+    would look complete.
+    """
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+        shown = ", ".join(self.paths[:20]) + (f" and {len(self.paths) - 20} more" if len(self.paths) > 20 else "")
+        super().__init__(
+            f"{len(self.paths)} file(s) of the source disappeared before they could be packaged: {shown}. "
+            "Nothing was uploaded. Wait until nothing else moves or deletes files in the source and run again, "
+            "or pass allow_missing_files=True to ingest the rest and list these as missing in the report."
+        )
+
+
 class PackageFormatError(PackagingError):
     """A ready-made zip is not a package Preservica can ingest (not a zip, corrupt, unknown layout)."""
 

@@ -38,14 +38,15 @@ class ZipEntry:
     source: Path | None
 
 
-def opex_zip_entries(staged_root: str | os.PathLike[str]) -> list[ZipEntry]:
+def opex_zip_entries(staged_root: str | os.PathLike[str], *, top_folder: bool = True) -> list[ZipEntry]:
     """The members of a zipped OPEX package, in the deterministic order described above.
 
     The zip's top folder is the staged folder itself (same name, so that its manifest
     ``<top>/<top>.opex`` keeps matching). A folder manifest is recognised as ``<folder>/<folder>.opex``.
+    ``top_folder=False``: the staged folder's contents sit at the zip's root, without the folder itself.
     """
     root = Path(staged_root)
-    top = root.name
+    top = root.name if top_folder else ""
     dirs: list[ZipEntry] = []
     files: list[ZipEntry] = []
     manifests: list[tuple[int, str, ZipEntry]] = []
@@ -53,11 +54,12 @@ def opex_zip_entries(staged_root: str | os.PathLike[str]) -> list[ZipEntry]:
         subdirs.sort()
         here = Path(current)
         rel = here.relative_to(root).as_posix()
-        arc_dir = top if rel == "." else f"{top}/{rel}"
-        dirs.append(ZipEntry(arc_dir + "/", None))
+        arc_dir = top if rel == "." else f"{top}/{rel}".lstrip("/")
+        if arc_dir:
+            dirs.append(ZipEntry(arc_dir + "/", None))
         folder_name = here.name
         for name in sorted(names):
-            entry = ZipEntry(f"{arc_dir}/{name}", here / name)
+            entry = ZipEntry(f"{arc_dir}/{name}".lstrip("/"), here / name)
             if name == folder_name + OPEX_SUFFIX:
                 manifests.append((arc_dir.count("/"), arc_dir, entry))
             else:
@@ -115,6 +117,8 @@ def zip_opex_tree(
     *,
     compression: int = zipfile.ZIP_STORED,
     progress: Callable[[int, int], None] | None = None,
+    top_folder: bool = True,
 ) -> Path:
     """Zip a staged OPEX folder so that the zip holds ``<folder name>/…`` (see ``opex_zip_entries``)."""
-    return write_zip(opex_zip_entries(staged_root), zip_path, compression=compression, progress=progress)
+    entries = opex_zip_entries(staged_root, top_folder=top_folder)
+    return write_zip(entries, zip_path, compression=compression, progress=progress)

@@ -21,6 +21,7 @@ from airflow_provider_preservica.packaging import (
     FileFixity,
     LocalSourceTree,
     MissingSecurityTagError,
+    MissingSourceFilesError,
     PackageManifest,
     PackageValidationError,
     PackagingError,
@@ -557,3 +558,25 @@ def test_metadata_callback_failures_are_reported_per_path(source: Path, tmp_path
         ("photos/img002.tif", "metadata-callback"),
     ]
     assert "titel" in str(caught.value) and "not in the catalogue" in str(caught.value)
+
+
+def test_a_file_deleted_while_staging_is_named_and_nothing_is_left(source: Path, tmp_path: Path) -> None:
+    """Deleted between the builder's scan and its staging (deterministically: from the first staging callback)."""
+
+    def delete_the_next_file(phase: str, done: int, total: int) -> None:
+        if phase == "stage":
+            (source / "photos" / "img001.tif").unlink(missing_ok=True)  # staged after letter.pdf
+
+    with pytest.raises(MissingSourceFilesError, match=r"photos/img001\.tif.*allow_missing_files=True") as failure:
+        build_opex_package(source, tmp_path / "out", security_tag="open", progress=delete_the_next_file)
+    assert failure.value.paths == ["photos/img001.tif"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_without_the_top_folder_the_zip_holds_the_contents_at_its_root(source: Path, tmp_path: Path) -> None:
+    manifest = build_opex_package(source, tmp_path / "out", security_tag="open", top_folder=False)
+    names = zipfile.ZipFile(manifest.package_path).namelist()
+    assert names[:2] == ["photos/", "photos/negatives/"]
+    assert "letter.pdf" in names and "letter.pdf.opex" in names and "photos/img001.tif" in names
+    assert not [n for n in names if n.startswith("accession-42")]  # no folder for the source, no manifest of it
+    assert names[-2:] == ["photos/negatives/negatives.opex", "photos/photos.opex"]
