@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .entities import Entity
+
 MAX_EVENTS = 100_000
 
 # Event types, named as Preservica names them in its event list (``types=Ingest`` filters on these).
@@ -73,6 +75,31 @@ def parse_instant(text: str) -> str:
         moment = moment.replace(tzinfo=timezone.utc)
     moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# (modified, seq, ref, kind, title, deleted): sorts oldest change first, then in creation order.
+FeedRow = tuple[str, int, str, str, str, bool]
+
+
+def feed_rows(
+    entities: Iterable[Entity], tombstones: Iterable[Tombstone], since: str, until: str | None
+) -> list[FeedRow]:
+    """Entities (content objects too) whose last change is at or after ``since`` and before ``until``,
+    deleted ones included, oldest change first. Both bounds are timestamps as ``parse_instant`` makes
+    them: ``since`` inclusive, ``until`` exclusive. An entity changed twice is listed once, at its last change.
+    """
+    rows: list[FeedRow] = [
+        (e.modified, e.seq, e.ref, e.kind, e.title, False)
+        for e in entities
+        if e.modified >= since and (until is None or e.modified < until)
+    ]
+    rows.extend(
+        (t.modified, t.seq, t.ref, t.kind, t.title, True)
+        for t in tombstones
+        if t.modified >= since and (until is None or t.modified < until)
+    )
+    rows.sort()
+    return rows
 
 
 class ChangeLog:

@@ -429,26 +429,10 @@ class Repository(EntityIndex):
             self._changed(ch.METADATA, "DeleteMetadata", [entity])
 
     # ----------------------------------------------------------------- change feed
-    def updated_since(self, since: str, until: str | None = None) -> list[tuple[str, int, str, str, str, bool]]:
-        """Entities (content objects too) changed at or after ``since`` and before ``until``, deleted ones
-        included, oldest change first: ``(modified, seq, ref, kind, title, deleted)`` rows.
-
-        Both bounds are repository timestamps (``changes.parse_instant``): ``since`` is inclusive and
-        ``until`` exclusive. An entity changed again later is listed once, at its last change.
-        """
+    def updated_since(self, since: str, until: str | None = None) -> list[ch.FeedRow]:
+        """The change feed's rows between two timestamps: see ``changes.feed_rows``."""
         with self.lock:
-            rows = [
-                (e.modified, e.seq, e.ref, e.kind, e.title, False)
-                for e in self._entities.values()
-                if e.modified >= since and (until is None or e.modified < until)
-            ]
-            rows.extend(
-                (t.modified, t.seq, t.ref, t.kind, t.title, True)
-                for t in self.changes.tombstones.values()
-                if t.modified >= since and (until is None or t.modified < until)
-            )
-        rows.sort()
-        return rows
+            return ch.feed_rows(self._entities.values(), self.changes.tombstones.values(), since, until)
 
     def clear(self) -> None:
         with self.lock:
