@@ -1,0 +1,178 @@
+"""One window of Preservica's change feed: what changed since the cursor, each entity once, nothing lost.
+
+The feed (``updated-since``) lists entities, not changes, and says nothing about when each changed;
+Preservica does not document whether ``date``/``endDate`` are inclusive. So a window is read as
+``[since - overlap, until]`` and an entity is reported unless it was already reported by the window
+that ended at ``since`` (``FeedCursor.seen``) *and* changed only inside the overlap. To tell the two
+apart, a second read of ``[since, until]`` is made — only when such an entity is present, so a quiet
+feed costs exactly one request. Either boundary semantics then loses nothing:
+
+- a change stamped exactly at the boundary is inside the overlap, so an exclusive ``endDate`` in one
+  window and an exclusive ``date`` in the next cannot both miss it;
+- an entity reported by the previous window was reported after that window's end, so whatever changed
+  inside the overlap was already visible to whoever handled that report.
+
+``until`` is the caller's clock minus a lag (``lag``): changes the server stamps up to ``lag`` seconds
+"in our future" (clock skew, commit delay) are still read by a later window.
+
+Filters: entity types (from the feed itself), and a collection — a folder and everything below it —
+checked with one Content API search per 100 changed refs (``xip.parent_hierarchy``), never per entity.
+Entities the search index does not know yet (just ingested) or any more (deleted) cannot be placed;
+they are reported apart as ``unresolved`` rather than dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from airflow_provider_preservica.client.changes import (
+    DEFAULT_FEED_PAGE,
+    ChangedEntity,
+    ChangeFeedService,
+    format_instant,
+    parse_instant,
+)
+from airflow_provider_preservica.client.search import SearchQuery
+
+DEFAULT_OVERLAP = 2.0
+DEFAULT_LAG = 5.0
+MAX_SEEN = 10_000
+SEARCH_CHUNK = 100
+HIERARCHY_FIELD = "xip.parent_hierarchy"
+
+
+class SearchesHook(Protocol):
+    def search(self, query: SearchQuery | str = "%", **kwargs: Any) -> Iterable[Any]: ...
+
+
+@dataclass(frozen=True)
+class FeedCursor:
+    """Where the next window starts, and which refs the window that ended there reported or saw."""
+
+    since: datetime
+    seen: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"since": format_instant(self.since), "seen": list(self.seen)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> FeedCursor | None:
+        """The cursor stored as ``to_json`` made it, or ``None`` for nothing usable (never a crash)."""
+        if not isinstance(data, dict) or not isinstance(data.get("since"), str):
+            return None
+        try:
+            since = parse_instant(data["since"])
+        except Exception:
+            return None
+        seen = data.get("seen") or []
+        return cls(since, tuple(str(r) for r in seen) if isinstance(seen, list) else ())
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    collection: str | None = None
+    entity_types: tuple[str, ...] | None = None
+
+    def wants_type(self, entity: ChangedEntity) -> bool:
+        return self.entity_types is None or entity.entity_type in self.entity_types
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """What one window found, after filtering. ``since``/``until`` are the window (ISO, UTC)."""
+
+    since: str
+    until: str
+    changed: list[ChangedEntity] = field(default_factory=list)
+    deleted: list[ChangedEntity] = field(default_factory=list)
+    unresolved: list[ChangedEntity] = field(default_factory=list)
+    requests: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.deleted or self.unresolved)
+
+    def payload(self, max_refs: int) -> dict[str, Any]:
+        """JSON for an asset event's extra or XCom: refs capped at ``max_refs``, counts always exact."""
+
+        def refs(entities: Sequence[ChangedEntity]) -> list[str]:
+            return [e.ref for e in entities[:max_refs]]
+
+        total = len(self.changed) + len(self.deleted) + len(self.unresolved)
+        return {
+            "since": self.since,
+            "until": self.until,
+            "refs": refs(self.changed),
+            "types": {e.ref: e.entity_type for e in self.changed[:max_refs]},
+            "deleted": refs(self.deleted),
+            "unresolved": refs(self.unresolved),
+            "count": total,
+            "truncated": any(len(x) > max_refs for x in (self.changed, self.deleted, self.unresolved)),
+        }
+
+
+def _hierarchy(value: Any) -> set[str]:
+    if isinstance(value, list):
+        return {str(v) for v in value}
+    if isinstance(value, str):
+        return set(value.replace(",", " ").split())
+    return set()
+
+
+def _place(hook: SearchesHook, collection: str, refs: list[str]) -> tuple[set[str], set[str]]:
+    """(inside the collection, known to the search index) among ``refs``: one search per 100 refs."""
+    inside: set[str] = set()
+    known: set[str] = set()
+    for start in range(0, len(refs), SEARCH_CHUNK):
+        chunk = refs[start : start + SEARCH_CHUNK]
+        query = SearchQuery(filters={"xip.reference": chunk}, fields=(HIERARCHY_FIELD,))
+        for hit in hook.search(query, page_size=len(chunk)):
+            known.add(hit.reference)
+            if hit.reference == collection or collection in _hierarchy(hit.value(HIERARCHY_FIELD)):
+                inside.add(hit.reference)
+    return inside, known
+
+
+def read_window(
+    feed: ChangeFeedService,
+    hook: SearchesHook,
+    cursor: FeedCursor,
+    until: datetime,
+    *,
+    wanted: FeedFilter = FeedFilter(),
+    overlap: float = DEFAULT_OVERLAP,
+    page_size: int = DEFAULT_FEED_PAGE,
+) -> tuple[ChangeBatch, FeedCursor]:
+    """Read ``[cursor.since, until]`` (see the module docstring); returns the batch and the next cursor."""
+    before = feed.requests
+    listed = feed.read_window(cursor.since - timedelta(seconds=overlap), until, page_size)
+    reported_before = set(cursor.seen)
+    if any(e.ref in reported_before for e in listed):
+        core = {e.ref for e in feed.read_window(cursor.since, until, page_size)}
+        fresh = [e for e in listed if e.ref not in reported_before or e.ref in core]
+    else:
+        fresh = listed
+    if len(listed) <= MAX_SEEN:
+        seen = tuple(e.ref for e in listed)
+    else:  # remember only the window's tail: more is never needed, and fewer only risks a duplicate
+        seen = tuple(e.ref for e in feed.read_window(until - timedelta(seconds=overlap), until, page_size))[:MAX_SEEN]
+
+    typed = [e for e in fresh if wanted.wants_type(e)]
+    deleted = [e for e in typed if e.deleted]
+    alive = [e for e in typed if not e.deleted]
+    unresolved: list[ChangedEntity] = []
+    if wanted.collection and alive:
+        inside, known = _place(hook, wanted.collection, [e.ref for e in alive])
+        unresolved = [e for e in alive if e.ref not in known]
+        alive = [e for e in alive if e.ref in inside]
+    batch = ChangeBatch(
+        since=format_instant(cursor.since),
+        until=format_instant(until),
+        changed=alive,
+        deleted=deleted,
+        unresolved=unresolved,
+        requests=feed.requests - before,
+    )
+    return batch, FeedCursor(until, seen)
