@@ -54,9 +54,13 @@ class FeedCursor:
 
     since: datetime
     seen: tuple[str, ...] = ()
+    # Where the watcher started (``since=`` or "now"): overlaps never reach back before it, or they
+    # would announce changes from before the start. Dropped once the overlap no longer reaches it.
+    floor: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"since": format_instant(self.since), "seen": list(self.seen)}
+        floor = format_instant(self.floor) if self.floor is not None else None
+        return {"since": format_instant(self.since), "seen": list(self.seen), "floor": floor}
 
     @classmethod
     def from_json(cls, data: Any) -> FeedCursor | None:
@@ -68,7 +72,12 @@ class FeedCursor:
         except Exception:
             return None
         seen = data.get("seen") or []
-        return cls(since, tuple(str(r) for r in seen) if isinstance(seen, list) else ())
+        refs = tuple(str(r) for r in seen) if isinstance(seen, list) else ()
+        floor = data.get("floor")
+        try:
+            return cls(since, refs, parse_instant(floor) if isinstance(floor, str) else None)
+        except Exception:
+            return cls(since, refs)
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,10 @@ def read_window(
 ) -> tuple[ChangeBatch, FeedCursor]:
     """Read ``[cursor.since, until]`` (see the module docstring); returns the batch and the next cursor."""
     before = feed.requests
-    listed = feed.read_window(cursor.since - timedelta(seconds=overlap), until, page_size)
+    lower = cursor.since - timedelta(seconds=overlap)
+    if cursor.floor is not None and lower < cursor.floor:
+        lower = cursor.floor
+    listed = feed.read_window(lower, until, page_size)
     reported_before = set(cursor.seen)
     if any(e.ref in reported_before for e in listed):
         core = {e.ref for e in feed.read_window(cursor.since, until, page_size)}
@@ -175,4 +187,5 @@ def read_window(
         unresolved=unresolved,
         requests=feed.requests - before,
     )
-    return batch, FeedCursor(until, seen)
+    floor = cursor.floor if cursor.floor is not None and until - timedelta(seconds=overlap) < cursor.floor else None
+    return batch, FeedCursor(until, seen, floor)
