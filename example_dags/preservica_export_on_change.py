@@ -2,7 +2,8 @@
 
 An ``AssetWatcher`` runs ``PreservicaChangesTrigger`` in the triggerer: it polls Preservica's change feed
 (``updated-since``) every minute — one request when nothing changed — and, when assets below the collection
-changed, emits one asset event whose extra holds the window (``since``, ``until``) and the changed refs.
+changed, emits one asset event whose extra holds the window (``since``, ``until``) and the changed refs
+(``change_payload(event.extra)`` reads them).
 The scheduler starts this DAG for it; each changed asset is exported, verified and kept as
 
     <preservica_export_dir>/changes/<asset ref>.zip      (replaced by the next export of that asset)
@@ -35,7 +36,7 @@ from airflow_provider_preservica.client.changes import parse_instant
 from airflow_provider_preservica.compat import AirflowSkipException
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.operators.export import PreservicaExportOperator
-from airflow_provider_preservica.triggers.changes import PreservicaChangesTrigger
+from airflow_provider_preservica.triggers.changes import PreservicaChangesTrigger, change_payload
 
 CONN_ID = os.environ.get("PRESERVICA_WATCH_CONN", "preservica_default")
 COLLECTION = os.environ.get("PRESERVICA_WATCH_COLLECTION", "00000000-0000-4000-8000-00000000c011")
@@ -105,7 +106,7 @@ with DAG(
             ]
         else:
             events = triggering_asset_events.get(COLLECTION_CHANGES, []) if triggering_asset_events else []
-            extras = [event.extra or {} for event in sorted(events, key=lambda e: e.timestamp)]
+            extras = [change_payload(event.extra) for event in sorted(events, key=lambda e: e.timestamp)]
         root = Path(Variable.get("preservica_export_dir", default="/tmp/preservica-exports")).expanduser() / "changes"
         root.mkdir(parents=True, exist_ok=True)
         jobs = []

@@ -44,6 +44,15 @@ from airflow_provider_preservica.triggers.progress import in_worker_thread
 CLASSPATH = "airflow_provider_preservica.triggers.changes.PreservicaChangesTrigger"
 
 
+def change_payload(extra: Any) -> dict[str, Any]:
+    """The watcher's payload from an asset event's ``extra``: Airflow stores a trigger's event there as
+    ``{"from_trigger": true, "payload": {...}}``; a plain payload is returned as it is."""
+    if not isinstance(extra, dict):
+        return {}
+    payload = extra.get("payload") if extra.get("from_trigger") else extra
+    return dict(payload) if isinstance(payload, dict) else {}
+
+
 class PreservicaChangesTrigger(BaseEventTrigger):
     """Watch a Preservica system (or one collection of it) for changed entities.
 
