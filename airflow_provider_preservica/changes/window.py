@@ -17,8 +17,9 @@ feed costs exactly one request. Either boundary semantics then loses nothing:
 
 Filters: entity types (from the feed itself), and a collection — a folder and everything below it —
 checked with one Content API search per 100 changed refs (``xip.parent_hierarchy``), never per entity.
-Entities the search index does not know yet (just ingested) or any more (deleted) cannot be placed;
-they are reported apart as ``unresolved`` rather than dropped.
+Entities the search index does not know yet (just ingested: Preservica indexes in the background) cannot
+be placed: they are reported apart as ``unresolved`` and kept in the cursor (``pending``), placed again at
+every poll for up to an hour, and reported in ``refs`` once the index puts them in the collection.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from airflow_provider_preservica.client.search import SearchQuery
 
 DEFAULT_OVERLAP = 2.0
 DEFAULT_LAG = 5.0
+RESOLVE_FOR = 3600.0  # how long an entity the search index does not know is placed again, poll after poll
 MAX_SEEN = 10_000
 SEARCH_CHUNK = 100
 HIERARCHY_FIELD = "xip.parent_hierarchy"
@@ -57,10 +59,17 @@ class FeedCursor:
     # Where the watcher started (``since=`` or "now"): overlaps never reach back before it, or they
     # would announce changes from before the start. Dropped once the overlap no longer reaches it.
     floor: datetime | None = None
+    # Changed entities the search index did not know yet: ``(ref, type, first seen)``, placed again each poll.
+    pending: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         floor = format_instant(self.floor) if self.floor is not None else None
-        return {"since": format_instant(self.since), "seen": list(self.seen), "floor": floor}
+        return {
+            "since": format_instant(self.since),
+            "seen": list(self.seen),
+            "floor": floor,
+            "pending": [list(p) for p in self.pending],
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> FeedCursor | None:
@@ -73,11 +82,14 @@ class FeedCursor:
             return None
         seen = data.get("seen") or []
         refs = tuple(str(r) for r in seen) if isinstance(seen, list) else ()
+        pending = tuple(
+            (str(p[0]), str(p[1]), str(p[2])) for p in data.get("pending") or [] if isinstance(p, list) and len(p) == 3
+        )
         floor = data.get("floor")
         try:
-            return cls(since, refs, parse_instant(floor) if isinstance(floor, str) else None)
+            return cls(since, refs, parse_instant(floor) if isinstance(floor, str) else None, pending)
         except Exception:
-            return cls(since, refs)
+            return cls(since, refs, None, pending)
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,7 @@ def read_window(
     wanted: FeedFilter = FeedFilter(),
     overlap: float = DEFAULT_OVERLAP,
     page_size: int = DEFAULT_FEED_PAGE,
+    resolve_for: float = RESOLVE_FOR,
 ) -> tuple[ChangeBatch, FeedCursor]:
     """Read ``[cursor.since, until]`` (see the module docstring); returns the batch and the next cursor."""
     before = feed.requests
@@ -175,10 +188,20 @@ def read_window(
     deleted = [e for e in typed if e.deleted]
     alive = [e for e in typed if not e.deleted]
     unresolved: list[ChangedEntity] = []
-    if wanted.collection and alive:
-        inside, known = _place(hook, wanted.collection, [e.ref for e in alive])
-        unresolved = [e for e in alive if e.ref not in known]
-        alive = [e for e in alive if e.ref in inside]
+    still_pending: list[tuple[str, str, str]] = []
+    listed_now = {e.ref for e in typed}
+    waiting = [ChangedEntity(ref, kind) for ref, kind, _ in cursor.pending if ref not in listed_now]
+    if wanted.collection and (alive or waiting):
+        first_seen = {ref: seen_at for ref, _, seen_at in cursor.pending}
+        inside, known = _place(hook, wanted.collection, [e.ref for e in [*alive, *waiting]])
+        unresolved = [e for e in alive if e.ref not in known]  # reported once, then placed again each poll
+        give_up = format_instant(until - timedelta(seconds=resolve_for))
+        still_pending = [
+            (e.ref, e.entity_type, first_seen.get(e.ref, format_instant(until)))
+            for e in [*alive, *waiting]
+            if e.ref not in known and first_seen.get(e.ref, format_instant(until)) > give_up
+        ][:MAX_SEEN]
+        alive = [e for e in [*alive, *waiting] if e.ref in inside]
     batch = ChangeBatch(
         since=format_instant(cursor.since),
         until=format_instant(until),
@@ -188,4 +211,4 @@ def read_window(
         requests=feed.requests - before,
     )
     floor = cursor.floor if cursor.floor is not None and until - timedelta(seconds=overlap) < cursor.floor else None
-    return batch, FeedCursor(until, seen, floor)
+    return batch, FeedCursor(until, seen, floor, tuple(still_pending))

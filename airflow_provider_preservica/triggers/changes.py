@@ -183,6 +183,9 @@ class PreservicaChangesTrigger(BaseEventTrigger):
                 except PreservicaError as exc:
                     # Preservica down or refusing: say so and try again next poll; the cursor stays.
                     self.log.warning("Preservica change feed poll failed (%s: %s); retrying", type(exc).__name__, exc)
+                except Exception:
+                    # A watcher that dies announces nothing more: log it all, keep the cursor, poll again.
+                    self.log.exception("Preservica change feed poll failed unexpectedly; retrying")
                 else:
                     cursor = cursor_after
                     if batch:

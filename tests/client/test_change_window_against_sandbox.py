@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from preservica_sandbox import SandboxServer
@@ -152,3 +153,58 @@ def test_bad_arguments_say_what_to_write(preservica_conn: SandboxServer) -> None
         parse_instant("last tuesday")
     with pytest.raises(PreservicaConfigError, match="IO"):
         check_entity_types(["assets"])
+
+
+class LaggingIndex:
+    """The hook, but Preservica's search index has not caught up with ``hidden`` yet (it indexes in the
+    background); the feed itself is the sandbox's."""
+
+    def __init__(self, hook: PreservicaHook, hidden: set[str]) -> None:
+        self.hook, self.hidden = hook, hidden
+
+    def search(self, query: Any, **kwargs: Any) -> list[Any]:
+        return [hit for hit in self.hook.search(query, **kwargs) if hit.reference not in self.hidden]
+
+
+def test_a_change_the_search_index_has_not_seen_yet_is_reported_when_it_can_be_placed(
+    preservica_conn: SandboxServer, clock: Clock
+) -> None:
+    repo = preservica_conn.state.repository
+    clock.at(-10)
+    collection = repo.add_folder("Collection X")
+    clock.at(1)
+    fresh = repo.add_asset("just ingested", collection.ref)
+    hook = PreservicaHook()
+    index = LaggingIndex(hook, {fresh.ref})
+    wanted = FeedFilter(collection.ref, ("IO",))
+
+    first, cursor = read_window(hook.changes, index, FeedCursor(T0), clock.at(2), wanted=wanted)
+    assert first.changed == [] and [e.ref for e in first.unresolved] == [fresh.ref]
+    assert FeedCursor.from_json(cursor.to_json()) == cursor  # the pending ref survives a restart
+
+    second, cursor = read_window(hook.changes, index, cursor, clock.at(3), wanted=wanted)
+    assert not second  # still not indexed: nothing new to say
+
+    index.hidden.clear()  # the index caught up
+    third, cursor = read_window(hook.changes, index, cursor, clock.at(4), wanted=wanted)
+    assert [e.ref for e in third.changed] == [fresh.ref] and cursor.pending == ()
+
+    searches = requests_to(preservica_conn, SEARCH)
+    quiet, _ = read_window(hook.changes, index, cursor, clock.at(10), wanted=wanted)
+    assert not quiet and requests_to(preservica_conn, SEARCH) == searches  # nothing pending: no search
+
+
+def test_an_entity_never_indexed_is_given_up_after_resolve_for(preservica_conn: SandboxServer, clock: Clock) -> None:
+    repo = preservica_conn.state.repository
+    clock.at(-10)
+    collection = repo.add_folder("Collection X")
+    clock.at(1)
+    ghost = repo.add_asset("never indexed", collection.ref)
+    hook = PreservicaHook()
+    index = LaggingIndex(hook, {ghost.ref})
+    wanted = FeedFilter(collection.ref, ("IO",))
+    _, cursor = read_window(hook.changes, index, FeedCursor(T0), clock.at(2), wanted=wanted, resolve_for=60)
+    _, cursor = read_window(hook.changes, index, cursor, clock.at(30), wanted=wanted, resolve_for=60)
+    assert [p[0] for p in cursor.pending] == [ghost.ref]
+    _, cursor = read_window(hook.changes, index, cursor, clock.at(120), wanted=wanted, resolve_for=60)
+    assert cursor.pending == ()
