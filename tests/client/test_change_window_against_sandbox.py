@@ -13,6 +13,7 @@ from preservica_sandbox import SandboxServer
 
 from airflow_provider_preservica.changes.window import FeedCursor, FeedFilter, read_window
 from airflow_provider_preservica.client.changes import ChangeFeedService, FeedPage
+from airflow_provider_preservica.client.search import SearchQuery
 from airflow_provider_preservica.exceptions import PreservicaConfigError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 
@@ -162,7 +163,7 @@ class LaggingIndex:
     def __init__(self, hook: PreservicaHook, hidden: set[str]) -> None:
         self.hook, self.hidden = hook, hidden
 
-    def search(self, query: Any, **kwargs: Any) -> list[Any]:
+    def search(self, query: SearchQuery | str = "%", **kwargs: Any) -> list[Any]:
         return [hit for hit in self.hook.search(query, **kwargs) if hit.reference not in self.hidden]
 
 
