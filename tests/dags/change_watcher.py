@@ -26,6 +26,9 @@ CHANGES = Asset(
                 poll_interval=1,
                 lag=0.5,
                 settle_seconds=2,
+                # "variable": the Airflow 3.1 store, on any Airflow (the test runs both)
+                cursor_store=os.environ.get("PRESERVICA_WATCH_CURSOR_STORE") or None,
+                cursor_variable="preservica_test_change_cursor",
             ),
         )
     ],

@@ -28,8 +28,11 @@ DAG_ID = "preservica_on_change"
 FEED = "GET /api/entity/entities/updated-since"
 
 
-@pytest.fixture
-def watched(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Airflow, dict[str, str]]]:
+@pytest.fixture(params=["asset state store", "variable"])
+def watched(
+    request: pytest.FixtureRequest, sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Airflow, dict[str, str]]]:
+    """Airflow watching collection X; the cursor in the asset state store (3.3) or a Variable (3.1's store)."""
     monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_DEFAULT", connection_json(sandbox))  # for the test's own hook
     repo = sandbox.state.repository
     repo.clear()
@@ -46,14 +49,22 @@ def watched(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         folder.mkdir()
     shutil.copy2(REPO / "tests" / "dags" / "change_watcher.py", dags)
     port = _free_port()
-    env = airflow_env(sandbox, home, dags, port, PRESERVICA_WATCH_COLLECTION=x.ref, PRESERVICA_LOCK_DIR=str(tmp_path))
+    env = airflow_env(
+        sandbox,
+        home,
+        dags,
+        port,
+        PRESERVICA_WATCH_COLLECTION=x.ref,
+        PRESERVICA_WATCH_CURSOR_STORE="variable" if request.param == "variable" else "",
+        PRESERVICA_LOCK_DIR=str(tmp_path),
+    )
     deployment = Airflow(tmp_path, env, port)
     deployment.run("db", "migrate")
     with contextlib.closing(sqlite3.connect(home / "airflow.db")) as db:
         db.execute("PRAGMA journal_mode=WAL")  # four processes share the file, as in test_assets_scheduler
     deployment.start()
     try:
-        yield deployment, refs
+        yield deployment, {**refs, "store": request.param}
     finally:
         deployment.stop()
 
@@ -119,3 +130,5 @@ def check_the_watcher(af: Airflow, refs: dict[str, str], sandbox: Any) -> None:
     polls = feed_requests()
     _wait(lambda: feed_requests() >= polls + 5, 60, "five more polls", check)
     assert len(af.runs(DAG_ID)) == 2
+    if refs["store"] == "variable":  # the cursor really lived in the Variable
+        assert "since" in af.api("GET", "/variables/preservica_test_change_cursor")["value"]
