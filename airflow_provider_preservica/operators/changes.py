@@ -82,8 +82,8 @@ class PreservicaChangesOperator(BaseOperator):
         settled = datetime.now(timezone.utc) - timedelta(seconds=self.lag)
         if until > settled:
             raise AirflowException(
-                f"the window ends at {until.isoformat()}, less than {self.lag:g} s ago: Preservica may still be "
-                "writing changes into it; this attempt fails so that a retry reads it whole"
+                f"the window ends at {until.isoformat()}, not yet {self.lag:g} s in the past: Preservica may still "
+                "be writing changes into it; this attempt fails so that a retry reads it whole"
             )
         hook = PreservicaHook(self.preservica_conn_id)
         batch, _ = read_window(

@@ -67,17 +67,22 @@ def test_changes_operator_reports_its_window_and_refuses_one_still_being_written
 
     repo = preservica_conn.state.repository
     repo.clear()
-    x = repo.add_folder("Collection X")
-    a = repo.add_asset("a", x.ref)
-    other = repo.add_asset("elsewhere", repo.add_folder("Y").ref)
-    since = datetime.now(timezone.utc) - timedelta(minutes=5)
-    until = datetime.now(timezone.utc) + timedelta(milliseconds=1)
+    made = datetime.now(timezone.utc) - timedelta(minutes=1)
+    real_clock, repo.clock = repo.clock, lambda: made.timestamp()  # everything below changed a minute ago
+    try:
+        x = repo.add_folder("Collection X")
+        a = repo.add_asset("a", x.ref)
+        other = repo.add_asset("elsewhere", repo.add_folder("Y").ref)
+    finally:
+        repo.clock = real_clock
+    since, until = made - timedelta(minutes=1), made + timedelta(seconds=30)
 
     def operator(**kwargs: Any) -> PreservicaChangesOperator:
         return PreservicaChangesOperator(task_id="changes", collection=x.ref, since=since, **kwargs)
 
-    with pytest.raises(AirflowException, match="less than 5 s ago"):
-        operator(until=until).execute({})  # default lag: the server may still be writing into the window
-    result = operator(until=until, lag=0, entity_types=["IO"]).execute({})
+    soon = datetime.now(timezone.utc) + timedelta(minutes=1)
+    with pytest.raises(AirflowException, match="not yet 5 s in the past"):
+        operator(until=soon).execute({})  # a window not yet closed: the server may still write into it
+    result = operator(until=until, entity_types=["IO"]).execute({})
     assert result["refs"] == [a.ref] and other.ref not in result["refs"]
     assert result["since"] == format_instant(since) and result["count"] == 1
