@@ -90,6 +90,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_preservica.operators.ingest",
                     "airflow_provider_preservica.operators.export",
                     "airflow_provider_preservica.operators.metadata",
+                    "airflow_provider_preservica.operators.changes",
                 ],
             }
         ],
@@ -97,7 +98,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.sensors.progress"]}
         ],
         "triggers": [
-            {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.triggers.progress"]}
+            {
+                "integration-name": "Preservica",
+                "python-modules": [
+                    "airflow_provider_preservica.triggers.progress",
+                    "airflow_provider_preservica.triggers.changes",
+                ],
+            }
         ],
         "extra-links": ["airflow_provider_preservica.links.PreservicaEntityLink"],
         "connection-types": [

@@ -23,6 +23,7 @@ from airflow_provider_preservica.client.bitstreams import (
     safe_filename,
     unique_name,
 )
+from airflow_provider_preservica.client.changes import ChangeFeedService
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
@@ -152,6 +153,12 @@ class PreservicaHook(BaseHook):
         """Entity API: ``get``, ``children``, ``find_by_identifier``, ``ensure_folder``, ``set_identifier``,
         ``add_metadata`` (XML namespaces follow the server's version)."""
         return EntityService(self.get_conn())
+
+    @cached_property
+    def changes(self) -> ChangeFeedService:
+        """The changed-entities feed (``updated-since``): ``page`` and ``read_window`` (every page of a window).
+        A cursor that loses nothing is ``changes.window.read_window``, used by the change watcher."""
+        return ChangeFeedService(self.get_conn())
 
     def download_asset(self, ref: str, destination: str | os.PathLike[str]) -> Download:
         """Download an asset's access copy (its preservation copy when it has none), resuming after drops."""

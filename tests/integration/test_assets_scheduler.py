@@ -92,9 +92,12 @@ class Airflow:
             result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, stdout=out, stderr=subprocess.STDOUT)
         assert result.returncode == 0, f"airflow {' '.join(args)} failed; see {log}"
 
-    def start(self) -> None:
+    def start(self, *only: str) -> None:
+        """Start every component, or only those named (a restart after ``kill``)."""
         for name, argv in self.COMPONENTS.items():
-            with (self.root / f"{name}.log").open("wb") as out:
+            if only and name not in only:
+                continue
+            with (self.root / f"{name}.log").open("ab") as out:  # a restarted component appends
                 self.processes[name] = subprocess.Popen(
                     [str(BIN / "airflow"), *(a.format(port=self.port) for a in argv)],
                     env=self.env,
@@ -103,6 +106,13 @@ class Airflow:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component's process group, as a crash would (no clean shutdown)."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
     def check_alive(self) -> None:
         dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
@@ -177,16 +187,8 @@ class Airflow:
         return self.api("GET", path, params={"map_index": map_index, "deserialize": True})["value"]
 
 
-@pytest.fixture
-def airflow(sandbox, tmp_path: Path) -> Iterator[tuple[Airflow, dict[str, Path]]]:
-    sandbox.state.update_config({"ingest_seconds": 0.3, "export_seconds": 0.3})
-    home, dags = tmp_path / "airflow-home", tmp_path / "dags"
-    data = {name: tmp_path / name for name in ("landing", "reports", "exports")}
-    for folder in (home, dags, *data.values()):
-        folder.mkdir()
-    for dag_id in (UPSTREAM, DOWNSTREAM):
-        shutil.copy2(REPO / "example_dags" / f"{dag_id}.py", dags)
-    port = _free_port()
+def airflow_env(sandbox: Any, home: Path, dags: Path, port: int, **extra: str) -> dict[str, str]:
+    """A private Airflow's environment: SQLite, the LocalExecutor, its Preservica Connection on the sandbox."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PRESERVICA", "PYTEST", "_AIRFLOW"))}
     env.update(
         {
@@ -208,11 +210,31 @@ def airflow(sandbox, tmp_path: Path) -> Iterator[tuple[Airflow, dict[str, Path]]
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW_CONN_PRESERVICA_DEFAULT": connection_json(sandbox),
-            "AIRFLOW_VAR_PRESERVICA_LANDING_DIR": str(data["landing"]),
-            "AIRFLOW_VAR_PRESERVICA_REPORTS_DIR": str(data["reports"]),
-            "AIRFLOW_VAR_PRESERVICA_EXPORT_DIR": str(data["exports"]),
-            "PRESERVICA_LOCK_DIR": str(tmp_path),
         }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def airflow(sandbox, tmp_path: Path) -> Iterator[tuple[Airflow, dict[str, Path]]]:
+    sandbox.state.update_config({"ingest_seconds": 0.3, "export_seconds": 0.3})
+    home, dags = tmp_path / "airflow-home", tmp_path / "dags"
+    data = {name: tmp_path / name for name in ("landing", "reports", "exports")}
+    for folder in (home, dags, *data.values()):
+        folder.mkdir()
+    for dag_id in (UPSTREAM, DOWNSTREAM):
+        shutil.copy2(REPO / "example_dags" / f"{dag_id}.py", dags)
+    port = _free_port()
+    env = airflow_env(
+        sandbox,
+        home,
+        dags,
+        port,
+        AIRFLOW_VAR_PRESERVICA_LANDING_DIR=str(data["landing"]),
+        AIRFLOW_VAR_PRESERVICA_REPORTS_DIR=str(data["reports"]),
+        AIRFLOW_VAR_PRESERVICA_EXPORT_DIR=str(data["exports"]),
+        PRESERVICA_LOCK_DIR=str(tmp_path),
     )
     deployment = Airflow(tmp_path, env, port)
     deployment.run("db", "migrate")

@@ -19,6 +19,7 @@ from . import (
     entity_actions_api,
     entity_api,
     entity_descriptive_api,
+    entity_events_api,
     export_api,
     identity_api,
     ingest_control_api,
@@ -42,6 +43,7 @@ API_ROUTERS: list[APIRouter] = [
     content_api.router,
     entity_api.router,
     entity_descriptive_api.router,
+    entity_events_api.router,
     *entity_actions_api.ROUTERS,
     # upload and ingest
     ingest_control_api.router,

@@ -254,7 +254,7 @@ class PackageProcessor:
         return None
 
     def _insert(self, entities: list[Entity]) -> None:
-        self.repo.insert_entities(entities)
+        self.repo.insert_ingested(entities)
         for entity in entities:
             if entity.kind != CO:
                 self._remember(entity)

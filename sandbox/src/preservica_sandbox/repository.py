@@ -22,10 +22,11 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from . import changes as ch
 from .blob_store import BlobStore
 from .entities import (
     CO,
@@ -91,6 +92,7 @@ class Repository(EntityIndex):
         self.clock = clock
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.blobs = BlobStore(self.data_dir, self.lock)
+        self.changes = ch.ChangeLog()
         self._saved_version = 0
         if self.data_dir is not None:
             self.load()
@@ -98,6 +100,26 @@ class Repository(EntityIndex):
     # ----------------------------------------------------------------- creating
     def _now(self) -> str:
         return iso_timestamp(self.clock())
+
+    def _changed(self, event_type: str, command: str, entities: Iterable[Entity], now: str | None = None) -> str:
+        """Stamp ``entities`` modified at ``now`` and log one event naming them (callers hold the lock)."""
+        now = now or self._now()
+        actions = []
+        for entity in entities:
+            entity.modified = now
+            actions.append(ch.EventAction(entity.ref, entity.kind, command))
+        self.changes.record(event_type, now, actions)
+        self._touch()
+        return now
+
+    def insert_ingested(self, entities: Sequence[Entity]) -> int:
+        """``insert_entities`` for an ingest: one ``Ingest`` event naming every new entity."""
+        with self.lock:
+            count = self.insert_entities(entities)
+            for entity in entities:
+                self.changes.revive(entity.ref)
+            self.changes.record(ch.INGEST, self._now(), [ch.EventAction(e.ref, e.kind, "AddEntity") for e in entities])
+            return count
 
     def add_folder(
         self,
@@ -167,6 +189,8 @@ class Repository(EntityIndex):
             self._insert(entity)
             for id_type, value in identifiers:
                 self._attach_identifier(entity, Identifier(uuid.uuid4().hex, id_type, value))
+            self.changes.revive(ref)
+            self._changed(ch.CREATE, "AddEntity", [entity], now)
             return entity
 
     def add_content_object(
@@ -203,6 +227,8 @@ class Repository(EntityIndex):
                 owner.representations.append(rep)
             rep.content_objects.append(ref)
             self._insert(entity)
+            self.changes.revive(ref)
+            self._changed(ch.CREATE, "AddEntity", [entity], now)
             return entity
 
     def add_generation(self, content_object: str, generation: Generation) -> int:
@@ -247,8 +273,7 @@ class Repository(EntityIndex):
             entity.set_text(title, description)
             if custom_type is not None:
                 entity.custom_type = custom_type or None
-            entity.modified = self._now()
-            self._touch()
+            self._changed(ch.MODIFIED, "UpdateEntity", [entity])
             return entity
 
     def set_security_tag(self, ref: str, tag: str, include_descendants: bool = False) -> int:
@@ -263,11 +288,9 @@ class Repository(EntityIndex):
                 for target in list(targets):
                     for rep in self._entities[target].representations:
                         targets.extend(r for r in rep.content_objects if r in self._entities)
-            now = self._now()
             for target in targets:
                 self._entities[target].security_tag = tag
-                self._entities[target].modified = now
-            self._touch()
+            self._changed(ch.SECURITY, "ChangeSecurityTag", [self._entities[t] for t in targets])
             return len(targets)
 
     def check_move(self, ref: str, new_parent: str | None) -> Entity:
@@ -309,8 +332,7 @@ class Repository(EntityIndex):
             siblings.sort(key=lambda r: self._entities[r].seq)
             self._children[new_parent] = dict.fromkeys(siblings)
             entity.parent = new_parent
-            entity.modified = self._now()
-            self._touch()
+            self._changed(ch.MOVED, "MoveEntity", [entity])
             return entity
 
     def delete(self, ref: str) -> int:
@@ -327,8 +349,11 @@ class Repository(EntityIndex):
                 for rep in self._entities[entity.parent].representations:
                     if ref in rep.content_objects:
                         rep.content_objects.remove(ref)
+            now = self._now()
+            gone = [self._entities[r] for r in doomed if r in self._entities]
+            self.changes.bury(ch.Tombstone(e.ref, e.kind, e.title, now, e.seq) for e in gone)
+            self._changed(ch.DELETED, "DeleteEntity", gone, now)
             self._remove(doomed)
-            self._touch()
             return len(doomed)
 
     # ----------------------------------------------------------------- identifiers
@@ -343,8 +368,7 @@ class Repository(EntityIndex):
             entity = self.require(ref)
             identifier = Identifier(uuid.uuid4().hex, id_type, value)
             self._attach_identifier(entity, identifier)
-            entity.modified = self._now()
-            self._touch()
+            self._changed(ch.IDENTIFIERS, "AddIdentifier", [entity])
             return identifier
 
     def _find_identifier(self, entity: Entity, api_id: str) -> Identifier:
@@ -362,8 +386,7 @@ class Repository(EntityIndex):
             self._unindex_identifier(ref, identifier)
             identifier.type, identifier.value = id_type, value
             self._index_identifier(ref, identifier)
-            entity.modified = self._now()
-            self._touch()
+            self._changed(ch.IDENTIFIERS, "UpdateIdentifier", [entity])
             return identifier
 
     def delete_identifier(self, ref: str, api_id: str) -> None:
@@ -372,8 +395,7 @@ class Repository(EntityIndex):
             identifier = self._find_identifier(entity, api_id)
             self._unindex_identifier(ref, identifier)
             entity.identifiers.remove(identifier)
-            entity.modified = self._now()
-            self._touch()
+            self._changed(ch.IDENTIFIERS, "DeleteIdentifier", [entity])
 
     # ----------------------------------------------------------------- metadata
     def add_metadata(self, ref: str, schema: str, xml: str, mref: str | None = None) -> MetadataFragment:
@@ -381,8 +403,7 @@ class Repository(EntityIndex):
             entity = self.require(ref)
             fragment = MetadataFragment(mref or str(uuid.uuid4()), schema, xml)
             entity.metadata.append(fragment)
-            entity.modified = self._now()
-            self._touch()
+            self._changed(ch.METADATA, "AddMetadata", [entity])
             return fragment
 
     def get_metadata(self, ref: str, mref: str) -> MetadataFragment:
@@ -397,8 +418,7 @@ class Repository(EntityIndex):
         with self.lock:
             fragment = self.get_metadata(ref, mref)
             fragment.schema, fragment.xml = schema, xml
-            self.require(ref).modified = self._now()
-            self._touch()
+            self._changed(ch.METADATA, "UpdateMetadata", [self.require(ref)])
             return fragment
 
     def delete_metadata(self, ref: str, mref: str) -> None:
@@ -406,8 +426,18 @@ class Repository(EntityIndex):
             fragment = self.get_metadata(ref, mref)
             entity = self.require(ref)
             entity.metadata.remove(fragment)
-            entity.modified = self._now()
-            self._touch()
+            self._changed(ch.METADATA, "DeleteMetadata", [entity])
+
+    # ----------------------------------------------------------------- change feed
+    def updated_since(self, since: str, until: str | None = None) -> list[ch.FeedRow]:
+        """The change feed's rows between two timestamps: see ``changes.feed_rows``."""
+        with self.lock:
+            return ch.feed_rows(self._entities.values(), self.changes.tombstones.values(), since, until)
+
+    def clear(self) -> None:
+        with self.lock:
+            super().clear()
+            self.changes.clear()
 
     # ----------------------------------------------------------------- bitstream bytes
     @property

@@ -1,0 +1,134 @@
+"""The change watcher on a real Airflow: scheduler, triggerer, dag-processor and api-server as processes
+(the harness of ``test_assets_scheduler``), the Preservica sandbox as the server.
+
+A change made through the API starts exactly one run of the DAG scheduled on the watcher's asset, with the
+changed refs; quiet polls cost one request each and start nothing; a triggerer killed (SIGKILL) and started
+again picks up where its stored cursor (the asset state store on Airflow 3.3, a Variable on 3.1) left it:
+the change made while it was down starts one more run, and nothing is announced twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from tests.conftest import connection_json
+from tests.integration.test_assets_scheduler import REPO, TIMEOUT, Airflow, _free_port, _wait, airflow_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.multiprocess]
+
+DAG_ID = "preservica_on_change"
+FEED = "GET /api/entity/entities/updated-since"
+
+
+@pytest.fixture(params=["asset state store", "variable"])
+def watched(
+    request: pytest.FixtureRequest, sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Airflow, dict[str, str]]]:
+    """Airflow watching collection X; the cursor in the asset state store (3.3) or a Variable (3.1's store)."""
+    monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_DEFAULT", connection_json(sandbox))  # for the test's own hook
+    repo = sandbox.state.repository
+    repo.clear()
+    x = repo.add_folder("Collection X")
+    y = repo.add_folder("Collection Y")
+    refs = {
+        "x": x.ref,
+        "a": repo.add_asset("a", x.ref).ref,
+        "b": repo.add_asset("b", repo.add_folder("Series", parent=x.ref).ref).ref,
+        "c": repo.add_asset("c", y.ref).ref,
+    }
+    home, dags = tmp_path / "airflow-home", tmp_path / "dags"
+    for folder in (home, dags):
+        folder.mkdir()
+    shutil.copy2(REPO / "tests" / "dags" / "change_watcher.py", dags)
+    port = _free_port()
+    env = airflow_env(
+        sandbox,
+        home,
+        dags,
+        port,
+        PRESERVICA_WATCH_COLLECTION=x.ref,
+        PRESERVICA_WATCH_CURSOR_STORE="variable" if request.param == "variable" else "",
+        PRESERVICA_LOCK_DIR=str(tmp_path),
+    )
+    deployment = Airflow(tmp_path, env, port)
+    deployment.run("db", "migrate")
+    with contextlib.closing(sqlite3.connect(home / "airflow.db")) as db:
+        db.execute("PRAGMA journal_mode=WAL")  # four processes share the file, as in test_assets_scheduler
+    deployment.start()
+    try:
+        yield deployment, {**refs, "store": request.param}
+    finally:
+        deployment.stop()
+
+
+def retitle(ref: str, title: str) -> None:
+    hook = PreservicaHook()
+    hook.entities.update_text(hook.entities.get(ref, "IO"), title=title)
+
+
+def test_changes_start_exactly_one_run_each_and_survive_a_killed_triggerer(watched: Any, sandbox: Any) -> None:
+    af, refs = watched
+    try:
+        check_the_watcher(af, refs, sandbox)
+    except AssertionError:
+        print(af.report())
+        raise
+
+
+def check_the_watcher(af: Airflow, refs: dict[str, str], sandbox: Any) -> None:
+    check = af.check_alive
+
+    def feed_requests() -> int:
+        return int(sandbox.state.stats()["requests"].get(FEED, 0))
+
+    def finished_runs() -> list[dict[str, Any]]:
+        return [r for r in af.runs(DAG_ID) if r["state"] in ("success", "failed")]
+
+    _wait(af.healthy, 120, "the api-server and the scheduler", check)
+    _wait(lambda: af.dag_parsed(DAG_ID), 90, "the DAG to be parsed", check)
+    _wait(lambda: feed_requests() >= 2, TIMEOUT, "the watcher's first polls", check)
+
+    def other_requests() -> int:
+        counts = sandbox.state.stats()["requests"]
+        return sum(n for route, n in counts.items() if route != FEED and "accesstoken" not in route)
+
+    # Quiet: each poll is one feed request and nothing else is asked of Preservica; no run starts.
+    others, before = other_requests(), feed_requests()
+    _wait(lambda: feed_requests() >= before + 3, 60, "three quiet polls", check)
+    assert other_requests() == others
+    assert af.runs(DAG_ID) == []
+
+    retitle(refs["a"], "a, retitled")
+    retitle(refs["c"], "c, outside the collection")
+    first = _wait(finished_runs, TIMEOUT, "the run for the change", check)[0]
+    assert first["run_type"] == "asset_triggered" and first["state"] == "success"
+    assert af.xcom(DAG_ID, first["dag_run_id"], "changed") == [[refs["a"]]]
+
+    # Let the cursor settle (settle_seconds=2, polls every second), then kill the triggerer outright.
+    polls = feed_requests()
+    _wait(lambda: feed_requests() >= polls + 5, 60, "five more polls", check)
+    af.kill("triggerer")
+    retitle(refs["b"], "b, retitled while the triggerer was down")
+    af.start("triggerer")
+
+    def second_run() -> list[dict[str, Any]]:
+        runs = finished_runs()
+        return runs if len(runs) >= 2 else []
+
+    runs = _wait(second_run, TIMEOUT, "the run for the change made while the triggerer was down", check)
+    latest = max(runs, key=lambda r: r["run_after"])
+    assert latest["state"] == "success"
+    assert af.xcom(DAG_ID, latest["dag_run_id"], "changed") == [[refs["b"]]]  # b, and not a again
+    polls = feed_requests()
+    _wait(lambda: feed_requests() >= polls + 5, 60, "five more polls", check)
+    assert len(af.runs(DAG_ID)) == 2
+    if refs["store"] == "variable":  # the cursor really lived in the Variable
+        assert "since" in af.api("GET", "/variables/preservica_test_change_cursor")["value"]
