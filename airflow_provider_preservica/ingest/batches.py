@@ -54,19 +54,40 @@ def batch_key(batch_id: str) -> str:
     return PREFIX + hashlib.sha256(batch_id.encode()).hexdigest()[:32]
 
 
-class BatchRegistry:
-    def __init__(self) -> None:
-        self._variables = VariableTokenStore("In-flight Preservica ingest (managed by PreservicaIngestOperator)")
+class InFlightStore:
+    """Airflow Variables inside a task, process memory outside one: where in-flight records and claims live."""
+
+    name = "in-flight"
+
+    def __init__(self, description: str) -> None:
+        self._variables = VariableTokenStore(description)
         self._memory = MemoryTokenStore()
 
-    def _read_raw(self, key: str) -> str | None:
+    def read(self, key: str) -> str | None:
         try:
             return self._variables.read(key)
         except TokenStoreUnavailable:
             return self._memory.read(key)
 
+    def write(self, key: str, value: str) -> None:
+        try:
+            self._variables.write(key, value)
+        except TokenStoreUnavailable:
+            self._memory.write(key, value)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._variables.delete(key)
+        except TokenStoreUnavailable:
+            self._memory.delete(key)
+
+
+class BatchRegistry:
+    def __init__(self) -> None:
+        self._store = InFlightStore("In-flight Preservica ingest (managed by PreservicaIngestOperator)")
+
     def load(self, batch_id: str) -> InFlightIngest | None:
-        raw = self._read_raw(batch_key(batch_id))
+        raw = self._store.read(batch_key(batch_id))
         if not raw:
             return None
         try:
@@ -78,11 +99,7 @@ class BatchRegistry:
         return record if record.batch_id == batch_id else None
 
     def save(self, record: InFlightIngest) -> None:
-        value = json.dumps(asdict(record))
-        try:
-            self._variables.write(batch_key(record.batch_id), value)
-        except TokenStoreUnavailable:
-            self._memory.write(batch_key(record.batch_id), value)
+        self._store.write(batch_key(record.batch_id), json.dumps(asdict(record)))
 
     def claim(self, record: InFlightIngest, series: str) -> None:
         """Make an adopted job this run's, so that this run's own retries adopt it too."""
@@ -91,8 +108,6 @@ class BatchRegistry:
 
     def forget(self, batch_id: str) -> None:
         try:
-            self._variables.delete(batch_key(batch_id))
-        except TokenStoreUnavailable:
-            self._memory.delete(batch_key(batch_id))
+            self._store.delete(batch_key(batch_id))
         except Exception as exc:  # a stale record only costs a progress lookup on a later run
             log.debug("Could not delete in-flight record of %s (%s)", batch_id, type(exc).__name__)

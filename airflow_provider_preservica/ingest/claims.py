@@ -20,44 +20,12 @@ import time
 from collections.abc import Callable
 
 from airflow_provider_preservica.auth.lease import LoginLease
-from airflow_provider_preservica.auth.stores import (
-    MemoryTokenStore,
-    TokenStore,
-    TokenStoreUnavailable,
-    VariableTokenStore,
-)
+from airflow_provider_preservica.auth.stores import TokenStore
 from airflow_provider_preservica.exceptions import IngestClaimTimeout
+from airflow_provider_preservica.ingest.batches import InFlightStore
 
 log = logging.getLogger(__name__)
 PREFIX = "preservica_ingest_claim__"
-
-
-class InFlightStore:
-    """Airflow Variables inside a task, process memory outside one (as ``batches.BatchRegistry``)."""
-
-    name = "in-flight"
-
-    def __init__(self) -> None:
-        self._variables = VariableTokenStore("Ingest target claim (managed by PreservicaIngestOperator)")
-        self._memory = MemoryTokenStore()
-
-    def read(self, key: str) -> str | None:
-        try:
-            return self._variables.read(key)
-        except TokenStoreUnavailable:
-            return self._memory.read(key)
-
-    def write(self, key: str, value: str) -> None:
-        try:
-            self._variables.write(key, value)
-        except TokenStoreUnavailable:
-            self._memory.write(key, value)
-
-    def delete(self, key: str) -> None:
-        try:
-            self._variables.delete(key)
-        except TokenStoreUnavailable:
-            self._memory.delete(key)
 
 
 def claim_key(host: str, parent_ref: str, namespace: str) -> str:
@@ -80,7 +48,7 @@ class TargetClaim:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.key = claim_key(host, parent_ref, namespace)
-        self.store = store or InFlightStore()
+        self.store = store or InFlightStore("Ingest target claim (managed by PreservicaIngestOperator)")
         self.owner = "batch:" + hashlib.sha256(owner.encode()).hexdigest()[:32]
         self._clock = clock
         self._lease = LoginLease(
