@@ -15,6 +15,9 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO, Any
 
+from airflow_provider_preservica.exceptions import UnsafeInputError
+from airflow_provider_preservica.fragments import parse_xml
+
 CHUNK = 1 << 16
 #: Larger than any OPEX sidecar Preservica writes (descriptive metadata included), far below a memory problem.
 MAX_SIDECAR_BYTES = 64 * 1024 * 1024
@@ -28,13 +31,6 @@ class DocumentRefused(ValueError):
 
 def _refuse_doctype(name: str, *_: Any) -> None:
     raise DocumentRefused(f"declares a DTD (<!DOCTYPE {name}>): refused, entities are never expanded")
-
-
-class _Builder(ET.TreeBuilder):
-    """A tree builder that refuses a DOCTYPE before its internal subset (entity declarations) is read."""
-
-    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
-        _refuse_doctype(name)
 
 
 class _Records:
@@ -99,10 +95,10 @@ def read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, what:
 
 def parse(data: bytes) -> ET.Element:
     """``ET.fromstring`` without DTDs (``DocumentRefused``); ``ET.ParseError`` for XML that is not well-formed."""
-    parser = ET.XMLParser(target=_Builder())
-    parser.feed(data)
-    root: ET.Element = parser.close()
-    return root
+    try:
+        return parse_xml(data)  # the one DTD-refusing parser, shared with metadata fragments
+    except UnsafeInputError as exc:
+        raise DocumentRefused(exc.problem) from None
 
 
 def iter_records(stream: IO[bytes], local: str, cap: int, what: str) -> Iterator[ET.Element]:

@@ -46,6 +46,7 @@ from airflow_provider_preservica.packaging.errors import (
     MissingSourceFilesError,
     PackageValidationError,
     PackagingError,
+    SourceChangedError,
 )
 from airflow_provider_preservica.packaging.fixity import (
     CHUNK_SIZE,
@@ -295,10 +296,10 @@ def build_opex_package(
         for item in planned_files:
             try:
                 how[_stage_file(tree, item.entry, staged / item.path, stage)] += 1
-            except FileNotFoundError:
+            except (FileNotFoundError, SourceChangedError):
                 local = tree.local_path(item.path)
                 if local is None or os.path.lexists(local):
-                    raise
+                    raise  # replaced (by a link or another file), not gone: SourceChangedError says which
                 raise MissingSourceFilesError([display(item.path)]) from None  # deleted or moved since the scan
             done += item.entry.size
             if progress is not None:
