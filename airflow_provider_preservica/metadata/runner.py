@@ -388,7 +388,7 @@ class MetadataUpdater:
             self._refuse_duplicates(store)
             run = MetadataRun(getattr(sheet, "source", "rows given in code"), dry_run, store)
             if dry_run:
-                self._forget_steps(store)
+                store.forget_steps()
                 return run
             counts = store.counts()
             if any(outcome.failed for outcome in counts) and not allow_partial:
@@ -412,10 +412,6 @@ class MetadataUpdater:
         for outcome, tokens in written:
             pending.update(tokens)
             yield outcome
-
-    @staticmethod
-    def _forget_steps(store: RowStore) -> None:
-        _update_in_pages(store, (outcome for outcome, _ in store.planned()), drop_steps=True)
 
     @staticmethod
     def _hold_back(store: RowStore) -> None:

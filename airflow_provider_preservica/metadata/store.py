@@ -63,6 +63,11 @@ class RowStore:
         with self._lock, self._db:
             self._db.executemany(sql + " WHERE row = ?", ((o.outcome.value, _dump(o), o.ref, o.row) for o in outcomes))
 
+    def forget_steps(self) -> None:
+        """No row will be written (a dry run): drop every planned write."""
+        with self._lock, self._db:
+            self._db.execute("UPDATE rows SET steps = NULL WHERE steps IS NOT NULL")
+
     def close(self) -> None:
         self._db.close()
 
