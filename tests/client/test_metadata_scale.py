@@ -78,8 +78,8 @@ def peak_growth(hook: PreservicaHook, sheet: str, dry_run: bool) -> tuple[float,
 
 def test_memory_per_row_stays_flat_for_dry_run_and_apply(assets, tmp_path, caplog):
     server, refs = assets
-    # Progress lines come every 10 s of wall time, so whether a run logs one depends on the machine's load;
-    # the first one sets up log formatting (a one-off of some 100 KB): keep them out of the measurement.
+    # Progress lines come every 10 s of wall time, so whether a run logs one depends on the machine's load:
+    # keep them (and what they cost) out of the measurement.
     caplog.set_level(logging.WARNING, logger="airflow_provider_preservica.metadata.runner")  # not timed
     hook = PreservicaHook()
     small = write_sheet(tmp_path / "small.csv", refs[:N], "small")
