@@ -3,7 +3,7 @@
 Memory is measured with ``tracemalloc`` (every Python allocation of the process, deterministic): the peak
 above the start of a run of 4N rows against that of N rows gives the memory held per row. Before, every
 row's entity, plan and outcome were held from planning to writing, some 2-4 KB a row (42.7 MB for 10,000
-rows in ``benchmarks/metadata.py``); now a row costs (almost) nothing that stays.
+rows in ``benchmarks/metadata.py``); now the sheet is streamed and each row's plan waits on disk.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from airflow_provider_preservica.metadata.model import Outcome
 from airflow_provider_preservica.metadata.report import write_report
 
 N = 300  # the small sheet; the large one has 4N rows
-# Memory a row may still hold. Measured: about 20 bytes when this file runs alone; up to about 760 when other
-# sandbox tests ran first in the same process (the in-process sandbox's own allocations, not yet explained);
-# before the run streamed its sheet and kept its plans on disk: 2,700 (dry run) and 3,300 (apply).
+# Memory a row may add to the peak between 300 and 1,200 rows. Measured: 470-520 bytes (dry run) and 750-780
+# (apply), partly the in-process sandbox's own; before the run streamed its sheet and kept its plans on disk:
+# 2,700 (dry run) and 3,300 (apply). (The 100,000-row benchmark, sandbox out of process: 8.5 and 9.1 MB in all.)
 BYTES_PER_ROW = 1024
 
 
@@ -57,9 +57,6 @@ def peak_growth(hook: PreservicaHook, sheet: str, dry_run: bool) -> tuple[float,
     The sandbox runs in this process and keeps what is written (new titles...): what is still held once the
     run's result is dropped is the server's, and is taken off."""
     gc.collect()
-    # Objects left by earlier tests would make the collector put off its full passes, and the run's cyclic
-    # garbage would pile up as if held: freeze them so that the collector runs as in a fresh worker.
-    gc.freeze()
     tracemalloc.start()
     try:
         start, _ = tracemalloc.get_traced_memory()
@@ -72,7 +69,6 @@ def peak_growth(hook: PreservicaHook, sheet: str, dry_run: bool) -> tuple[float,
         kept, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-        gc.unfreeze()
     return peak - start - max(kept - start, 0), counts
 
 
