@@ -12,6 +12,8 @@ method really changes every row:
   read and checked, every entity read (GET), the writes planned, then only what differs written (PUT of title
   and description), ``max_workers`` rows at once over one pooled session and one token), at the default
   ``max_workers=8``, and at 1 and 16, so that the gain from the threads and the cost of our extra work are visible;
+- ours, dry run: ``update_metadata(sheet_path, dry_run=True)`` first, on the fresh repository: every row read
+  and planned, nothing written (checked: no PUT, the repository as seeded);
 - ours, re-run: the same sheet once more on the repository ours has just updated (no re-seed): every row is read
   and found as wanted, nothing is written;
 - pyPreservica: the loop users write today: ``EntityAPI(...)`` (its constructor logs in and reads the server
@@ -36,6 +38,10 @@ Requests and logins are the sandbox's own counters (``GET /_sandbox/stats``). Sp
 never asserted: the benchmark fails only when a method did the wrong work.
 
     .venv/bin/python benchmarks/metadata.py [--rows 10000] [--latency-ms 0] [--json results.json]
+
+For memory at archive scale, ``--rows 100000 --memory`` runs only ours (dry run and apply), pyPreservica and raw
+requests, and reports each one's peak RSS growth (a run holds no per-row state: the sheet is streamed and
+each row's plan waits on disk, so ours should stay flat, well under 100 MB of growth).
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ COMPARED_FIELDS = ("type", "security_tag", "parent", "created", "identifiers", "
 
 # (key, method, max_workers, reseed before, label)
 CONFIGS: list[tuple[str, str, int, bool, str]] = [
+    ("ours_dry", "ours_dry", 8, False, "ours update_metadata dry run"),
     ("ours", "ours", 8, True, "ours update_metadata"),
     ("ours_rerun", "ours", 8, False, "ours re-run (nothing to do)"),
     ("pypreservica", "pypreservica", 1, True, "pyPreservica asset+save loop"),
@@ -88,6 +95,7 @@ CONFIGS: list[tuple[str, str, int, bool, str]] = [
     ("ours_w1", "ours", 1, True, "ours update_metadata"),
     ("ours_w16", "ours", 16, True, "ours update_metadata"),
 ]
+MEMORY_KEYS = ("ours_dry", "ours", "pypreservica", "raw")  # --memory: what a large sheet is measured with
 
 
 @dataclass
@@ -120,10 +128,11 @@ class RunResult:
 def _ours(spec: dict[str, Any]) -> dict[str, Any]:
     from airflow_provider_preservica.hooks.preservica import PreservicaHook
 
-    run = PreservicaHook(CONN_ID).update_metadata(spec["sheet"], max_workers=spec["workers"])
-    failed = [f"row {o.row} {o.locator}: {o.outcome.value}: {o.message}" for o in run.failed]
+    dry_run = spec["method"] == "ours_dry"
+    run = PreservicaHook(CONN_ID).update_metadata(spec["sheet"], max_workers=spec["workers"], dry_run=dry_run)
+    failed = [f"row {o.row} {o.locator}: {o.outcome.value}: {o.message}" for o in run.first_failed(20)]
     return {
-        "rows": len(run.outcomes),
+        "rows": run.rows,
         "outcomes": {outcome.value: n for outcome, n in sorted(run.counts().items())},
         "failed": failed[:20],
         "held_back": run.held_back,
@@ -184,9 +193,10 @@ def _raw(spec: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "outcomes": {"saved": rows}}
 
 
-METHODS = {"ours": _ours, "pypreservica": _pypreservica, "raw": _raw}
+METHODS = {"ours": _ours, "ours_dry": _ours, "pypreservica": _pypreservica, "raw": _raw}
 IMPORTS = {
     "ours": ["airflow_provider_preservica.hooks.preservica", "airflow_provider_preservica.metadata.runner"],
+    "ours_dry": ["airflow_provider_preservica.hooks.preservica", "airflow_provider_preservica.metadata.runner"],
     "pypreservica": ["pyPreservica"],
     "raw": ["requests", "xml.etree.ElementTree"],
 }
@@ -201,6 +211,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="milliseconds the sandbox adds to every entity GET and PUT, as a remote server would (default 0)",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="only ours (dry run and apply), pyPreservica and raw requests, for a large --rows such as 100000: "
+        "the peak RSS growth of each (skips the 1- and 16-worker runs and the re-run)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (sheet, logs)")
@@ -315,6 +331,9 @@ def _measure(
     now, _ = _records(sandbox)
     good, other, problems = _check(now, seeded, wanted)
     rows = len(wanted)
+    dry = method == "ours_dry"
+    if dry:  # a dry run must leave every asset as seeded: "wrong" counts the assets it changed
+        problems = []
     requests = sum(routes.values())
     baseline = child.get("baseline_hwm_kb")
     result = RunResult(
@@ -336,7 +355,7 @@ def _measure(
         rss_after_imports_mb=baseline / 1024 if baseline is not None else None,
         outcomes=dict(child.get("outcomes", {})),
         wanted=good,
-        mismatches=rows - good,
+        mismatches=good if dry else rows - good,
         other_changes=other,
         hwm_reset=child.get("hwm_reset"),
         child=child,
@@ -353,6 +372,8 @@ def _measure(
 
 
 def _expected_outcomes(key: str, rows: int) -> dict[str, int]:
+    if key == "ours_dry":
+        return {"would change": rows}
     if key == "ours_rerun":
         return {"unchanged": rows}
     if key.startswith("ours"):
@@ -429,6 +450,13 @@ def _report(runs: list[RunResult], machine: dict[str, Any], rows: int, folders: 
             f"  ours re-run / ours first run                    {_ratio(rerun.rows_per_s, ours.rows_per_s)}  "
             f"({rerun.rows_per_s:,.0f} rows/s, {_puts(rerun)} writes)"
         )
+    grown = [r for r in runs if r.rss_peak_increase_mb is not None and r.key in MEMORY_KEYS]
+    if grown:
+        lines += [
+            "",
+            f"Peak RSS growth for {rows:,} rows (VmHWM after the run minus after the imports), MB: "
+            + ", ".join(f"{r.key} {r.rss_peak_increase_mb:.1f}" for r in grown),
+        ]
     timed = [r for r in runs if r.cpu_s and r.rows]
     lines += [
         "",
@@ -503,7 +531,8 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"the seeded repository holds {len(wanted)} assets, not {args.rows}")
         spec = {"sheet": str(sheet), "env": env}
         fresh = True  # the repository is as seeded
-        for key, method, workers, reseed, label in CONFIGS:
+        configs = [c for c in CONFIGS if not args.memory or c[0] in MEMORY_KEYS]
+        for key, method, workers, reseed, label in configs:
             if reseed and not fresh:
                 _, digest, seconds = _seed(sandbox, args.rows)
                 seed_seconds.append(seconds)
@@ -513,12 +542,15 @@ def main(argv: list[str] | None = None) -> int:
                 key, method, workers, label, sandbox, tmp, spec, seeded, wanted, args.settle_seconds
             )
             runs.append(result)
-            fresh = False
+            fresh = fresh and method == "ours_dry"  # a dry run leaves the repository as seeded
             expected = _expected_outcomes(key, args.rows)
             if result.outcomes != expected or result.rows != args.rows:
                 failures.append(f"{key}: outcomes {result.outcomes} ({result.rows} rows), expected {expected}")
                 failures += [f"{key}: {line}" for line in result.child.get("failed", [])[:5]]
-            if result.mismatches or result.other_changes:
+            if method == "ours_dry":
+                if result.wanted or result.other_changes or _puts(result):
+                    failures.append(f"{key}: the dry run changed {result.wanted + result.other_changes} properties")
+            elif result.mismatches or result.other_changes:
                 failures.append(
                     f"{key}: {result.mismatches} assets without the wanted title and description, "
                     f"{result.other_changes} other properties changed; first: {problems[:3]}"
@@ -532,8 +564,13 @@ def main(argv: list[str] | None = None) -> int:
             "(repository.jsonl read back)"
             if not failures
             else "FAILED, see below",
-            f"ours: {args.rows:,} rows changed on a fresh repository, all unchanged on the re-run with "
-            f"{_puts(next(r for r in runs if r.key == 'ours_rerun'))} writes",
+            f"ours: {args.rows:,} rows changed on a fresh repository"
+            + (
+                f", all unchanged on the re-run with {_puts(next(r for r in runs if r.key == 'ours_rerun'))} writes"
+                if any(r.key == "ours_rerun" for r in runs)
+                else ""
+            ),
+            "ours dry run: every row would change, nothing written",
         ]
     finally:
         sandbox.stop()

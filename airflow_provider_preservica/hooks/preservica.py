@@ -32,7 +32,7 @@ from airflow_provider_preservica.exceptions import PreservicaConfigError, Preser
 from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
 from airflow_provider_preservica.metadata.model import RowOutcome
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun, MetadataUpdater
-from airflow_provider_preservica.metadata.sheet import Sheet, read_sheet, sheet_from_records
+from airflow_provider_preservica.metadata.sheet import Sheet, SheetStream, sheet_from_records, stream_sheet
 from airflow_provider_preservica.transport import HttpTransport
 
 ApiT = TypeVar("ApiT")
@@ -198,7 +198,7 @@ class PreservicaHook(BaseHook):
     # -- metadata ----------------------------------------------------------------------------
     def update_metadata(
         self,
-        sheet: str | os.PathLike[str] | Sheet | list[dict[str, Any]],
+        sheet: str | os.PathLike[str] | Sheet | SheetStream | list[dict[str, Any]],
         *,
         dry_run: bool = False,
         allow_partial: bool = False,
@@ -220,12 +220,13 @@ class PreservicaHook(BaseHook):
         directory for a list of dicts) and no fragment may exceed ``max_fragment_bytes`` or carry a DTD.
         """
         limits: dict[str, Any] = {"metadata_root": metadata_root, "max_fragment_bytes": max_fragment_bytes}
+        parsed: Sheet | SheetStream
         if isinstance(sheet, list):
             parsed = sheet_from_records(sheet, **limits)
-        elif isinstance(sheet, Sheet):
+        elif isinstance(sheet, (Sheet, SheetStream)):
             parsed = sheet
         else:
-            parsed = read_sheet(os.fspath(sheet), **limits)
+            parsed = stream_sheet(os.fspath(sheet), **limits)  # read as it runs: flat memory for any length
         updater = MetadataUpdater(self.entities, max_workers=max_workers)
         return updater.run(
             parsed,

@@ -7,7 +7,7 @@ waits for Preservica's background work, ``report`` writes the per-row outcome CS
 
 from airflow_provider_preservica.metadata.model import FragmentChange, Outcome, RowChange, RowOutcome
 from airflow_provider_preservica.metadata.runner import MetadataRun, MetadataUpdater
-from airflow_provider_preservica.metadata.sheet import SheetError, read_sheet
+from airflow_provider_preservica.metadata.sheet import SheetError, read_sheet, stream_sheet
 
 __all__ = [
     "FragmentChange",
@@ -18,4 +18,5 @@ __all__ = [
     "RowOutcome",
     "SheetError",
     "read_sheet",
+    "stream_sheet",
 ]

@@ -32,14 +32,14 @@ def write_report(run: MetadataRun, destination: str) -> None:
     with atomic_output(destination, "w", newline="", encoding="utf-8") as handle:
         writer = ReportWriter(handle)
         writer.writerow(REPORT_COLUMNS)
-        for o in run.outcomes:
+        for o in run.iter_outcomes():  # row by row from the run's store: flat memory for any sheet
             writer.writerow([o.row, o.locator, o.ref, o.outcome.value, " | ".join(o.changes), o.message])
 
 
 def summary(run: MetadataRun, report_path: str | None = None) -> str:
     counts = run.counts()
     mode = "dry run, nothing written" if run.dry_run else "applied"
-    lines = [f"Preservica metadata update from {run.source}: {len(run.outcomes):,} rows, {mode}"]
+    lines = [f"Preservica metadata update from {run.source}: {run.rows:,} rows, {mode}"]
     for outcome in ORDER:
         if counts.get(outcome):
             lines.append(f"  {outcome.value:<21}{counts[outcome]:>8,}")
@@ -48,13 +48,13 @@ def summary(run: MetadataRun, report_path: str | None = None) -> str:
             "  Nothing was written: some rows failed before any write. Fix them (see below), or set "
             "allow_partial=True to apply the good rows anyway."
         )
-    problems = run.failed
-    for o in problems[:SHOWN_PROBLEMS]:
+    failed = sum(n for outcome, n in counts.items() if outcome.failed)
+    for o in run.first_failed(SHOWN_PROBLEMS):
         lines.append(f"  row {o.row} ({o.locator}): {o.outcome.value}: {o.message}")
-    if len(problems) > SHOWN_PROBLEMS:
-        lines.append(f"  ... and {len(problems) - SHOWN_PROBLEMS:,} more failed rows")
-    changed = [o for o in run.outcomes if o.outcome in (Outcome.CHANGED, Outcome.WOULD_CHANGE)]
-    for o in changed[:5]:
+    if failed > SHOWN_PROBLEMS:
+        lines.append(f"  ... and {failed - SHOWN_PROBLEMS:,} more failed rows")
+    changed = run.first_with(Outcome.WOULD_CHANGE if run.dry_run else Outcome.CHANGED, 5)
+    for o in changed:
         lines.append(f"  row {o.row} ({o.ref}): {' | '.join(o.changes)}")
     if report_path:
         lines.append(f"  report: {report_path}")
@@ -65,9 +65,9 @@ def to_xcom(run: MetadataRun, report_path: str | None) -> dict[str, Any]:
     """Small whatever the sheet: counts by outcome, the report's path, the first failed rows."""
     counts = run.counts()
     return {
-        "rows": len(run.outcomes),
+        "rows": run.rows,
         "dry_run": run.dry_run,
         **{o.value.replace(" ", "_"): counts.get(o, 0) for o in ORDER},
-        "failed_rows": [o.row for o in run.failed[:SHOWN_PROBLEMS]],
+        "failed_rows": [o.row for o in run.first_failed(SHOWN_PROBLEMS)],
         "report": report_path,
     }

@@ -10,6 +10,10 @@ Order of work, so that a bad sheet loses nothing and a good one is quick:
    by Preservica in the background: their progress tokens are waited for together at the end.
 
 All threads share one ``PreservicaClient``: one pooled session and the account's one token.
+
+Memory stays flat whatever the sheet's length: the sheet is read as the rows are planned (a few rows per
+worker in flight), each row's outcome and planned writes wait on disk in a ``store.RowStore`` (the entity
+read for it is dropped once planned), and the report is written from there row by row.
 """
 
 from __future__ import annotations
@@ -17,10 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from airflow_provider_preservica.client.entities import (
@@ -34,7 +37,8 @@ from airflow_provider_preservica.client.progress import Progress, wait_for_all
 from airflow_provider_preservica.exceptions import PreservicaError, PreservicaHTTPError
 from airflow_provider_preservica.metadata.model import ROOT, Outcome, RowChange, RowOutcome
 from airflow_provider_preservica.metadata.plan import EntityState, Step, plan_row
-from airflow_provider_preservica.metadata.sheet import Sheet
+from airflow_provider_preservica.metadata.sheet import RowProblem
+from airflow_provider_preservica.metadata.store import PAGE, RowStore
 
 log = logging.getLogger(__name__)
 
@@ -43,46 +47,99 @@ R = TypeVar("R")
 DEFAULT_WORKERS = 8
 
 
-@dataclass
-class RowPlan:
-    change: RowChange
-    outcome: RowOutcome
-    steps: list[Step] = field(default_factory=list)
-
-
-@dataclass
 class MetadataRun:
-    """Every row's outcome, in sheet order, and the background work still running (token -> row)."""
+    """Every row's outcome, in sheet order, and the background work still running (token -> row).
 
-    source: str
-    dry_run: bool
-    outcomes: list[RowOutcome]
-    pending: dict[str, int] = field(default_factory=dict)
-    held_back: bool = False  # good rows were not applied because others failed
+    The outcomes are kept on disk (``store.RowStore``), not in memory: read them with ``iter_outcomes()``,
+    ``counts()``, ``first_failed()``; ``outcomes`` and ``failed`` build lists (fine for small sheets).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        dry_run: bool,
+        outcomes: Iterable[RowOutcome] | RowStore = (),
+        pending: dict[str, int] | None = None,
+        held_back: bool = False,  # good rows were not applied because others failed
+    ) -> None:
+        self.source = source
+        self.dry_run = dry_run
+        self.store = outcomes if isinstance(outcomes, RowStore) else RowStore(outcomes)
+        self.pending: dict[str, int] = dict(pending or {})
+        self.held_back = held_back
+
+    @property
+    def rows(self) -> int:
+        return len(self.store)
+
+    def iter_outcomes(self) -> Iterator[RowOutcome]:
+        return self.store.outcomes()
+
+    @property
+    def outcomes(self) -> list[RowOutcome]:
+        return list(self.store.outcomes())
 
     def counts(self) -> Counter[Outcome]:
-        return Counter(o.outcome for o in self.outcomes)
+        return self.store.counts()
 
     @property
     def failed(self) -> list[RowOutcome]:
-        return [o for o in self.outcomes if o.outcome.failed]
+        return self.store.failed()
+
+    @property
+    def failed_count(self) -> int:
+        counts = self.counts()
+        return sum(n for outcome, n in counts.items() if outcome.failed)
+
+    def first_failed(self, limit: int) -> list[RowOutcome]:
+        return self.store.failed(limit)
+
+    def first_with(self, outcome: Outcome, limit: int) -> list[RowOutcome]:
+        return self.store.with_outcome(outcome, limit)
+
+    def close(self) -> None:
+        """Free the temporary store now rather than when the run is garbage-collected."""
+        self.store.close()
 
     def finish_background(self, results: dict[str, tuple[str, list[str]]]) -> None:
         """Record how background work ended: token -> (Preservica status, error texts)."""
-        by_row = {o.row: o for o in self.outcomes}
+        ended: dict[int, list[str]] = {}
         for token, (status, errors) in results.items():
             row = self.pending.pop(token, None)
-            outcome = by_row.get(row) if row is not None else None
-            if outcome is None:
+            if row is None:
                 continue
+            problems = ended.setdefault(row, [])
             if status != "COMPLETED":
-                outcome.outcome = Outcome.REJECTED
                 detail = "; ".join(errors[:3]) or "no error details returned"
-                outcome.message = _join(outcome.message, f"background work {token} ended {status}: {detail}")
+                problems.append(f"background work {token} ended {status}: {detail}")
         waiting_rows = set(self.pending.values())
-        for outcome in self.outcomes:
-            if outcome.outcome is Outcome.PENDING and outcome.row not in waiting_rows:
-                outcome.outcome = Outcome.CHANGED
+
+        def updated() -> Iterator[RowOutcome]:
+            for outcome in self.store.outcomes("outcome = ?", (Outcome.PENDING.value,)):
+                problems = ended.get(outcome.row, [])
+                if problems:
+                    outcome.outcome = Outcome.REJECTED
+                    for problem in problems:
+                        outcome.message = _join(outcome.message, problem)
+                elif outcome.row not in waiting_rows:
+                    outcome.outcome = Outcome.CHANGED
+                else:
+                    continue
+                yield outcome
+
+        _update_in_pages(self.store, updated())
+
+
+def _update_in_pages(store: RowStore, outcomes: Iterable[RowOutcome], *, drop_steps: bool = False) -> None:
+    """Write ``outcomes`` back a page at a time (never while a read of the store is open)."""
+    page: list[RowOutcome] = []
+    for outcome in outcomes:
+        page.append(outcome)
+        if len(page) >= PAGE:
+            store.update(page, drop_steps=drop_steps)
+            page = []
+    if page:
+        store.update(page, drop_steps=drop_steps)
 
 
 def _join(first: str, second: str) -> str:
@@ -92,7 +149,7 @@ def _join(first: str, second: str) -> str:
 class _Progress:
     """Logs how far a long phase has got, at most every ``every`` seconds."""
 
-    def __init__(self, phase: str, total: int, every: float = 10.0) -> None:
+    def __init__(self, phase: str, total: int | None = None, every: float = 10.0) -> None:
         self.phase, self.total, self.every = phase, total, every
         self.done = 0
         self.started = self.last = time.monotonic()
@@ -106,7 +163,8 @@ class _Progress:
                 return
             self.last = now
         rate = self.done / max(now - self.started, 1e-6)
-        log.info("Metadata %s: %d of %d rows (%.0f rows/s)", self.phase, self.done, self.total, rate)
+        of = f" of {self.total}" if self.total is not None else ""
+        log.info("Metadata %s: %d%s rows (%.0f rows/s)", self.phase, self.done, of, rate)
 
 
 class MetadataUpdater:
@@ -119,39 +177,52 @@ class MetadataUpdater:
         self.max_workers = max_workers
         self._folders: dict[str, bool] = {}
         self._folders_lock = threading.Lock()
+        self._tags: set[str] | None = None
+        self._tags_read = False
+        self._tags_lock = threading.Lock()
 
     # -- parallel map ------------------------------------------------------------------------------
     def _map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        items = list(items)
-        if self.max_workers == 1 or len(items) < 2:
+        """``map(fn, items)`` on ``max_workers`` threads, in order, reading ``items`` lazily: at most a few
+        items per worker are in flight, so a sheet of any length is never held whole."""
+        if self.max_workers == 1:
             return map(fn, items)
-        executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="preservica-metadata")
+        window = self.max_workers * 4
 
         def results() -> Iterator[R]:
-            with executor:
-                yield from executor.map(fn, items)
+            with ThreadPoolExecutor(self.max_workers, thread_name_prefix="preservica-metadata") as executor:
+                running: deque[Future[R]] = deque()
+                try:
+                    for item in items:
+                        running.append(executor.submit(fn, item))
+                        if len(running) >= window:
+                            yield running.popleft().result()
+                    while running:
+                        yield running.popleft().result()
+                finally:
+                    for future in running:
+                        future.cancel()
 
         return results()
 
     # -- phase 1: security tags --------------------------------------------------------------------
-    def _check_tags(self, plans: list[RowPlan]) -> None:
-        wanted = {p.change.security_tag for p in plans if p.change.security_tag}
-        if not wanted:
-            return
-        try:
-            known = set(self.entities.security_tags())
-        except PreservicaHTTPError as exc:
-            if exc.status in (403, 404, 405):
-                log.warning("Cannot list this account's security tags (%s); Preservica will check each one", exc)
-                return
-            raise
-        for plan in plans:
-            tag = plan.change.security_tag
-            if tag and tag not in known:
-                plan.outcome.outcome = Outcome.INVALID
-                plan.outcome.message = (
-                    f"security tag {tag!r} is not one this account may use; use one of {', '.join(sorted(known))}"
-                )
+    def _tag_problem(self, tag: str | None) -> str | None:
+        """Why ``tag`` cannot be used (the account's tags are listed once, when a row first names one)."""
+        if not tag:
+            return None
+        with self._tags_lock:
+            if not self._tags_read:
+                self._tags_read = True
+                try:
+                    self._tags = set(self.entities.security_tags())
+                except PreservicaHTTPError as exc:
+                    if exc.status not in (403, 404, 405):
+                        raise
+                    log.warning("Cannot list this account's security tags (%s); Preservica will check each one", exc)
+            known = self._tags
+        if known is None or tag in known:
+            return None
+        return f"security tag {tag!r} is not one this account may use; use one of {', '.join(sorted(known))}"
 
     # -- phase 2: read and plan --------------------------------------------------------------------
     def _resolve(self, change: RowChange) -> Entity | RowOutcome:
@@ -211,77 +282,83 @@ class MetadataUpdater:
                 state.documents[link.url] = self.entities.metadata_document(link.url)
         return state
 
-    def _plan(self, plan: RowPlan, dry_run: bool) -> RowPlan:
-        change, outcome = plan.change, plan.outcome
+    def _plan(self, item: RowChange | RowProblem, dry_run: bool) -> tuple[RowOutcome, list[Step]]:
+        """The row's outcome so far and the writes it still needs; the entity read for it is dropped here."""
+        if isinstance(item, RowProblem):
+            return RowOutcome(item.row, item.locator, Outcome.INVALID, message=item.message), []
+        change = item
+        outcome = RowOutcome(change.row, change.locator, Outcome.PENDING)
+        problem = self._tag_problem(change.security_tag)
+        if problem:
+            outcome.outcome, outcome.message = Outcome.INVALID, problem
+            return outcome, []
         try:
             found = self._resolve(change)
             if isinstance(found, RowOutcome):
-                plan.outcome = found
-                return plan
+                return found, []
             outcome.ref = found.ref
             if change.parent == ROOT and found.entity_type == "IO":
                 outcome.outcome = Outcome.INVALID
                 outcome.message = "an asset cannot be moved to the root (@root@); give a folder reference as parent"
-                return plan
+                return outcome, []
             if change.parent not in (None, ROOT) and not self._folder_exists(change.parent):
                 outcome.outcome, outcome.message = Outcome.NOT_FOUND, f"no parent folder with reference {change.parent}"
-                return plan
-            plan.steps = plan_row(change, self._read_state(change, found))
+                return outcome, []
+            steps = plan_row(change, self._read_state(change, found))
         except PreservicaError as exc:
             if not exc.retryable:  # a refused login is no row's fault: it ends the run
                 raise
             outcome.outcome, outcome.message = Outcome.REJECTED, f"reading failed: {exc}"
-            return plan
-        outcome.changes = [step.what for step in plan.steps]
-        if not plan.steps:
+            return outcome, []
+        outcome.changes = [step.what for step in steps]
+        if not steps:
             outcome.outcome = Outcome.UNCHANGED
         else:
             outcome.outcome = Outcome.WOULD_CHANGE if dry_run else Outcome.PENDING
-        return plan
+        return outcome, steps
 
     @staticmethod
-    def _refuse_duplicates(plans: list[RowPlan]) -> None:
-        first: dict[str, RowPlan] = {}
-        for plan in plans:
-            ref = plan.outcome.ref
-            if not ref or plan.outcome.outcome.failed:
-                continue
-            if ref in first:
-                for bad in (first[ref], plan):
-                    bad.outcome.outcome = Outcome.INVALID
-                    bad.outcome.message = (
-                        f"rows {first[ref].change.row} and {plan.change.row} both change {ref}; merge them into one row"
-                    )
-                    bad.steps = []
-            else:
-                first[ref] = plan
+    def _refuse_duplicates(store: RowStore) -> None:
+        """Rows that change the same entity are both invalid (which one should win is the sheet's call)."""
+        for rows in store.shared_refs():
+            first, *others = rows
+            by_row = {o.row: o for o in store.outcomes(f"row IN ({', '.join('?' * len(rows))})", tuple(rows))}
+            ref = by_row[first].ref
+            messages = {row: (first, row) for row in others}
+            messages[first] = (first, others[-1])
+            for row, outcome in by_row.items():
+                outcome.outcome = Outcome.INVALID
+                pair = messages[row]
+                outcome.message = f"rows {pair[0]} and {pair[1]} both change {ref}; merge them into one row"
+            store.update(by_row.values(), drop_steps=True)
 
     # -- phase 3: write ----------------------------------------------------------------------------
-    def _apply(self, plan: RowPlan, progress: _Progress) -> dict[str, int]:
+    def _apply(self, row: tuple[RowOutcome, list[Step]], progress: _Progress) -> tuple[RowOutcome, dict[str, int]]:
+        outcome, steps = row
         tokens: dict[str, int] = {}
         done: list[str] = []
-        for step in plan.steps:
+        for step in steps:
             try:
                 token = step.run(self.entities)
             except PreservicaError as exc:
                 if not exc.retryable:
                     raise
-                plan.outcome.outcome = Outcome.REJECTED
-                plan.outcome.message = f"{step.what}: {exc}"
-                plan.outcome.changes = done
+                outcome.outcome = Outcome.REJECTED
+                outcome.message = f"{step.what}: {exc}"
+                outcome.changes = done
                 progress.tick()
-                return tokens
+                return outcome, tokens
             done.append(step.what)
             if step.background and token:
-                tokens[token] = plan.change.row
-        plan.outcome.outcome = Outcome.PENDING if tokens else Outcome.CHANGED
+                tokens[token] = outcome.row
+        outcome.outcome = Outcome.PENDING if tokens else Outcome.CHANGED
         progress.tick()
-        return tokens
+        return outcome, tokens
 
     # -- the whole run -----------------------------------------------------------------------------
     def run(
         self,
-        sheet: Sheet,
+        sheet: Iterable[RowChange | RowProblem],
         *,
         dry_run: bool = False,
         allow_partial: bool = False,
@@ -289,35 +366,67 @@ class MetadataUpdater:
         poll_interval: float = 2.0,
         timeout: float = 3600.0,
     ) -> MetadataRun:
-        """Apply ``sheet``. With ``wait=False`` background work is left in ``MetadataRun.pending``."""
-        invalid = [RowOutcome(p.row, p.locator, Outcome.INVALID, message=p.message) for p in sheet.problems]
-        plans = [RowPlan(c, RowOutcome(c.row, c.locator, Outcome.PENDING)) for c in sheet.changes]
-        self._check_tags(plans)
-        to_read = [p for p in plans if p.outcome.outcome is Outcome.PENDING]
-        reading = _Progress("read and plan", len(to_read))
+        """Apply ``sheet`` (a ``Sheet``, or a ``SheetStream`` read as it goes, rows in sheet order).
 
-        def plan_one(plan: RowPlan) -> RowPlan:
-            self._plan(plan, dry_run)
-            reading.tick()
-            return plan
+        With ``wait=False`` background work is left in ``MetadataRun.pending``. Memory does not grow with
+        the sheet: rows are read, planned and written a few per worker at a time, and each row's plan waits
+        in the run's temporary store (see ``store``) between planning and writing.
+        """
+        store = RowStore()
+        try:
+            reading = _Progress("read and plan")
+            planned: list[tuple[RowOutcome, list[Step]]] = []
 
-        list(self._map(plan_one, to_read))
-        self._refuse_duplicates(plans)
-        run = MetadataRun(sheet.source, dry_run, sorted([*invalid, *(p.outcome for p in plans)], key=lambda o: o.row))
-        if dry_run:
-            return run
-        writable = [p for p in plans if p.steps and not p.outcome.outcome.failed]
-        if run.failed and not allow_partial:
-            for plan in writable:
-                plan.outcome.outcome = Outcome.NOT_APPLIED
-            run.held_back = bool(writable)
-            return run
-        writing = _Progress("write", len(writable))
-        for tokens in self._map(lambda p: self._apply(p, writing), writable):
-            run.pending.update(tokens)
+            def plan_one(item: RowChange | RowProblem) -> tuple[RowOutcome, list[Step]]:
+                result = self._plan(item, dry_run)
+                reading.tick()
+                return result
+
+            for result in self._map(plan_one, sheet):
+                planned.append(result)
+                if len(planned) >= PAGE:
+                    store.add_many(planned)
+                    planned = []
+            store.add_many(planned)
+            del planned
+            self._refuse_duplicates(store)
+            run = MetadataRun(getattr(sheet, "source", "rows given in code"), dry_run, store)
+            if dry_run:
+                store.forget_steps()
+                return run
+            counts = store.counts()
+            if any(outcome.failed for outcome in counts) and not allow_partial:
+                run.held_back = counts.get(Outcome.PENDING, 0) > 0  # rows with writes to do (see _plan)
+                self._hold_back(store)
+                return run
+            writing = _Progress("write", counts.get(Outcome.PENDING, 0))
+            written = self._map(lambda row: self._apply(row, writing), store.planned())
+            _update_in_pages(store, self._collect_tokens(written, run.pending), drop_steps=True)
+        except BaseException:
+            store.close()
+            raise
         if wait and run.pending:
             self.wait(run, poll_interval=poll_interval, timeout=timeout)
         return run
+
+    @staticmethod
+    def _collect_tokens(
+        written: Iterable[tuple[RowOutcome, dict[str, int]]], pending: dict[str, int]
+    ) -> Iterator[RowOutcome]:
+        for outcome, tokens in written:
+            pending.update(tokens)
+            yield outcome
+
+    @staticmethod
+    def _hold_back(store: RowStore) -> None:
+        """Nothing is written: the good rows with writes to do become ``not applied``."""
+
+        def marked() -> Iterator[RowOutcome]:
+            for outcome, _ in store.planned():
+                outcome.outcome = Outcome.NOT_APPLIED
+                yield outcome
+
+        _update_in_pages(store, marked(), drop_steps=True)
 
     def wait(self, run: MetadataRun, *, poll_interval: float = 2.0, timeout: float = 3600.0) -> None:
         """Wait for the run's background work (security tags, moves) and record how each ended."""

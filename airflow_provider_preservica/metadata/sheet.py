@@ -31,7 +31,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -46,6 +46,7 @@ from airflow_provider_preservica.fragments import (
     read_capped,
 )
 from airflow_provider_preservica.metadata.model import ROOT, FragmentChange, RowChange
+from airflow_provider_preservica.metadata.sheetfile import SheetError, decoded, open_text, read_text
 from airflow_provider_preservica.storage import _object_path, is_url
 
 PLAIN_COLUMNS = (
@@ -67,10 +68,6 @@ REF_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
-class SheetError(PreservicaConfigError):
-    """The sheet cannot be read at all (missing file, unknown format, bad header)."""
-
-
 @dataclass(frozen=True)
 class RowProblem:
     row: int
@@ -87,6 +84,40 @@ class Sheet:
     @property
     def rows(self) -> int:
         return len(self.changes) + len(self.problems)
+
+    def __iter__(self) -> Iterator[RowChange | RowProblem]:
+        """Changes and problems together, in sheet order."""
+        rows: list[RowChange | RowProblem] = [*self.changes, *self.problems]
+        return iter(sorted(rows, key=lambda item: item.row))
+
+
+class SheetStream:
+    """A sheet read row by row as it is iterated (each iteration reads it again): memory does not grow with
+    its length. Yields ``RowChange``s and ``RowProblem``s in sheet order; a sheet that cannot be read at all
+    raises ``SheetError`` (the header is checked when the stream is made, see :func:`stream_sheet`)."""
+
+    def __init__(self, source: str, sheet_format: str, files: _FragmentFiles) -> None:
+        self.source = source
+        self.sheet_format = sheet_format
+        self._files = files
+
+    def __iter__(self) -> Iterator[RowChange | RowProblem]:
+        with open_text(self.source) as handle:
+            records = (
+                _csv_records(handle, self.source) if self.sheet_format == "csv" else _jsonl_records(handle, self.source)
+            )
+            any_rows = False
+            for item in _rows(decoded(records, self.source), self._files):
+                any_rows = True
+                yield item
+        if not any_rows:
+            raise SheetError(f"metadata sheet {self.source!r} has no rows")
+
+    def check_header(self) -> None:
+        """Raise ``SheetError`` now if the sheet is missing, unreadable or its columns are wrong."""
+        with open_text(self.source) as handle:
+            if self.sheet_format == "csv":
+                next(iter(decoded(_csv_records(handle, self.source), self.source)), None)
 
 
 class _RowInvalid(Exception):
@@ -109,17 +140,6 @@ def _check_columns(names: Iterable[str], where: str) -> None:
         f"{where}: unknown column{'s' if len(unknown) > 1 else ''} {', '.join(hints)}. Known columns: "
         f"{', '.join(PLAIN_COLUMNS)}, identifier:<type>, metadata[:label], metadata_file[:label]"
     )
-
-
-def _read_text(source: str) -> str:
-    try:
-        if is_url(source):
-            return str(_object_path(source).read_text(encoding="utf-8-sig"))
-        return Path(source).expanduser().read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SheetError(f"metadata sheet {source!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SheetError(f"cannot read metadata sheet {source!r}: {exc}") from None
 
 
 class _FragmentFiles:
@@ -306,8 +326,8 @@ def _locator(values: Mapping[str, Any]) -> str:
     return ""
 
 
-def _csv_records(text: str, source: str) -> Iterable[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+def _csv_records(lines: Iterable[str], source: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(lines)
     header = [(name or "").strip() for name in (reader.fieldnames or [])]
     if not any(header):
         raise SheetError(f"metadata sheet {source!r} is empty: the first line must name the columns")
@@ -323,8 +343,8 @@ def _csv_records(text: str, source: str) -> Iterable[tuple[int, dict[str, Any]]]
             yield number, cells
 
 
-def _jsonl_records(text: str, source: str) -> Iterable[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _jsonl_records(lines: Iterable[str], source: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -372,20 +392,36 @@ def parse_sheet(
     ``metadata_root``: the folder ``metadata_file`` cells may read from (default: the sheet's folder);
     ``max_fragment_bytes``: the largest fragment accepted, inline or from a file.
     """
+    fmt = _format(source, sheet_format)
+    if fmt == "csv":
+        records = _csv_records(io.StringIO(text, newline=""), source)
+    else:
+        records = _jsonl_records(text.splitlines(), source)
+    return _collect(records, source, _FragmentFiles(source, metadata_root, max_fragment_bytes))
+
+
+def _format(source: str, sheet_format: str | None) -> str:
     fmt = (sheet_format or ("jsonl" if PurePosixPath(source).suffix.lower() in JSON_SUFFIXES else "csv")).lower()
     if fmt not in ("csv", "jsonl"):
         raise SheetError(f"sheet format {sheet_format!r} is not 'csv' or 'jsonl'")
-    records = _csv_records(text, source) if fmt == "csv" else _jsonl_records(text, source)
-    return _collect(records, source, _FragmentFiles(source, metadata_root, max_fragment_bytes))
+    return fmt
+
+
+def _rows(records: Iterable[tuple[int, dict[str, Any]]], files: _FragmentFiles) -> Iterator[RowChange | RowProblem]:
+    for number, values in records:
+        try:
+            yield _row_change(number, values, files)
+        except _RowInvalid as exc:
+            yield RowProblem(number, _locator(values), str(exc))
 
 
 def _collect(records: Iterable[tuple[int, dict[str, Any]]], source: str, files: _FragmentFiles) -> Sheet:
     sheet = Sheet(source)
-    for number, values in records:
-        try:
-            sheet.changes.append(_row_change(number, values, files))
-        except _RowInvalid as exc:
-            sheet.problems.append(RowProblem(number, _locator(values), str(exc)))
+    for item in _rows(records, files):
+        if isinstance(item, RowProblem):
+            sheet.problems.append(item)
+        else:
+            sheet.changes.append(item)
     if not sheet.rows:
         raise SheetError(f"metadata sheet {source!r} has no rows")
     return sheet
@@ -403,9 +439,26 @@ def read_sheet(
     ``metadata_root`` and ``max_fragment_bytes``: see :func:`parse_sheet`.
     """
     return parse_sheet(
-        _read_text(str(source)),
+        read_text(str(source)),
         str(source),
         sheet_format,
         metadata_root=metadata_root,
         max_fragment_bytes=max_fragment_bytes,
     )
+
+
+def stream_sheet(
+    source: str,
+    sheet_format: str | None = None,
+    *,
+    metadata_root: str | os.PathLike[str] | None = None,
+    max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES,
+) -> SheetStream:
+    """Like :func:`read_sheet`, but the rows are read (and checked) one by one as the stream is iterated,
+    so a sheet of any length runs in flat memory. A missing sheet or a bad header raises ``SheetError`` here;
+    a row-level fault is a ``RowProblem`` as with ``read_sheet``; a broken file raises it while iterating."""
+    stream = SheetStream(
+        str(source), _format(str(source), sheet_format), _FragmentFiles(str(source), metadata_root, max_fragment_bytes)
+    )
+    stream.check_header()
+    return stream

@@ -9,7 +9,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_preservica.assets import capped, emit_asset_events, preservica_asset, preservica_host
+from airflow_provider_preservica.assets import (
+    ALIAS_ASSET_LIMIT,
+    capped,
+    emit_asset_events,
+    preservica_asset,
+    preservica_host,
+)
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
@@ -24,7 +30,7 @@ from airflow_provider_preservica.lineage import (
 from airflow_provider_preservica.metadata.model import Outcome, RowOutcome
 from airflow_provider_preservica.metadata.report import summary, to_xcom, write_report
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun
-from airflow_provider_preservica.metadata.sheet import read_sheet
+from airflow_provider_preservica.metadata.sheet import SheetError, stream_sheet
 from airflow_provider_preservica.storage import check_writable
 from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
@@ -121,7 +127,7 @@ class PreservicaMetadataOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         try:
             check_writable(self._report)
-            sheet = read_sheet(
+            sheet = stream_sheet(  # read row by row as the run goes: flat memory for any length
                 str(self.source),
                 self.sheet_format,
                 metadata_root=self.metadata_root or None,  # a template rendered empty: the sheet's folder
@@ -129,7 +135,6 @@ class PreservicaMetadataOperator(BaseOperator):
             )
         except PreservicaError as exc:
             raise AirflowFailException(str(exc)) from None
-        self.log.info("Metadata sheet %s: %d rows, %d bad", self.source, sheet.rows, len(sheet.problems))
         hook = PreservicaHook(self.preservica_conn_id)
         self._preservica_host = preservica_host(hook.settings.base_url)
         defer = self.deferrable and self.wait_for_completion
@@ -143,6 +148,8 @@ class PreservicaMetadataOperator(BaseOperator):
                 poll_interval=self.poll_interval,
                 timeout=self.timeout,
             )
+        except SheetError as exc:  # found while streaming the sheet, before any write: a retry would not help
+            raise AirflowFailException(str(exc)) from None
         except PreservicaError as exc:
             raise AirflowException(str(exc)) from None
         if run.pending:
@@ -183,16 +190,17 @@ class PreservicaMetadataOperator(BaseOperator):
         self._run = run
         write_report(run, self._report)
         self.log.info("%s", summary(run, self._report))
-        failed = run.failed
+        counts = run.counts()
+        failed = run.first_failed(1)
         if failed and not self.allow_partial:
             first = failed[0]
             message = (
-                f"{len(failed)} of {len(run.outcomes)} rows failed (first: row {first.row}, {first.locator}: "
+                f"{run.failed_count} of {run.rows} rows failed (first: row {first.row}, {first.locator}: "
                 f"{first.outcome.value}: {first.message}); see {self._report}"
             )
             if run.held_back:
                 message += ". Nothing was written; fix those rows or set allow_partial=True"
-            if any(o.outcome in RETRYABLE for o in failed) and not run.held_back:
+            if any(counts.get(o) for o in RETRYABLE) and not run.held_back:
                 raise AirflowException(message)
             raise AirflowFailException(message)
         summary_xcom = to_xcom(run, self._report)
@@ -219,12 +227,14 @@ class PreservicaMetadataOperator(BaseOperator):
         run = self._run
         changed = _changed_refs(run)[:ENTITY_OUTPUT_LIMIT] if run is not None and not run.dry_run else []
         outputs = [entity_dataset(host, ref) for ref in changed] if host else []
-        outputs.append(path_dataset(self._report, row_count=len(run.outcomes) if run is not None else None))
+        outputs.append(path_dataset(self._report, row_count=run.rows if run is not None else None))
         return operator_lineage([path_dataset(str(self.source))], outputs)
 
 
 def _changed_refs(run: MetadataRun) -> list[str]:
-    return [o.ref for o in run.outcomes if o.outcome == Outcome.CHANGED and o.ref]
+    """The first entities changed: enough for every list that names them (each is capped lower)."""
+    limit = max(ENTITY_OUTPUT_LIMIT, ALIAS_ASSET_LIMIT) + 1  # one more: ``refs_truncated`` tells
+    return [o.ref for o in run.first_with(Outcome.CHANGED, limit) if o.ref]
 
 
 def _state(run: MetadataRun) -> dict[str, Any]:
