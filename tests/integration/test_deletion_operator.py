@@ -1,0 +1,159 @@
+"""Deletion with a human in the loop, on real Airflow (``dag.test()``, its human-in-the-loop tasks answered
+through Airflow's own HITL response handler) against the real sandbox."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from preservica_sandbox import SandboxServer
+
+from tests.conftest import MANAGER, MAPS_FOLDER, connection_json, inject
+from tests.integration.conftest import task_states
+
+ESTATE_FOLDER = "a0000000-0000-4000-8000-000000000002"
+HAM_PLAN = "c0000000-0000-4000-8000-000000000001"
+MAPS_ASSETS = ["b0000000-0000-4000-8000-000000000001", "b0000000-0000-4000-8000-000000000002"]
+LETTERS = "a0000000-0000-4000-8000-000000000003"
+LETTER = "d0000000-0000-4000-8000-000000000001"
+
+pytest.importorskip("airflow.providers.standard.operators.hitl", reason="human-in-the-loop needs Airflow 3.1+")
+
+
+@pytest.fixture
+def manager_conn(small_repository: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    """``preservica_manager``: the second account, with the manager role (no transport retries: a fault hits once)."""
+    monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_MANAGER", connection_json(small_repository, MANAGER, max_retries=0))
+    return small_repository
+
+
+class Respondent:
+    """Answers the approval task as a person would in the Required Actions screen, through the same
+    Airflow function the UI's REST call runs (``update_hitl_detail``)."""
+
+    def __init__(self, dag_id: str, task_id: str, option: str) -> None:
+        self.dag_id, self.task_id, self.option = dag_id, task_id, option
+        self.answered = threading.Event()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Respondent:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _waiting_run_id(self) -> str | None:
+        from airflow.models.hitl import HITLDetail
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            row = session.execute(
+                select(TaskInstance.run_id)
+                .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+                .where(TaskInstance.dag_id == self.dag_id, TaskInstance.task_id == self.task_id)
+                .where(TaskInstance.state.in_(["awaiting_input", "deferred"]))
+            ).first()
+            return row[0] if row else None
+
+    def _run(self) -> None:
+        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+        from airflow.utils.session import create_session
+
+        class Curator:
+            def get_id(self) -> str:
+                return "cora"
+
+            def get_name(self) -> str:
+                return "Cora Curator"
+
+        try:
+            while not self._stop.is_set():
+                run_id = self._waiting_run_id()
+                if run_id is not None:
+                    with create_session() as session:
+                        update_hitl_detail(
+                            dag_id=self.dag_id,
+                            dag_run_id=run_id,
+                            task_id=self.task_id,
+                            update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[self.option]),
+                            user=Curator(),  # type: ignore[arg-type]
+                            session=session,
+                        )
+                    self.answered.set()
+                    return
+                self._stop.wait(0.2)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def run_with_answer(run_dag: Any, option: str, refs: str) -> Any:
+    with Respondent("preservica_delete_with_approval", "approve", option) as respondent:
+        dag_run = run_dag("deletion_dags.py", "delete_dag", run_conf={"refs": refs})
+    assert respondent.error is None, respondent.error
+    assert respondent.answered.is_set()
+    return dag_run
+
+
+def deletions(server: SandboxServer) -> list[dict[str, Any]]:
+    return list(requests.get(f"{server.base_url}/_sandbox/deletions", timeout=10).json())
+
+
+def delete_requests(server: SandboxServer) -> int:
+    return sum(n for route, n in server.state.stats()["requests"].items() if route.startswith("DELETE /api/entity/"))
+
+
+def test_a_rejected_deletion_deletes_nothing(manager_conn: SandboxServer, run_dag: Any) -> None:
+    dag_run = run_with_answer(run_dag, "Reject", ESTATE_FOLDER)
+    states = task_states(dag_run)
+    assert states["manifest[-1]"] == "success" and states["delete[-1]"] == "skipped", states
+    assert manager_conn.state.repository.get(ESTATE_FOLDER) is not None
+    assert manager_conn.state.repository.get(HAM_PLAN) is not None
+    assert delete_requests(manager_conn) == 0 and deletions(manager_conn) == []
+
+
+def test_an_approved_deletion_deletes_exactly_the_manifest(manager_conn: SandboxServer, run_dag: Any) -> None:
+    repo = manager_conn.state.repository
+    before = {e.ref for e in repo.entities()}
+    dag_run = run_with_answer(run_dag, "Approve", f"{ESTATE_FOLDER},{LETTER}")
+    assert task_states(dag_run)["delete[-1]"] == "success", task_states(dag_run)
+    manifest = dag_run.get_task_instance("manifest").xcom_pull(task_ids="manifest")
+    result = dag_run.get_task_instance("delete").xcom_pull(task_ids="delete")
+    listed = {e["ref"] for e in manifest["entities"]}
+    assert listed == {ESTATE_FOLDER, HAM_PLAN, LETTER}
+    assert [repo.get(ref) for ref in listed] == [None, None, None]
+    for still_there in (MAPS_FOLDER, LETTERS, *MAPS_ASSETS):
+        assert repo.get(still_there) is not None
+    assert before - {e.ref for e in repo.entities()} == listed  # and nothing else went
+    assert {d["ref"] for d in result["deleted"]} == {ESTATE_FOLDER, LETTER}
+    assert (result["folders"], result["assets"], result["approved_by"]) == (1, 2, "Cora Curator")
+    records = deletions(manager_conn)
+    assert {(d["ref"], d["user"], d["approver"], d["status"]) for d in records} == {
+        (ESTATE_FOLDER, "archivist", MANAGER.name, "COMPLETED"),
+        (LETTER, "archivist", MANAGER.name, "COMPLETED"),
+    }
+    assert all("Cora Curator" in d["approval_comment"] for d in records)
+
+
+def test_a_retry_after_a_crash_between_request_and_approval_asks_once(
+    manager_conn: SandboxServer, run_dag: Any
+) -> None:
+    inject(manager_conn, kind="status", route="PUT /api/entity/actions/deletions/*", status=503, count=1)
+    dag_run = run_with_answer(run_dag, "Approve", LETTER)
+    delete_ti = dag_run.get_task_instance("delete")
+    assert str(delete_ti.state) == "success" and delete_ti.try_number == 2, (delete_ti.state, delete_ti.try_number)
+    assert manager_conn.state.repository.get(LETTER) is None
+    assert delete_requests(manager_conn) == 1
+    [record] = deletions(manager_conn)
+    assert record["status"] == "COMPLETED"
+    assert delete_ti.xcom_pull(task_ids="delete")["adopted"] == [LETTER]
