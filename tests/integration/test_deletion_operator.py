@@ -4,8 +4,6 @@ through Airflow's own HITL response handler) against the real sandbox."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
