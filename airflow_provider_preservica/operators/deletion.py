@@ -28,7 +28,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_preservica.compat import AirflowFailException
 from airflow_provider_preservica.deletion.manifest import DEFAULT_MAX_ENTITIES, build_manifest, markdown
-from airflow_provider_preservica.deletion.runner import DeletionRunner
+from airflow_provider_preservica.deletion.runner import DeletionRunner, ManifestChangedError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, task_series
 from airflow_provider_preservica.task_errors import task_errors
@@ -190,7 +190,10 @@ class PreservicaDeleteOperator(BaseOperator):
             poll_interval=self.poll_interval,
             timeout=self.timeout,
         )
-        report = runner.run(manifest)
+        try:
+            report = runner.run(manifest)
+        except ManifestChangedError as exc:
+            raise AirflowFailException(str(exc)) from None  # a retry would find the same: a person must look
         result = {
             "deleted": [{k: t[k] for k in ("ref", "type", "title")} for t in report.deleted],
             "folders": manifest["folders"],
