@@ -155,3 +155,112 @@ def test_a_retry_after_a_crash_between_request_and_approval_asks_once(
     [record] = deletions(manager_conn)
     assert record["status"] == "COMPLETED"
     assert delete_ti.xcom_pull(task_ids="delete")["adopted"] == [LETTER]
+
+
+class FakeTaskInstance:
+    """What the operators read from the context: identity, XComs pushed, and the upstream tasks' XComs."""
+
+    dag_id, task_id, run_id, map_index, max_tries = "weeding", "delete", "manual__1", -1, 0
+
+    def __init__(self, upstream: dict[str, Any] | None = None) -> None:
+        self.xcoms: dict[str, object] = {}
+        self.upstream = dict(upstream or {})
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return self.upstream.get(task_ids) if key == "return_value" else None
+
+
+def make_manifest(refs: str) -> dict[str, Any]:
+    from airflow_provider_preservica.operators.deletion import PreservicaDeletionManifestOperator
+
+    ti = FakeTaskInstance()
+    manifest = PreservicaDeletionManifestOperator(task_id="manifest", refs=refs).execute({"ti": ti})
+    assert "Plan of Ham estate" in str(ti.xcoms["markdown"]) or HAM_PLAN not in refs
+    return manifest
+
+
+def delete_operator() -> Any:
+    from airflow_provider_preservica.operators.deletion import PreservicaDeleteOperator
+
+    return PreservicaDeleteOperator(
+        task_id="delete",
+        manifest_task_id="manifest",
+        approval_task_id="approve",
+        manager_conn_id="preservica_manager",
+        operator_comment="weeding",
+        poll_interval=0.05,
+    )
+
+
+APPROVED = {"chosen_options": ["Approve"], "params_input": {}, "responded_by_user": {"id": "cora", "name": "Cora"}}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [None, {"chosen_options": ["Reject"], "params_input": {}}, {"chosen_options": []}, "Approve"],
+    ids=["no-answer", "rejected", "empty", "not-an-answer"],
+)
+def test_the_delete_task_refuses_without_an_approval(manager_conn: SandboxServer, answer: Any) -> None:
+    from airflow_provider_preservica.compat import AirflowFailException
+
+    manifest = make_manifest(ESTATE_FOLDER)
+    ti = FakeTaskInstance({"manifest": manifest, "approve": answer})
+    with pytest.raises(AirflowFailException, match="refusing to delete: task 'approve' recorded no approval"):
+        delete_operator().execute({"ti": ti})
+    assert manager_conn.state.repository.get(ESTATE_FOLDER) is not None
+    assert delete_requests(manager_conn) == 0
+
+
+def test_a_repository_changed_since_the_approval_is_not_touched(manager_conn: SandboxServer) -> None:
+    from airflow_provider_preservica.compat import AirflowFailException
+
+    manifest = make_manifest(f"{ESTATE_FOLDER} {LETTER}")
+    repo = manager_conn.state.repository
+    added = repo.add_asset("Plan of Ham, second sheet", ESTATE_FOLDER)  # filed after the manifest was approved
+    ti = FakeTaskInstance({"manifest": manifest, "approve": APPROVED})
+    with pytest.raises(AirflowFailException) as raised:
+        delete_operator().execute({"ti": ti})
+    message = str(raised.value)
+    assert "nothing was deleted" in message
+    assert f"new since the approval: IO {added.ref} 'Plan of Ham, second sheet' in folder {ESTATE_FOLDER}" in message
+    assert all(repo.get(ref) is not None for ref in (ESTATE_FOLDER, HAM_PLAN, LETTER, added.ref))
+    assert delete_requests(manager_conn) == 0
+
+
+def test_the_manager_connection_must_be_another_account(manager_conn: SandboxServer, monkeypatch) -> None:
+    from airflow_provider_preservica.compat import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_MANAGER", connection_json(manager_conn))  # the archivist again
+    ti = FakeTaskInstance({"manifest": make_manifest(LETTER), "approve": APPROVED})
+    with pytest.raises(AirflowFailException, match="needs a second account, with the manager role"):
+        delete_operator().execute({"ti": ti})
+    assert delete_requests(manager_conn) == 0
+
+
+def test_a_manifest_lists_folders_with_their_descendants_once(manager_conn: SandboxServer) -> None:
+    manifest = make_manifest(f"{HAM_PLAN},{MAPS_FOLDER}")  # the plan is inside the maps collection
+    assert [t["ref"] for t in manifest["targets"]] == [MAPS_FOLDER]
+    assert (manifest["folders"], manifest["assets"]) == (2, 4)
+    assert len({e["ref"] for e in manifest["entities"]}) == len(manifest["entities"]) == 6
+    assert {e["target"] for e in manifest["entities"]} == {MAPS_FOLDER}
+
+
+def test_a_manifest_adds_up_the_preservation_files(manager_conn: SandboxServer) -> None:
+    import io
+
+    repo = manager_conn.state.repository
+    repo.add_bitstream_file(LETTER, io.BytesIO(b"x" * 1200), "letter.tif")
+    repo.add_bitstream_file(LETTER, io.BytesIO(b"y" * 34), "letter.txt")
+    manifest = make_manifest(LETTERS)
+    sizes = {e["ref"]: e["bytes"] for e in manifest["entities"]}
+    assert sizes == {LETTERS: None, LETTER: 1234} and manifest["bytes"] == 1234
+    assert "| IO | `d0000000-0000-4000-8000-000000000001` | Letter to a map maker |" in markdown_of(manifest)
+
+
+def markdown_of(manifest: dict[str, Any]) -> str:
+    from airflow_provider_preservica.deletion.manifest import markdown
+
+    return markdown(manifest)
