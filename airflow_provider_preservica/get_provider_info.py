@@ -90,6 +90,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_preservica.operators.ingest",
                     "airflow_provider_preservica.operators.export",
                     "airflow_provider_preservica.operators.metadata",
+                    "airflow_provider_preservica.operators.workflow",
+                    "airflow_provider_preservica.operators.deletion",
                 ],
             }
         ],
@@ -97,9 +99,18 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.sensors.progress"]}
         ],
         "triggers": [
-            {"integration-name": "Preservica", "python-modules": ["airflow_provider_preservica.triggers.progress"]}
+            {
+                "integration-name": "Preservica",
+                "python-modules": [
+                    "airflow_provider_preservica.triggers.progress",
+                    "airflow_provider_preservica.triggers.workflow",
+                ],
+            }
         ],
-        "extra-links": ["airflow_provider_preservica.links.PreservicaEntityLink"],
+        "extra-links": [
+            "airflow_provider_preservica.links.PreservicaEntityLink",
+            "airflow_provider_preservica.links.PreservicaWorkflowLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "preservica",

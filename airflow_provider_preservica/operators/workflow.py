@@ -29,7 +29,8 @@ class PreservicaWorkflowOperator(BaseOperator):
     """Start an instance of the workflow context ``context`` (its name as Preservica shows it, or its id).
 
     ``parameters`` become the start request's ``Parameter`` key/value pairs (for "Ingest OPEX (Incremental)":
-    ``{"OpexContainerDirectory": "opex/<container>"}``). The instance id goes to XCom (``workflow_instance_id``)
+    ``{"OpexContainerDirectory": "opex/<container>"}``); a parameter whose value renders empty is left out, so a
+    template can make one optional. The instance id goes to XCom (``workflow_instance_id``)
     and the task's "Preservica workflow" link at once; then the task waits in the worker or, with
     ``deferrable``, in the triggerer. A retry takes over the instance the earlier try started (one start per
     task run). An instance that ends other than ``Completed`` fails the task with Preservica's errors.
@@ -99,7 +100,8 @@ class PreservicaWorkflowOperator(BaseOperator):
         instance_id = self._adopt(hook, registry, record_id, series)
         if instance_id is None:
             found = find_context(client, self.context, self.workflow_type)
-            instance_id = start_workflow(client, found, self.parameters, self.correlation_id)
+            parameters = {k: str(v) for k, v in self.parameters.items() if v is not None and str(v) != ""}
+            instance_id = start_workflow(client, found, parameters, self.correlation_id)
             registry.save(InFlightIngest(record_id, instance_id, found.id, None, time.time(), series=series))
             self.log.info("Started workflow %r (context %s): instance %s", found.name, found.id, instance_id)
         context["ti"].xcom_push(key="workflow_instance_id", value=instance_id)

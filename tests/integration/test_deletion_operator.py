@@ -3,7 +3,6 @@ through Airflow's own HITL response handler) against the real sandbox."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from preservica_sandbox import SandboxServer
 
 from tests.conftest import MANAGER, MAPS_FOLDER, connection_json, inject
 from tests.integration.conftest import task_states
+from tests.integration.hitl import Respondent
 
 ESTATE_FOLDER = "a0000000-0000-4000-8000-000000000002"
 HAM_PLAN = "c0000000-0000-4000-8000-000000000001"
@@ -27,72 +27,6 @@ def manager_conn(small_repository: SandboxServer, monkeypatch: pytest.MonkeyPatc
     """``preservica_manager``: the second account, with the manager role (no transport retries: a fault hits once)."""
     monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_MANAGER", connection_json(small_repository, MANAGER, max_retries=0))
     return small_repository
-
-
-class Respondent:
-    """Answers the approval task as a person would in the Required Actions screen, through the same
-    Airflow function the UI's REST call runs (``update_hitl_detail``)."""
-
-    def __init__(self, dag_id: str, task_id: str, option: str) -> None:
-        self.dag_id, self.task_id, self.option = dag_id, task_id, option
-        self.answered = threading.Event()
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Respondent:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _waiting_run_id(self) -> str | None:
-        from airflow.models.hitl import HITLDetail
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
-        with create_session() as session:
-            row = session.execute(
-                select(TaskInstance.run_id)
-                .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
-                .where(TaskInstance.dag_id == self.dag_id, TaskInstance.task_id == self.task_id)
-                .where(TaskInstance.state.in_(["awaiting_input", "deferred"]))
-            ).first()
-            return row[0] if row else None
-
-    def _run(self) -> None:
-        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-        from airflow.utils.session import create_session
-
-        class Curator:
-            def get_id(self) -> str:
-                return "cora"
-
-            def get_name(self) -> str:
-                return "Cora Curator"
-
-        try:
-            while not self._stop.is_set():
-                run_id = self._waiting_run_id()
-                if run_id is not None:
-                    with create_session() as session:
-                        update_hitl_detail(
-                            dag_id=self.dag_id,
-                            dag_run_id=run_id,
-                            task_id=self.task_id,
-                            update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[self.option]),
-                            user=Curator(),  # type: ignore[arg-type]
-                            session=session,
-                        )
-                    self.answered.set()
-                    return
-                self._stop.wait(0.2)
-        except BaseException as exc:  # reported by the test
-            self.error = exc
 
 
 def run_with_answer(run_dag: Any, option: str, refs: str) -> Any:
