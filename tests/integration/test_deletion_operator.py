@@ -154,12 +154,14 @@ def test_a_repository_changed_since_the_approval_is_not_touched(manager_conn: Sa
     manifest = make_manifest(f"{ESTATE_FOLDER} {LETTER}")
     repo = manager_conn.state.repository
     added = repo.add_asset("Plan of Ham, second sheet", ESTATE_FOLDER)  # filed after the manifest was approved
+    repo.update(LETTER, title="Letter to a map maker (draft)")  # and another retitled
     ti = FakeTaskInstance({"manifest": manifest, "approve": APPROVED})
     with pytest.raises(AirflowFailException) as raised:
         delete_operator().execute({"ti": ti})
     message = str(raised.value)
     assert "nothing was deleted" in message
     assert f"new since the approval: IO {added.ref} 'Plan of Ham, second sheet' in folder {ESTATE_FOLDER}" in message
+    assert f"title of {LETTER} changed: 'Letter to a map maker' -> 'Letter to a map maker (draft)'" in message
     assert all(repo.get(ref) is not None for ref in (ESTATE_FOLDER, HAM_PLAN, LETTER, added.ref))
     assert delete_requests(manager_conn) == 0
 
@@ -198,3 +200,20 @@ def markdown_of(manifest: dict[str, Any]) -> str:
     from airflow_provider_preservica.deletion.manifest import markdown
 
     return markdown(manifest)
+
+
+def test_manifest_requests_grow_with_pages_not_assets(manager_conn: SandboxServer) -> None:
+    """Without sizes, a folder of 250 assets costs its three pages of children, not one request per asset."""
+    from airflow_provider_preservica.operators.deletion import PreservicaDeletionManifestOperator
+
+    repo = manager_conn.state.repository
+    box = repo.add_folder("Box 7", parent=LETTERS)
+    for number in range(250):
+        repo.add_asset(f"Item {number}", box.ref)
+    before = sum(manager_conn.state.stats()["requests"].values())
+    operator = PreservicaDeletionManifestOperator(task_id="manifest", refs=LETTERS, include_sizes=False)
+    manifest = operator.execute({"ti": FakeTaskInstance()})
+    spent = sum(manager_conn.state.stats()["requests"].values()) - before
+    assert (manifest["folders"], manifest["assets"]) == (2, 251)
+    # login, version, the folder (tried as an asset first), 1 page of Letters' children, 3 pages of the box's
+    assert spent == 2 + 2 + 1 + 3, manager_conn.state.stats()["requests"]
