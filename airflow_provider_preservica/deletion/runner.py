@@ -30,7 +30,7 @@ from airflow_provider_preservica.client.progress import (
     read_progress,
 )
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.deletion.manifest import build_manifest, differences
+from airflow_provider_preservica.deletion.manifest import ManifestTooLargeError, build_manifest, differences
 from airflow_provider_preservica.exceptions import PreservicaError, PreservicaHTTPError
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
 
@@ -100,7 +100,7 @@ class DeletionRunner:
                 include_sizes=bool(approved.get("include_sizes", True)),
                 max_entities=max(len(approved_part["entities"]) * 2, 100),
             )
-        except EntityNotFoundError as exc:
+        except (EntityNotFoundError, ManifestTooLargeError) as exc:
             raise ManifestChangedError(
                 f"the repository changed since the deletion was approved ({exc}); nothing was deleted: make a new "
                 "manifest and have it approved"
@@ -148,7 +148,7 @@ class DeletionRunner:
         except ProgressTokenUnknownError:
             return None
         if progress.status in ("FAILED", "CANCELLED", "ABORTED"):
-            return None  # rejected or failed earlier: the re-check already passed, so ask again
+            return None  # rejected or failed earlier: asked again, after the same re-check as a new request
         return record.progress_token
 
     def _see_through(self, token: str, ref: str) -> None:

@@ -26,8 +26,14 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.compat import AirflowFailException
-from airflow_provider_preservica.deletion.manifest import DEFAULT_MAX_ENTITIES, build_manifest, markdown
+from airflow_provider_preservica.deletion.manifest import (
+    DEFAULT_MAX_ENTITIES,
+    ManifestTooLargeError,
+    build_manifest,
+    markdown,
+)
 from airflow_provider_preservica.deletion.runner import DeletionRunner, ManifestChangedError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, task_series
@@ -71,13 +77,16 @@ class PreservicaDeletionManifestOperator(BaseOperator):
         # A string (a template's rendering) may hold several refs, separated by commas or spaces.
         refs = self.refs.replace(",", " ").split() if isinstance(self.refs, str) else list(self.refs)
         hook = PreservicaHook(self.preservica_conn_id)
-        manifest = build_manifest(
-            hook.entities,
-            refs,
-            host=hook.settings.base_url,
-            include_sizes=self.include_sizes,
-            max_entities=self.max_entities,
-        )
+        try:
+            manifest = build_manifest(
+                hook.entities,
+                refs,
+                host=hook.settings.base_url,
+                include_sizes=self.include_sizes,
+                max_entities=self.max_entities,
+            )
+        except (EntityNotFoundError, ManifestTooLargeError) as exc:
+            raise AirflowFailException(f"{exc}; nothing was deleted") from None  # a retry would find the same
         context["ti"].xcom_push(key=MARKDOWN_XCOM_KEY, value=markdown(manifest))
         self.log.info(
             "Deleting %s would remove %d folder(s) and %d asset(s), %s bytes (fingerprint %s)",

@@ -217,3 +217,12 @@ def test_manifest_requests_grow_with_pages_not_assets(manager_conn: SandboxServe
     assert (manifest["folders"], manifest["assets"]) == (2, 251)
     # login, version, the folder (tried as an asset first), 1 page of Letters' children, 3 pages of the box's
     assert spent == 2 + 2 + 1 + 3, manager_conn.state.stats()["requests"]
+
+
+def test_a_manifest_of_an_unknown_ref_fails_without_retries(manager_conn: SandboxServer) -> None:
+    from airflow_provider_preservica.compat import AirflowFailException
+    from airflow_provider_preservica.operators.deletion import PreservicaDeletionManifestOperator
+
+    operator = PreservicaDeletionManifestOperator(task_id="manifest", refs="ffffffff-0000-4000-8000-00000000000f")
+    with pytest.raises(AirflowFailException, match=r"no entity with reference 'ffffffff-.*nothing was deleted"):
+        operator.execute({"ti": FakeTaskInstance()})
