@@ -91,6 +91,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_preservica.operators.export",
                     "airflow_provider_preservica.operators.metadata",
                     "airflow_provider_preservica.operators.changes",
+                    "airflow_provider_preservica.operators.workflow",
+                    "airflow_provider_preservica.operators.deletion",
                 ],
             }
         ],
@@ -103,10 +105,14 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_preservica.triggers.progress",
                     "airflow_provider_preservica.triggers.changes",
+                    "airflow_provider_preservica.triggers.workflow",
                 ],
             }
         ],
-        "extra-links": ["airflow_provider_preservica.links.PreservicaEntityLink"],
+        "extra-links": [
+            "airflow_provider_preservica.links.PreservicaEntityLink",
+            "airflow_provider_preservica.links.PreservicaWorkflowLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "preservica",

@@ -46,3 +46,35 @@ class PreservicaEntityLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         return str(getattr(operator, _URL_ATTRIBUTE, "") or "")
+
+
+_WORKFLOW_URL_ATTRIBUTE = "_preservica_workflow_url"
+WORKFLOW_URL_XCOM_KEY = "preservica_workflow_url"
+
+
+def workflow_url(base_url: str, instance_id: str) -> str:
+    """The workflow instance's record in Preservica's Workflow API, with its errors.
+
+    Preservica does not document a web-UI address for one workflow instance; this is the record the
+    Workflows screen shows, readable by a browser signed in to Preservica.
+    """
+    return f"{base_url.rstrip('/')}/sdb/rest/workflow/instances/{instance_id}?includeErrors=true"
+
+
+def show_workflow(operator: Any, context: Any, url: str) -> None:
+    context["ti"].xcom_push(key=WORKFLOW_URL_XCOM_KEY, value=url)
+    setattr(operator, _WORKFLOW_URL_ATTRIBUTE, url)
+
+
+def restore_workflow(operator: Any, context: Any) -> None:
+    url = context["ti"].xcom_pull(task_ids=operator.task_id, key=WORKFLOW_URL_XCOM_KEY)
+    setattr(operator, _WORKFLOW_URL_ATTRIBUTE, str(url) if url else "")
+
+
+class PreservicaWorkflowLink(BaseOperatorLink):
+    """Opens the workflow instance a task started."""
+
+    name = "Preservica workflow"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return str(getattr(operator, _WORKFLOW_URL_ATTRIBUTE, "") or "")

@@ -48,7 +48,9 @@ TEST_USER = SandboxUser(name="test-robot", password="t3st-R0bot-pw-4410", tenant
 TWO_FA_USER = SandboxUser(
     name="guarded", password="Guard3d-2fa-pw-0007", tenant="SANDBOX", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DP"
 )
-USERS = [ARCHIVIST, PROD_USER, TEST_USER, TWO_FA_USER]
+#: A second account of the archivist's tenant, with the manager role: approves deletions.
+MANAGER = SandboxUser(name="records.manager", password="Man4ger-appr0val-pw", tenant="SANDBOX")
+USERS = [ARCHIVIST, PROD_USER, TEST_USER, TWO_FA_USER, MANAGER]
 WRONG_PASSWORD = "Wr0ng-Passw0rd-991"
 SECRETS = [u.password for u in USERS] + [u.totp_secret for u in USERS if u.totp_secret] + [WRONG_PASSWORD]
 ISSUED_TOKENS: set[str] = set()

@@ -28,6 +28,14 @@ from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
+from airflow_provider_preservica.client.workflows import (
+    WorkflowContext,
+    WorkflowInstance,
+    find_context,
+    list_contexts,
+    read_instance,
+    start_workflow,
+)
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
 from airflow_provider_preservica.metadata.model import RowOutcome
@@ -267,6 +275,21 @@ class PreservicaHook(BaseHook):
         """
         search_query = query if isinstance(query, SearchQuery) else SearchQuery(text=query, **kwargs)
         return SearchPager(self.get_conn(), search_query, page_size=page_size, limit=limit)
+
+    def workflow_contexts(self, workflow_type: str | None = None) -> list[WorkflowContext]:
+        """Workflow contexts (``Ingest``, ``Access``, ``Transformation``, ``DataManagement``, or all)."""
+        return list_contexts(self.get_conn(), workflow_type)
+
+    def start_workflow(
+        self, context: str, parameters: dict[str, str] | None = None, workflow_type: str | None = None
+    ) -> str:
+        """Start the context named (as Preservica shows it, any case) or numbered ``context``; the instance id."""
+        client = self.get_conn()
+        return start_workflow(client, find_context(client, context, workflow_type), parameters)
+
+    def workflow_instance(self, instance_id: str) -> WorkflowInstance:
+        """One look at a workflow instance: state, context, times, errors."""
+        return read_instance(self.get_conn(), instance_id)
 
     # -- UI --------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

@@ -506,3 +506,51 @@ def test_multi_environment_never_reaches_prod_when_test_fails(examples, two_syst
     assert two_systems["prod"].state.stats()["requests"] == {}
     assert variable("preservica_access_token__preservica_prod") is None
     assert sorted(files_below(landing / "quarantine" / "test-ingest-failed" / FAILING_DAY)) == GOOD
+
+
+# -- workflows and deletion ----------------------------------------------------------------------------------
+def test_opex_incremental_workflow_example_ingests_the_container(examples, small_repository):
+    import hashlib as _hashlib
+
+    from tests.sandbox.ingest_helpers import SOURCE_BUCKET, opex_document, s3_client
+
+    small_repository.state.update_config({"ingest_seconds": 0.3})
+    token = requests.post(
+        f"{small_repository.base_url}/api/accesstoken/login",
+        data={"username": ARCHIVIST.name, "password": ARCHIVIST.password, "tenant": ARCHIVIST.tenant},
+        timeout=10,
+    ).json()["token"]
+    s3 = s3_client(small_repository.base_url, token)
+    container, content = "opex/accession-41", b"minutes of the 1851 meeting"
+    sidecar = opex_document("ACC-41-1", "Minutes, 1851", fixities={"SHA-256": _hashlib.sha256(content).hexdigest()})
+    s3.put_object(Bucket=SOURCE_BUCKET, Key=f"{container}/Minutes/minutes.txt", Body=content)
+    s3.put_object(Bucket=SOURCE_BUCKET, Key=f"{container}/Minutes/minutes.txt.opex", Body=sidecar)
+    s3.put_object(Bucket=SOURCE_BUCKET, Key=f"{container}/accession-41.opex", Body=opex_document(folders=["Minutes"]))
+
+    dag_run = run_example(
+        examples, "preservica_opex_incremental_workflow", run_conf={"container": container, "parent": MAPS_FOLDER}
+    )
+
+    assert states(dag_run) == {"ingest_container": "success"}
+    result = dag_run.get_task_instance("ingest_container").xcom_pull(task_ids="ingest_container")
+    assert (result["context_name"], result["state"]) == ("Ingest OPEX (Incremental)", "Completed")
+    titles = {e.title: e for e in small_repository.state.repository.entities()}
+    assert titles["Minutes"].parent == MAPS_FOLDER and titles["Minutes, 1851"].parent == titles["Minutes"].ref
+
+
+def test_weeding_example_deletes_what_was_approved_and_nothing_else(examples, small_repository, monkeypatch):
+    from tests.conftest import MANAGER
+    from tests.integration.hitl import Respondent
+
+    monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_MANAGER", connection_json(small_repository, MANAGER))
+    repo = small_repository.state.repository
+    estate, plan = "a0000000-0000-4000-8000-000000000002", "c0000000-0000-4000-8000-000000000001"
+    before = {e.ref for e in repo.entities()}
+    with Respondent("preservica_weeding", "approve", "Approve") as respondent:
+        dag_run = run_example(examples, "preservica_weeding", run_conf={"refs": estate, "reason": "duplicate scan"})
+    assert respondent.error is None and respondent.answered.is_set()
+    assert states(dag_run) == {"manifest": "success", "approve": "success", "delete": "success"}
+    assert before - {e.ref for e in repo.entities()} == {estate, plan}
+    [request] = requests.get(f"{small_repository.base_url}/_sandbox/deletions", timeout=10).json()
+    assert request["comment"].startswith("duplicate scan (Airflow DAG preservica_weeding, run ")
+    assert (request["user"], request["approver"]) == (ARCHIVIST.name, MANAGER.name)

@@ -14,6 +14,8 @@ TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 ARCHIVIST = ("archivist", "archivist-password", "SANDBOX")
 TWOFA = ("twofa.user@example.org", "twofa-password", "SANDBOX")
 CURATOR = ("curator", "curator-password", "OTHER")
+MANAGER = ("records.manager", "manager-password", "SANDBOX")  # approves deletions
+CLERK = ("clerk", "clerk-password", "SANDBOX")  # same tenant, no manager role
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +24,8 @@ def sandbox_server() -> Iterator[SandboxServer]:
         SandboxUser(*ARCHIVIST),
         SandboxUser(*TWOFA, totp_secret=TOTP_SECRET),
         SandboxUser(*CURATOR, roles=["ROLE_SDB_ACCESS_USER"]),
+        SandboxUser(*MANAGER),
+        SandboxUser(*CLERK, roles=["ROLE_SDB_ACCESS_USER"]),
     ]
     with SandboxServer(port=0, users=users) as server:
         yield server

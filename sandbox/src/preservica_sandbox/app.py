@@ -15,6 +15,7 @@ from . import (
     auth_api,
     content_api,
     control_api,
+    deletions_api,
     download_api,
     entity_actions_api,
     entity_api,
@@ -45,6 +46,7 @@ API_ROUTERS: list[APIRouter] = [
     entity_descriptive_api.router,
     entity_events_api.router,
     *entity_actions_api.ROUTERS,
+    *deletions_api.ROUTERS,
     # upload and ingest
     ingest_control_api.router,
     s3_api.router,

@@ -142,8 +142,7 @@ class IngestService:
                 **extra,
             )
             holder.append(job)
-            if kind != "workflow":
-                job.fault = self._faults.take(name)
+            job.fault = self._faults.take(name)  # other contexts too: a fault named after one fails its instance
             self._jobs[job.token] = job
             self._workflows[workflow_id] = job
             self.reporter.sample(job)
@@ -286,10 +285,6 @@ class IngestService:
         try:
             job.wait(self.ingest_seconds * PENDING_SHARE)
             self.reporter.set_status(job, P.ACTIVE)
-            if job.kind == "workflow":
-                job.wait(self.ingest_seconds * (1 - PENDING_SHARE))
-                self.reporter.set_status(job, P.COMPLETED)
-                return
             fault = job.fault
             if fault is not None and fault.outcome == P.FAILED:
                 text = fault.message or "sandbox fault: the ingest workflow failed"
@@ -299,6 +294,10 @@ class IngestService:
             if fault is not None and fault.outcome == "STUCK":
                 job.stop.wait()
                 raise JobStopped
+            if job.kind == "workflow":  # contexts other than ingest run for a while and complete
+                job.wait(self.ingest_seconds * (1 - PENDING_SHARE))
+                self.reporter.set_status(job, P.COMPLETED)
+                return
             status = self._process(job)
             self.reporter.set_status(job, status)
         except JobStopped:

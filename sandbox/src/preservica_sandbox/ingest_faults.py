@@ -5,7 +5,9 @@ name>", "message": "..."}``. ``FAILED``: the next ingest fails before creating a
 as its error. ``FINISHED_MIXED_OUTCOME``: the first asset fails with ``message``, the rest is ingested,
 the end state is ``FINISHED_MIXED_OUTCOME`` (even for a one-asset package). ``STUCK``: the job stays
 ``ACTIVE`` until it is cancelled, terminated or the sandbox is reset. ``count`` is how many ingests a
-fault applies to (``null`` = until cleared). A job takes its fault when it is created.
+fault applies to (``null`` = until cleared). A job takes its fault when it is created. Workflow instances
+of the other contexts (access, transformation ...) take faults too, their name being the context's name:
+``FAILED`` fails the instance with ``message`` in its errors, ``STUCK`` keeps it ``Active``.
 """
 
 from __future__ import annotations

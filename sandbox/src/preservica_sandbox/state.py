@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .deletions import DeletionService
 from .entity_actions import EntityActionService
 from .exports import ExportService
 from .faults import Fault, FaultBook
@@ -122,6 +123,8 @@ class SandboxState:
         self.exports = ExportService(self.repository, self.progress, self.faults, self.count_fault)
         #: Queued moves and security tag changes, and the known security tags; see ``entity_actions``.
         self.entity_actions = EntityActionService(self.repository, self.progress, self.faults, self.count_fault)
+        #: Deletion requests awaiting a manager's approval; see ``deletions``.
+        self.deletions = DeletionService(self.repository, self.progress)
         if self._store is not None:
             self._load(self._store)
         for user in users or []:
@@ -153,6 +156,7 @@ class SandboxState:
                 **self.ingest.config(),
                 **self.exports.config(),
                 **self.entity_actions.config(),
+                **self.deletions.config(),
             }
 
     def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +164,7 @@ class SandboxState:
         of the services (``ingest_seconds``, ``export_seconds``, ``entity_action_seconds``, ``security_tags`` ...).
 
         All values are checked before any is applied: a bad one changes nothing."""
-        services = (self.ingest, self.exports, self.entity_actions)
+        services = (self.ingest, self.exports, self.entity_actions, self.deletions)
         unknown = set(changes) - {"token_lifetime", "version"} - set().union(*(s.CONFIG_KEYS for s in services))
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
@@ -352,6 +356,7 @@ class SandboxState:
         self.ingest.reset()
         self.exports.reset()
         self.entity_actions.reset()
+        self.deletions.reset()
         with self.lock:
             self.progress.clear()
             if repository:

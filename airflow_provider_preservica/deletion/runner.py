@@ -1,0 +1,199 @@
+"""Carry out an approved deletion manifest: re-check it, request each deletion, approve it as the manager.
+
+Safety, in order:
+
+1. Nothing is requested unless the repository still matches the approved manifest: the manifest is built
+   again for every target not already in flight and compared (refs, types, titles, parents, sizes); any
+   difference refuses the whole deletion and names what changed (:class:`ManifestChangedError`).
+2. Only the manifest's top-level targets are requested, each once: the progress token is recorded (the
+   same in-flight record as ingest and export, ``ingest.batches``) before anything else happens, so a
+   retry after a crash between the request and the approval approves the recorded request instead of
+   asking again, and a retry after the approval finds it done.
+3. The approval is sent with the manager client (another account), only while the token reads
+   ``PENDING``; afterwards the entity must read 404, or the deletion is reported as not done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_preservica.client.deletions import approve_deletion, request_deletion
+from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityService
+from airflow_provider_preservica.client.progress import (
+    PollErrors,
+    ProgressTimeoutError,
+    ProgressTokenUnknownError,
+    read_progress,
+)
+from airflow_provider_preservica.client.rest import PreservicaClient
+from airflow_provider_preservica.deletion.manifest import ManifestTooLargeError, build_manifest, differences
+from airflow_provider_preservica.exceptions import PreservicaError, PreservicaHTTPError
+from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
+
+log = logging.getLogger(__name__)
+
+
+class ManifestChangedError(PreservicaError):
+    """The repository no longer matches the approved manifest: nothing was deleted. Not retryable: a new
+    manifest must be made and approved."""
+
+    retryable = False
+
+
+class DeletionFailedError(PreservicaError):
+    """Preservica did not carry out a deletion it was asked for (rejected, failed, or the entity is still there)."""
+
+
+@dataclass
+class DeletionReport:
+    deleted: list[dict[str, Any]] = field(default_factory=list)  # the manifest's targets, as listed there
+    requested: list[str] = field(default_factory=list)  # refs asked for in this try
+    adopted: list[str] = field(default_factory=list)  # refs whose earlier request this try took over
+    progress_tokens: dict[str, str] = field(default_factory=dict)
+
+
+class DeletionRunner:
+    def __init__(
+        self,
+        requester: PreservicaClient,
+        manager: PreservicaClient,
+        registry: BatchRegistry,
+        record_prefix: str,
+        series: str,
+        *,
+        operator_comment: str,
+        supervisor_comment: str,
+        poll_interval: float = 2.0,
+        timeout: float = 3600.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.requester = requester
+        self.manager = manager
+        self.entities = EntityService(requester)
+        self.registry = registry
+        self.record_prefix = record_prefix
+        self.series = series
+        self.operator_comment = operator_comment
+        self.supervisor_comment = supervisor_comment
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.sleep = sleep
+
+    def _record_id(self, ref: str) -> str:
+        return f"{self.record_prefix}/{ref}"
+
+    def recheck(self, approved: dict[str, Any], refs: list[str]) -> None:
+        """Refuse unless the part of the repository under ``refs`` is what the approved manifest lists."""
+        if not refs:
+            return
+        wanted = set(refs)
+        approved_part = {**approved, "entities": [e for e in approved["entities"] if e["target"] in wanted]}
+        try:
+            current = build_manifest(
+                self.entities,
+                refs,
+                host=approved.get("host", ""),
+                include_sizes=bool(approved.get("include_sizes", True)),
+                max_entities=max(len(approved_part["entities"]) * 2, 100),
+            )
+        except (EntityNotFoundError, ManifestTooLargeError) as exc:
+            raise ManifestChangedError(
+                f"the repository changed since the deletion was approved ({exc}); nothing was deleted: make a new "
+                "manifest and have it approved"
+            ) from None
+        changes = differences(approved_part, current)
+        if changes:
+            raise ManifestChangedError(
+                "the repository changed since the deletion was approved; nothing was deleted: make a new manifest "
+                "and have it approved. Changes: " + "; ".join(changes)
+            )
+
+    def run(self, approved: dict[str, Any]) -> DeletionReport:
+        targets = list(approved["targets"])
+        adopted: dict[str, str | None] = {}
+        for target in targets:
+            record = self.registry.load(self._record_id(target["ref"]))
+            adopted[target["ref"]] = self._adopt(record) if record is not None else None
+        self.recheck(approved, [ref for ref, token in adopted.items() if token is None])
+        report = DeletionReport()
+        for target in targets:
+            ref, token = target["ref"], adopted[target["ref"]]
+            if token is None:
+                token = request_deletion(self.requester, self.entities.ns, ref, target["type"], self.operator_comment)
+                record = InFlightIngest(self._record_id(ref), token, ref, None, time.time(), series=self.series)
+                self.registry.save(record)
+                report.requested.append(ref)
+                log.info(
+                    "Deletion of %s %s %r requested: progress token %s", target["type"], ref, target["title"], token
+                )
+            else:
+                report.adopted.append(ref)
+                log.info("Taking over the deletion of %s requested by an earlier try (token %s)", ref, token)
+            report.progress_tokens[ref] = token
+            self._see_through(token, ref)
+            self._require_gone(target)
+            report.deleted.append(target)
+        for target in targets:  # only now: a retry after a later target failed takes these over as done
+            self.registry.forget(self._record_id(target["ref"]))
+        return report
+
+    def _adopt(self, record: InFlightIngest) -> str | None:
+        """The recorded request's token, unless Preservica has forgotten it or it ended without deleting."""
+        try:
+            progress = read_progress(self.requester, record.progress_token)
+        except ProgressTokenUnknownError:
+            return None
+        if progress.status in ("FAILED", "CANCELLED", "ABORTED"):
+            return None  # rejected or failed earlier: asked again, after the same re-check as a new request
+        return record.progress_token
+
+    def _see_through(self, token: str, ref: str) -> None:
+        """Approve once the request reads PENDING, then wait until Preservica has finished it."""
+        deadline = time.monotonic() + self.timeout
+        approved = False
+        errors = PollErrors()
+        while True:
+            try:
+                progress = read_progress(self.requester, token)
+            except PreservicaError as exc:
+                if not errors.tolerate(exc, token):
+                    raise
+            else:
+                errors.reset()
+                if progress.status == "COMPLETED":
+                    return
+                if progress.finished:
+                    raise DeletionFailedError(
+                        f"Preservica's deletion of {ref} (progress token {token}) ended {progress.status}: "
+                        + ("; ".join(progress.errors[:5]) or "no error details returned")
+                    )
+                if progress.status == "PENDING" and not approved:
+                    self._approve(token)
+                    approved = True
+                    continue
+            if time.monotonic() + self.poll_interval > deadline:
+                raise ProgressTimeoutError(
+                    f"the deletion of {ref} (progress token {token}) did not finish in {self.timeout:.0f} s; a retry "
+                    "takes it over without asking again"
+                )
+            self.sleep(self.poll_interval)
+
+    def _approve(self, token: str) -> None:
+        try:
+            approve_deletion(self.manager, self.entities.ns, token, self.supervisor_comment)
+        except PreservicaHTTPError as exc:
+            if exc.status != 409:  # 409: decided meanwhile (an earlier try's approval arrived): read on
+                raise
+
+    def _require_gone(self, target: dict[str, Any]) -> None:
+        try:
+            self.entities.get(target["ref"], target["type"])
+        except EntityNotFoundError:
+            return
+        raise DeletionFailedError(
+            f"Preservica reported the deletion of {target['type']} {target['ref']} complete, but it is still there"
+        )

@@ -1,0 +1,224 @@
+"""Deletion with a human in the loop: a dry-run manifest, an Airflow approval, then the deletion.
+
+A DAG is three tasks::
+
+    manifest = PreservicaDeletionManifestOperator(task_id="manifest", refs=["<folder or asset ref>"])
+    approve = ApprovalOperator(  # airflow.providers.standard.operators.hitl, Airflow 3.1+
+        task_id="approve",
+        subject="Delete from Preservica?",
+        body="{{ ti.xcom_pull(task_ids='manifest', key='markdown') }}",
+    )
+    delete = PreservicaDeleteOperator(
+        task_id="delete", manifest_task_id="manifest", approval_task_id="approve",
+        manager_conn_id="preservica_manager",
+    )
+    manifest >> approve >> delete
+
+"Reject" skips the delete task. The delete task also checks for itself that the approval task's answer
+is "Approve" (it refuses otherwise, whatever ran it), that the manifest was made for this Preservica
+system, and that the repository still matches the manifest (``deletion.runner``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_preservica.client.entities import EntityNotFoundError
+from airflow_provider_preservica.compat import AirflowFailException
+from airflow_provider_preservica.deletion.manifest import (
+    DEFAULT_MAX_ENTITIES,
+    ManifestTooLargeError,
+    build_manifest,
+    markdown,
+)
+from airflow_provider_preservica.deletion.runner import DeletionRunner, ManifestChangedError
+from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.ingest.batches import BatchRegistry, task_series
+from airflow_provider_preservica.task_errors import task_errors
+
+MARKDOWN_XCOM_KEY = "markdown"
+APPROVE = "Approve"  # ApprovalOperator.APPROVE
+
+
+class PreservicaDeletionManifestOperator(BaseOperator):
+    """List what deleting ``refs`` would remove (nothing is deleted): returns the manifest.
+
+    ``refs``: folder and asset references, a list or one string separated by commas or spaces (a folder
+    goes with everything below it). The manifest (refs,
+    types, titles, parents, sizes of the preservation bitstreams, totals, a fingerprint) is the task's
+    return value; its Markdown table is the XCom ``markdown``, for the approval form's ``body``.
+
+    :param include_sizes: add up each asset's preservation bitstreams (a few requests per asset).
+    :param max_entities: refuse a deletion that would remove more folders and assets than this.
+    """
+
+    template_fields: Sequence[str] = ("refs", "preservica_conn_id")
+
+    def __init__(
+        self,
+        *,
+        refs: list[str] | str,
+        include_sizes: bool = True,
+        max_entities: int = DEFAULT_MAX_ENTITIES,
+        preservica_conn_id: str = PreservicaHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.refs = refs
+        self.include_sizes = include_sizes
+        self.max_entities = max_entities
+        self.preservica_conn_id = preservica_conn_id
+
+    @task_errors
+    def execute(self, context: Any) -> dict[str, Any]:
+        # A string (a template's rendering) may hold several refs, separated by commas or spaces.
+        refs = self.refs.replace(",", " ").split() if isinstance(self.refs, str) else list(self.refs)
+        hook = PreservicaHook(self.preservica_conn_id)
+        try:
+            manifest = build_manifest(
+                hook.entities,
+                refs,
+                host=hook.settings.base_url,
+                include_sizes=self.include_sizes,
+                max_entities=self.max_entities,
+            )
+        except (EntityNotFoundError, ManifestTooLargeError) as exc:
+            raise AirflowFailException(f"{exc}; nothing was deleted") from None  # a retry would find the same
+        context["ti"].xcom_push(key=MARKDOWN_XCOM_KEY, value=markdown(manifest))
+        self.log.info(
+            "Deleting %s would remove %d folder(s) and %d asset(s), %s bytes (fingerprint %s)",
+            ", ".join(refs),
+            manifest["folders"],
+            manifest["assets"],
+            f"{manifest['bytes']:,}",
+            manifest["fingerprint"][:16],
+        )
+        return manifest
+
+
+class PreservicaDeleteOperator(BaseOperator):
+    """Delete exactly what an approved manifest lists: request each deletion, approve it as the manager.
+
+    :param manifest_task_id: the ``PreservicaDeletionManifestOperator`` task whose manifest was approved.
+    :param approval_task_id: the ``ApprovalOperator`` (or ``HITLOperator`` with an ``Approve`` option)
+        whose answer must be ``Approve``.
+    :param manager_conn_id: a Preservica Connection of **another** account holding the manager role: it
+        approves each deletion request, as Preservica requires (pyPreservica's ``manager.username``).
+    :param operator_comment: the deletion request's comment (Preservica logs it); templated.
+    :param supervisor_comment: the approval's comment; by default names the Airflow user who approved.
+
+    Returns ``{"deleted": [...], "folders", "assets", "bytes", "approved_by", "requested", "adopted",
+    "progress_tokens"}``. A retry takes over the requests of an earlier try (never asks twice).
+    """
+
+    template_fields: Sequence[str] = (
+        "manifest_task_id",
+        "approval_task_id",
+        "operator_comment",
+        "supervisor_comment",
+        "preservica_conn_id",
+        "manager_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        manifest_task_id: str,
+        approval_task_id: str,
+        manager_conn_id: str,
+        operator_comment: str = "Deleted by Airflow DAG {{ dag.dag_id }}, run {{ run_id }}",
+        supervisor_comment: str | None = None,
+        poll_interval: float = 2.0,
+        timeout: float = 3600.0,
+        preservica_conn_id: str = PreservicaHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.manifest_task_id = manifest_task_id
+        self.approval_task_id = approval_task_id
+        self.manager_conn_id = manager_conn_id
+        self.operator_comment = operator_comment
+        self.supervisor_comment = supervisor_comment
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.preservica_conn_id = preservica_conn_id
+
+    def _approver(self, context: Any) -> str:
+        """Who approved, or refuse: no answer, or any answer but Approve, deletes nothing."""
+        answer = context["ti"].xcom_pull(task_ids=self.approval_task_id)
+        chosen = answer.get("chosen_options") if isinstance(answer, dict) else None
+        if chosen != [APPROVE]:
+            raise AirflowFailException(
+                f"refusing to delete: task {self.approval_task_id!r} recorded no approval (its answer: "
+                f"{chosen if chosen is not None else 'none'}); nothing was deleted"
+            )
+        user = answer.get("responded_by_user") or {}
+        return str(user.get("name") or user.get("id") or "unknown user") if isinstance(user, dict) else str(user)
+
+    def _manifest(self, context: Any, base_url: str) -> dict[str, Any]:
+        manifest = context["ti"].xcom_pull(task_ids=self.manifest_task_id)
+        if not isinstance(manifest, dict) or not manifest.get("targets") or "fingerprint" not in manifest:
+            raise AirflowFailException(
+                f"refusing to delete: task {self.manifest_task_id!r} left no deletion manifest; nothing was deleted"
+            )
+        if manifest.get("host") != base_url:
+            raise AirflowFailException(
+                f"refusing to delete: the approved manifest lists entities of {manifest.get('host')}, but "
+                f"{self.preservica_conn_id!r} connects to {base_url}; nothing was deleted"
+            )
+        return manifest
+
+    @task_errors
+    def execute(self, context: Any) -> dict[str, Any]:
+        approver = self._approver(context)
+        hook = PreservicaHook(self.preservica_conn_id)
+        manager = PreservicaHook(self.manager_conn_id)
+        manifest = self._manifest(context, hook.settings.base_url)
+        if manager.settings.base_url != hook.settings.base_url:
+            raise AirflowFailException(
+                f"manager_conn_id {self.manager_conn_id!r} connects to {manager.settings.base_url}, not "
+                f"{hook.settings.base_url}; the approving account must be on the same system"
+            )
+        if manager.settings.username == hook.settings.username:
+            raise AirflowFailException(
+                f"manager_conn_id {self.manager_conn_id!r} logs in as the same account as "
+                f"{self.preservica_conn_id!r}; Preservica needs a second account, with the manager role, to approve"
+            )
+        ti = context["ti"]
+        runner = DeletionRunner(
+            hook.get_conn(),
+            manager.get_conn(),
+            BatchRegistry(),
+            f"delete/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}",
+            task_series(ti, self.retries),
+            operator_comment=self.operator_comment,
+            supervisor_comment=self.supervisor_comment or f"Approved in Airflow by {approver}",
+            poll_interval=self.poll_interval,
+            timeout=self.timeout,
+        )
+        try:
+            report = runner.run(manifest)
+        except ManifestChangedError as exc:
+            raise AirflowFailException(str(exc)) from None  # a retry would find the same: a person must look
+        result = {
+            "deleted": [{k: t[k] for k in ("ref", "type", "title")} for t in report.deleted],
+            "folders": manifest["folders"],
+            "assets": manifest["assets"],
+            "bytes": manifest["bytes"],
+            "approved_by": approver,
+            "requested": report.requested,
+            "adopted": report.adopted,
+            "progress_tokens": report.progress_tokens,
+        }
+        self.log.info(
+            "Deleted %s (%d folder(s), %d asset(s), %s bytes), approved by %s",
+            ", ".join(f"{t['ref']} {t['title']!r}" for t in result["deleted"]),
+            result["folders"],
+            result["assets"],
+            f"{result['bytes']:,}",
+            approver,
+        )
+        return result

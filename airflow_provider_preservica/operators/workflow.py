@@ -1,0 +1,155 @@
+"""``PreservicaWorkflowOperator``: start a Preservica workflow context by name or id, wait for it, report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_preservica.client.workflows import (
+    WorkflowInstance,
+    WorkflowInstanceUnknownError,
+    find_context,
+    read_instance,
+    start_workflow,
+    wait_for_workflow,
+)
+from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
+from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
+from airflow_provider_preservica.links import PreservicaWorkflowLink, restore_workflow, show_workflow, workflow_url
+from airflow_provider_preservica.task_errors import event_error, task_errors
+from airflow_provider_preservica.triggers.workflow import PreservicaWorkflowTrigger
+
+
+class PreservicaWorkflowOperator(BaseOperator):
+    """Start an instance of the workflow context ``context`` (its name as Preservica shows it, or its id).
+
+    ``parameters`` become the start request's ``Parameter`` key/value pairs (for "Ingest OPEX (Incremental)":
+    ``{"OpexContainerDirectory": "opex/<container>"}``); a parameter whose value renders empty is left out, so a
+    template can make one optional. The instance id goes to XCom (``workflow_instance_id``)
+    and the task's "Preservica workflow" link at once; then the task waits in the worker or, with
+    ``deferrable``, in the triggerer. A retry takes over the instance the earlier try started (one start per
+    task run). An instance that ends other than ``Completed`` fails the task with Preservica's errors.
+
+    :param workflow_type: ``Ingest``, ``Access``, ``Transformation`` or ``DataManagement``, to look the
+        name up among that type's contexts only.
+    :returns: ``{"instance_id", "context_id", "context_name", "state", "started", "finished", "errors"}``.
+    """
+
+    template_fields: Sequence[str] = ("context", "parameters", "correlation_id", "preservica_conn_id")
+    operator_extra_links = (PreservicaWorkflowLink(),)
+
+    def __init__(
+        self,
+        *,
+        context: str,
+        parameters: Mapping[str, Any] | None = None,
+        workflow_type: str | None = None,
+        correlation_id: str | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 15.0,
+        timeout: float = 6 * 3600.0,
+        preservica_conn_id: str = PreservicaHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.context = context
+        self.parameters = dict(parameters or {})
+        self.workflow_type = workflow_type
+        self.correlation_id = correlation_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.preservica_conn_id = preservica_conn_id
+
+    def _record_id(self, context: Any) -> str:
+        ti = context["ti"]
+        return f"workflow/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/{self.context}"
+
+    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, record_id: str, series: str) -> str | None:
+        record = registry.load(record_id)
+        if record is None:
+            return None
+        try:
+            instance = read_instance(hook.get_conn(), record.progress_token)
+        except WorkflowInstanceUnknownError:
+            return None
+        except PreservicaError as exc:
+            raise AirflowException(
+                f"cannot read workflow instance {record.progress_token}, which an earlier try started ({exc}); "
+                "not starting another: a retry will look again"
+            ) from None
+        if not instance.finished_running or record.series == series:
+            self.log.info("Taking over workflow instance %s from an earlier try (%s)", instance.id, instance.state)
+            registry.claim(record, series)
+            return instance.id
+        return None
+
+    @task_errors
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = PreservicaHook(self.preservica_conn_id)
+        client = hook.get_conn()
+        registry, record_id = BatchRegistry(), self._record_id(context)
+        series = task_series(context["ti"], self.retries)
+        instance_id = self._adopt(hook, registry, record_id, series)
+        if instance_id is None:
+            found = find_context(client, self.context, self.workflow_type)
+            parameters = {k: str(v) for k, v in self.parameters.items() if v is not None and str(v) != ""}
+            instance_id = start_workflow(client, found, parameters, self.correlation_id)
+            registry.save(InFlightIngest(record_id, instance_id, found.id, None, time.time(), series=series))
+            self.log.info("Started workflow %r (context %s): instance %s", found.name, found.id, instance_id)
+        context["ti"].xcom_push(key="workflow_instance_id", value=instance_id)
+        show_workflow(self, context, workflow_url(hook.settings.base_url, instance_id))
+        if not self.wait_for_completion:
+            registry.forget(record_id)
+            return {"instance_id": instance_id}
+        if self.deferrable and not read_instance(client, instance_id).finished_running:
+            self.defer(
+                trigger=PreservicaWorkflowTrigger(
+                    preservica_conn_id=self.preservica_conn_id,
+                    instance_id=instance_id,
+                    poll_interval=self.poll_interval,
+                    end_time=time.time() + self.timeout,
+                ),
+                method_name="execute_complete",
+            )
+        try:
+            instance = wait_for_workflow(client, instance_id, poll_interval=self.poll_interval, timeout=self.timeout)
+        except PreservicaError as exc:
+            raise AirflowException(str(exc)) from None
+        return self._finish(registry, record_id, instance)
+
+    @task_errors
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        event = event or {}
+        restore_workflow(self, context)
+        if event.get("status") != "finished":
+            raise event_error(event, event.get("message") or f"waiting for the workflow failed: {event}")
+        hook = PreservicaHook(self.preservica_conn_id)
+        instance = read_instance(hook.get_conn(), str(event["instance_id"]))
+        return self._finish(BatchRegistry(), self._record_id(context), instance)
+
+    def _finish(self, registry: BatchRegistry, record_id: str, instance: WorkflowInstance) -> dict[str, Any]:
+        registry.forget(record_id)
+        result = {
+            "instance_id": instance.id,
+            "context_id": instance.context_id,
+            "context_name": instance.context_name,
+            "state": instance.state,
+            "started": instance.started,
+            "finished": instance.finished,
+            "errors": instance.errors[:50],
+        }
+        if not instance.succeeded:
+            raise AirflowFailException(
+                f"Preservica workflow {instance.context_name!r} instance {instance.id} ended {instance.state}: "
+                + ("; ".join(instance.errors[:5]) or "no error details returned")
+            )
+        self.log.info("Workflow %r instance %s: %s", instance.context_name, instance.id, instance.state)
+        return result
