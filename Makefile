@@ -19,10 +19,41 @@ COMPAT_CONSTRAINTS := .ci/constraints-airflow-3.1.txt
 COMPAT_VENV := $(VENV)/airflow-3.1
 COMPAT_BIN := $(COMPAT_VENV)/bin
 COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
-COMPAT_TESTS := tests/unit tests/packaging tests/sandbox tests/client tests/integration tests/faults \
-	tests/test_no_secrets_in_logs.py
+# The 3.1 tier runs the test files that exercise Airflow itself, which is what differs between versions: a file
+# is in it when it imports `airflow` (directly or through the provider module it tests), uses PreservicaHook
+# (Airflow's BaseHook, Connection lookup, Variable token store, secret masker), an operator, sensor or trigger,
+# compat.py, the example DAGs or the `airflow_db`/`run_dag` fixtures. Left out, because they never import Airflow
+# (checked: `airflow` is not in sys.modules after they run): tests/sandbox (the emulator's own wire tests),
+# tests/packaging (offline OPEX building and checks), the unit files below that are not listed
+# (ini, settings, staging, claims, lease, TOTP, CSV reports, the 0.1 import path) and tests/client/test_filewrite.py.
+# A new test file that touches Airflow belongs in this list (or in a directory of it).
+COMPAT_TESTS := tests/unit/test_assets.py tests/unit/test_lineage.py tests/unit/test_metadata_sheet.py \
+	tests/unit/test_token_renewal.py tests/client tests/integration tests/faults
+COMPAT_EXCLUDED := tests/client/test_filewrite.py
+# The 3.1 tier's two halves, run side by side like `make test`'s (see there).
+COMPAT_SHARD_1 := tests/faults $(wildcard tests/integration/test_[a-m]*.py)
 
-.PHONY: install test lint unit demo sandbox bench bench-quick clean airflow test-compat test-random
+# `make test` runs the suite as two pytest sessions side by side, one per core, then the secrets audit in a third:
+# - TEST_SHARD_1: the tiers that run Airflow in the test process (`dag.test()`), mostly CPU;
+# - the second session: every other test file (a new tier lands there by itself), including the tiers that mostly
+#   wait on other processes (the distributed deployment, the release tier's pip install, the browser);
+# - tests/test_no_secrets_in_logs.py last, alone: it reads the logs and issued tokens of both sessions.
+# Each session has its own Airflow home, sandbox and lock directory, in one folder of the run
+# (PRESERVICA_TEST_RUN_DIR; see tests/conftest.py). A plain `pytest` still runs everything in one session.
+TEST_SHARD_1 := tests/integration tests/faults
+AUDIT := tests/test_no_secrets_in_logs.py
+PYTEST := python -m pytest -p no:cacheprovider
+# Run a recipe's pytest sessions in a fresh run folder, keep going past a failed one, then audit the run.
+# $(1): the python; $(2): the make targets of the sessions.
+define run_sessions
+	@run=$$(mktemp -d -t preservica-tests-XXXXXX); \
+	PRESERVICA_TEST_RUN_DIR=$$run $(MAKE) --no-print-directory -k -j3 --output-sync=target $(2); status=$$?; \
+	PRESERVICA_TEST_RUN_DIR=$$run $(1) -m pytest -p no:cacheprovider $(AUDIT) || status=1; \
+	exit $$status
+endef
+
+.PHONY: install test lint unit demo sandbox bench bench-quick clean airflow test-compat test-random compat-install \
+	test-shard-1 test-shard-2 test-compat-shard-1 test-compat-shard-2
 
 $(STAMP): pyproject.toml sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,8 +75,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/python -m pytest -p no:cacheprovider
+# ruff and mypy run beside the two test sessions; each session's report is printed when it ends.
+test: $(STAMP)
+	$(call run_sessions,$(BIN)/python,lint test-shard-1 test-shard-2)
+
+test-shard-1: $(STAMP)
+	$(BIN)/$(PYTEST) $(TEST_SHARD_1)
+
+test-shard-2: $(STAMP)
+	$(BIN)/$(PYTEST) tests $(addprefix --ignore=,$(TEST_SHARD_1) $(AUDIT))
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/sandbox tests/client
@@ -56,9 +94,19 @@ SEED ?= $(shell date +%s)
 test-random: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider --shuffle=$(SEED) tests/unit tests/sandbox tests/client tests/packaging
 
-# Not part of `make test`; .ci/run runs it after `make test`. Leaves out the distributed, UI and deployment tiers.
+# Not part of `make test`; .ci/run runs it after `make test` (and builds its venv meanwhile: compat-install).
+# The files of COMPAT_TESTS in two sessions side by side, then the secrets audit, as in `make test`.
+compat-install: $(COMPAT_STAMP)
+
 test-compat: $(COMPAT_STAMP)
-	$(COMPAT_BIN)/python -m pytest -p no:cacheprovider $(COMPAT_TESTS)
+	$(call run_sessions,$(COMPAT_BIN)/python,test-compat-shard-1 test-compat-shard-2)
+
+test-compat-shard-1: $(COMPAT_STAMP)
+	$(COMPAT_BIN)/$(PYTEST) $(COMPAT_SHARD_1)
+
+test-compat-shard-2: $(COMPAT_STAMP)
+	$(COMPAT_BIN)/$(PYTEST) $(filter-out $(COMPAT_SHARD_1),$(COMPAT_TESTS)) \
+		$(addprefix --ignore=,$(COMPAT_SHARD_1) $(COMPAT_EXCLUDED))
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
