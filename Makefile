@@ -47,7 +47,7 @@ PYTEST := python -m pytest -p no:cacheprovider
 # $(1): the python; $(2): the make targets of the sessions.
 define run_sessions
 	@run=$$(mktemp -d -t preservica-tests-XXXXXX); \
-	PRESERVICA_TEST_RUN_DIR=$$run $(MAKE) --no-print-directory -k -j3 --output-sync=target $(2); status=$$?; \
+	PRESERVICA_TEST_RUN_DIR=$$run $(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory -k -j3 --output-sync=target $(2); status=$$?; \
 	PRESERVICA_TEST_RUN_DIR=$$run $(1) -m pytest -p no:cacheprovider $(AUDIT) || status=1; \
 	exit $$status
 endef
