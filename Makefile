@@ -10,7 +10,7 @@ AIRFLOW_VERSION ?= 3.3.*
 # place to change when the packaging changes (both .venv and the compatibility venv use it).
 PROJECT_PACKAGES := -e ./sandbox -e '.[dev]'
 
-# `make test-compat`: the unit and integration tiers on the oldest Airflow we claim, in its own venv.
+# `make test-compat`: the test files that exercise Airflow (COMPAT_TESTS) on the oldest Airflow we claim, in its own venv.
 # The pins Airflow 3.1 needs (its published constraint file is out of CI's reach) are explained in the file.
 COMPAT_AIRFLOW_VERSION ?= 3.1.8
 COMPAT_CONSTRAINTS := .ci/constraints-airflow-3.1.txt
