@@ -45,12 +45,14 @@ COMPAT_SHARD_1 := tests/faults $(addprefix tests/integration/test_,assets_and_li
 TEST_SHARD_1 := tests/integration tests/faults
 AUDIT := tests/test_no_secrets_in_logs.py
 PYTEST := python -m pytest -p no:cacheprovider
-# Run a recipe's pytest sessions in a fresh run folder, keep going past a failed one, then audit the run.
-# $(1): the python; $(2): the make targets of the sessions.
+# Run a recipe's pytest sessions in a fresh run folder, keep going past a failed one, then audit the run (the
+# audit checks that it found all the sessions: PRESERVICA_TEST_SESSIONS, itself included).
+# $(1): the python; $(2): the make targets (each test-* target is one session).
 define run_sessions
 	@run=$$(mktemp -d -t preservica-tests-XXXXXX); \
 	PRESERVICA_TEST_RUN_DIR=$$run $(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory -k -j3 --output-sync=target $(2); status=$$?; \
-	PRESERVICA_TEST_RUN_DIR=$$run $(1) -m pytest -p no:cacheprovider $(AUDIT) || status=1; \
+	PRESERVICA_TEST_RUN_DIR=$$run PRESERVICA_TEST_SESSIONS=$(words x $(filter test-%,$(2))) \
+		$(1) -m pytest -p no:cacheprovider $(AUDIT) || status=1; \
 	exit $$status
 endef
 

@@ -7,6 +7,7 @@ then this file in a third one, which reads the logs and issued tokens that the o
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,15 @@ def test_the_audit_reads_the_other_sessions_of_the_run(tmp_path: Path) -> None:
     found = {token for token in _issued_tokens(tmp_path) if token in _everything_logged(tmp_path)}
     assert found == {"tok-from-a-0001", "tok-from-b-0002"}
     assert SESSION_LOG.parent in _sessions()  # this session is part of its own run
+
+
+def test_the_audit_sees_every_session_that_make_started() -> None:
+    """``make test`` says how many sessions its run has (``PRESERVICA_TEST_SESSIONS``, this one included): a
+    session whose logs landed elsewhere would otherwise go unaudited without a word."""
+    expected = os.environ.get("PRESERVICA_TEST_SESSIONS")
+    if expected is None:
+        pytest.skip("a run of one session (plain pytest): there is no other session to find")
+    assert len(_sessions()) == int(expected), f"sessions in {RUN_ROOT}: {[s.name for s in _sessions()]}"
 
 
 @pytest.mark.last
