@@ -3,6 +3,11 @@
 Airflow reads its configuration at import time, so the environment is fixed here, before any test
 module imports Airflow. Every log record of the session also goes to ``SESSION_LOG`` so that the
 last test can grep it (and the Airflow task logs) for secrets.
+
+``make test`` runs the tiers as two pytest processes side by side (see the Makefile), each with its own
+Airflow home, sandbox and lock directory, all in one folder of the run (``PRESERVICA_TEST_RUN_DIR``). Each
+session writes the tokens its sandbox issued there when it ends, and the secrets audit, run after both,
+reads every session's logs and tokens from that folder. A plain ``pytest`` is a run of one session.
 """
 
 from __future__ import annotations
@@ -19,10 +24,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-_TMP = Path(tempfile.mkdtemp(prefix="preservica-tests-"))
+#: The folder of this test run: one sub-folder per pytest session of the run (``make test`` runs several).
+RUN_ROOT = Path(os.environ.get("PRESERVICA_TEST_RUN_DIR") or tempfile.mkdtemp(prefix="preservica-tests-"))
+RUN_ROOT.mkdir(parents=True, exist_ok=True)
+_TMP = Path(tempfile.mkdtemp(prefix="session-", dir=RUN_ROOT))
 AIRFLOW_HOME = _TMP / "airflow-home"
 AIRFLOW_HOME.mkdir()
 SESSION_LOG = _TMP / "session.log"
+#: Where a session leaves the tokens its sandbox issued, for an audit run in another session.
+ISSUED_TOKENS_FILE = "issued-tokens.txt"
 
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
@@ -76,6 +86,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         with SESSION_LOG.open("a", encoding="utf-8") as log:
             for title, content in report.sections:
                 log.write(f"----- {report.nodeid} {title}\n{content}\n")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Leave this session's issued tokens in its folder: an audit in a later session of the run reads them."""
+    (_TMP / ISSUED_TOKENS_FILE).write_text("".join(f"{token}\n" for token in sorted(ISSUED_TOKENS)), encoding="utf-8")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,9 +1,13 @@
-"""No password, 2FA seed, access token or refresh token appears anywhere in what the whole test session logged,
-nor reaches another origin when a server redirects there."""
+"""No password, 2FA seed, access token or refresh token appears anywhere in what the whole test run logged,
+nor reaches another origin when a server redirects there.
+
+The run is every pytest session in ``RUN_ROOT``: ``make test`` runs its tiers as two sessions side by side,
+then this file in a third one, which reads the logs and issued tokens that the other two left there."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -12,9 +16,10 @@ from airflow_provider_preservica.exceptions import PreservicaRedirectError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from benchmarks.other_origin import OtherOrigin
 from tests.conftest import (
-    AIRFLOW_HOME,
     ARCHIVIST,
     ISSUED_TOKENS,
+    ISSUED_TOKENS_FILE,
+    RUN_ROOT,
     SECRETS,
     SESSION_LOG,
     TWO_FA_USER,
@@ -24,16 +29,58 @@ from tests.conftest import (
 )
 
 
-def _everything_logged() -> str:
-    parts = [SESSION_LOG.read_text(encoding="utf-8", errors="replace")]
-    for file in Path(AIRFLOW_HOME, "logs").rglob("*"):
-        if file.is_file():
-            parts.append(file.read_text(encoding="utf-8", errors="replace"))
+def _sessions(root: Path = RUN_ROOT) -> list[Path]:
+    """The folder of every pytest session of this run (this one included)."""
+    return sorted(path.parent for path in root.glob("*/session.log"))
+
+
+def _everything_logged(root: Path = RUN_ROOT) -> str:
+    """Every session's log and its Airflow task logs."""
+    parts = []
+    for session in _sessions(root):
+        parts.append((session / "session.log").read_text(encoding="utf-8", errors="replace"))
+        for file in sorted((session / "airflow-home" / "logs").rglob("*")):
+            if file.is_file():
+                parts.append(file.read_text(encoding="utf-8", errors="replace"))
     return "\n".join(parts)
 
 
-def _leaked(text: str) -> list[str]:
-    return sorted({secret[:4] + "..." for secret in [*SECRETS, *ISSUED_TOKENS] if secret in text})
+def _issued_tokens(root: Path = RUN_ROOT) -> set[str]:
+    """The tokens issued in this session and in the sessions of the run that have ended."""
+    tokens = set(ISSUED_TOKENS)
+    for session in _sessions(root):
+        file = session / ISSUED_TOKENS_FILE
+        if file.exists():
+            tokens.update(file.read_text(encoding="utf-8").split())
+    return tokens
+
+
+def _leaked(text: str, root: Path = RUN_ROOT) -> list[str]:
+    return sorted({secret[:4] + "..." for secret in [*SECRETS, *_issued_tokens(root)] if secret in text})
+
+
+def test_the_audit_reads_the_other_sessions_of_the_run(tmp_path: Path) -> None:
+    """A token issued in one session and logged by another (``make test`` runs its tiers side by side) is found,
+    in a session log or in an Airflow task log."""
+    for name, token in (("session-a", "tok-from-a-0001"), ("session-b", "tok-from-b-0002")):
+        (tmp_path / name / "airflow-home" / "logs").mkdir(parents=True)
+        (tmp_path / name / "session.log").write_text("nothing to see\n", encoding="utf-8")
+        (tmp_path / name / ISSUED_TOKENS_FILE).write_text(f"{token}\n", encoding="utf-8")
+    (tmp_path / "session-a" / "session.log").write_text("header tok-from-b-0002\n", encoding="utf-8")
+    (tmp_path / "session-b" / "airflow-home" / "logs" / "task.log").write_text("tok-from-a-0001\n", encoding="utf-8")
+
+    found = {token for token in _issued_tokens(tmp_path) if token in _everything_logged(tmp_path)}
+    assert found == {"tok-from-a-0001", "tok-from-b-0002"}
+    assert SESSION_LOG.parent in _sessions()  # this session is part of its own run
+
+
+def test_the_audit_sees_every_session_that_make_started() -> None:
+    """``make test`` says how many sessions its run has (``PRESERVICA_TEST_SESSIONS``, this one included): a
+    session whose logs landed elsewhere would otherwise go unaudited without a word."""
+    expected = os.environ.get("PRESERVICA_TEST_SESSIONS")
+    if expected is None:
+        pytest.skip("a run of one session (plain pytest): there is no other session to find")
+    assert len(_sessions()) == int(expected), f"sessions in {RUN_ROOT}: {[s.name for s in _sessions()]}"
 
 
 @pytest.mark.last
