@@ -77,7 +77,9 @@ def read_capped(target: Any, limit: int, what: str) -> bytes:
     resolve it first, so a link there means it was swapped in after the containment check. ``O_NONBLOCK``
     keeps a FIFO planted under that name from hanging the task (it reads as empty, so not XML).
     """
-    if isinstance(target, Path):
+    # An ObjectStoragePath is a ``Path`` subclass on some universal-pathlib releases (Airflow 3.1): only a
+    # plain local path (no ``protocol``) is opened by name here.
+    if isinstance(target, Path) and getattr(target, "protocol", None) is None:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         fd = os.open(target, flags)
         with os.fdopen(fd, "rb") as handle:
