@@ -20,6 +20,7 @@ from airflow_provider_preservica.ingest.identity import FIXITY_IDENTIFIER, asset
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.vanished import build_without_vanished
+from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS, verify_fixity
 from airflow_provider_preservica.packaging import (
     LocalSourceTree,
     ValidationIssue,
@@ -51,6 +52,7 @@ class IngestRunner:
         on_conflict: str = "fail",
         allow_missing_files: bool = False,
         folder_layout: FolderLayout = "source_folder",
+        max_workers: int = DEFAULT_VERIFY_WORKERS,
     ) -> None:
         self.entities = entities
         self.uploader = uploader
@@ -65,6 +67,9 @@ class IngestRunner:
         self.on_conflict = on_conflict
         self.allow_missing_files = allow_missing_files
         self.folder_layout = check_folder_layout(folder_layout)
+        if max_workers < 1:
+            raise PreservicaConfigError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers
 
     def prepare(self, source: str | os.PathLike[str]) -> Path | None:
         """The file to upload, or ``None`` when every asset is already in Preservica."""
@@ -162,20 +167,10 @@ class IngestRunner:
         return checksums
 
     def _verify_fixity(self, created: dict[str, str]) -> None:
-        """Each asset holds a bitstream with the name and fixity its sidecar promised."""
-        for source_id, ref in created.items():
-            expected = self.report.expected_fixity.get(source_id)
-            if not expected:
-                continue
-            filename, algorithm, value = expected
-            stored = [b for b in self.entities.bitstreams(ref) if b.filename == filename]
-            actual = stored[0].fixity(algorithm) if stored else None
-            if actual is None:
-                self.report.errors.append(f"{filename} ({ref}): no {algorithm} fixity stored in Preservica")
-            elif actual != value.lower():
-                self.report.errors.append(f"{filename} ({ref}): {algorithm} {actual} in Preservica, {value} sent")
-            else:
-                self.report.verified += 1
+        """Each asset holds a bitstream with the name and fixity its sidecar promised (``ingest.verify``)."""
+        outcome = verify_fixity(self.entities, created, self.report.expected_fixity, max_workers=self.max_workers)
+        self.report.errors.extend(outcome.errors)
+        self.report.verified += outcome.verified
 
     def expect_from_source(self, source: str | os.PathLike[str]) -> None:
         """Rebuild what a package of ``source`` promised, for a retry that adopted an ingest it did not build.

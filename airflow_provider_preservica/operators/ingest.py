@@ -32,6 +32,7 @@ from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
+from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS
 from airflow_provider_preservica.ingest.workspace import package_workspace
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url, restore_entity, show_entity
@@ -78,6 +79,8 @@ class PreservicaIngestOperator(BaseOperator):
     :param allow_missing_files: a file found by the scan but gone before it was packaged (moved or deleted
         meanwhile) fails the ingest by default, naming it, before anything is uploaded; ``True`` ingests the
         rest and lists such files in the report's ``missing_files``.
+    :param max_workers: assets whose fixity is checked at once after the ingest (two GETs each, on the
+        hook's one token); everything else the ingest asks Preservica is read a page at a time.
     :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
         (nothing new, or ``wait_for_completion=False``); by default such a run triggers nothing downstream.
 
@@ -123,6 +126,7 @@ class PreservicaIngestOperator(BaseOperator):
         folder_layout: FolderLayout = "source_folder",
         upload_concurrency: int = 4,
         verify: bool = True,
+        max_workers: int = DEFAULT_VERIFY_WORKERS,
         emit_empty_asset_events: bool = False,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
@@ -148,6 +152,9 @@ class PreservicaIngestOperator(BaseOperator):
         self.folder_layout = check_folder_layout(folder_layout)
         self.upload_concurrency = upload_concurrency
         self.verify = verify
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers
         self.emit_empty_asset_events = emit_empty_asset_events
         self.preservica_conn_id = preservica_conn_id
         self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
@@ -182,6 +189,7 @@ class PreservicaIngestOperator(BaseOperator):
             on_conflict=self.on_conflict,
             allow_missing_files=self.allow_missing_files,
             folder_layout=self.folder_layout,
+            max_workers=self.max_workers,
         )
 
     # -- execution -------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""A delivery of thousands of files: the client's requests grow with pages, not files (issue 20).
+
+Counts, never times: the sandbox counts every request by route, and a ``latency`` fault on every API call
+makes the run behave like a tenant across a network without any assertion depending on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import pytest
+
+from tests.conftest import MAPS_FOLDER, inject
+
+pytestmark = pytest.mark.integration
+
+FILES = 2000
+PAGE = 100  # the smallest page the ingest reads (the skip check's search); the Process Monitor's is 1000
+
+
+def make_delivery(root, files, name="accession-2026-12"):
+    batch = root / name
+    for index in range(files):
+        folder = batch / f"box-{index // 250:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"item-{index:05d}.txt").write_bytes(hashlib.sha256(str(index).encode()).digest() * (1 + index % 7))
+    return batch
+
+
+def _api_requests(sandbox):
+    return sum(n for route, n in sandbox.state.stats()["requests"].items() if " /api/" in route)
+
+
+def _ingest(batch, **kwargs):
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from tests.integration.test_export_operator import FakeTaskInstance
+
+    operator = PreservicaIngestOperator(
+        task_id="ingest",
+        source=str(batch),
+        parent_ref=MAPS_FOLDER,
+        security_tag="open",
+        poll_interval=0.2,
+        deferrable=False,
+        **kwargs,
+    )
+    return operator.execute({"ti": FakeTaskInstance()})
+
+
+@pytest.fixture
+def slow_tenant(small_repository):
+    small_repository.state.update_config({"ingest_seconds": 0.5})
+    for route in ("GET /api/entity/*", "POST /api/content/*", "GET /api/processmonitor/*"):
+        inject(small_repository, kind="latency", route=route, seconds=0.002, count=None)
+    return small_repository
+
+
+def test_a_delivery_of_thousands_costs_two_requests_a_file_with_skip_check_and_fixity(slow_tenant, tmp_path):
+    batch = make_delivery(tmp_path, FILES)
+
+    report = _ingest(batch)
+
+    assert report["created_count"] == FILES and report["verified"] == FILES and report["errors"] == []
+    pages = math.ceil(FILES / PAGE)
+    assert _api_requests(slow_tenant) <= 2 * FILES + 3 * pages + 20
+
+
+def test_a_rerun_of_a_delivery_already_ingested_costs_pages_only(slow_tenant, tmp_path):
+    batch = make_delivery(tmp_path, FILES)
+    _ingest(batch, verify=False)
+    before = _api_requests(slow_tenant)
+
+    report = _ingest(batch, batch_id="second-run")
+
+    assert report["state"] == "NOTHING_TO_INGEST" and report["skipped_existing"] == FILES
+    assert _api_requests(slow_tenant) - before <= 3 * math.ceil(FILES / PAGE) + 10
