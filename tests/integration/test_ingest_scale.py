@@ -75,3 +75,41 @@ def test_a_rerun_of_a_delivery_already_ingested_costs_pages_only(slow_tenant, tm
 
     assert report["state"] == "NOTHING_TO_INGEST" and report["skipped_existing"] == FILES
     assert _api_requests(slow_tenant) - before <= 3 * math.ceil(FILES / PAGE) + 10
+
+
+def test_verification_finds_a_stored_checksum_that_differs_wherever_the_file_sits(small_repository, tmp_path):
+    """The two-GET path reads the original generation's first bitstream; another shape takes the full walk."""
+    import time
+
+    from airflow.exceptions import TaskDeferred
+
+    from airflow_provider_preservica.client.progress import read_progress
+    from airflow_provider_preservica.client.search import SearchQuery
+    from airflow_provider_preservica.compat import AirflowFailException
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from tests.integration.test_export_operator import FakeTaskInstance
+
+    small_repository.state.update_config({"ingest_seconds": 0.2})
+    batch = make_delivery(tmp_path, 6)
+    context = {"ti": FakeTaskInstance()}
+    common = {"task_id": "ingest", "source": str(batch), "parent_ref": MAPS_FOLDER, "security_tag": "open"}
+    with pytest.raises(TaskDeferred):
+        PreservicaIngestOperator(**common, deferrable=True).execute(context)
+    hook = PreservicaHook()
+    while not read_progress(hook.get_conn(), context["ti"].xcoms["progress_token"]).finished:
+        time.sleep(0.05)  # waits on a condition, asserts nothing about time
+    # Bit rot after ingest, in an asset whose original generation lists another file first.
+    [hit] = PreservicaHook().search(SearchQuery(text="item-00001.txt", filters={"xip.document_type": "IO"}))
+    asset = small_repository.state.repository.require(hit.reference)
+    content_object = small_repository.state.repository.require(asset.representations[0].content_objects[0])
+    generation = content_object.generations[0]
+    rotten = type(generation.bitstreams[0])(
+        "item-00001.txt", 1, {k: "0" * len(v) for k, v in generation.bitstreams[0].fixities.items()}
+    )
+    generation.bitstreams[:] = [type(rotten)("thumbnail.png", 1, {}), rotten]
+
+    with pytest.raises(AirflowFailException) as failure:
+        PreservicaIngestOperator(**common, deferrable=False, poll_interval=0.2).execute(context)
+
+    assert f"item-00001.txt ({hit.reference}): SHA-256 {'0' * 64} in Preservica" in str(failure.value)
