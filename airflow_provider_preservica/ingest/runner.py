@@ -223,7 +223,12 @@ class IngestRunner:
                 )
         # A retry that adopted the ingest expects every file of the source, including those an earlier run
         # ingested; the Process Monitor knows which ones this ingest created.
-        created = monitor.created if report.adopted and monitor and monitor.found else found
+        # So does a deferred ingest whose per-file state was lost (``IngestReport.from_state``): what was found
+        # and not created was there before.
+        rebuilt = report.adopted or report.per_file_lost
+        created = monitor.created if rebuilt and monitor and monitor.found else found
+        if report.per_file_lost and monitor and monitor.found:
+            report.skipped_existing = {s: ref for s, ref in found.items() if s not in monitor.created}
         report.created_refs = sorted(created.values())
         if self.verify:
             self._verify_fixity(found)

@@ -275,8 +275,10 @@ class PreservicaIngestOperator(BaseOperator):
         assert report.progress_token is not None
         if progress is None or not progress.finished:
             if self.deferrable:
-                # The report rides in an XCom of this try: ``dag.test()`` drops defer kwargs.
-                context["ti"].xcom_push(key=REPORT_STATE_KEY, value=report.to_state())
+                # The report rides in an XCom of this try (``dag.test()`` drops defer kwargs); what grows with
+                # the delivery waits in a file beside the package (rebuilt from the source if it is gone).
+                state = report.to_state(spill_dir=self.work_dir or tempfile.gettempdir())
+                context["ti"].xcom_push(key=REPORT_STATE_KEY, value=state)
                 self.defer(
                     trigger=PreservicaProgressTrigger(
                         preservica_conn_id=self.preservica_conn_id,
@@ -311,6 +313,14 @@ class PreservicaIngestOperator(BaseOperator):
         hook = PreservicaHook(self.preservica_conn_id)
         self._preservica_host = preservica_host(hook.settings.base_url)
         runner = self._runner(hook, restored)
+        if restored.per_file_lost:
+            if is_url(self.source):
+                restored.warnings.append(
+                    "fixity not verified: this ingest's per-file state stayed on the worker that deferred it "
+                    "(give work_dir a folder every worker shares)"
+                )
+            else:
+                runner.expect_from_source(self.source)
         progress = read_progress(hook.get_conn(), str(event["progress_token"]))
         return self._finish(context, runner, BatchRegistry(), progress)
 
@@ -394,6 +404,7 @@ class PreservicaIngestOperator(BaseOperator):
         try:
             runner.record_outcome(progress)
         finally:
+            report.discard_spill()
             _release(self._claim_for(report))
         summary = report.summary()
         if progress.succeeded and not report.errors:

@@ -113,3 +113,63 @@ def test_verification_finds_a_stored_checksum_that_differs_wherever_the_file_sit
         PreservicaIngestOperator(**common, deferrable=False, poll_interval=0.2).execute(context)
 
     assert f"item-00001.txt ({hit.reference}): SHA-256 {'0' * 64} in Preservica" in str(failure.value)
+
+
+class _TaskInstance:
+    """What a deferred operator reads back: its own XComs."""
+
+    dag_id, task_id, run_id, map_index = "nightly_ingest", "ingest", "scheduled__2026-12-07", -1
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str) -> object:
+        return self.xcoms.get(key)
+
+
+@pytest.mark.parametrize("same_worker", [True, False], ids=["resumed-here", "resumed-on-another-worker"])
+def test_a_deferred_delivery_keeps_its_xcoms_small_and_still_verifies_every_file(
+    small_repository, tmp_path, same_worker
+):
+    import json
+    import time
+
+    from airflow.exceptions import TaskDeferred
+
+    from airflow_provider_preservica.client.progress import read_progress
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+    from airflow_provider_preservica.operators.ingest import REPORT_STATE_KEY, PreservicaIngestOperator
+
+    small_repository.state.update_config({"ingest_seconds": 0.2})
+    files = 1500
+    batch = make_delivery(tmp_path, files)
+    work = tmp_path / "work"
+    work.mkdir()
+    ti = _TaskInstance()
+    operator = PreservicaIngestOperator(
+        task_id="ingest",
+        source=str(batch),
+        parent_ref=MAPS_FOLDER,
+        security_tag="open",
+        deferrable=True,
+        work_dir=str(work),
+    )
+    with pytest.raises(TaskDeferred):
+        operator.execute({"ti": ti})
+    state = ti.xcoms[REPORT_STATE_KEY]
+    assert len(json.dumps(state)) < 10_000
+    token = ti.xcoms["progress_token"]
+    while not read_progress(PreservicaHook().get_conn(), token).finished:
+        time.sleep(0.05)  # waits on a condition, asserts nothing about time
+    if not same_worker:
+        for spilled in work.glob("preservica-ingest-state-*"):
+            spilled.unlink()
+
+    report = operator.execute_complete({"ti": ti}, {"status": "finished", "progress_token": token})
+
+    assert report["created_count"] == files and report["verified"] == files and report["errors"] == []
+    assert report["skipped_existing"] == 0 and len(json.dumps(report)) < 10_000
+    assert list(work.iterdir()) == []  # nothing left beside the packages
