@@ -16,7 +16,12 @@ from airflow_provider_preservica.client.progress import Progress
 from airflow_provider_preservica.client.upload import PackageUploader, UploadResult
 from airflow_provider_preservica.exceptions import IngestConflictError, PreservicaConfigError
 from airflow_provider_preservica.ingest.existing import WithoutFiles
-from airflow_provider_preservica.ingest.identity import FIXITY_IDENTIFIER, assets_below, find_present
+from airflow_provider_preservica.ingest.identity import (
+    FIXITY_IDENTIFIER,
+    assets_below,
+    assets_below_by_reading,
+    find_present,
+)
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.vanished import build_without_vanished
@@ -33,6 +38,7 @@ from airflow_provider_preservica.packaging import (
 from airflow_provider_preservica.packaging.source import SourceEntry
 
 log = logging.getLogger(__name__)
+INDEX_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new search for created assets the index lacks
 
 
 class IngestRunner:
@@ -242,8 +248,20 @@ class IngestRunner:
         if not source_ids:
             return {}
         before = set(self.report.skipped_existing.values())
+        found = assets_below(self.entities, self.report.parent_ref, source_ids)
+        waiting = [s for s in source_ids if s not in found]
+        for pause in INDEX_WAITS:  # the search index trails an ingest: ask again, a bounded number of times
+            if not waiting:
+                break
+            log.info("%d assets not in Preservica's search index yet; searching again in %.0f s", len(waiting), pause)
+            time.sleep(pause)
+            found.update(assets_below(self.entities, self.report.parent_ref, waiting))
+            waiting = [s for s in waiting if s not in found]
+        if waiting:  # still lagging: read those few from the Entity API, never call them missing for it
+            log.info("Reading %d assets the search index has not caught up with from the Entity API", len(waiting))
+            found.update(assets_below_by_reading(self.entities, self.report.parent_ref, waiting))
         created: dict[str, str] = {}
-        for source_id, hits in assets_below(self.entities, self.report.parent_ref, source_ids).items():
+        for source_id, hits in found.items():
             refs = [ref for ref, _ in hits if ref not in before]
             if len(refs) > 1:
                 self.report.errors.append(

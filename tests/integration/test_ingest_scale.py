@@ -173,3 +173,23 @@ def test_a_deferred_delivery_keeps_its_xcoms_small_and_still_verifies_every_file
     assert report["created_count"] == files and report["verified"] == files and report["errors"] == []
     assert report["skipped_existing"] == 0 and len(json.dumps(report)) < 10_000
     assert list(work.iterdir()) == []  # nothing left beside the packages
+
+
+@pytest.mark.parametrize("lag", [1, 50], ids=["index-catches-up", "index-still-behind"])
+def test_assets_the_search_index_has_not_caught_up_with_are_not_called_missing(
+    small_repository, tmp_path, monkeypatch, lag
+):
+    """Without the Process Monitor, created assets are found by search, which trails the ingest."""
+    from airflow_provider_preservica.ingest import runner
+
+    monkeypatch.setattr(runner, "INDEX_WAITS", (0.0, 0.0))  # the lag is counted in searches, not seconds
+    small_repository.state.update_config({"ingest_seconds": 0.2, "index_lag_searches": lag})
+    inject(small_repository, kind="status", route="GET /api/processmonitor/monitors", status=404, count=None)
+    files = 250
+    batch = make_delivery(tmp_path, files)
+
+    report = _ingest(batch)
+
+    assert report["created_count"] == files and report["verified"] == files and report["errors"] == []
+    by_identifier = small_repository.state.stats()["requests"].get("GET /api/entity/entities/by-identifier", 0)
+    assert by_identifier == (0 if lag == 1 else files)  # per-asset reads only for what the index still lacks
