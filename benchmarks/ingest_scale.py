@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -234,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         sandbox.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the files, the package and the sandbox's copy: GBs at 100,000
     print("\n| method | latency | files | wall s | API requests | per file | RSS +MB | phases (s) |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
