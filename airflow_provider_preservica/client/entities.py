@@ -183,6 +183,35 @@ class EntityService:
                         found.append(self._bitstream((link.text or "").strip()))
         return found
 
+    def original_bitstream(
+        self, asset_ref: str, filename: str, representation_type: str = "Preservation"
+    ) -> Bitstream | None:
+        """The bitstream ``filename`` of the asset's original generation: two GETs for a one-file asset.
+
+        The shortest documented path to a bitstream's fixity (reference §6.3 "Structure responses": a
+        representation is ``…/representations/{Type}/{n}``, a generation ``…/generations/{n}``, a bitstream
+        ``…/bitstreams/{n}``, all numbered from 1): representation 1 names the content object, and the first
+        bitstream of its first (original) generation is the file an ingest of one file per asset sent. Any
+        other shape (several content objects, another file first, a missing link) takes the full walk of
+        :meth:`bitstreams`; ``None`` when no bitstream has that name.
+        """
+        try:
+            detail = self.client.get_xml(
+                f"/api/entity/information-objects/{asset_ref}/representations/{representation_type}/1"
+            )
+            objects = [
+                co.text.strip() for co in detail.iter(f"{{{self.ns.xip}}}ContentObject") if co.text and not len(co)
+            ]
+            if len(objects) == 1:
+                first = self._bitstream(f"/api/entity/content-objects/{objects[0]}/generations/1/bitstreams/1")
+                if first.filename == filename:
+                    return first
+        except PreservicaHTTPError as exc:
+            if exc.status != 404:
+                raise
+        named = [b for b in self.bitstreams(asset_ref, representation_type) if b.filename == filename]
+        return named[0] if named else None
+
     def _bitstream(self, url: str) -> Bitstream:
         root = self.client.get_xml(url)
         element = root.find(f".//{{{self.ns.xip}}}Bitstream")

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import logging
+import os
+import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_preservica.report_csv import ReportWriter
 
+log = logging.getLogger(__name__)
 XCOM_LIST_LIMIT = 20
+# What grows with the delivery: carried across a deferral in a file beside the package, not in the XCom.
+PER_FILE_FIELDS = (
+    "sent_source_ids",
+    "expected_fixity",
+    "skipped_existing",
+    "created_refs",
+    "conflicts",
+    "missing_files",
+    "errors",
+    "warnings",
+)
+INLINE_STATE_LIMIT = 4096  # bytes of per-file state still carried in the XCom itself
+SPILL_PREFIX = "preservica-ingest-state-"
 
 
 @dataclass
@@ -34,6 +54,10 @@ class IngestReport:
     conflicts: list[str] = field(default_factory=list)  # same SourceID below the target, other content
     claim_key: str | None = None  # the SourceID namespace this ingest claimed its target with
     missing_files: list[str] = field(default_factory=list)  # scanned, then gone before packaging (allowed)
+    # The per-file state of a deferred ingest could not be read back (resumed on another worker): the
+    # runner rebuilds it from the source and takes the created assets from the Process Monitor.
+    per_file_lost: bool = False
+    per_file_state: dict[str, Any] | None = None  # where ``to_state`` spilled it: path, sha256
 
     def to_xcom(self) -> dict[str, Any]:
         """Small whatever the batch size: counts, the token, and at most a few refs and messages."""
@@ -41,6 +65,8 @@ class IngestReport:
         data.pop("sent_source_ids")
         data.pop("expected_fixity")
         data.pop("claim_key")
+        data.pop("per_file_lost")
+        data.pop("per_file_state")
         data["skipped_existing"] = len(self.skipped_existing)
         # The assets this delivery's files are in, whether this run created them or found them: a re-run with
         # nothing new still hands usable refs downstream.
@@ -55,13 +81,59 @@ class IngestReport:
         data["missing_count"] = len(self.missing_files)
         return data
 
-    def to_state(self) -> dict[str, Any]:
-        """Everything, JSON-serialisable, to carry the report across a deferral."""
-        return asdict(self)
+    def to_state(self, spill_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The report, JSON-serialisable, to carry it across a deferral; the same size whatever the delivery.
+
+        Per-file fields (``PER_FILE_FIELDS``) of more than ``INLINE_STATE_LIMIT`` bytes go to a file in
+        ``spill_dir`` (readable by this account only; the XCom names it and its SHA-256), with the first few
+        messages kept inline. ``from_state`` reads it back; :meth:`discard_spill` removes it.
+        """
+        data = asdict(self)
+        per_file = {name: data[name] for name in PER_FILE_FIELDS}
+        text = json.dumps(per_file, sort_keys=True)
+        if spill_dir is None or len(text.encode()) <= INLINE_STATE_LIMIT:
+            return data
+        name = f"{SPILL_PREFIX}{hashlib.sha256(self.batch_id.encode()).hexdigest()[:16]}-{uuid.uuid4().hex[:8]}.json"
+        path = Path(spill_dir) / name
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        self.per_file_state = {"path": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        data["per_file_state"] = self.per_file_state
+        for name in PER_FILE_FIELDS:
+            value = data[name]
+            data[name] = value[:XCOM_LIST_LIMIT] if name in ("errors", "warnings") else type(value)()
+        return data
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> IngestReport:
-        return cls(**data)
+        report = cls(**data)
+        spilled = report.per_file_state
+        if not spilled:
+            return report
+        try:
+            text = Path(str(spilled["path"])).read_text(encoding="utf-8")
+            if hashlib.sha256(text.encode()).hexdigest() != spilled.get("sha256"):
+                raise ValueError("changed since it was written")
+            per_file = json.loads(text)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning(
+                "The per-file state of this ingest (%s) cannot be read here (%s); rebuilding it from the source",
+                spilled.get("path"),
+                exc,
+            )
+            report.per_file_lost = True
+            return report
+        for name in PER_FILE_FIELDS:
+            if name in per_file:
+                setattr(report, name, per_file[name])
+        return report
+
+    def discard_spill(self) -> None:
+        """Remove the file ``to_state`` spilled, once the outcome is known."""
+        if self.per_file_state:
+            Path(str(self.per_file_state.get("path"))).unlink(missing_ok=True)
+            self.per_file_state = None
 
     def summary(self) -> str:
         adopted = " (adopted from an earlier try)" if self.adopted else ""

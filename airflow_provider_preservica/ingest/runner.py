@@ -16,10 +16,16 @@ from airflow_provider_preservica.client.progress import Progress
 from airflow_provider_preservica.client.upload import PackageUploader, UploadResult
 from airflow_provider_preservica.exceptions import IngestConflictError, PreservicaConfigError
 from airflow_provider_preservica.ingest.existing import WithoutFiles
-from airflow_provider_preservica.ingest.identity import FIXITY_IDENTIFIER, assets_below, find_present
+from airflow_provider_preservica.ingest.identity import (
+    FIXITY_IDENTIFIER,
+    assets_below,
+    assets_below_by_reading,
+    find_present,
+)
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.vanished import build_without_vanished
+from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS, verify_fixity
 from airflow_provider_preservica.packaging import (
     LocalSourceTree,
     ValidationIssue,
@@ -32,6 +38,7 @@ from airflow_provider_preservica.packaging import (
 from airflow_provider_preservica.packaging.source import SourceEntry
 
 log = logging.getLogger(__name__)
+INDEX_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new search for created assets the index lacks
 
 
 class IngestRunner:
@@ -51,6 +58,7 @@ class IngestRunner:
         on_conflict: str = "fail",
         allow_missing_files: bool = False,
         folder_layout: FolderLayout = "source_folder",
+        max_workers: int = DEFAULT_VERIFY_WORKERS,
     ) -> None:
         self.entities = entities
         self.uploader = uploader
@@ -65,6 +73,9 @@ class IngestRunner:
         self.on_conflict = on_conflict
         self.allow_missing_files = allow_missing_files
         self.folder_layout = check_folder_layout(folder_layout)
+        if max_workers < 1:
+            raise PreservicaConfigError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers
 
     def prepare(self, source: str | os.PathLike[str]) -> Path | None:
         """The file to upload, or ``None`` when every asset is already in Preservica."""
@@ -162,20 +173,10 @@ class IngestRunner:
         return checksums
 
     def _verify_fixity(self, created: dict[str, str]) -> None:
-        """Each asset holds a bitstream with the name and fixity its sidecar promised."""
-        for source_id, ref in created.items():
-            expected = self.report.expected_fixity.get(source_id)
-            if not expected:
-                continue
-            filename, algorithm, value = expected
-            stored = [b for b in self.entities.bitstreams(ref) if b.filename == filename]
-            actual = stored[0].fixity(algorithm) if stored else None
-            if actual is None:
-                self.report.errors.append(f"{filename} ({ref}): no {algorithm} fixity stored in Preservica")
-            elif actual != value.lower():
-                self.report.errors.append(f"{filename} ({ref}): {algorithm} {actual} in Preservica, {value} sent")
-            else:
-                self.report.verified += 1
+        """Each asset holds a bitstream with the name and fixity its sidecar promised (``ingest.verify``)."""
+        outcome = verify_fixity(self.entities, created, self.report.expected_fixity, max_workers=self.max_workers)
+        self.report.errors.extend(outcome.errors)
+        self.report.verified += outcome.verified
 
     def expect_from_source(self, source: str | os.PathLike[str]) -> None:
         """Rebuild what a package of ``source`` promised, for a retry that adopted an ingest it did not build.
@@ -228,7 +229,12 @@ class IngestRunner:
                 )
         # A retry that adopted the ingest expects every file of the source, including those an earlier run
         # ingested; the Process Monitor knows which ones this ingest created.
-        created = monitor.created if report.adopted and monitor and monitor.found else found
+        # So does a deferred ingest whose per-file state was lost (``IngestReport.from_state``): what was found
+        # and not created was there before.
+        rebuilt = report.adopted or report.per_file_lost
+        created = monitor.created if rebuilt and monitor and monitor.found else found
+        if report.per_file_lost and monitor and monitor.found:
+            report.skipped_existing = {s: ref for s, ref in found.items() if s not in monitor.created}
         report.created_refs = sorted(created.values())
         if self.verify:
             self._verify_fixity(found)
@@ -242,8 +248,20 @@ class IngestRunner:
         if not source_ids:
             return {}
         before = set(self.report.skipped_existing.values())
+        found = assets_below(self.entities, self.report.parent_ref, source_ids)
+        waiting = [s for s in source_ids if s not in found]
+        for pause in INDEX_WAITS:  # the search index trails an ingest: ask again, a bounded number of times
+            if not waiting:
+                break
+            log.info("%d assets not in Preservica's search index yet; searching again in %.0f s", len(waiting), pause)
+            time.sleep(pause)
+            found.update(assets_below(self.entities, self.report.parent_ref, waiting))
+            waiting = [s for s in waiting if s not in found]
+        if waiting:  # still lagging: read those few from the Entity API, never call them missing for it
+            log.info("Reading %d assets the search index has not caught up with from the Entity API", len(waiting))
+            found.update(assets_below_by_reading(self.entities, self.report.parent_ref, waiting))
         created: dict[str, str] = {}
-        for source_id, hits in assets_below(self.entities, self.report.parent_ref, source_ids).items():
+        for source_id, hits in found.items():
             refs = [ref for ref, _ in hits if ref not in before]
             if len(refs) > 1:
                 self.report.errors.append(

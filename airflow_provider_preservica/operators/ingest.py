@@ -32,6 +32,7 @@ from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
+from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS
 from airflow_provider_preservica.ingest.workspace import package_workspace
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url, restore_entity, show_entity
@@ -78,6 +79,8 @@ class PreservicaIngestOperator(BaseOperator):
     :param allow_missing_files: a file found by the scan but gone before it was packaged (moved or deleted
         meanwhile) fails the ingest by default, naming it, before anything is uploaded; ``True`` ingests the
         rest and lists such files in the report's ``missing_files``.
+    :param max_workers: assets whose fixity is checked at once after the ingest (two GETs each, on the
+        hook's one token); everything else the ingest asks Preservica is read a page at a time.
     :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
         (nothing new, or ``wait_for_completion=False``); by default such a run triggers nothing downstream.
 
@@ -123,6 +126,7 @@ class PreservicaIngestOperator(BaseOperator):
         folder_layout: FolderLayout = "source_folder",
         upload_concurrency: int = 4,
         verify: bool = True,
+        max_workers: int = DEFAULT_VERIFY_WORKERS,
         emit_empty_asset_events: bool = False,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
@@ -148,6 +152,9 @@ class PreservicaIngestOperator(BaseOperator):
         self.folder_layout = check_folder_layout(folder_layout)
         self.upload_concurrency = upload_concurrency
         self.verify = verify
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers
         self.emit_empty_asset_events = emit_empty_asset_events
         self.preservica_conn_id = preservica_conn_id
         self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
@@ -182,6 +189,7 @@ class PreservicaIngestOperator(BaseOperator):
             on_conflict=self.on_conflict,
             allow_missing_files=self.allow_missing_files,
             folder_layout=self.folder_layout,
+            max_workers=self.max_workers,
         )
 
     # -- execution -------------------------------------------------------------------------
@@ -267,8 +275,10 @@ class PreservicaIngestOperator(BaseOperator):
         assert report.progress_token is not None
         if progress is None or not progress.finished:
             if self.deferrable:
-                # The report rides in an XCom of this try: ``dag.test()`` drops defer kwargs.
-                context["ti"].xcom_push(key=REPORT_STATE_KEY, value=report.to_state())
+                # The report rides in an XCom of this try (``dag.test()`` drops defer kwargs); what grows with
+                # the delivery waits in a file beside the package (rebuilt from the source if it is gone).
+                state = report.to_state(spill_dir=self.work_dir or tempfile.gettempdir())
+                context["ti"].xcom_push(key=REPORT_STATE_KEY, value=state)
                 self.defer(
                     trigger=PreservicaProgressTrigger(
                         preservica_conn_id=self.preservica_conn_id,
@@ -303,6 +313,14 @@ class PreservicaIngestOperator(BaseOperator):
         hook = PreservicaHook(self.preservica_conn_id)
         self._preservica_host = preservica_host(hook.settings.base_url)
         runner = self._runner(hook, restored)
+        if restored.per_file_lost:
+            if is_url(self.source):
+                restored.warnings.append(
+                    "fixity not verified: this ingest's per-file state stayed on the worker that deferred it "
+                    "(give work_dir a folder every worker shares)"
+                )
+            else:
+                runner.expect_from_source(self.source)
         progress = read_progress(hook.get_conn(), str(event["progress_token"]))
         return self._finish(context, runner, BatchRegistry(), progress)
 
@@ -386,6 +404,7 @@ class PreservicaIngestOperator(BaseOperator):
         try:
             runner.record_outcome(progress)
         finally:
+            report.discard_spill()
             _release(self._claim_for(report))
         summary = report.summary()
         if progress.succeeded and not report.errors:

@@ -50,6 +50,7 @@ from .ingest_reporting import JobReporter
 from .ingest_xip import XipProcessor
 from .packages import PackageError, find_xip_documents
 from .s3_store import ObjectStore, StoredObject
+from .search import engine_for
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -80,11 +81,14 @@ class IngestService:
         self._faults = IngestFaultBook()
 
     # ----------------------------------------------------------------- configuration
-    CONFIG_KEYS = frozenset({"ingest_seconds"})
+    CONFIG_KEYS = frozenset({"ingest_seconds", "index_lag_searches"})
 
     def config(self) -> dict[str, Any]:
         seconds = self.ingest_seconds
-        return {"ingest_seconds": int(seconds) if float(seconds).is_integer() else seconds}
+        return {
+            "ingest_seconds": int(seconds) if float(seconds).is_integer() else seconds,
+            "index_lag_searches": engine_for(self.repository).index_lag,
+        }
 
     def check_config(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Validated values for the keys this service owns (``ValueError`` for bad ones)."""
@@ -94,11 +98,19 @@ class IngestService:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
                 raise ValueError("ingest_seconds must be a number of seconds between 0 and 3600")
             out["ingest_seconds"] = float(value)
+        if "index_lag_searches" in changes:
+            lag = changes["index_lag_searches"]
+            if isinstance(lag, bool) or not isinstance(lag, int) or not 0 <= lag <= 1000:
+                raise ValueError("index_lag_searches must be a whole number of searches between 0 and 1000")
+            out["index_lag_searches"] = lag
         return out
 
     def apply_config(self, checked: dict[str, Any]) -> None:
         if "ingest_seconds" in checked:
             self.ingest_seconds = checked["ingest_seconds"]
+        if "index_lag_searches" in checked:
+            # What an ingest creates reaches the search index late (``search``): counted in searches.
+            engine_for(self.repository).set_index_lag(checked["index_lag_searches"])
 
     # ----------------------------------------------------------------- faults
     def add_fault(self, fault: IngestFault) -> IngestFault:
@@ -231,6 +243,7 @@ class IngestService:
             self._faults.reset()
             self._next_workflow_id = 1
         self.store.clear()
+        engine_for(self.repository).set_index_lag(0)
 
     def close(self) -> None:
         self._stop_all()

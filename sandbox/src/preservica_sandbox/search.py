@@ -24,6 +24,9 @@ Semantics (the sandbox's choices where Preservica documents none):
   Multi-valued fields (``xip.identifier`` as ``"<type> <value>"`` strings, ``xip.parent_hierarchy``
   as folder refs from the root down) are JSON lists.
 - Unknown field names (filters, sort, metadata) and malformed ``q`` raise ``SearchError`` (400).
+- Index lag (``index_lag_searches``, default 0): Preservica's search index catches up with an ingest
+  some time after it; here a folder or asset created after the setting was made is left out of the
+  first ``n`` searches that would return it (counted, not timed, so tests stay off the clock).
 """
 
 from __future__ import annotations
@@ -349,9 +352,39 @@ class SearchEngine:
         self.repository = repository
         self._cache: OrderedDict[tuple[SearchQuery, int], list[Entity]] = OrderedDict()
         self._lock = threading.Lock()
+        self.index_lag = 0
+        self._lag_after_seq = 0  # entities with a higher ``seq`` lag (created after the setting)
+        self._unindexed: dict[str, int] = {}  # ref -> searches it is still left out of
+
+    def set_index_lag(self, searches: int) -> None:
+        """Leave entities created from now on out of the first ``searches`` searches that match them."""
+        with self.repository.lock:
+            latest = max((e.seq for e in self.repository.entities((SO, IO))), default=0)
+        with self._lock:
+            self.index_lag = searches
+            self._lag_after_seq = latest
+            self._unindexed.clear()
+
+    def _lagging(self, hits: list[Entity]) -> list[Entity]:
+        """``hits`` less what the index has not caught up with yet (and one search closer to it)."""
+        if not self.index_lag:
+            return hits
+        kept = []
+        with self._lock:
+            for entity in hits:
+                if entity.seq > self._lag_after_seq:
+                    left = self._unindexed.setdefault(entity.ref, self.index_lag)
+                    if left > 0:
+                        self._unindexed[entity.ref] = left - 1
+                        continue
+                kept.append(entity)
+        return kept
 
     def search(self, query: SearchQuery) -> list[Entity]:
-        """Every hit, in the query's order (a cached list: do not change it)."""
+        """Every hit the index holds yet, in the query's order (maybe a cached list: do not change it)."""
+        return self._lagging(self._search(query))
+
+    def _search(self, query: SearchQuery) -> list[Entity]:
         repo = self.repository
         with repo.lock:
             version = repo.version

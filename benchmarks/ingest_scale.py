@@ -1,0 +1,253 @@
+"""A delivery of many small files: API requests per file, wall time per phase and peak RSS (issue 20).
+
+One run generates ``--files`` files of mixed sizes (1-64 KiB, one in 500 of 1 MiB) in a temporary directory and
+measures against one local Preservica sandbox, started as a separate process (``python -m preservica_sandbox``,
+``ingest_seconds`` 0.2), at each ``--latency-ms`` (a sandbox ``latency`` fault on every ``/api/*`` request, as a
+tenant across a network). Each method runs in a fresh subprocess, into its own new folder:
+
+- ours: ``PreservicaIngestOperator.execute`` (not deferrable): scan, skip check, hash + build, upload, wait,
+  Process Monitor, fixity verification; the phases are timed by wrapping the functions the runner calls;
+- floor: the same package (built beforehand, untimed) uploaded by ``PackageUploader`` and waited for: upload and
+  Preservica's processing alone, no skip check, no report, no verification;
+- pyPreservica: ``UploadAPI.upload_zip_package`` of that package, ``EntityAPI.get_async_progress`` until it
+  ends, then a loop of ``EntityAPI.identifier("SourceID", ...)`` for the report (what a user writes).
+
+Requests are the sandbox's own counters; RSS +MB = VmHWM after the run minus VmHWM after the imports.
+
+    .venv/bin/python benchmarks/ingest_scale.py [--files 10000] [--latency-ms 0,20] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    CONN_ID,
+    SandboxProcess,
+    _measured_child,
+    _point_at,
+    _prepare_environment,
+    _requests_delta,
+    _run_measured,
+)
+
+USER = {"name": "bench", "password": "bench-pw-123", "tenant": "BENCH"}
+INGEST_SECONDS = 0.2
+NAME = "accession-bench"
+PHASES = ("scan", "skip check", "hash + build", "upload", "processing", "monitor", "verify")
+
+
+def _timed(phases: dict[str, float], name: str, fn: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- methods (child side)
+def _ours(spec: dict[str, Any]) -> dict[str, Any]:
+    from airflow_provider_preservica.ingest import runner
+    from airflow_provider_preservica.operators import ingest as operator_module
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+
+    phases: dict[str, float] = {}
+    runner.scan_source = _timed(phases, "scan", runner.scan_source)
+    runner.find_present = _timed(phases, "skip check", runner.find_present)
+    runner.build_opex_package = _timed(phases, "hash + build", runner.build_opex_package)
+    runner.IngestRunner.submit = _timed(phases, "upload", runner.IngestRunner.submit)
+    operator_module.wait_for_progress = _timed(phases, "processing", operator_module.wait_for_progress)
+    runner.ingest_messages = _timed(phases, "monitor", runner.ingest_messages)
+    runner.verify_fixity = _timed(phases, "verify", runner.verify_fixity)
+
+    class TaskInstance:
+        dag_id, task_id, run_id, map_index = "bench", "ingest", "bench", -1
+
+        def xcom_push(self, key: str, value: object) -> None:
+            pass
+
+    operator = PreservicaIngestOperator(
+        task_id="ingest",
+        source=spec["source"],
+        parent_ref=spec["parent_ref"],
+        security_tag="open",
+        poll_interval=0.2,
+        deferrable=False,
+        batch_id=f"bench-{spec['parent_ref']}",
+        work_dir=spec["work"],
+    )
+    report = operator.execute({"ti": TaskInstance()})
+    return {
+        "phases": phases,
+        "created": report["created_count"],
+        "verified": report["verified"],
+        "xcom_bytes": len(json.dumps(report, default=str)),
+    }
+
+
+def _floor(spec: dict[str, Any]) -> dict[str, Any]:
+    from airflow_provider_preservica.client.progress import wait_for_progress
+    from airflow_provider_preservica.client.upload import PackageUploader
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+
+    phases: dict[str, float] = {}
+    hook = PreservicaHook(CONN_ID)
+    settings = hook.settings
+    uploader = PackageUploader(settings.base_url, settings.tenant, hook.token_cache, verify=settings.verify)
+    started = time.perf_counter()
+    result = uploader.upload(spec["zip"], spec["parent_ref"])
+    phases["upload"] = time.perf_counter() - started
+    started = time.perf_counter()
+    wait_for_progress(hook.get_conn(), result.progress_token, poll_interval=0.2, timeout=3600)
+    phases["processing"] = time.perf_counter() - started
+    return {"phases": phases}
+
+
+def _pypreservica(spec: dict[str, Any]) -> dict[str, Any]:
+    from pyPreservica import EntityAPI, UploadAPI
+
+    env = spec["env"]
+    account = {"username": env["user"], "password": env["password"], "tenant": env["tenant"], "server": env["server"]}
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
+    upload = UploadAPI(**account, protocol="http")
+    token = upload.upload_zip_package(spec["zip"], folder=spec["parent_ref"])
+    phases["upload"] = time.perf_counter() - started
+    started = time.perf_counter()
+    entity = EntityAPI(**account, protocol="http")
+    while entity.get_async_progress(token) in ("ACTIVE", "PENDING"):
+        time.sleep(0.2)
+    phases["processing"] = time.perf_counter() - started
+    started = time.perf_counter()
+    found = sum(1 for source_id in spec["source_ids"] if entity.identifier("SourceID", source_id))
+    phases["identifier() loop"] = time.perf_counter() - started
+    return {"phases": phases, "created": found}
+
+
+METHODS = {"ours": _ours, "floor": _floor, "pypreservica": _pypreservica}
+IMPORTS = {
+    "ours": ["airflow_provider_preservica.operators.ingest", "boto3", "boto3.s3.transfer"],
+    "floor": ["airflow_provider_preservica.client.upload", "airflow_provider_preservica.hooks.preservica", "boto3"],
+    "pypreservica": ["pyPreservica", "boto3", "boto3.s3.transfer"],
+}
+
+
+# --------------------------------------------------------------------------- parent side
+def _make_files(source: Path, files: int) -> int:
+    total = 0
+    for index in range(files):
+        folder = source / f"box-{index // 500:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        size = 1024 * 1024 if index % 500 == 499 else 1024 * (1 + (index * 7919) % 64)
+        data = (index.to_bytes(8, "big") * (size // 8 + 1))[:size]
+        (folder / f"item-{index:06d}.bin").write_bytes(data)
+        total += size
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--latency-ms", default="0,20")
+    parser.add_argument("--methods", default="ours,floor,pypreservica")
+    parser.add_argument("--json")
+    parser.add_argument("--child")
+    args = parser.parse_args(argv)
+    if args.child:
+        return _measured_child(args.child, METHODS, IMPORTS)
+
+    tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-scale-"))
+    _prepare_environment(tmp)
+    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log", USER)
+    rows: list[dict[str, Any]] = []
+    try:
+        sandbox.start()
+        sandbox.control("POST", "/config", {"ingest_seconds": INGEST_SECONDS})
+        env = _point_at(sandbox.base_url, USER)
+        source = tmp / NAME
+        total = _make_files(source, args.files)
+        print(f"  generated {args.files} files, {total / 2**20:.1f} MiB", file=sys.stderr, flush=True)
+
+        from airflow_provider_preservica.hooks.preservica import PreservicaHook
+        from airflow_provider_preservica.packaging import build_opex_package, uuid_source_ids
+
+        hook = PreservicaHook(CONN_ID)
+        package_dir = tmp / "package"
+        manifest = build_opex_package(
+            source, package_dir, security_tag="open", package_name=NAME, source_id_namespace=NAME, keep_staged=False
+        )
+        ids = uuid_source_ids(NAME)
+        source_ids = [ids(p.relative_to(source).as_posix(), False) for p in sorted(source.rglob("*.bin"))]
+        for latency in [int(v) for v in args.latency_ms.split(",")]:
+            sandbox.control("DELETE", "/faults")
+            if latency:
+                for route in ("GET /api/*", "POST /api/*", "PUT /api/*"):
+                    sandbox.control(
+                        "POST", "/faults", {"kind": "latency", "route": route, "seconds": latency / 1000, "count": None}
+                    )
+            for method in args.methods.split(","):
+                folder = hook.entities.create_folder(f"scale {method} {latency} ms", None, "open")
+                work = tmp / f"work-{method}-{latency}"
+                work.mkdir()
+                spec = {
+                    "source": str(source),
+                    "zip": manifest.package_path,
+                    "parent_ref": folder.ref,
+                    "work": str(work),
+                    "env": env,
+                    "source_ids": source_ids,
+                    "method": method,
+                }
+                before = sandbox.control("GET", "/stats")["requests"]
+                child = _run_measured(Path(__file__).resolve(), f"{method}-{latency}", spec, tmp, method)
+                routes = _requests_delta(before, sandbox.control("GET", "/stats")["requests"])
+                api = sum(n for route, n in routes.items() if " /api/" in route)
+                row = {
+                    "method": method,
+                    "latency_ms": latency,
+                    "files": args.files,
+                    "seconds": child["seconds"],
+                    "requests": api,
+                    "per_file": api / args.files,
+                    "phases": child["phases"],
+                    "rss_increase_mb": (child["hwm_kb"] - child["baseline_hwm_kb"]) / 1024,
+                    "peak_mb": child["peak_kb"] / 1024,
+                    "routes": routes,
+                    **{k: child[k] for k in ("created", "verified", "xcom_bytes") if k in child},
+                }
+                rows.append(row)
+                print(
+                    f"  {method:<13} {latency:>3} ms: {child['seconds']:7.1f} s, {api} requests "
+                    f"({api / args.files:.2f}/file), +{row['rss_increase_mb']:.0f} MB, phases "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in child["phases"].items()),
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        sandbox.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the files, the package and the sandbox's copy: GBs at 100,000
+    print("\n| method | latency | files | wall s | API requests | per file | RSS +MB | phases (s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for row in rows:
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in row["phases"].items())
+        print(
+            f"| {row['method']} | {row['latency_ms']} ms | {row['files']} | {row['seconds']:.1f} | {row['requests']} "
+            f"| {row['per_file']:.2f} | {row['rss_increase_mb']:.0f} | {phases} |"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
