@@ -11,7 +11,7 @@ from preservica_sandbox import SandboxServer
 
 from tests.conftest import MANAGER, MAPS_FOLDER, connection_json, inject
 from tests.integration.conftest import task_states
-from tests.integration.hitl import Respondent
+from tests.integration.hitl import Respondent, needs_hitl_in_dag_test
 
 ESTATE_FOLDER = "a0000000-0000-4000-8000-000000000002"
 HAM_PLAN = "c0000000-0000-4000-8000-000000000001"
@@ -45,6 +45,7 @@ def delete_requests(server: SandboxServer) -> int:
     return sum(n for route, n in server.state.stats()["requests"].items() if route.startswith("DELETE /api/entity/"))
 
 
+@needs_hitl_in_dag_test
 def test_a_rejected_deletion_deletes_nothing(manager_conn: SandboxServer, run_dag: Any) -> None:
     dag_run = run_with_answer(run_dag, "Reject", ESTATE_FOLDER)
     states = task_states(dag_run)
@@ -54,6 +55,7 @@ def test_a_rejected_deletion_deletes_nothing(manager_conn: SandboxServer, run_da
     assert delete_requests(manager_conn) == 0 and deletions(manager_conn) == []
 
 
+@needs_hitl_in_dag_test
 def test_an_approved_deletion_deletes_exactly_the_manifest(manager_conn: SandboxServer, run_dag: Any) -> None:
     repo = manager_conn.state.repository
     before = {e.ref for e in repo.entities()}
@@ -77,6 +79,7 @@ def test_an_approved_deletion_deletes_exactly_the_manifest(manager_conn: Sandbox
     assert all("Cora Curator" in d["approval_comment"] for d in records)
 
 
+@needs_hitl_in_dag_test
 def test_a_retry_after_a_crash_between_request_and_approval_asks_once(
     manager_conn: SandboxServer, run_dag: Any
 ) -> None:

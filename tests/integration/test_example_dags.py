@@ -24,6 +24,7 @@ from preservica_sandbox import SandboxServer
 
 from tests.conftest import ARCHIVIST, MAPS_FOLDER, PROD_USER, TEST_USER, connection_json, logins, remember_tokens
 from tests.integration.conftest import delete_variable, task_states, variable
+from tests.integration.hitl import needs_hitl_in_dag_test
 
 pytestmark = pytest.mark.integration
 
@@ -538,6 +539,7 @@ def test_opex_incremental_workflow_example_ingests_the_container(examples, small
     assert titles["Minutes"].parent == MAPS_FOLDER and titles["Minutes, 1851"].parent == titles["Minutes"].ref
 
 
+@needs_hitl_in_dag_test
 def test_weeding_example_deletes_what_was_approved_and_nothing_else(examples, small_repository, monkeypatch):
     from tests.conftest import MANAGER
     from tests.integration.hitl import Respondent
