@@ -24,19 +24,29 @@ def explorer_url(base_url: str, ref: str, entity_type: str = "SO") -> str:
     return base_url.rstrip("/") + EXPLORER_PATH.format(entity_type=entity_type.upper() or "SO", ref=ref)
 
 
-_URL_ATTRIBUTE = "_preservica_entity_url"
+class _LinkSlot:
+    """Where one kind of link keeps its URL: an XCom (for downstream tasks and after deferral) and the operator."""
+
+    def __init__(self, xcom_key: str, attribute: str) -> None:
+        self.xcom_key, self.attribute = xcom_key, attribute
+
+    def show(self, operator: Any, context: Any, url: str) -> None:
+        """Push the URL to XCom and make it the task's link."""
+        context["ti"].xcom_push(key=self.xcom_key, value=url)
+        setattr(operator, self.attribute, url)
+
+    def restore(self, operator: Any, context: Any) -> None:
+        """In ``execute_complete``: the link the task showed before it deferred (its XCom is there)."""
+        url = context["ti"].xcom_pull(task_ids=operator.task_id, key=self.xcom_key)
+        setattr(operator, self.attribute, str(url) if url else "")
+
+    def url(self, operator: Any) -> str:
+        return str(getattr(operator, self.attribute, "") or "")
 
 
-def show_entity(operator: Any, context: Any, url: str) -> None:
-    """Push the entity's Explorer URL to XCom and make it the task's link."""
-    context["ti"].xcom_push(key=ENTITY_URL_XCOM_KEY, value=url)
-    setattr(operator, _URL_ATTRIBUTE, url)
-
-
-def restore_entity(operator: Any, context: Any) -> None:
-    """In ``execute_complete``: the link the task showed before it deferred (its XCom is there)."""
-    url = context["ti"].xcom_pull(task_ids=operator.task_id, key=ENTITY_URL_XCOM_KEY)
-    setattr(operator, _URL_ATTRIBUTE, str(url) if url else "")
+_ENTITY = _LinkSlot(ENTITY_URL_XCOM_KEY, "_preservica_entity_url")
+show_entity = _ENTITY.show
+restore_entity = _ENTITY.restore
 
 
 class PreservicaEntityLink(BaseOperatorLink):
@@ -45,10 +55,9 @@ class PreservicaEntityLink(BaseOperatorLink):
     name = "Preservica entity"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        return str(getattr(operator, _URL_ATTRIBUTE, "") or "")
+        return _ENTITY.url(operator)
 
 
-_WORKFLOW_URL_ATTRIBUTE = "_preservica_workflow_url"
 WORKFLOW_URL_XCOM_KEY = "preservica_workflow_url"
 
 
@@ -61,14 +70,9 @@ def workflow_url(base_url: str, instance_id: str) -> str:
     return f"{base_url.rstrip('/')}/sdb/rest/workflow/instances/{instance_id}?includeErrors=true"
 
 
-def show_workflow(operator: Any, context: Any, url: str) -> None:
-    context["ti"].xcom_push(key=WORKFLOW_URL_XCOM_KEY, value=url)
-    setattr(operator, _WORKFLOW_URL_ATTRIBUTE, url)
-
-
-def restore_workflow(operator: Any, context: Any) -> None:
-    url = context["ti"].xcom_pull(task_ids=operator.task_id, key=WORKFLOW_URL_XCOM_KEY)
-    setattr(operator, _WORKFLOW_URL_ATTRIBUTE, str(url) if url else "")
+_WORKFLOW = _LinkSlot(WORKFLOW_URL_XCOM_KEY, "_preservica_workflow_url")
+show_workflow = _WORKFLOW.show
+restore_workflow = _WORKFLOW.restore
 
 
 class PreservicaWorkflowLink(BaseOperatorLink):
@@ -77,4 +81,4 @@ class PreservicaWorkflowLink(BaseOperatorLink):
     name = "Preservica workflow"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        return str(getattr(operator, _WORKFLOW_URL_ATTRIBUTE, "") or "")
+        return _WORKFLOW.url(operator)

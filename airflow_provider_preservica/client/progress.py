@@ -7,12 +7,13 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import PreservicaConnectionError, PreservicaError, PreservicaHTTPError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATUS_NS = "http://status.preservica.com"
 SUCCEEDED = frozenset({"COMPLETED"})
@@ -111,39 +112,68 @@ class PollErrors:
         self.count = 0
 
 
-def wait_for_progress(
-    client: PreservicaClient, token: str, *, poll_interval: float, timeout: float, what: str = "ingest"
-) -> Progress:
-    """Poll until the work finishes; a timeout names the token so a person can look it up.
+def poll_until(
+    read: Callable[[], T],
+    *,
+    finished: Callable[[T], bool],
+    state: Callable[[T], str],
+    announce: Callable[[T], None],
+    subject: str,
+    timed_out: Callable[[str], str],
+    poll_interval: float,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Read until ``finished``: the one polling loop behind every wait for remote work in the worker.
 
-    Up to four consecutive transient failures of the read (5xx, 429, lost connection) are waited out;
-    the fifth ends the wait with its error.
+    ``announce`` runs when the ``state`` changes. Up to four consecutive transient failures of ``read``
+    (5xx, 429, lost connection) are waited out; the fifth ends the wait with its error. When the next poll
+    would pass ``timeout``, ``ProgressTimeoutError(timed_out(last state))``.
     """
     deadline = time.monotonic() + timeout
-    last_status = ""
+    last_state = ""
     errors = PollErrors()
-    progress: Progress | None = None
+    current: T | None = None
     while True:
         try:
-            progress = read_progress(client, token)
+            current = read()
         except PreservicaError as exc:
-            if not errors.tolerate(exc, token):
+            if not errors.tolerate(exc, subject):
                 raise
         else:
             errors.reset()
-            if progress.status != last_status:
-                percent = f" ({progress.percent:.0f}%)" if progress.percent is not None else ""
-                log.info("Preservica %s %s: %s%s", what, token, progress.status, percent)
-                last_status = progress.status
-            if progress.finished:
-                return progress
+            if state(current) != last_state:
+                announce(current)
+                last_state = state(current)
+            if finished(current):
+                return current
         if time.monotonic() + poll_interval > deadline:
-            state = progress.status if progress is not None else "unknown"
-            raise ProgressTimeoutError(
-                f"Preservica {what} with progress token {token} still {state} after {timeout:.0f} s; "
-                "it may still finish: look it up in Preservica's Process Monitor, or run the sensor on this token"
-            )
-        time.sleep(poll_interval)
+            raise ProgressTimeoutError(timed_out(state(current) if current is not None else "unknown"))
+        sleep(poll_interval)
+
+
+def wait_for_progress(
+    client: PreservicaClient, token: str, *, poll_interval: float, timeout: float, what: str = "ingest"
+) -> Progress:
+    """Poll until the work finishes; a timeout names the token so a person can look it up."""
+
+    def announce(progress: Progress) -> None:
+        percent = f" ({progress.percent:.0f}%)" if progress.percent is not None else ""
+        log.info("Preservica %s %s: %s%s", what, token, progress.status, percent)
+
+    return poll_until(
+        lambda: read_progress(client, token),
+        finished=lambda progress: progress.finished,
+        state=lambda progress: progress.status,
+        announce=announce,
+        subject=token,
+        timed_out=lambda state: (
+            f"Preservica {what} with progress token {token} still {state} after {timeout:.0f} s; "
+            "it may still finish: look it up in Preservica's Process Monitor, or run the sensor on this token"
+        ),
+        poll_interval=poll_interval,
+        timeout=timeout,
+    )
 
 
 def read_many(

@@ -8,13 +8,12 @@ their bodies are the ones pyPreservica 4.2.2's ``WorkflowAPI`` sends (reference:
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from airflow_provider_preservica.client.progress import PollErrors, ProgressTimeoutError
+from airflow_provider_preservica.client.progress import poll_until
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError, PreservicaHTTPError
 
@@ -170,27 +169,18 @@ def wait_for_workflow(
     client: PreservicaClient, instance_id: str, *, poll_interval: float, timeout: float
 ) -> WorkflowInstance:
     """Poll until the instance has finished (any outcome); transient read failures are waited out."""
-    deadline = time.monotonic() + timeout
-    errors = PollErrors()
-    last_state = ""
-    instance: WorkflowInstance | None = None
-    while True:
-        try:
-            instance = read_instance(client, instance_id)
-        except PreservicaError as exc:
-            if not errors.tolerate(exc, f"workflow instance {instance_id}"):
-                raise
-        else:
-            errors.reset()
-            if instance.state != last_state:
-                log.info("Preservica workflow instance %s (%s): %s", instance_id, instance.context_name, instance.state)
-                last_state = instance.state
-            if instance.finished_running:
-                return instance
-        if time.monotonic() + poll_interval > deadline:
-            state = instance.state if instance is not None else "unknown"
-            raise ProgressTimeoutError(
-                f"Preservica workflow instance {instance_id} still {state} after {timeout:.0f} s; it may still "
-                "finish: look it up in Preservica's Workflows screen"
-            )
-        time.sleep(poll_interval)
+    return poll_until(
+        lambda: read_instance(client, instance_id),
+        finished=lambda instance: instance.finished_running,
+        state=lambda instance: instance.state,
+        announce=lambda instance: log.info(
+            "Preservica workflow instance %s (%s): %s", instance_id, instance.context_name, instance.state
+        ),
+        subject=f"workflow instance {instance_id}",
+        timed_out=lambda state: (
+            f"Preservica workflow instance {instance_id} still {state} after {timeout:.0f} s; it may still "
+            "finish: look it up in Preservica's Workflows screen"
+        ),
+        poll_interval=poll_interval,
+        timeout=timeout,
+    )

@@ -24,9 +24,9 @@ from typing import Any
 from airflow_provider_preservica.client.deletions import approve_deletion, request_deletion
 from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityService
 from airflow_provider_preservica.client.progress import (
-    PollErrors,
-    ProgressTimeoutError,
+    Progress,
     ProgressTokenUnknownError,
+    poll_until,
     read_progress,
 )
 from airflow_provider_preservica.client.rest import PreservicaClient
@@ -153,34 +153,30 @@ class DeletionRunner:
 
     def _see_through(self, token: str, ref: str) -> None:
         """Approve once the request reads PENDING, then wait until Preservica has finished it."""
-        deadline = time.monotonic() + self.timeout
-        approved = False
-        errors = PollErrors()
-        while True:
-            try:
-                progress = read_progress(self.requester, token)
-            except PreservicaError as exc:
-                if not errors.tolerate(exc, token):
-                    raise
-            else:
-                errors.reset()
-                if progress.status == "COMPLETED":
-                    return
-                if progress.finished:
-                    raise DeletionFailedError(
-                        f"Preservica's deletion of {ref} (progress token {token}) ended {progress.status}: "
-                        + ("; ".join(progress.errors[:5]) or "no error details returned")
-                    )
-                if progress.status == "PENDING" and not approved:
-                    self._approve(token)
-                    approved = True
-                    continue
-            if time.monotonic() + self.poll_interval > deadline:
-                raise ProgressTimeoutError(
-                    f"the deletion of {ref} (progress token {token}) did not finish in {self.timeout:.0f} s; a retry "
-                    "takes it over without asking again"
-                )
-            self.sleep(self.poll_interval)
+
+        def approve_when_pending(progress: Progress) -> None:  # runs when the status changes
+            if progress.status == "PENDING":
+                self._approve(token)
+
+        progress = poll_until(
+            lambda: read_progress(self.requester, token),
+            finished=lambda progress: progress.finished,
+            state=lambda progress: progress.status,
+            announce=approve_when_pending,
+            subject=token,
+            timed_out=lambda state: (
+                f"the deletion of {ref} (progress token {token}) did not finish in {self.timeout:.0f} s; a retry "
+                "takes it over without asking again"
+            ),
+            poll_interval=self.poll_interval,
+            timeout=self.timeout,
+            sleep=self.sleep,
+        )
+        if progress.status != "COMPLETED":
+            raise DeletionFailedError(
+                f"Preservica's deletion of {ref} (progress token {token}) ended {progress.status}: "
+                + ("; ".join(progress.errors[:5]) or "no error details returned")
+            )
 
     def _approve(self, token: str) -> None:
         try:
