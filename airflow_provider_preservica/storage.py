@@ -22,7 +22,8 @@ def is_url(destination: str) -> bool:
     return "://" in destination
 
 
-def _object_path(url: str) -> Any:
+def object_path(url: str) -> Any:
+    """``url`` as an ``ObjectStoragePath`` (Airflow imported only when a URL is used)."""
     from airflow.sdk import ObjectStoragePath
 
     return ObjectStoragePath(url)
@@ -33,7 +34,7 @@ def _local_path(destination: str) -> Path | None:
     if not is_url(destination):
         return Path(destination).expanduser().resolve()
     if destination.split("://", 1)[0].lower() in ("file", "local"):
-        return Path(_object_path(destination).path).resolve()
+        return Path(object_path(destination).path).resolve()
     return None  # an object store: "folders" are key prefixes, there when the object is
 
 
@@ -77,7 +78,7 @@ def atomic_output(destination: str, mode: str = "w", **open_kwargs: Any) -> Iter
     """Open a temporary sibling of ``destination`` for writing; rename it into place on success."""
     token = uuid.uuid4().hex[:8]
     if is_url(destination):
-        final = _object_path(destination)
+        final = object_path(destination)
         temporary = final.parent / f".{final.name}.{token}.partial"
         try:
             with temporary.open(mode, **open_kwargs) as handle:
@@ -115,7 +116,7 @@ def fetch_to_local(url: str, into: str | os.PathLike[str]) -> Path:
     The copy keeps the remote name and relative paths, so SourceIDs derived from them are the same on
     every try. Empty remote "folders" (prefixes) do not exist in object stores and are not recreated.
     """
-    root = _object_path(url)
+    root = object_path(url)
     if not root.exists():
         raise PreservicaConfigError(f"ingest source {url!r} does not exist (or this worker cannot see it)")
     target = Path(into) / root.name

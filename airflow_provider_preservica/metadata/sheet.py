@@ -47,7 +47,7 @@ from airflow_provider_preservica.fragments import (
 )
 from airflow_provider_preservica.metadata.model import ROOT, FragmentChange, RowChange
 from airflow_provider_preservica.metadata.sheetfile import SheetError, decoded, open_text, read_text
-from airflow_provider_preservica.storage import _object_path, is_url
+from airflow_provider_preservica.storage import is_url, object_path
 
 PLAIN_COLUMNS = (
     "reference",
@@ -164,7 +164,7 @@ class _FragmentFiles:
         target: Any = name
         try:
             if self.remote or is_url(self.root) or is_url(name):
-                target = _object_path(contained_url(name, self.base, self.root))
+                target = object_path(contained_url(name, self.base, self.root))
             else:
                 target = contained_file(name, Path(self.base), Path(self.root))
             data = read_capped(target, self.max_bytes, f"metadata file {name!r}")

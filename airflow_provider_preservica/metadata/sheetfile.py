@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from airflow_provider_preservica.exceptions import PreservicaConfigError
-from airflow_provider_preservica.storage import _object_path, is_url
+from airflow_provider_preservica.storage import is_url, object_path
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ def reading(source: str) -> Iterator[None]:
 def open_text(source: str) -> Iterator[TextIO]:
     """The sheet opened as text (a BOM dropped, newlines kept for the CSV reader)."""
     with reading(source):
-        raw = _object_path(source).open("rb") if is_url(source) else Path(source).expanduser().open("rb")
+        raw = object_path(source).open("rb") if is_url(source) else Path(source).expanduser().open("rb")
     with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
         yield handle
 
