@@ -50,7 +50,6 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, AssetAlias, Variable, task
 
-from airflow_provider_preservica.client.progress import read_progress
 from airflow_provider_preservica.compat import AirflowFailException, AirflowSkipException
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.existing import held_below
@@ -187,7 +186,7 @@ with DAG(
         token = ti.xcom_pull(task_ids="ingest", key="progress_token")
         reason, detail = "ingest-failed", "the ingest failed before Preservica accepted the package"
         if token:
-            progress = read_progress(PreservicaHook(CONN_ID).get_conn(), token)
+            progress = PreservicaHook(CONN_ID).progress(token)
             reason = "verification-failed" if progress.succeeded else "ingest-failed"
             detail = f"Preservica ingest {token} ended {progress.status}" + (
                 f": {progress.errors[0]}" if progress.errors else ""
