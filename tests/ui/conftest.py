@@ -3,12 +3,16 @@
 The Airflow side is the script behind ``make airflow``, on a free port and a temporary AIRFLOW_HOME: its
 sandbox, Connection, Test-button setting and shutdown are exercised too. It needs no browser; the browser
 fixture skips (with the reason shown in the summary) where no Chromium is installed.
+
+The browser is the system's Chromium (Debian's ``chromium`` package), driven by Playwright: CI reaches package
+registries only, so ``playwright install`` (which downloads Playwright's own browser builds) cannot run there.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,15 +21,18 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-
-from tests.ui.cdp import Browser, Page, find_chromium
+from playwright.sync_api import Browser, Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "airflow_standalone.py"
 START_TIMEOUT = 240.0
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# How long one wait on the page (an element, a navigation) may take before the test fails.
+PAGE_TIMEOUT_MS = 30_000
 
 
 @dataclass
@@ -120,27 +127,41 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
     assert not _answers(f"{ui.sandbox_url}/_sandbox/stats"), "the sandbox outlived make airflow"
 
 
+def find_chromium() -> str | None:
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+def browser() -> Iterator[Browser]:
     binary = find_chromium()
     if binary is None:
         pytest.skip("no Chromium on PATH (Debian: apt-get install chromium); the Connection form was not checked")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    instance = Browser(binary, profile, profile.parent / "chromium.log")
-    yield instance
-    instance.close()
+    with sync_playwright() as playwright:
+        # Headless; Playwright adds --no-sandbox itself (the tests run as root).
+        instance = playwright.chromium.launch(executable_path=binary, args=["--disable-dev-shm-usage"])
+        yield instance
+        instance.close()
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
 
 
 @pytest.fixture(scope="module")
 def logged_in(browser: Browser, airflow_ui: AirflowUI) -> Page:
     """One tab, signed in through the login form of Airflow's simple auth manager."""
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.goto(f"{airflow_ui.url}/")
-    page.wait_for("location.pathname.startsWith('/auth/login')", what="the login page")
-    page.type_into("document.querySelector('input[name=username]')", airflow_ui.user, "username")
-    page.type_into("document.querySelector('input[name=password]')", airflow_ui.password, "password")
-    page.click("document.querySelector('button[type=submit]:not([disabled])')", "Sign in")
-    page.wait_for("!location.pathname.startsWith('/auth')", what="the sign-in to finish")
+    page.wait_for_url(lambda url: _path(url).startswith("/auth/login"))
+    page.locator("input[name=username]").fill(airflow_ui.user)
+    page.locator("input[name=password]").fill(airflow_ui.password)
+    page.locator("button[type=submit]:not([disabled])").click()
+    page.wait_for_url(lambda url: not _path(url).startswith("/auth"))
     return page
 
 
@@ -150,6 +171,6 @@ def screenshot(logged_in: Page, request: pytest.FixtureRequest) -> Iterator[None
     yield
     SCREENSHOTS.mkdir(exist_ok=True)
     try:
-        logged_in.screenshot(SCREENSHOTS / f"{request.node.name}.png")
+        logged_in.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
     except Exception as exc:  # a screenshot must never hide the test's own result
         print(f"no screenshot: {exc}")

@@ -8,57 +8,63 @@ that Airflow renders that declaration, and that what the form saves is what the 
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from airflow_provider_preservica.auth.sources import EXTRA_ALIASES
 from airflow_provider_preservica.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
-from tests.ui.cdp import CDPError, Page
 from tests.ui.conftest import AirflowUI
 
 pytestmark = pytest.mark.usefixtures("screenshot")
 
-DIALOG = "document.querySelector('[role=dialog]')"
 STANDARD_FIELDS = ("host", "login", "password", "port", "schema", "description")
 
+# What the user sees of one input: its label, placeholder, value, helper text, and whether it is shown.
+# The label and helper text are found the way Chakra's Field ties them to the input.
+_SEEN = """input => {
+    const dialog = input.closest('[role=dialog]') || document;
+    const field = input.closest('[data-scope=field][data-part=root]') || input.parentElement;
+    const label = document.getElementById(input.getAttribute('aria-labelledby'))
+        || dialog.querySelector('label[for="' + input.id + '"]')
+        || field.querySelector('label');
+    const helper = field.querySelector('[data-part=helper-text]');
+    const box = (label || input).getBoundingClientRect();
+    return {label: label ? label.innerText.trim() : null, placeholder: input.getAttribute('placeholder'),
+            value: input.type === 'checkbox' ? input.checked : input.value, type: input.type,
+            helper: helper ? helper.innerText.trim() : null, visible: box.width > 0 && box.height > 0};
+}"""
 
-def _js(value: str) -> str:
-    return json.dumps(value)
+
+def _dialog(page: Page) -> Locator:
+    return page.locator("[role=dialog]")
 
 
-def _button(text: str, scope: str = "document") -> str:
-    return f"Array.from({scope}.querySelectorAll('button')).find(b => b.innerText.trim() === {_js(text)})"
+def _button(scope: Page | Locator, text: str) -> Locator:
+    """The button whose text is exactly ``text``."""
+    return scope.locator("button").filter(has_text=re.compile(rf"^\s*{re.escape(text)}\s*$"))
 
 
 def _field(page: Page, name: str) -> dict[str, Any] | None:
-    """What the user sees of the input ``name``: label, placeholder, value, helper text and visibility."""
-    found: dict[str, Any] | None = page.evaluate(
-        f"""(() => {{
-        const input = {DIALOG}.querySelector('[name=' + {_js(name)} + ']');
-        if (!input) return null;
-        const field = input.closest('[data-scope=field][data-part=root]') || input.parentElement;
-        const label = document.getElementById(input.getAttribute('aria-labelledby'))
-            || {DIALOG}.querySelector('label[for="' + input.id + '"]')
-            || field.querySelector('label');
-        const helper = field.querySelector('[data-part=helper-text]');
-        const box = (label || input).getBoundingClientRect();
-        return {{label: label ? label.innerText.trim() : null, placeholder: input.getAttribute('placeholder'),
-                 value: input.type === 'checkbox' ? input.checked : input.value, type: input.type,
-                 helper: helper ? helper.innerText.trim() : null, visible: box.width > 0 && box.height > 0}};
-    }})()"""
-    )
+    """What the user sees of the input ``name`` in the dialog (None: there is no such input)."""
+    inputs = _dialog(page).locator(f'[name="{name}"]')
+    if inputs.count() == 0:
+        return None
+    found: dict[str, Any] = inputs.first.evaluate(_SEEN)
     return found
 
 
 def _open_section(page: Page, title: str) -> None:
     """Expand one accordion section of the dialog (opening one closes the others)."""
-    trigger = f"{_button(title, DIALOG)}"
-    if page.evaluate(f"{trigger}.getAttribute('aria-expanded')") != "true":
-        page.click(trigger, title)
-    page.wait_for(f"{trigger}.getAttribute('aria-expanded') === 'true'", what=f"{title} to open")
+    trigger = _button(_dialog(page), title)
+    if trigger.get_attribute("aria-expanded") != "true":
+        trigger.click()
+    expect(trigger).to_have_attribute("aria-expanded", "true")
 
 
 def _stored(ui: AirflowUI, conn_id: str) -> bool:
@@ -80,28 +86,28 @@ def _save(page: Page, ui: AirflowUI, conn_id: str, attempts: int = 3) -> None:
     while nothing was stored, makes that one lost click harmless without ever saving twice.
     """
     page.evaluate("document.activeElement && document.activeElement.blur()")
+    dialog = _dialog(page)
     for attempt in range(1, attempts + 1):
-        page.click(_button("Save", DIALOG), "Save")
+        _button(dialog, "Save").click()
         try:
-            page.wait_for(f"!{DIALOG}", timeout=10, what="the dialog to close after Save")
+            dialog.wait_for(state="detached", timeout=10_000)
             return
-        except CDPError:
+        except PlaywrightTimeoutError:
             if _stored(ui, conn_id) or attempt == attempts:
-                page.wait_for(f"!{DIALOG}", what="the dialog to close after Save")
+                dialog.wait_for(state="detached")
                 return
 
 
 def _open_preservica_form(page: Page, ui: AirflowUI, conn_id: str) -> None:
     page.goto(f"{ui.url}/connections")
-    page.click(_button("Add Connection"), "Add Connection")
-    page.type_into(f"{DIALOG}.querySelector('input[name=connection_id]')", conn_id, "Connection ID")
-    page.type_into(f"{DIALOG}.querySelector('input[aria-autocomplete=list]')", "Preservica", "Connection Type")
-    page.wait_for(
-        "Array.from(document.querySelectorAll('[role=option]')).some(o => o.innerText.trim() === 'Preservica')",
-        what="Preservica in the connection types (is the provider installed?)",
-    )
-    page.press("Enter")
-    page.wait_for(f"!!{DIALOG}.querySelector('input[name=host]')", what="the Preservica form")
+    _button(page, "Add Connection").click()
+    dialog = _dialog(page)
+    dialog.locator("input[name=connection_id]").fill(conn_id)
+    dialog.locator("input[aria-autocomplete=list]").fill("Preservica")
+    # Preservica among the connection types (if not: is the provider installed?), then chosen with Enter.
+    page.get_by_role("option", name="Preservica", exact=True).wait_for()
+    page.keyboard.press("Enter")
+    dialog.locator("input[name=host]").wait_for(state="attached")
 
 
 def test_the_preservica_form_shows_the_declared_fields(logged_in: Page, airflow_ui: AirflowUI) -> None:
@@ -123,9 +129,9 @@ def test_the_preservica_form_shows_the_declared_fields(logged_in: Page, airflow_
             assert seen["placeholder"] == UI_FIELD_BEHAVIOUR["placeholders"][name], seen
     assert _field(page, "host")["label"] == "Preservica server"  # type: ignore[index]
     sandbox = urlsplit(airflow_ui.sandbox_url)
-    page.type_into(f"{DIALOG}.querySelector('input[name=host]')", airflow_ui.sandbox_url, "host")
-    page.type_into(f"{DIALOG}.querySelector('input[name=login]')", airflow_ui.sandbox_login, "login")
-    page.type_into(f"{DIALOG}.querySelector('input[name=password]')", "not-a-real-password", "password")
+    _dialog(page).locator("input[name=host]").fill(airflow_ui.sandbox_url)
+    _dialog(page).locator("input[name=login]").fill(airflow_ui.sandbox_login)
+    _dialog(page).locator("input[name=password]").fill("not-a-real-password")
 
     # Extra fields: every conn-field with its label, description and default.
     _open_section(page, "Extra Fields")
@@ -141,7 +147,7 @@ def test_the_preservica_form_shows_the_declared_fields(logged_in: Page, airflow_
         elif isinstance(default, int):
             assert seen["value"] == str(default), f"{name}: {seen}"
     assert _field(page, "element_two_fa_secret")["type"] == "password"  # type: ignore[index]
-    page.type_into(f"{DIALOG}.querySelector('input[name=element_tenant]')", "SANDBOX", "tenant")
+    _dialog(page).locator("input[name=element_tenant]").fill("SANDBOX")
 
     # What the form saves is what the hook reads: extras under their plain names.
     _save(page, airflow_ui, "preservica_form_check")
@@ -163,14 +169,13 @@ def test_the_token_cache_field_starts_at_its_default(logged_in: Page, airflow_ui
 
 
 def _toast_after_test_click(page: Page, ui: AirflowUI, conn_id: str, expected: str) -> str:
+    """Press the Test button on the row of ``conn_id``; the text of the toast that says ``expected``."""
     page.goto(f"{ui.url}/connections")  # a fresh list: no earlier toast over the buttons
-    row = f"Array.from(document.querySelectorAll('tbody tr')).find(r => r.innerText.includes({_js(conn_id)}))"
-    page.wait_for(f"!!{row}", what=f"{conn_id} in the connection list")
-    page.click(f"{row}.querySelector('button[aria-label=\"Test Connection\"]')", f"Test on {conn_id}")
-    toasts = "Array.from(document.querySelectorAll('[data-scope=toast]')).map(t => t.innerText).join('\\n')"
-    text: str = page.wait_for(f"(() => {{ const t = {toasts}; return t.includes({_js(expected)}) ? t : ''; }})()",
-                              timeout=60, what=f"a toast saying {expected!r}")  # fmt: skip
-    return text
+    row = page.locator("tbody tr").filter(has_text=conn_id).first
+    row.locator('button[aria-label="Test Connection"]').click()
+    toast = page.locator("[data-scope=toast][data-part=root]").filter(has_text=expected).first
+    toast.wait_for(timeout=60_000)  # the api-server logs in to the sandbox first
+    return toast.inner_text()
 
 
 def test_the_test_button_logs_in_from_the_api_server(logged_in: Page, airflow_ui: AirflowUI) -> None:
@@ -191,4 +196,4 @@ def test_the_test_button_logs_in_from_the_api_server(logged_in: Page, airflow_ui
     ok = _toast_after_test_click(page, airflow_ui, "preservica_ui_ok", "Connected to Preservica")
     assert f"as {airflow_ui.sandbox_login}" in ok and "tenant SANDBOX" in ok, ok
     failed = _toast_after_test_click(page, airflow_ui, "preservica_ui_wrong", "Login failed")
-    assert wrong_password not in failed and wrong_password not in page.evaluate("document.body.innerText")
+    assert wrong_password not in failed and wrong_password not in page.locator("body").inner_text()
