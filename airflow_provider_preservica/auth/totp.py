@@ -32,11 +32,15 @@ def generator(secret: str) -> pyotp.TOTP:
     if not cleaned:
         raise InvalidTotpSecret("the 2FA secret is empty")
     try:
-        return _SeedAsIssued(cleaned, digits=DIGITS, interval=STEP_SECONDS)
+        totp = _SeedAsIssued(cleaned, digits=DIGITS, interval=STEP_SECONDS)
+        key = totp.byte_secret()  # pyotp before 2.10 decodes only when it computes a code
     except ValueError as exc:  # binascii.Error is a ValueError; the message names no part of the seed
         raise InvalidTotpSecret(
             "the 2FA secret is not a base32 string (the seed shown when 2FA was set up, e.g. 'JBSWY3DPEHPK3PXP')"
         ) from exc
+    if not key:
+        raise InvalidTotpSecret("the 2FA secret is empty")
+    return totp
 
 
 def validate_secret(secret: str) -> None:
