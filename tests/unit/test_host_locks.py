@@ -82,9 +82,11 @@ def holder(tmp_path: Path, lock_dir: Path) -> Iterator[Holder]:
 def test_another_process_holding_the_lock_keeps_this_one_out(holder: Holder) -> None:
     with try_single_flight(KEY) as held:
         assert held is False
-    with pytest.raises(PreservicaError, match="another process's Preservica login") as info:
-        with single_flight(KEY, timeout=0):  # one try, no waiting: the lock is taken
-            pytest.fail("entered a lock another process holds")
+    with (
+        pytest.raises(PreservicaError, match="another process's Preservica login") as info,
+        single_flight(KEY, timeout=0),  # one try, no waiting: the lock is taken
+    ):
+        pytest.fail("entered a lock another process holds")
     assert lock_path(KEY) in str(info.value)
     holder.release()
     with try_single_flight(KEY) as held:
