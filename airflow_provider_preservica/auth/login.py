@@ -12,9 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.token import AccessToken
@@ -27,6 +25,9 @@ from airflow_provider_preservica.exceptions import (
     RefreshRejected,
 )
 from airflow_provider_preservica.transport import HttpTransport
+
+if TYPE_CHECKING:  # the transport hands us its responses; only client/ and the transport import requests
+    import requests
 
 log = logging.getLogger(__name__)
 
