@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_preservica.exceptions import NothingDelivered, StagingError
 from airflow_provider_preservica.packaging import LocalSourceTree, hash_files, scan_source, uuid_source_ids
 from airflow_provider_preservica.packaging.errors import SourceChangedError
 from airflow_provider_preservica.packaging.model import ValidationIssue
@@ -72,14 +73,6 @@ class Holdings:
 
 #: ``existing(records) -> Holdings``: ``records`` are the staged files, with SourceID, path and fixity.
 ExistingLookup = Callable[[list["FileRecord"]], Holdings]
-
-
-class StagingError(Exception):
-    """The delivery as a whole cannot be staged (the message says why and what to do)."""
-
-
-class NothingDelivered(StagingError):
-    """No delivery folder for this day, or it holds no files."""
 
 
 @dataclass(frozen=True)

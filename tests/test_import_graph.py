@@ -23,8 +23,11 @@ imports the provider (any import, TYPE_CHECKING ones included: they must resolve
 distribution is absent) - except ``airflow_provider_preservica/sandbox.py``, the deprecation shim that
 keeps 0.1's import path working and is imported only by code that asks for that path; the sandbox's
 API routers (``*_api`` modules) never import one another; no
-module of either package has more than 500 lines. Import cycles between the provider's subpackages
-(``auth`` <-> ``client`` ...) are reported as a warning, not a failure.
+module of either package has more than 500 lines; only ``client/`` imports an HTTP library (requests, urllib3,
+boto3/botocore, httpx, aiohttp) - at run time, so a ``TYPE_CHECKING`` import for an annotation is allowed -
+with the exceptions in ``HTTP_ALLOWLIST``, each with its reason (the test also fails when an entry is no longer
+needed, so the list only shrinks). Import cycles between the provider's subpackages (``auth`` <-> ``client``
+...) are reported as a warning, not a failure.
 
 ``python tests/test_import_graph.py`` prints both graphs (each module's layer: 0 imports nothing of
 its package, n imports modules of layers below n) and the provider's subpackage cycles.
@@ -50,6 +53,17 @@ REPO = Path(__file__).resolve().parents[1]
 SANDBOX_CHECKOUT = REPO / "sandbox" / "src" / "preservica_sandbox"
 MAX_LINES = 500
 ROUTER_SUFFIX = "_api"
+#: The libraries that speak HTTP (boto3 through botocore): only the provider's ``client`` package imports them.
+HTTP_LIBRARIES = ("requests", "urllib3", "boto3", "botocore", "s3transfer", "httpx", "aiohttp")
+HTTP_PACKAGE = f"{PROVIDER}.client"
+#: Modules outside ``client/`` allowed to import an HTTP library, and why. Add none without a reason and an issue.
+HTTP_ALLOWLIST = {
+    f"{PROVIDER}.transport": (
+        "the HTTP transport (session, retries, the fast urllib3 path) that client/ and auth/ both use; it sits "
+        "below them since 677ebe1 so that auth does not import client. TODO(issue 21): move it into client/ "
+        "(client/http.py) when the hook owns auth and login goes through the client"
+    ),
+}
 
 
 # --------------------------------------------------------------------------- reading the source
@@ -358,6 +372,44 @@ def test_no_module_passes_500_lines() -> None:
     assert not offenders, f"modules over {MAX_LINES} lines (split them):\n" + "\n".join(
         f"  {path}: {lines} lines" for lines, path in reversed(offenders)
     )
+
+
+def http_importers(package: Package, allowed: str, libraries: Iterable[str] = HTTP_LIBRARIES) -> dict[str, list[str]]:
+    """module outside ``allowed`` -> ``file:line imports lib`` for each run-time import of an HTTP library."""
+    found: dict[str, list[str]] = {}
+    for module in package.modules.values():
+        if _within(module.name, allowed):
+            continue
+        for imp in module.imports:
+            if not imp.type_checking and any(_within(imp.target, lib) for lib in libraries):
+                found.setdefault(module.name, []).append(f"{_shown(module.path)}:{imp.line} imports {imp.target}")
+    return found
+
+
+def test_only_the_client_imports_http_libraries() -> None:
+    """Only ``client/`` speaks HTTP: a feature, operator or auth module asks the client (or the hook) instead."""
+    found = http_importers(provider(), HTTP_PACKAGE)
+    offenders = [line for module, lines in sorted(found.items()) if module not in HTTP_ALLOWLIST for line in lines]
+    assert not offenders, (
+        f"only {HTTP_PACKAGE} may import {', '.join(HTTP_LIBRARIES)} (at run time; a TYPE_CHECKING import for an "
+        "annotation is fine). Call the client or the hook instead, or move the code into client/:\n  "
+        + "\n  ".join(offenders)
+    )
+    stale = sorted(set(HTTP_ALLOWLIST) - set(found))
+    assert not stale, f"HTTP_ALLOWLIST names modules that no longer import an HTTP library; remove them: {stale}"
+
+
+def test_the_http_rule_sees_imports_in_functions_but_not_under_type_checking(tmp_path: Path) -> None:
+    """The checker itself: an import inside a function counts, one under TYPE_CHECKING does not."""
+    root = tmp_path / "toy"
+    (root / "client").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "client" / "__init__.py").write_text("import requests\n")
+    (root / "late.py").write_text("def upload():\n    from botocore.config import Config\n")
+    (root / "typed.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import requests\n")
+    (root / "urllib3x.py").write_text("import urllib3x\n")  # a name that only starts like one
+    found = http_importers(_read_package("toy", root), "toy.client")
+    assert found == {"toy.late": [f"{_shown(root / 'late.py')}:2 imports botocore.config"]}
 
 
 def test_the_graph_sees_cycles_in_functions_but_not_under_type_checking(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Single-flight locks: one per account in this process, and one per account on this host.
 
-The host lock is an advisory ``flock`` on a file in the temp directory, so every task process on a
-worker queues behind the one that is logging in. The kernel drops it if the holder dies.
+The host lock is a ``filelock.FileLock`` (an advisory ``flock`` on Unix) on a file in the temp directory (or
+``$PRESERVICA_LOCK_DIR``), so every task process on a worker queues behind the one that is logging in. The
+kernel drops it if the holder dies, and the file stays in place, so every waiter locks the same one.
 ``try_single_flight`` takes both only if they are free at once: a renewal ahead of expiry never
 waits, because whoever holds them is already renewing and the current token is still good.
 """
@@ -9,7 +10,6 @@ waits, because whoever holds them is already renewing and the current token is s
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import tempfile
@@ -17,9 +17,12 @@ import threading
 import time
 from collections.abc import Iterator
 
+import filelock
+
 from airflow_provider_preservica.exceptions import PreservicaError
 
 LOCK_DIR_ENV_VAR = "PRESERVICA_LOCK_DIR"
+POLL_SECONDS = 0.02  # how often a waiter tries the host lock again
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
@@ -36,6 +39,11 @@ def lock_path(key: str) -> str:
     return os.path.join(directory, f"airflow-preservica-{digest}.lock")
 
 
+def _host_lock(key: str) -> filelock.FileLock:
+    # thread_local=False: a context manager may be resumed on another thread than the one that entered it.
+    return filelock.FileLock(lock_path(key), mode=0o600, thread_local=False)
+
+
 @contextlib.contextmanager
 def single_flight(key: str, timeout: float) -> Iterator[None]:
     """Hold the process lock and the host lock for ``key``; give up after ``timeout`` seconds."""
@@ -44,26 +52,19 @@ def single_flight(key: str, timeout: float) -> Iterator[None]:
     if not thread_lock.acquire(timeout=timeout):
         raise PreservicaError(f"timed out after {timeout:.0f} s waiting for another thread's Preservica login")
     try:
-        path = lock_path(key)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        host_lock = _host_lock(key)
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise PreservicaError(
-                            f"timed out after {timeout:.0f} s waiting for another process's Preservica login "
-                            f"(lock file {path})"
-                        ) from None
-                    time.sleep(0.02)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            # Never a negative timeout: filelock reads that as "wait forever".
+            host_lock.acquire(timeout=max(0.0, deadline - time.monotonic()), poll_interval=POLL_SECONDS)
+        except filelock.Timeout:
+            raise PreservicaError(
+                f"timed out after {timeout:.0f} s waiting for another process's Preservica login "
+                f"(lock file {host_lock.lock_file})"
+            ) from None
+        try:
+            yield
         finally:
-            os.close(fd)
+            host_lock.release()
     finally:
         thread_lock.release()
 
@@ -76,20 +77,17 @@ def try_single_flight(key: str) -> Iterator[bool]:
         yield False
         return
     try:
-        fd = os.open(lock_path(key), os.O_RDWR | os.O_CREAT, 0o600)
+        host_lock = _host_lock(key)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                held = False
-            else:
-                held = True
-            try:
-                yield held
-            finally:
-                if held:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+            host_lock.acquire(blocking=False)
+        except filelock.Timeout:
+            held = False
+        else:
+            held = True
+        try:
+            yield held
         finally:
-            os.close(fd)
+            if held:
+                host_lock.release()
     finally:
         thread_lock.release()

@@ -12,20 +12,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.auth.totp import seconds_left_in_step, totp_at
 from airflow_provider_preservica.exceptions import (
-    PreservicaAuthError,
+    InvalidTotpSecret,
     PreservicaHTTPError,
     PreservicaLoginRejectedError,
     PreservicaTwoFactorRejectedError,
+    RefreshRejected,
 )
 from airflow_provider_preservica.transport import HttpTransport
-from airflow_provider_preservica.utils.totp import InvalidTotpSecret, seconds_left_in_step, totp_at
+
+if TYPE_CHECKING:  # the transport hands us its responses; only client/ and the transport import requests
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,6 @@ def _json_or_empty(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-class RefreshRejected(PreservicaAuthError):
-    """Preservica would not exchange the refresh token (already used, expired, revoked): log in instead."""
 
 
 class PasswordLogin:

@@ -12,11 +12,9 @@ import os
 import threading
 from typing import Protocol
 
+from airflow_provider_preservica.exceptions import TokenStoreUnavailable
+
 log = logging.getLogger(__name__)
-
-
-class TokenStoreUnavailable(Exception):
-    """The store cannot be used from this process."""
 
 
 class TokenStore(Protocol):

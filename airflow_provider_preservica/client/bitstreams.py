@@ -17,12 +17,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from airflow_provider_preservica.client.entities import Bitstream
 from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.exceptions import BitstreamMismatchError, PreservicaError
 from airflow_provider_preservica.packaging.fixity import hash_file, known_fixities, preferred_fixity
-
-
-class BitstreamMismatchError(PreservicaError):
-    """A downloaded bitstream differs from the size or fixity Preservica declares for it."""
 
 
 @dataclass(frozen=True)

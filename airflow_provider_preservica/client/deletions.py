@@ -12,14 +12,10 @@ import xml.etree.ElementTree as ET
 
 from airflow_provider_preservica.client.namespaces import Namespaces
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaHTTPError
+from airflow_provider_preservica.exceptions import DeletionRefusedError, PreservicaConfigError, PreservicaHTTPError
 
 XML_HEADERS = {"Content-Type": "application/xml;charset=UTF-8"}
 PATHS = {"SO": "structural-objects", "IO": "information-objects"}
-
-
-class DeletionRefusedError(PreservicaConfigError):
-    """Preservica will not take the deletion (no deletion workflow, or the account lacks the rights)."""
 
 
 def _body(ns: Namespaces, part: str, **children: str) -> bytes:

@@ -11,30 +11,22 @@ from typing import Literal
 
 from airflow_provider_preservica.client.namespaces import Namespaces
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaHTTPError
+from airflow_provider_preservica.exceptions import KIND_NAMES as KIND_NAMES  # re-exported: its old home
+from airflow_provider_preservica.exceptions import (
+    EntityNotFoundError,
+    EntityTypeMismatchError,
+    PreservicaConfigError,
+    PreservicaHTTPError,
+)
 from airflow_provider_preservica.fragments import parse_xml
 
 EntityType = Literal["SO", "IO", "CO"]
-KIND_NAMES: dict[str, str] = {"SO": "a folder", "IO": "an asset", "CO": "a content object"}
 PATHS: dict[str, str] = {"SO": "structural-objects", "IO": "information-objects", "CO": "content-objects"}
 TAGS: dict[str, str] = {"SO": "StructuralObject", "IO": "InformationObject", "CO": "ContentObject"}
 KINDS_BY_TAG: dict[str, str] = {tag: kind for kind, tag in TAGS.items()}
 XML_HEADERS = {"Content-Type": "application/xml;charset=UTF-8"}
 TEXT_HEADERS = {"Content-Type": "text/plain"}
 ROOT_PARENT = "@root@"
-
-
-class EntityNotFoundError(PreservicaConfigError):
-    """No entity with that reference (or not of that type)."""
-
-
-class EntityTypeMismatchError(EntityNotFoundError):
-    """The reference exists, as another type; ``what`` says so without advice, for callers that give their own."""
-
-    def __init__(self, ref: str, wanted: str, actual: str) -> None:
-        self.ref, self.wanted, self.actual = ref, wanted, actual
-        self.what = f"{ref!r} is {KIND_NAMES[actual]} ({actual}), not {KIND_NAMES[wanted]} ({wanted})"
-        super().__init__(f"{self.what}; set entity_type to {actual!r} or leave it out")
 
 
 @dataclass(frozen=True)

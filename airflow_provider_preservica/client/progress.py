@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import PreservicaConnectionError, PreservicaError, PreservicaHTTPError
+from airflow_provider_preservica.exceptions import (
+    PreservicaConnectionError,
+    PreservicaError,
+    PreservicaHTTPError,
+    ProgressTimeoutError,
+    ProgressTokenUnknownError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -19,14 +25,6 @@ STATUS_NS = "http://status.preservica.com"
 SUCCEEDED = frozenset({"COMPLETED"})
 FAILED = frozenset({"FAILED", "ABORTED", "CANCELLED", "FINISHED_MIXED_OUTCOME"})
 RUNNING = frozenset({"ACTIVE", "PENDING", "SUSPENDING", "SUSPENDED", "UNKNOWN"})
-
-
-class ProgressTokenUnknownError(PreservicaError):
-    """Preservica answered 404 for the progress token: it never issued it, or has forgotten it."""
-
-
-class ProgressTimeoutError(PreservicaError):
-    """The remote work did not finish in time; the message names the progress token."""
 
 
 @dataclass(frozen=True)

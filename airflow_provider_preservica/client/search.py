@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaHTTPError
+from airflow_provider_preservica.exceptions import PreservicaHTTPError, PreservicaSearchError
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,6 @@ REFERENCE_FIELD = "xip.reference"
 DEFAULT_FIELDS = ("xip.title", "xip.document_type", "xip.parent_ref", "xip.security_descriptor")
 DEFAULT_PAGE_SIZE = 500
 SortOrder = Literal["asc", "desc"]
-
-
-class PreservicaSearchError(PreservicaConfigError):
-    """Preservica refused the query itself: an unknown field, a malformed query, an unknown parent."""
 
 
 FilterValues = str | Sequence[str]

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 
 from airflow_provider_preservica.client.progress import poll_until
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError, PreservicaHTTPError
+from airflow_provider_preservica.exceptions import (
+    PreservicaConfigError,
+    PreservicaHTTPError,
+    WorkflowContextNotFoundError,
+    WorkflowInstanceUnknownError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +30,6 @@ XML_HEADERS = {"Content-Type": "application/xml;charset=UTF-8"}
 TYPES = ("Ingest", "Access", "Transformation", "DataManagement")
 SUCCEEDED = frozenset({"Completed"})
 FAILED = frozenset({"Failed", "Finished_Mixed_Outcome", "Aborted"})
-
-
-class WorkflowContextNotFoundError(PreservicaConfigError):
-    """No workflow context has that name or id (the message lists the ones there are)."""
-
-
-class WorkflowInstanceUnknownError(PreservicaError):
-    """Preservica answered 404 for the workflow instance."""
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from airflow_provider_preservica.client.entities import EntityService
-from airflow_provider_preservica.exceptions import PreservicaConfigError
+from airflow_provider_preservica.exceptions import ManifestTooLargeError, PreservicaConfigError
 
 DEFAULT_MAX_ENTITIES = 10_000
 COMPARED = ("ref", "type", "title", "parent", "bytes")
-
-
-class ManifestTooLargeError(PreservicaConfigError):
-    """More entities would go than ``max_entities`` allows."""
 
 
 def _entry(ref: str, kind: str, title: str, parent: str | None, target: str) -> dict[str, Any]:

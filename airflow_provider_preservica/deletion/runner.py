@@ -31,21 +31,14 @@ from airflow_provider_preservica.client.progress import (
 )
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.deletion.manifest import ManifestTooLargeError, build_manifest, differences
-from airflow_provider_preservica.exceptions import PreservicaError, PreservicaHTTPError
+from airflow_provider_preservica.exceptions import (
+    DeletionFailedError,
+    ManifestChangedError,
+    PreservicaHTTPError,
+)
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
 
 log = logging.getLogger(__name__)
-
-
-class ManifestChangedError(PreservicaError):
-    """The repository no longer matches the approved manifest: nothing was deleted. Not retryable: a new
-    manifest must be made and approved."""
-
-    retryable = False
-
-
-class DeletionFailedError(PreservicaError):
-    """Preservica did not carry out a deletion it was asked for (rejected, failed, or the entity is still there)."""
 
 
 @dataclass

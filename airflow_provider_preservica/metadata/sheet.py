@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from airflow_provider_preservica.client.entities import parse_fragment
-from airflow_provider_preservica.exceptions import PreservicaConfigError
+from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.fragments import (
     DEFAULT_MAX_FRAGMENT_BYTES,
     check_size,
@@ -120,8 +120,8 @@ class SheetStream:
                 next(iter(decoded(_csv_records(handle, self.source), self.source)), None)
 
 
-class _RowInvalid(Exception):
-    pass
+class _RowInvalid(PreservicaError):
+    """One row is wrong; caught below and reported with the row (never leaves this module)."""
 
 
 def known_column(name: str) -> bool:

@@ -14,14 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from airflow_provider_preservica.exceptions import PreservicaConfigError
+from airflow_provider_preservica.exceptions import SheetError
 from airflow_provider_preservica.storage import is_url, object_path
 
 T = TypeVar("T")
-
-
-class SheetError(PreservicaConfigError):
-    """The sheet cannot be read at all (missing file, unknown format, bad header)."""
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from airflow_provider_preservica.exceptions import UnsafeInputError
+from airflow_provider_preservica.exceptions import DocumentRefused, UnsafeInputError
 from airflow_provider_preservica.fragments import parse_xml
 
 CHUNK = 1 << 16
@@ -23,10 +23,6 @@ CHUNK = 1 << 16
 MAX_SIDECAR_BYTES = 64 * 1024 * 1024
 #: An XIP with events can be large; it is streamed, so the cap bounds the time (and the findings) it can cost.
 MAX_XIP_BYTES = 128 * 1024 * 1024
-
-
-class DocumentRefused(ValueError):
-    """A document is too large or declares a DTD: it was not (fully) read. The message names it."""
 
 
 def _refuse_doctype(name: str, *_: Any) -> None:

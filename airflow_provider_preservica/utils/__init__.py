@@ -1,1 +1,1 @@
-"""Small helpers shared by the provider and the sandbox (no HTTP, no Airflow)."""
+"""Deprecated helpers kept for their old import paths (``utils.totp`` is ``auth.totp`` now)."""

@@ -1,74 +1,55 @@
-"""RFC 6238 time-based one-time passwords (the 6-digit codes of Preservica's 2FA).
+"""Deprecated: the provider's TOTP code is ``airflow_provider_preservica.auth.totp`` (over pyotp) now.
 
-Preservica uses the authenticator-app defaults: HMAC-SHA1, 30-second steps, 6 digits, base32 seed;
-pyPreservica computes the same with ``pyotp.TOTP(seed).now()``. The provider uses this module to
-answer the challenge and the sandbox to check answers; it knows nothing of HTTP or Airflow.
+Every name this module had still works and warns once per use with a ``DeprecationWarning``. ``hotp`` and
+``verify_totp`` (server-side checks the provider never needed) are kept here only, computed by pyotp.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import struct
+import datetime
 import time
+import warnings
+from typing import Any
 
-STEP_SECONDS = 30
-DIGITS = 6
+from airflow_provider_preservica.auth import totp as _totp
+from airflow_provider_preservica.exceptions import InvalidTotpSecret as _InvalidTotpSecret
 
-
-class InvalidTotpSecret(ValueError):
-    """The 2FA seed is not valid base32."""
-
-
-def _decode_secret(secret: str) -> bytes:
-    cleaned = secret.replace(" ", "").replace("-", "").upper()
-    cleaned += "=" * (-len(cleaned) % 8)
-    try:
-        decoded = base64.b32decode(cleaned, casefold=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidTotpSecret(
-            "the 2FA secret is not a base32 string (the seed shown when 2FA was set up, e.g. 'JBSWY3DPEHPK3PXP')"
-        ) from exc
-    if not decoded:
-        raise InvalidTotpSecret("the 2FA secret is empty")
-    return decoded
+_MOVED = {
+    "STEP_SECONDS": "airflow_provider_preservica.auth.totp",
+    "DIGITS": "airflow_provider_preservica.auth.totp",
+    "validate_secret": "airflow_provider_preservica.auth.totp",
+    "totp_at": "airflow_provider_preservica.auth.totp",
+    "seconds_left_in_step": "airflow_provider_preservica.auth.totp",
+    "InvalidTotpSecret": "airflow_provider_preservica.exceptions",
+    "hotp": "pyotp (pyotp.HOTP(secret).at(counter))",
+    "verify_totp": "pyotp (pyotp.TOTP(secret).verify(code, valid_window=1))",
+}
 
 
-def validate_secret(secret: str) -> None:
-    """Raise :class:`InvalidTotpSecret` when ``secret`` cannot be used as a TOTP seed."""
-    _decode_secret(secret)
-
-
-def hotp(secret: str, counter: int) -> str:
+def _hotp(secret: str, counter: int) -> str:
     """RFC 4226 HOTP value of ``counter`` for a base32 ``secret``."""
-    digest = hmac.new(_decode_secret(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    code = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
-    return str(code % (10**DIGITS)).zfill(DIGITS)
+    return _totp.generator(secret).generate_otp(counter)
 
 
-def totp_at(secret: str, for_time: float | None = None, step_offset: int = 0) -> str:
-    """The code valid at ``for_time`` (default: now), shifted by ``step_offset`` steps."""
-    moment = time.time() if for_time is None else for_time
-    return hotp(secret, int(moment // STEP_SECONDS) + step_offset)
-
-
-def verify_totp(secret: str, code: str, at: float | None = None, window: int = 1) -> bool:
-    """True when ``code`` matches the step containing ``at`` or up to ``window`` steps either side.
-
-    Codes are not remembered: pyPreservica logs in again on every expiry and may present the same
-    code twice within one 30 s step, which a strict replay check would refuse.
-    """
+def _verify_totp(secret: str, code: str, at: float | None = None, window: int = 1) -> bool:
+    """True when ``code`` matches the step containing ``at`` or up to ``window`` steps either side."""
     candidate = (code or "").strip()
-    if len(candidate) != DIGITS or not candidate.isdigit():
+    if len(candidate) != _totp.DIGITS or not candidate.isdigit():
         return False
     moment = time.time() if at is None else at
-    current = int(moment // STEP_SECONDS)
-    return any(hmac.compare_digest(hotp(secret, current + delta), candidate) for delta in range(-window, window + 1))
+    when = datetime.datetime.fromtimestamp(moment, tz=datetime.timezone.utc)
+    return _totp.generator(secret).verify(candidate, for_time=when, valid_window=window)
 
 
-def seconds_left_in_step(for_time: float | None = None) -> float:
-    moment = time.time() if for_time is None else for_time
-    return STEP_SECONDS - (moment % STEP_SECONDS)
+_HERE = {"hotp": _hotp, "verify_totp": _verify_totp, "InvalidTotpSecret": _InvalidTotpSecret}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{__name__}.{name} is deprecated; use {_MOVED[name]}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _HERE[name] if name in _HERE else getattr(_totp, name)
