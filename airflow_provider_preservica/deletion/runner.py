@@ -112,7 +112,12 @@ class DeletionRunner:
                 "and have it approved. Changes: " + "; ".join(changes)
             )
 
-    def run(self, approved: dict[str, Any]) -> DeletionReport:
+    def submit(self, approved: dict[str, Any]) -> DeletionReport:
+        """Request each target's deletion once (or take over an earlier try's request); returns the tokens.
+
+        Nothing is requested unless the repository still matches the manifest (``recheck``). Each token is
+        recorded before anything else happens, so a retry after a crash approves the recorded request.
+        """
         targets = list(approved["targets"])
         adopted: dict[str, str | None] = {}
         for target in targets:
@@ -134,10 +139,29 @@ class DeletionRunner:
                 report.adopted.append(ref)
                 log.info("Taking over the deletion of %s requested by an earlier try (token %s)", ref, token)
             report.progress_tokens[ref] = token
-            self._see_through(token, ref)
+        return report
+
+    def run(self, approved: dict[str, Any]) -> DeletionReport:
+        """Submit, then wait in this process for each deletion (approving it when it reads PENDING)."""
+        report = self.submit(approved)
+        for target in approved["targets"]:
+            token = report.progress_tokens[target["ref"]]
+            self.require_completed(self._see_through(token, target["ref"]), target["ref"])
+        return self.conclude(approved, report)
+
+    def approve_if_pending(self, progress: Progress) -> bool:
+        """Approve a request that reads ``PENDING`` (the deferred path's step between two waits)."""
+        if progress.status != "PENDING":
+            return False
+        self._approve(progress.token)
+        return True
+
+    def conclude(self, approved: dict[str, Any], report: DeletionReport) -> DeletionReport:
+        """Every deletion has completed: check that each target is gone, then forget the in-flight records."""
+        for target in approved["targets"]:
             self._require_gone(target)
             report.deleted.append(target)
-        for target in targets:  # only now: a retry after a later target failed takes these over as done
+        for target in approved["targets"]:  # only now: a retry after a later target failed takes these over as done
             self.registry.forget(self._record_id(target["ref"]))
         return report
 
@@ -151,18 +175,13 @@ class DeletionRunner:
             return None  # rejected or failed earlier: asked again, after the same re-check as a new request
         return record.progress_token
 
-    def _see_through(self, token: str, ref: str) -> None:
+    def _see_through(self, token: str, ref: str) -> Progress:
         """Approve once the request reads PENDING, then wait until Preservica has finished it."""
-
-        def approve_when_pending(progress: Progress) -> None:  # runs when the status changes
-            if progress.status == "PENDING":
-                self._approve(token)
-
-        progress = poll_until(
+        return poll_until(
             lambda: read_progress(self.requester, token),
             finished=lambda progress: progress.finished,
             state=lambda progress: progress.status,
-            announce=approve_when_pending,
+            announce=lambda progress: None if self.approve_if_pending(progress) else None,  # on each new status
             subject=token,
             timed_out=lambda state: (
                 f"the deletion of {ref} (progress token {token}) did not finish in {self.timeout:.0f} s; a retry "
@@ -172,6 +191,10 @@ class DeletionRunner:
             timeout=self.timeout,
             sleep=self.sleep,
         )
+
+    @staticmethod
+    def require_completed(progress: Progress, ref: str) -> None:
+        token = progress.token
         if progress.status != "COMPLETED":
             raise DeletionFailedError(
                 f"Preservica's deletion of {ref} (progress token {token}) ended {progress.status}: "
