@@ -177,11 +177,15 @@ class DeletionRunner:
 
     def _see_through(self, token: str, ref: str) -> Progress:
         """Approve once the request reads PENDING, then wait until Preservica has finished it."""
+
+        def announce(progress: Progress) -> None:  # runs when the status changes
+            self.approve_if_pending(progress)
+
         return poll_until(
             lambda: read_progress(self.requester, token),
             finished=lambda progress: progress.finished,
             state=lambda progress: progress.status,
-            announce=lambda progress: None if self.approve_if_pending(progress) else None,  # on each new status
+            announce=announce,
             subject=token,
             timed_out=lambda state: (
                 f"the deletion of {ref} (progress token {token}) did not finish in {self.timeout:.0f} s; a retry "

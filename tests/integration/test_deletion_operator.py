@@ -145,7 +145,6 @@ def progress_reads(server: SandboxServer) -> int:
 
 def deferred_once(capfd: pytest.CaptureFixture[str]) -> bool:
     out = capfd.readouterr()
-    open("/tmp/captured.txt", "w").write(out.out + out.err)
     return (out.out + out.err).count("Pausing task as DEFERRED") == 1
 
 
