@@ -188,6 +188,22 @@ def test_a_deferred_deletion_runs_on_every_airflow(
     check_deleted_exactly(manager_conn, dag_run, before, {ESTATE_FOLDER, HAM_PLAN})
 
 
+def test_a_deferred_retry_after_a_crash_between_request_and_approval_asks_once_on_every_airflow(
+    manager_conn: SandboxServer, run_dag: Any
+) -> None:
+    """The approval fails once (503, no transport retries): the try fails after the request; the retry takes the
+    request over, approves it and completes without asking again. Runs on 3.1 too (``recorded_answer_dag``)."""
+    inject(manager_conn, kind="status", route="PUT /api/entity/actions/deletions/*", status=503, count=1)
+    dag_run = run_dag("deletion_dags.py", "recorded_answer_dag", run_conf={"refs": LETTER})
+    delete_ti = dag_run.get_task_instance("delete")
+    assert str(delete_ti.state) == "success" and delete_ti.try_number == 2, (delete_ti.state, delete_ti.try_number)
+    assert manager_conn.state.repository.get(LETTER) is None
+    assert delete_requests(manager_conn) == 1
+    [record] = deletions(manager_conn)
+    assert record["status"] == "COMPLETED"
+    assert delete_ti.xcom_pull(task_ids="delete")["adopted"] == [LETTER]
+
+
 class FakeTaskInstance:
     """What the operators read from the context: identity, XComs pushed, and the upstream tasks' XComs."""
 
