@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from airflow_provider_preservica.client.progress import (
     Progress,
     ProgressTokenUnknownError,
     poll_until,
+    read_many,
     read_progress,
 )
 from airflow_provider_preservica.client.rest import PreservicaClient
@@ -46,6 +47,14 @@ class ManifestChangedError(PreservicaError):
 
 class DeletionFailedError(PreservicaError):
     """Preservica did not carry out a deletion it was asked for (rejected, failed, or the entity is still there)."""
+
+
+@dataclass
+class DeferredState:
+    """What a deferred deletion carries from one wait to the next (JSON: it travels with the trigger)."""
+
+    approved: list[str] = field(default_factory=list)  # tokens this task approved
+    done: list[str] = field(default_factory=list)  # tokens that finished (COMPLETED)
 
 
 @dataclass
@@ -150,11 +159,40 @@ class DeletionRunner:
         return self.conclude(approved, report)
 
     def approve_if_pending(self, progress: Progress) -> bool:
-        """Approve a request that reads ``PENDING`` (the deferred path's step between two waits)."""
+        """Approve a request that reads ``PENDING``."""
         if progress.status != "PENDING":
             return False
         self._approve(progress.token)
         return True
+
+    def look(self, tokens: Iterable[str]) -> dict[str, list[Any]]:
+        """One read of each token: ``{token: [status, errors]}`` (JSON, as the tokens trigger reports them);
+        a failed read fails the try (a retry takes the requests over)."""
+        statuses: dict[str, list[Any]] = {}
+        for token, progress in read_many(self.requester, list(tokens)).items():
+            if isinstance(progress, PreservicaError):
+                raise progress
+            statuses[token] = [progress.status, progress.errors]
+        return statuses
+
+    def step(self, report: DeletionReport, statuses: dict[str, list[Any]], state: DeferredState) -> list[str]:
+        """The deferred path between two waits: approve what reads ``PENDING`` (once), fail on what ended
+        otherwise than ``COMPLETED``, note what finished; returns the tokens still running."""
+        by_token = {token: ref for ref, token in report.progress_tokens.items()}
+        just_approved = []
+        for token, (status, _) in statuses.items():
+            if token not in state.approved and self.approve_if_pending(Progress(token, status)):
+                state.approved.append(token)
+                just_approved.append(token)
+                log.info("Approved the deletion of %s (progress token %s)", by_token[token], token)
+        if just_approved:  # one more look: a deletion that finishes at once needs no deferral
+            statuses = {**statuses, **self.look(just_approved)}
+        for token, (status, errors) in statuses.items():
+            progress = Progress(token, status, errors=list(errors))
+            if progress.finished and token not in state.done:
+                self.require_completed(progress, by_token[token])
+                state.done.append(token)
+        return [t for t in report.progress_tokens.values() if t not in state.done]
 
     def conclude(self, approved: dict[str, Any], report: DeletionReport) -> DeletionReport:
         """Every deletion has completed: check that each target is gone, then forget the in-flight records."""

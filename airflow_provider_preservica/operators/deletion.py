@@ -34,7 +34,6 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_preservica.client.entities import EntityNotFoundError
-from airflow_provider_preservica.client.progress import Progress, read_many
 from airflow_provider_preservica.compat import AirflowFailException, conf
 from airflow_provider_preservica.deletion.manifest import (
     DEFAULT_MAX_ENTITIES,
@@ -42,7 +41,12 @@ from airflow_provider_preservica.deletion.manifest import (
     build_manifest,
     markdown,
 )
-from airflow_provider_preservica.deletion.runner import DeletionReport, DeletionRunner, ManifestChangedError
+from airflow_provider_preservica.deletion.runner import (
+    DeferredState,
+    DeletionReport,
+    DeletionRunner,
+    ManifestChangedError,
+)
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, task_series
@@ -225,7 +229,7 @@ class PreservicaDeleteOperator(BaseOperator):
         except ManifestChangedError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry would find the same: a person must look
         state = {"report": _report_json(report), "approved": [], "done": [], "end_time": time.time() + self.timeout}
-        return self._step(context, runner, manifest, approver, state, _look(runner, report.progress_tokens.values()))
+        return self._step(context, runner, manifest, approver, state, runner.look(report.progress_tokens.values()))
 
     @task_errors
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
@@ -245,26 +249,13 @@ class PreservicaDeleteOperator(BaseOperator):
         state: dict[str, Any],
         statuses: dict[str, list[Any]],
     ) -> dict[str, Any]:
-        """Approve what reads PENDING, fail on what ended otherwise than COMPLETED, defer for the rest.
+        """Approve, check and note (``runner.step``); report when every deletion finished, else defer again.
 
         ``state`` is JSON (it travels with the deferral): the report so far, the tokens approved and done."""
         report = DeletionReport(**state["report"])
-        approved, done = list(state["approved"]), list(state["done"])
-        by_token = {token: ref for ref, token in report.progress_tokens.items()}
-        just_approved = []
-        for token, (status, _) in statuses.items():
-            if token not in approved and runner.approve_if_pending(Progress(token, status)):
-                approved.append(token)
-                just_approved.append(token)
-                self.log.info("Approved the deletion of %s (progress token %s)", by_token[token], token)
-        if just_approved:  # one more look: a quick deletion needs no deferral
-            statuses.update(_look(runner, just_approved))
-        for token, (status, errors) in statuses.items():
-            progress = Progress(token, status, errors=list(errors))
-            if progress.finished and token not in done:
-                runner.require_completed(progress, by_token[token])
-                done.append(token)
-        running = [t for t in report.progress_tokens.values() if t not in done]
+        progress = DeferredState(list(state["approved"]), list(state["done"]))
+        running = runner.step(report, statuses, progress)
+        approved, done = progress.approved, progress.done
         if not running:
             return self._result(runner.conclude(manifest, report), manifest, approver)
         if time.time() >= state["end_time"]:
@@ -310,13 +301,3 @@ class PreservicaDeleteOperator(BaseOperator):
 
 def _report_json(report: DeletionReport) -> dict[str, Any]:
     return {"requested": report.requested, "adopted": report.adopted, "progress_tokens": report.progress_tokens}
-
-
-def _look(runner: DeletionRunner, tokens: Any) -> dict[str, list[Any]]:
-    """One read of each token: ``{token: [status, errors]}``; a failed read fails the try (a retry adopts)."""
-    statuses: dict[str, list[Any]] = {}
-    for token, progress in read_many(runner.requester, list(tokens)).items():
-        if isinstance(progress, PreservicaError):
-            raise progress
-        statuses[token] = [progress.status, progress.errors]
-    return statuses
