@@ -26,7 +26,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,20 @@ NAME_CODES = frozenset(
 IGNORED_CODES = frozenset({"empty-folder", "empty-source"})
 CSV_COLUMNS = ["path", "source_id", "outcome", "ref", "bytes", "fixity_type", "fixity_value", "detail"]
 XCOM_LIST_LIMIT = 20
-ExistingLookup = Callable[[list[str]], dict[str, str]]
+#: Quarantine reason of a file whose SourceID Preservica holds below the target with other content.
+CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What Preservica already holds of the staged files, by SourceID (see ``ingest.identity`` for the rule)."""
+
+    present: Mapping[str, str] = field(default_factory=dict)  # same content below the target: SourceID -> ref
+    conflicts: Mapping[str, str] = field(default_factory=dict)  # other content below the target: SourceID -> why
+
+
+#: ``existing(records) -> Holdings``: ``records`` are the staged files, with SourceID, path and fixity.
+ExistingLookup = Callable[[list["FileRecord"]], Holdings]
 
 
 class StagingError(Exception):
@@ -113,8 +126,9 @@ class LandingLayout:
 class FileRecord:
     """One file of the delivery and what became of it.
 
-    ``outcome``: ``pending`` (staged, to be sent), ``created``, ``skipped`` (its SourceID was already in
-    Preservica), ``quarantined`` (``detail`` says why), ``missing`` (sent, but not findable afterwards).
+    ``outcome``: ``pending`` (staged, to be sent), ``created``, ``skipped`` (Preservica holds it below the
+    target with the same content), ``quarantined`` (``detail`` says why: an illegal name, a conflict, a failed
+    ingest), ``missing`` (sent, but not findable afterwards).
     """
 
     path: str
@@ -319,8 +333,11 @@ def stage_delivery(
 
     :param namespace: the SourceID namespace the ingest will use (default: the day, like
         ``PreservicaIngestOperator`` with a source folder named after the day).
-    :param existing: ``existing(source_ids) -> {source_id: ref}``; files found are recorded as
-        ``skipped`` and left out of the staged tree. ``None``: stage everything.
+    :param existing: ``existing(staged records) -> Holdings``: files Preservica holds with the same content are
+        recorded as ``skipped`` (with their ref) and left out of the staged tree; files it holds with other
+        content under the same SourceID are conflicts, moved to ``quarantine/conflict/<day>/`` and never
+        skipped silently. ``None``: stage everything. ``ingest.existing.held_below`` is the lookup that
+        applies the ingest operator's rule (below the target folder, same fixity).
     :raises NothingDelivered: no delivery folder, or no files in it.
     """
     delivery = layout.delivery
@@ -360,12 +377,18 @@ def stage_delivery(
         record.fixity_type = fixity
         record.fixity_value = hashes[layout.staged / record.path].value(fixity)
     if existing is not None and staged:
-        found = existing([record.source_id for record in staged])
+        held = existing(staged)
         for record in staged:
-            if record.source_id in found:
-                record.outcome, record.ref = "skipped", found[record.source_id]
-                record.detail = "SourceID already in Preservica"
-                (layout.staged / record.path).unlink()
+            if record.source_id in held.present:
+                record.outcome, record.ref = "skipped", held.present[record.source_id]
+                record.detail = "already in Preservica below the target, same content"
+            elif record.source_id in held.conflicts:
+                record.outcome = "quarantined"
+                record.detail = f"{CONFLICT}: {held.conflicts[record.source_id]}"
+                to_quarantine.setdefault(CONFLICT, []).append(record.path)
+            else:
+                continue
+            (layout.staged / record.path).unlink()
         _prune_empty_folders(layout.staged)
     # Only now, when nothing else can fail, do files leave the delivery: a retry then sees the same delivery.
     for reason, paths in to_quarantine.items():
@@ -375,7 +398,7 @@ def stage_delivery(
 
 
 # -- after the ingest ------------------------------------------------------------------------------------------
-def record_ingested(manifest: StagingManifest, found: dict[str, str]) -> None:
+def record_ingested(manifest: StagingManifest, found: Mapping[str, str]) -> None:
     """Mark every staged file ``created`` with the ref Preservica gave it (``found``: SourceID -> ref)."""
     for record in manifest.files:
         if record.outcome != "pending":

@@ -20,7 +20,10 @@ Steps:
 
 1. ``stage``: validate every name in ``<landing>/<day>``. Files Preservica would reject move to
    ``quarantine/illegal-name/<day>/`` (relative paths kept) and are listed; the rest are hard-linked into the
-   staging folder, hashed (SHA-256), and looked up by SourceID: files already in Preservica are skipped.
+   staging folder, hashed (SHA-256), and looked up below this year's folder by SourceID and fixity (the
+   ingest operator's rule, see "What identifies a file" in the README): a file Preservica holds there with the
+   same content is skipped; one it holds there with *other* content (a changed file redelivered under the same
+   day) is a conflict and moves to ``quarantine/conflict/<day>/``, never skipped and never overwritten.
 2. ``anything_to_ingest`` stops here when nothing is new (the report is still written).
 3. ``ingest``: OPEX package with fixity, S3 upload, deferred wait, fixity verification of every asset. A
    retry adopts the ingest in flight. At most the pool's slots run at once per account.
@@ -36,7 +39,8 @@ folder's own asset (``schedule=[preservica_asset("<host>", "<folder ref>")]``). 
 emits nothing.
 
 No source is deleted or moved before its ingest was verified. Re-running a day skips what is already in
-Preservica. Try it: ``airflow dags test preservica_nightly_ingest 2026-11-25``.
+Preservica below the year folder with the same content.
+Try it: ``airflow dags test preservica_nightly_ingest 2026-11-25``.
 """
 
 from __future__ import annotations
@@ -46,10 +50,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, AssetAlias, Variable, task
 
-from airflow_provider_preservica.client.progress import read_progress
 from airflow_provider_preservica.compat import AirflowFailException, AirflowSkipException
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.existing import existing_source_ids
+from airflow_provider_preservica.ingest.existing import held_below
 from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
 from airflow_provider_preservica.staging import (
     LandingLayout,
@@ -65,6 +68,12 @@ CONN_ID = "preservica_default"
 POOL = f"preservica_ingest_{CONN_ID}"
 # The year folder's ref is known only at run time: the ingest adds its asset to this alias.
 NIGHTLY_INGEST = AssetAlias("preservica_nightly_ingest")
+# The year folder carries this identifier (type, value): found by it, created on first use.
+FOLDER_IDENTIFIER = "pipeline"
+
+
+def year_folder_id(ds: str | None) -> str:
+    return f"nightly-ingest-{str(ds)[:4]}"
 
 
 def landing(ds: str | None) -> LandingLayout:
@@ -98,10 +107,11 @@ with DAG(
 
     @task(multiple_outputs=True)
     def stage(ds: str | None = None) -> dict:
-        """Quarantine bad names, stage the rest, skip what Preservica already holds."""
+        """Quarantine bad names and conflicts, stage the rest, skip what the year folder already holds."""
         hook = PreservicaHook(CONN_ID)
+        folder = hook.entities.find_folder(FOLDER_IDENTIFIER, year_folder_id(ds))  # not created here
         try:
-            manifest = stage_delivery(landing(ds), existing=lambda ids: existing_source_ids(hook.entities, ids))
+            manifest = stage_delivery(landing(ds), existing=held_below(hook.entities, folder and folder.ref))
         except NothingDelivered as exc:
             raise AirflowSkipException(str(exc)) from None
         for record in manifest.quarantined():
@@ -121,8 +131,8 @@ with DAG(
         """The Preservica folder for this year's deliveries, created on first use (found by identifier)."""
         year = str(ds)[:4]
         folder, created = PreservicaHook(CONN_ID).entities.ensure_folder(
-            "pipeline",
-            f"nightly-ingest-{year}",
+            FOLDER_IDENTIFIER,
+            year_folder_id(ds),
             title=f"Nightly ingest {year}",
             parent_ref=None,
             security_tag="closed",
@@ -155,10 +165,9 @@ with DAG(
             raise AirflowSkipException("nothing was delivered")
         manifest = StagingManifest.load(staged_info["manifest"])
         manifest.parent_ref = ti.xcom_pull(task_ids="target_folder") or ""
-        if manifest.to_ingest:
-            hook = PreservicaHook(CONN_ID)
-            pending = [r.source_id for r in manifest.files if r.outcome == "pending"]
-            record_ingested(manifest, existing_source_ids(hook.entities, pending))
+        if manifest.to_ingest:  # the refs of what was sent: below the folder, same content (a search per 100)
+            lookup = held_below(PreservicaHook(CONN_ID).entities, manifest.parent_ref, read_lagging=True)
+            record_ingested(manifest, lookup([r for r in manifest.files if r.outcome == "pending"]).present)
         missing = manifest.count("missing")
         if missing:  # never file away sources Preservica cannot show
             publish(manifest, ds)
@@ -177,7 +186,7 @@ with DAG(
         token = ti.xcom_pull(task_ids="ingest", key="progress_token")
         reason, detail = "ingest-failed", "the ingest failed before Preservica accepted the package"
         if token:
-            progress = read_progress(PreservicaHook(CONN_ID).get_conn(), token)
+            progress = PreservicaHook(CONN_ID).progress(token)
             reason = "verification-failed" if progress.succeeded else "ingest-failed"
             detail = f"Preservica ingest {token} ended {progress.status}" + (
                 f": {progress.errors[0]}" if progress.errors else ""

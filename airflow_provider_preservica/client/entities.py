@@ -282,6 +282,17 @@ class EntityService:
         )
         return self._entity_from(ET.fromstring(response.content))
 
+    def find_folder(self, identifier_type: str, identifier_value: str) -> Entity | None:
+        """The one folder carrying that identifier, or None; several are an error (which one is meant?)."""
+        matches = [e for e in self.find_by_identifier(identifier_type, identifier_value) if e.entity_type == "SO"]
+        if len(matches) > 1:
+            refs = ", ".join(m.ref for m in matches)
+            raise PreservicaConfigError(
+                f"several folders carry identifier {identifier_type}={identifier_value!r} ({refs}); "
+                "remove the duplicates so the pipeline knows which one to use"
+            )
+        return self.get(matches[0].ref, "SO") if matches else None
+
     def ensure_folder(
         self,
         identifier_type: str,
@@ -293,15 +304,9 @@ class EntityService:
         description: str = "",
     ) -> tuple[Entity, bool]:
         """The folder carrying that identifier, created (and tagged) if missing. Returns (folder, created)."""
-        matches = [e for e in self.find_by_identifier(identifier_type, identifier_value) if e.entity_type == "SO"]
-        if len(matches) > 1:
-            refs = ", ".join(m.ref for m in matches)
-            raise PreservicaConfigError(
-                f"several folders carry identifier {identifier_type}={identifier_value!r} ({refs}); "
-                "remove the duplicates so the pipeline knows which one to use"
-            )
-        if matches:
-            return self.get(matches[0].ref, "SO"), False
+        found = self.find_folder(identifier_type, identifier_value)
+        if found is not None:
+            return found, False
         folder = self.create_folder(title, parent_ref, security_tag, description)
         self.add_identifier(folder.ref, "SO", identifier_type, identifier_value)
         return folder, True

@@ -26,7 +26,8 @@ from airflow_provider_preservica.client.bitstreams import (
 from airflow_provider_preservica.client.changes import ChangeFeedService
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.entity_events import EntityEventsService
-from airflow_provider_preservica.client.export import Download, download_to
+from airflow_provider_preservica.client.export import Download, ExportOptions, download_to, start_export
+from airflow_provider_preservica.client.progress import Progress, read_progress, wait_for_progress
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
 from airflow_provider_preservica.client.workflows import (
@@ -36,6 +37,7 @@ from airflow_provider_preservica.client.workflows import (
     list_contexts,
     read_instance,
     start_workflow,
+    wait_for_workflow,
 )
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
@@ -284,20 +286,49 @@ class PreservicaHook(BaseHook):
         search_query = query if isinstance(query, SearchQuery) else SearchQuery(text=query, **kwargs)
         return SearchPager(self.get_conn(), search_query, page_size=page_size, limit=limit)
 
+    # -- long-running jobs: progress tokens, exports, workflows ----------------------------------------------
+    def progress(self, token: str) -> Progress:
+        """One look at an ingest's, export's or other action's progress token (status, percent, errors)."""
+        return read_progress(self.get_conn(), token)
+
+    def wait_for_progress(self, token: str, *, poll_interval: float, timeout: float, what: str = "ingest") -> Progress:
+        """Poll ``token`` until it finishes (transient errors waited out); a timeout names the token."""
+        return wait_for_progress(self.get_conn(), token, poll_interval=poll_interval, timeout=timeout, what=what)
+
+    def start_export(self, ref: str, entity_type: str, options: ExportOptions | None = None) -> str:
+        """Ask Preservica to export a folder (``SO``) or asset (``IO``); returns the progress token."""
+        return start_export(self.get_conn(), self.entities.ns, ref, entity_type, options or ExportOptions())
+
+    def download_export(self, token: str, destination: str | os.PathLike[str]) -> Download:
+        """Stream a finished export's zip to ``destination`` (resuming with HTTP Range after a drop)."""
+        return download_to(self.get_conn(), f"/api/entity/actions/exports/{token}/content", destination)
+
     def workflow_contexts(self, workflow_type: str | None = None) -> list[WorkflowContext]:
         """Workflow contexts (``Ingest``, ``Access``, ``Transformation``, ``DataManagement``, or all)."""
         return list_contexts(self.get_conn(), workflow_type)
 
+    def find_workflow_context(self, context: str, workflow_type: str | None = None) -> WorkflowContext:
+        """The context named (as Preservica shows it, any case) or numbered ``context``; an error lists the others."""
+        return find_context(self.get_conn(), context, workflow_type)
+
     def start_workflow(
-        self, context: str, parameters: dict[str, str] | None = None, workflow_type: str | None = None
+        self,
+        context: str | WorkflowContext,
+        parameters: dict[str, str] | None = None,
+        workflow_type: str | None = None,
+        correlation_id: str | None = None,
     ) -> str:
         """Start the context named (as Preservica shows it, any case) or numbered ``context``; the instance id."""
-        client = self.get_conn()
-        return start_workflow(client, find_context(client, context, workflow_type), parameters)
+        found = context if isinstance(context, WorkflowContext) else self.find_workflow_context(context, workflow_type)
+        return start_workflow(self.get_conn(), found, parameters, correlation_id)
 
     def workflow_instance(self, instance_id: str) -> WorkflowInstance:
         """One look at a workflow instance: state, context, times, errors."""
         return read_instance(self.get_conn(), instance_id)
+
+    def wait_for_workflow(self, instance_id: str, *, poll_interval: float, timeout: float) -> WorkflowInstance:
+        """Poll a workflow instance until it stops running; a timeout names the instance."""
+        return wait_for_workflow(self.get_conn(), instance_id, poll_interval=poll_interval, timeout=timeout)
 
     # -- UI --------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

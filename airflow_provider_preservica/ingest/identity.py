@@ -128,12 +128,19 @@ def find_present(
     files: Mapping[str, str],
     checksums: Callable[[list[str]], Mapping[str, str]],
     algorithm: str,
+    *,
+    read_lagging: bool = False,
 ) -> Presence:
     """Which of ``files`` (``{SourceID: relative path}``) Preservica holds below ``parent_ref``, same content.
 
     ``checksums(paths)`` hashes local files on demand: only files whose SourceID was found are hashed here.
+    ``read_lagging``: SourceIDs the search index does not show are read from the Entity API, one by one (for
+    files just ingested, which the index may not list yet; before an ingest the index is enough).
     """
     hits = assets_below(entities, parent_ref, files)
+    if read_lagging:
+        unseen = [source_id for source_id in files if source_id not in hits]
+        hits.update(assets_below_by_reading(entities, parent_ref, unseen))
     local = checksums([files[sid] for sid in hits]) if hits else {}
     presence = Presence()
     for source_id, candidates in hits.items():

@@ -13,13 +13,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
 from airflow_provider_preservica.client.entities import EntityNotFoundError
-from airflow_provider_preservica.client.export import ExportOptions, download_to, start_export
-from airflow_provider_preservica.client.progress import (
-    RUNNING,
-    ProgressTokenUnknownError,
-    read_progress,
-    wait_for_progress,
-)
+from airflow_provider_preservica.client.export import ExportOptions
+from airflow_provider_preservica.client.progress import RUNNING, ProgressTokenUnknownError
 from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
@@ -138,7 +133,7 @@ class PreservicaExportOperator(BaseOperator):
             except EntityNotFoundError as exc:
                 raise AirflowFailException(str(exc)) from None  # a retry cannot find it either
             entity_type = entity.entity_type
-            token = start_export(hook.get_conn(), hook.entities.ns, entity.ref, entity.entity_type, self.options)
+            token = hook.start_export(entity.ref, entity.entity_type, self.options)
             registry.save(InFlightIngest(batch_id, token, self.destination, None, time.time(), series=series))
             self.log.info("Export of %s %r started: progress token %s", entity.entity_type, entity.title, token)
         context["ti"].xcom_push(key="progress_token", value=token)
@@ -148,7 +143,7 @@ class PreservicaExportOperator(BaseOperator):
             registry.forget(batch_id)  # the progress token is in XCom: whoever waits for it owns it now
             emit_asset_events(self, context, produced=[], extra={}, changed=False)  # no file yet
             return {"progress_token": token}
-        if self.deferrable and not read_progress(hook.get_conn(), token).finished:
+        if self.deferrable and not hook.progress(token).finished:
             self.defer(
                 trigger=PreservicaProgressTrigger(
                     preservica_conn_id=self.preservica_conn_id,
@@ -160,9 +155,7 @@ class PreservicaExportOperator(BaseOperator):
                 method_name="execute_complete",
             )
         try:
-            wait_for_progress(
-                hook.get_conn(), token, poll_interval=self.poll_interval, timeout=self.timeout, what="export"
-            )
+            hook.wait_for_progress(token, poll_interval=self.poll_interval, timeout=self.timeout, what="export")
         except PreservicaError as exc:
             raise AirflowException(str(exc)) from None
         return self._complete(context, hook, registry, batch_id, token)
@@ -193,7 +186,7 @@ class PreservicaExportOperator(BaseOperator):
         if record is None:
             return None
         try:
-            progress = read_progress(hook.get_conn(), record.progress_token)
+            progress = hook.progress(record.progress_token)
         except ProgressTokenUnknownError:
             return None  # forgotten by Preservica: start afresh
         except PreservicaError as exc:
@@ -213,7 +206,7 @@ class PreservicaExportOperator(BaseOperator):
     def _finish(
         self, context: Any, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, token: str
     ) -> dict[str, Any]:
-        progress = read_progress(hook.get_conn(), token)
+        progress = hook.progress(token)
         if not progress.succeeded:
             registry.forget(batch_id)
             raise AirflowFailException(
@@ -222,7 +215,7 @@ class PreservicaExportOperator(BaseOperator):
             )
         remote = is_url(self.destination)
         local_target = str(self._download_dir() / f"preservica-export-{token}.zip") if remote else str(self.destination)
-        download = download_to(hook.get_conn(), f"/api/entity/actions/exports/{token}/content", local_target)
+        download = hook.download_export(token, local_target)
         result: dict[str, Any] = {
             "progress_token": token,
             "path": download.path,

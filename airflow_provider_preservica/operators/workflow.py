@@ -8,14 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_preservica.client.workflows import (
-    WorkflowInstance,
-    WorkflowInstanceUnknownError,
-    find_context,
-    read_instance,
-    start_workflow,
-    wait_for_workflow,
-)
+from airflow_provider_preservica.client.workflows import WorkflowInstance, WorkflowInstanceUnknownError
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
@@ -77,7 +70,7 @@ class PreservicaWorkflowOperator(BaseOperator):
         if record is None:
             return None
         try:
-            instance = read_instance(hook.get_conn(), record.progress_token)
+            instance = hook.workflow_instance(record.progress_token)
         except WorkflowInstanceUnknownError:
             return None
         except PreservicaError as exc:
@@ -94,14 +87,13 @@ class PreservicaWorkflowOperator(BaseOperator):
     @task_errors
     def execute(self, context: Any) -> dict[str, Any]:
         hook = PreservicaHook(self.preservica_conn_id)
-        client = hook.get_conn()
         registry, record_id = BatchRegistry(), self._record_id(context)
         series = task_series(context["ti"], self.retries)
         instance_id = self._adopt(hook, registry, record_id, series)
         if instance_id is None:
-            found = find_context(client, self.context, self.workflow_type)
+            found = hook.find_workflow_context(self.context, self.workflow_type)
             parameters = {k: str(v) for k, v in self.parameters.items() if v is not None and str(v) != ""}
-            instance_id = start_workflow(client, found, parameters, self.correlation_id)
+            instance_id = hook.start_workflow(found, parameters, correlation_id=self.correlation_id)
             registry.save(InFlightIngest(record_id, instance_id, found.id, None, time.time(), series=series))
             self.log.info("Started workflow %r (context %s): instance %s", found.name, found.id, instance_id)
         context["ti"].xcom_push(key="workflow_instance_id", value=instance_id)
@@ -109,7 +101,7 @@ class PreservicaWorkflowOperator(BaseOperator):
         if not self.wait_for_completion:
             registry.forget(record_id)
             return {"instance_id": instance_id}
-        if self.deferrable and not read_instance(client, instance_id).finished_running:
+        if self.deferrable and not hook.workflow_instance(instance_id).finished_running:
             self.defer(
                 trigger=PreservicaWorkflowTrigger(
                     preservica_conn_id=self.preservica_conn_id,
@@ -120,7 +112,7 @@ class PreservicaWorkflowOperator(BaseOperator):
                 method_name="execute_complete",
             )
         try:
-            instance = wait_for_workflow(client, instance_id, poll_interval=self.poll_interval, timeout=self.timeout)
+            instance = hook.wait_for_workflow(instance_id, poll_interval=self.poll_interval, timeout=self.timeout)
         except PreservicaError as exc:
             raise AirflowException(str(exc)) from None
         return self._finish(registry, record_id, instance)
@@ -132,7 +124,7 @@ class PreservicaWorkflowOperator(BaseOperator):
         if event.get("status") != "finished":
             raise event_error(event, event.get("message") or f"waiting for the workflow failed: {event}")
         hook = PreservicaHook(self.preservica_conn_id)
-        instance = read_instance(hook.get_conn(), str(event["instance_id"]))
+        instance = hook.workflow_instance(str(event["instance_id"]))
         return self._finish(BatchRegistry(), self._record_id(context), instance)
 
     def _finish(self, registry: BatchRegistry, record_id: str, instance: WorkflowInstance) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from airflow_provider_preservica.packaging.bounded_xml import DocumentRefused, parse, read_capped
 from airflow_provider_preservica.packaging.errors import PackageFormatError
 from airflow_provider_preservica.packaging.fixity import hash_file
 from airflow_provider_preservica.packaging.opex import OPEX_SUFFIX, read_opex
@@ -90,7 +91,10 @@ def inspect_zip_package(path: str | os.PathLike[str], *, verify_crc: bool = True
                 continue
             if base == "metadata.xml":
                 try:
-                    root = ET.fromstring(archive.read(info))
+                    root = parse(read_capped(archive, info, MAX_XML_MEMBER, "XML metadata document"))
+                except DocumentRefused as exc:  # a DTD (entities are never expanded) or more bytes than declared
+                    problems.append(f"{name}: {exc}")
+                    continue
                 except (ET.ParseError, zipfile.BadZipFile, OSError) as exc:
                     problems.append(f"{name}: not well-formed XML ({exc})")
                     continue

@@ -14,16 +14,21 @@ The zip is unpacked into a new hidden folder next to the target (``.<name>.unpac
 filesystem), each file created afresh (``O_EXCL | O_NOFOLLOW``) and never allowed to grow past the size its
 member declares (a lying header cannot fill the disk). Only when every member is written is that folder
 renamed to the target, in one step; on any failure it is removed, so no partial tree is ever left behind.
+While it works, the unpack holds a lock on ``.<name>.unpacking-<random>.lock`` beside it: a worker killed
+mid-unpack cannot clean up, so the next unpack into the same target removes every such folder whose lock
+nobody holds (its process is gone); one still locked belongs to a running unpack and is left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import stat
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +105,53 @@ def _write_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: 
     return written
 
 
+def _try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive lock on ``path`` (created if missing), or None when someone else holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Remove the work folders of unpacks into ``target`` whose process died (their lock is free)."""
+    for lock in target.parent.glob(f".{target.name}.unpacking-*.lock"):
+        fd = _try_lock(lock)
+        if fd is None:
+            continue  # a running unpack
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(lock.with_suffix(""))
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _work_folder(target: Path) -> Iterator[Path]:
+    """A new locked work folder beside ``target``; the folder is removed on failure, the lock always."""
+    _remove_abandoned(target)
+    work = target.parent / f".{target.name}.unpacking-{uuid.uuid4().hex[:12]}"
+    lock = work.with_name(work.name + ".lock")
+    fd = _try_lock(lock)
+    if fd is None:  # a fresh random name: only a clean-up racing us could hold it
+        raise UnsafeArchiveError(f"cannot lock {lock} for unpacking; nothing was unpacked")
+    try:
+        os.mkdir(work)
+        try:
+            yield work
+        except BaseException:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(work)
+            raise
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def unpack_zip(
     zip_path: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -130,34 +182,28 @@ def unpack_zip(
                 f"{zip_path.name} declares {needed:,} bytes; only {free / 1048576:,.0f} MiB are free in "
                 f"{target.parent} (and {min_free_bytes / 1048576:,.0f} MiB must stay free): nothing was unpacked"
             )
-        work = target.parent / f".{target.name}.unpacking-{uuid.uuid4().hex[:12]}"
-        os.mkdir(work)
         try:
-            written = 0
-            for info in infos:
-                name = relative_name(info)
-                if info.is_dir():
-                    (work / name).mkdir(parents=True, exist_ok=True)
-                elif name:
-                    try:
-                        written += _write_member(archive, info, work / name)
-                    except OSError as exc:
-                        raise UnsafeArchiveError(
-                            f"member {info.filename!r} cannot be written ({exc.strerror or exc}); nothing was unpacked"
-                        ) from None
-            try:
-                os.rename(work, target)  # replaces an empty folder, atomically
-            except OSError as exc:
-                raise UnsafeArchiveError(
-                    f"cannot move the unpacked export into {target} ({exc.strerror}): something else wrote there "
-                    "meanwhile; nothing was unpacked"
-                ) from None
+            with _work_folder(target) as work:
+                written = 0
+                for info in infos:
+                    name = relative_name(info)
+                    if info.is_dir():
+                        (work / name).mkdir(parents=True, exist_ok=True)
+                    elif name:
+                        try:
+                            written += _write_member(archive, info, work / name)
+                        except OSError as exc:
+                            raise UnsafeArchiveError(
+                                f"member {info.filename!r} cannot be written ({exc.strerror or exc}); "
+                                "nothing was unpacked"
+                            ) from None
+                try:
+                    os.rename(work, target)  # replaces an empty folder, atomically
+                except OSError as exc:
+                    raise UnsafeArchiveError(
+                        f"cannot move the unpacked export into {target} ({exc.strerror}): something else wrote "
+                        "there meanwhile; nothing was unpacked"
+                    ) from None
         except zipfile.BadZipFile as exc:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(work)
             raise PackageFormatError(f"{zip_path.name} is damaged ({exc}); nothing was unpacked") from None
-        except BaseException:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(work)
-            raise
     return Unpacked(target, len(files), written)

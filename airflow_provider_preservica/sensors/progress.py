@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_preservica.client.progress import PollErrors, read_progress
+from airflow_provider_preservica.client.progress import PollErrors
 from airflow_provider_preservica.compat import AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
@@ -43,7 +43,7 @@ class PreservicaProgressSensor(BaseSensorOperator):
         if errors is None:  # one per try: a few server hiccups in a row are waited out
             errors = self._poll_errors = PollErrors()
         try:
-            progress = read_progress(PreservicaHook(self.preservica_conn_id).get_conn(), self.progress_token)
+            progress = PreservicaHook(self.preservica_conn_id).progress(self.progress_token)
         except PreservicaError as exc:
             if errors.tolerate(exc, self.progress_token):
                 return False

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_preservica.client.progress import PollErrors
-from airflow_provider_preservica.client.workflows import WorkflowInstance, read_instance
+from airflow_provider_preservica.client.workflows import WorkflowInstance
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
 from airflow_provider_preservica.task_errors import error_event
@@ -41,7 +41,7 @@ class PreservicaWorkflowTrigger(BaseTrigger):
         )
 
     def _poll(self, hook: Any) -> WorkflowInstance:
-        return read_instance(hook.get_conn(), self.instance_id)
+        return hook.workflow_instance(self.instance_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = PreservicaHook(self.preservica_conn_id)

@@ -22,6 +22,7 @@ import pytest
 import requests
 from preservica_sandbox import SandboxServer
 
+from airflow_provider_preservica.packaging import uuid_source_ids
 from tests.conftest import ARCHIVIST, MAPS_FOLDER, PROD_USER, TEST_USER, connection_json, logins, remember_tokens
 from tests.integration.conftest import delete_variable, task_states, variable
 from tests.integration.hitl import needs_hitl_in_dag_test
@@ -103,8 +104,16 @@ def deliver(folder: Path, files: dict[str, bytes]) -> None:
         (folder / name).write_bytes(content)
 
 
-def test_nightly_ingest_files_the_delivery_and_reports_every_file(examples, nightly):
+def test_nightly_ingest_files_the_delivery_and_reports_every_file(examples, nightly, quick_ingests):
     landing, reports = nightly["landing"], nightly["reports"]
+    # Another pipeline's asset elsewhere carries the SourceID one of tonight's files will have: no reason to skip it.
+    repository = quick_ingests.state.repository
+    elsewhere = repository.add_folder("Another pipeline's folder")
+    decoy = repository.add_asset(
+        "Not tonight's minutes",
+        elsewhere.ref,
+        identifiers=[("SourceID", uuid_source_ids(DAY)("minutes-1921.pdf", False))],
+    )
     dag_run = run_example(examples, "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
 
     assert states(dag_run) == {
@@ -127,7 +136,7 @@ def test_nightly_ingest_files_the_delivery_and_reports_every_file(examples, nigh
         assert rows[name]["fixity_type"] == "SHA-256"
         assert rows[name]["fixity_value"] == hashlib.sha256(DELIVERY[name]).hexdigest()
     created_refs = {rows[name]["ref"] for name in GOOD}
-    assert len(created_refs) == 3 and "" not in created_refs
+    assert len(created_refs) == 3 and "" not in created_refs and decoy.ref not in created_refs
     bad = rows["letters/draft: final?.pdf"]
     assert (bad["outcome"], bad["ref"]) == ("quarantined", "")
     assert bad["detail"].startswith("illegal-name: name contains ':' '?'")
@@ -148,6 +157,24 @@ def test_nightly_ingest_files_the_delivery_and_reports_every_file(examples, nigh
     }
     assert {rows[name]["ref"] for name in GOOD} == created_refs
     assert files_below(landing / "done" / DAY) == {name: DELIVERY[name] for name in GOOD}  # no duplicates
+
+    # A changed file redelivered under the same day (same SourceID, other content) is a conflict: quarantined with
+    # the reason, never skipped as "already in Preservica", and Preservica's asset is left as it was.
+    changed = b"%PDF-1.4 minutes, corrected " * 300
+    deliver(landing / DAY, {"minutes-1921.pdf": changed, "letters/reply.pdf": DELIVERY["letters/reply.pdf"]})
+    dag_run = run_example(examples, "preservica_nightly_ingest", logical_date=LOGICAL_DATE)
+
+    assert (states(dag_run)["ingest"], states(dag_run)["file_and_report"]) == ("skipped", "success")
+    rows = read_csv(reports / f"ingest-{DAY}.csv")
+    minutes_ref = next(ref for ref in created_refs if repository.get(ref).title.startswith("minutes"))
+    assert rows["minutes-1921.pdf"]["outcome"] == "quarantined"
+    assert rows["minutes-1921.pdf"]["detail"].startswith(f"conflict: SourceID held by asset {minutes_ref} below")
+    assert "with other content" in rows["minutes-1921.pdf"]["detail"]
+    assert (rows["letters/reply.pdf"]["outcome"], rows["letters/reply.pdf"]["ref"]) == (
+        "skipped",
+        next(ref for ref in created_refs if repository.get(ref).title.startswith("reply")),
+    )
+    assert files_below(landing / "quarantine" / "conflict" / DAY) == {"minutes-1921.pdf": changed}
 
 
 def ingest_fault(server, **fault: object) -> None:

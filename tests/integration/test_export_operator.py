@@ -183,3 +183,19 @@ def test_a_retry_adopts_the_export_the_first_try_started(quick_exports, tmp_path
     }
     assert sum(export_requests.values()) == 1, export_requests
     assert out.exists() and result["bytes"] == out.stat().st_size
+
+
+def test_a_task_of_ones_own_exports_through_the_hook_alone(quick_exports, airflow_db, tmp_path):
+    """The README's "long-running jobs" example: start, wait, download, look again; one token, no operator."""
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+
+    hook = PreservicaHook("preservica_default")
+    token = hook.start_export(MAPS_FOLDER, "SO")
+    progress = hook.wait_for_progress(token, poll_interval=0.1, timeout=60, what="export")
+    download = hook.download_export(token, tmp_path / "folder.zip")
+
+    assert (progress.status, progress.succeeded) == ("COMPLETED", True)
+    assert hook.progress(token).status == "COMPLETED"
+    assert download.sha256 == hashlib.sha256((tmp_path / "folder.zip").read_bytes()).hexdigest()
+    with zipfile.ZipFile(download.path) as archive:
+        assert sum(name.endswith(".pax.zip") for name in archive.namelist()) == 4

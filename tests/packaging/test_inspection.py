@@ -113,3 +113,16 @@ def test_not_a_zip_truncated_and_corrupt(tmp_path: Path) -> None:
     with pytest.raises(PackageFormatError, match=r"'io/a\.bin' is corrupt"):
         inspect_zip_package(corrupt)
     assert inspect_zip_package(corrupt, verify_crc=False).kind == "XIP"
+
+
+def test_a_metadata_xml_declaring_a_dtd_is_refused_without_expanding_it(tmp_path: Path) -> None:
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE XIP [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        '<XIP xmlns="http://preservica.com/XIP/v6.0"><InformationObject><Title>&b;</Title></InformationObject></XIP>'
+    )
+    path = write_zip(tmp_path / "sip.zip", {"io/metadata.xml": laughs.encode(), "io/content/a.tif": b"II*"})
+    with pytest.raises(PackageFormatError) as refused:
+        inspect_zip_package(path)
+    assert "io/metadata.xml: it has a DTD (<!DOCTYPE XIP ...>): DTDs and entity declarations are refused" in str(
+        refused.value
+    )

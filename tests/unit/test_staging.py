@@ -12,6 +12,8 @@ import pytest
 
 from airflow_provider_preservica.packaging import uuid_source_ids
 from airflow_provider_preservica.staging import (
+    FileRecord,
+    Holdings,
     LandingLayout,
     NothingDelivered,
     StagingError,
@@ -78,23 +80,42 @@ def test_staged_files_are_links_to_the_sources_with_the_ingest_source_ids_and_fi
 def test_files_already_in_preservica_are_skipped_with_their_ref_and_not_staged(layout):
     ids = uuid_source_ids(DAY)
     known = {ids("minutes.pdf", False): "ref-existing"}
-    asked: list[list[str]] = []
+    asked: list[list[FileRecord]] = []
 
-    def existing(source_ids: list[str]) -> dict[str, str]:
-        asked.append(source_ids)
-        return {s: known[s] for s in source_ids if s in known}
+    def existing(records: list[FileRecord]) -> Holdings:
+        asked.append(records)
+        return Holdings(present={r.source_id: known[r.source_id] for r in records if r.source_id in known})
 
     manifest = stage_delivery(layout, existing=existing)
 
-    assert sorted(asked[0]) == sorted([ids("minutes.pdf", False), ids("letters/to-the-mayor.pdf", False)])
+    assert sorted(r.path for r in asked[0]) == ["letters/to-the-mayor.pdf", "minutes.pdf"]
+    sha256 = {r.path: (r.fixity_type, r.fixity_value) for r in asked[0]}
+    assert sha256["minutes.pdf"] == ("SHA-256", hashlib.sha256(FILES["minutes.pdf"]).hexdigest())  # content asked
     minutes = next(r for r in manifest.files if r.path == "minutes.pdf")
     assert (minutes.outcome, minutes.ref) == ("skipped", "ref-existing")
     assert tree(layout.staged) == {"letters/to-the-mayor.pdf": FILES["letters/to-the-mayor.pdf"]}
     assert (layout.delivery / "minutes.pdf").exists()  # skipped is not filed before the run ends
 
 
+def test_a_conflict_is_quarantined_with_its_reason_never_skipped(layout):
+    ids = uuid_source_ids(DAY)
+    why = "SourceID held by asset ref-old below the target, with other content"
+
+    def existing(records: list[FileRecord]) -> Holdings:
+        return Holdings(conflicts={ids("minutes.pdf", False): why})
+
+    manifest = stage_delivery(layout, existing=existing)
+
+    minutes = next(r for r in manifest.files if r.path == "minutes.pdf")
+    assert (minutes.outcome, minutes.ref, minutes.detail) == ("quarantined", "", f"conflict: {why}")
+    assert tree(layout.quarantine("conflict")) == {"minutes.pdf": FILES["minutes.pdf"]}  # kept, not lost
+    assert not (layout.delivery / "minutes.pdf").exists()
+    assert tree(layout.staged) == {"letters/to-the-mayor.pdf": FILES["letters/to-the-mayor.pdf"]}
+    assert manifest.to_ingest == 1
+
+
 def test_a_failed_lookup_leaves_the_delivery_untouched(layout):
-    def unreachable(source_ids: list[str]) -> dict[str, str]:
+    def unreachable(records: list[FileRecord]) -> Holdings:
         raise ConnectionError("Preservica is down")
 
     with pytest.raises(ConnectionError):
