@@ -14,8 +14,11 @@ window closed already holds those changes and is skipped. Refs the event could n
 ``max_refs``) are read back from the feed for the same window.
 
 Configure with environment variables read when the DAG is parsed:
-``PRESERVICA_WATCH_COLLECTION`` (the folder ref of collection X) and ``PRESERVICA_WATCH_CONN``
-(default ``preservica_default``). A manual run exports what changed in a window you name::
+``PRESERVICA_WATCH_COLLECTION`` (the folder ref of collection X), ``PRESERVICA_WATCH_CONN``
+(default ``preservica_default``) and ``PRESERVICA_WATCH_EVENT_TYPES``: for example ``Ingest,Modified`` to
+export only what was ingested or edited, not what was merely moved or given another security tag (the
+watcher then reads Preservica's entity events of those types; empty: every change).
+A manual run exports what changed in a window you name::
 
     airflow dags test preservica_export_on_change \
         -c '{"since": "2026-03-02T00:00:00Z", "until": "2026-03-03T00:00:00Z"}'
@@ -31,6 +34,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, Param, Variable, task
 
+from airflow_provider_preservica.changes.events_window import read_event_window
 from airflow_provider_preservica.changes.window import FeedCursor, FeedFilter, read_window
 from airflow_provider_preservica.client.changes import parse_instant
 from airflow_provider_preservica.compat import AirflowSkipException
@@ -40,6 +44,7 @@ from airflow_provider_preservica.triggers.changes import PreservicaChangesTrigge
 
 CONN_ID = os.environ.get("PRESERVICA_WATCH_CONN", "preservica_default")
 COLLECTION = os.environ.get("PRESERVICA_WATCH_COLLECTION", "00000000-0000-4000-8000-00000000c011")
+EVENT_TYPES = [t.strip() for t in os.environ.get("PRESERVICA_WATCH_EVENT_TYPES", "").split(",") if t.strip()] or None
 
 COLLECTION_CHANGES = Asset(
     name="preservica_collection_changes",
@@ -48,7 +53,11 @@ COLLECTION_CHANGES = Asset(
         AssetWatcher(
             name="preservica_collection_watcher",
             trigger=PreservicaChangesTrigger(
-                preservica_conn_id=CONN_ID, collection=COLLECTION, entity_types=["IO"], poll_interval=60
+                preservica_conn_id=CONN_ID,
+                collection=COLLECTION,
+                entity_types=["IO"],
+                event_types=EVENT_TYPES,
+                poll_interval=60,
             ),
         )
     ],
@@ -62,13 +71,13 @@ def changed_assets(events: list[Any], conn_id: str) -> list[tuple[str, str]]:
         refs = extra.get("refs", [])
         if extra.get("truncated"):  # the event carried only the first max_refs: read the window again
             hook = PreservicaHook(conn_id)
-            batch, _ = read_window(
-                hook.changes,
-                hook,
-                FeedCursor(parse_instant(extra["since"])),
-                parse_instant(extra["until"]),
-                wanted=FeedFilter(extra.get("collection"), ("IO",)),
-            )
+            event_types = extra.get("event_types")
+            wanted = FeedFilter(extra.get("collection"), ("IO",), tuple(event_types) if event_types else None)
+            since, until = FeedCursor(parse_instant(extra["since"])), parse_instant(extra["until"])
+            if wanted.event_types:
+                batch, _ = read_event_window(hook.entity_events, hook.changes, hook, since, until, wanted=wanted)
+            else:
+                batch, _ = read_window(hook.changes, hook, since, until, wanted=wanted)
             refs = [e.ref for e in batch.changed]
         if extra.get("unresolved"):
             print(f"Not yet searchable, so not placed in the collection (next event will): {extra['unresolved']}")
@@ -102,6 +111,7 @@ with DAG(
                     "refs": [],
                     "truncated": True,
                     "collection": COLLECTION,
+                    "event_types": EVENT_TYPES,
                 }
             ]
         else:

@@ -48,6 +48,7 @@ with DAG(
         approval_task_id="approve",
         manager_conn_id="preservica_manager",
         operator_comment="{{ params.reason }} (Airflow DAG {{ dag.dag_id }}, run {{ run_id }})",
+        deferrable=True,  # Preservica's deletion workflow is waited for in the triggerer, not in a worker slot
         retries=2,  # a retry approves the requests already made: never a second request
     )
     manifest >> approve >> delete

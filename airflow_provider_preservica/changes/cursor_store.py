@@ -37,8 +37,9 @@ class CursorStore(Protocol):
     async def save(self, cursor: FeedCursor) -> None: ...
 
 
-def default_variable_key(conn_id: str, collection: str | None, entity_types: Any) -> str:
-    digest = hashlib.sha256(json.dumps([collection, entity_types], sort_keys=True).encode()).hexdigest()[:12]
+def default_variable_key(conn_id: str, collection: str | None, entity_types: Any, event_types: Any = None) -> str:
+    filters = [collection, entity_types] if event_types is None else [collection, entity_types, event_types]
+    digest = hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:12]
     return f"{STATE_KEY}__{conn_id}__{digest}"
 
 

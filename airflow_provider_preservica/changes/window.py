@@ -61,6 +61,8 @@ class FeedCursor:
     floor: datetime | None = None
     # Changed entities the search index did not know yet: ``(ref, type, first seen)``, placed again each poll.
     pending: tuple[tuple[str, str, str], ...] = ()
+    # What ``seen`` holds: entity refs (``entities``, the updated-since feed) or event ids (``events``).
+    feed: str = "entities"
 
     def to_json(self) -> dict[str, Any]:
         floor = format_instant(self.floor) if self.floor is not None else None
@@ -69,7 +71,12 @@ class FeedCursor:
             "seen": list(self.seen),
             "floor": floor,
             "pending": [list(p) for p in self.pending],
+            "feed": self.feed,
         }
+
+    def seen_in(self, feed: str) -> set[str]:
+        """``seen``, if it was kept by a window of the same feed (else nothing: at worst a change twice)."""
+        return set(self.seen) if self.feed == feed else set()
 
     @classmethod
     def from_json(cls, data: Any) -> FeedCursor | None:
@@ -86,16 +93,20 @@ class FeedCursor:
             (str(p[0]), str(p[1]), str(p[2])) for p in data.get("pending") or [] if isinstance(p, list) and len(p) == 3
         )
         floor = data.get("floor")
+        feed = "events" if data.get("feed") == "events" else "entities"
         try:
-            return cls(since, refs, parse_instant(floor) if isinstance(floor, str) else None, pending)
+            return cls(since, refs, parse_instant(floor) if isinstance(floor, str) else None, pending, feed)
         except Exception:
-            return cls(since, refs, None, pending)
+            return cls(since, refs, None, pending, feed)
 
 
 @dataclass(frozen=True)
 class FeedFilter:
     collection: str | None = None
     entity_types: tuple[str, ...] | None = None
+    # Preservica event types (``client.entity_events.EVENT_TYPES``): read the entity events instead of
+    # updated-since (``changes.events_window``).
+    event_types: tuple[str, ...] | None = None
 
     def wants_type(self, entity: ChangedEntity) -> bool:
         return self.entity_types is None or entity.entity_type in self.entity_types
@@ -111,6 +122,7 @@ class ChangeBatch:
     deleted: list[ChangedEntity] = field(default_factory=list)
     unresolved: list[ChangedEntity] = field(default_factory=list)
     requests: int = 0
+    events: int = 0  # events read (the event-type filter only)
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.deleted or self.unresolved)
@@ -173,7 +185,7 @@ def read_window(
     if cursor.floor is not None and lower < cursor.floor:
         lower = cursor.floor
     listed = feed.read_window(lower, until, page_size)
-    reported_before = set(cursor.seen)
+    reported_before = cursor.seen_in("entities")
     if any(e.ref in reported_before for e in listed):
         core = {e.ref for e in feed.read_window(cursor.since, until, page_size)}
         fresh = [e for e in listed if e.ref not in reported_before or e.ref in core]
@@ -184,24 +196,9 @@ def read_window(
     else:  # remember only the window's tail: more is never needed, and fewer only risks a duplicate
         seen = tuple(e.ref for e in feed.read_window(until - timedelta(seconds=overlap), until, page_size))[:MAX_SEEN]
 
-    typed = [e for e in fresh if wanted.wants_type(e)]
-    deleted = [e for e in typed if e.deleted]
-    alive = [e for e in typed if not e.deleted]
-    unresolved: list[ChangedEntity] = []
-    still_pending: list[tuple[str, str, str]] = []
-    listed_now = {e.ref for e in typed}
-    waiting = [ChangedEntity(ref, kind) for ref, kind, _ in cursor.pending if ref not in listed_now]
-    if wanted.collection and (alive or waiting):
-        first_seen = {ref: seen_at for ref, _, seen_at in cursor.pending}
-        inside, known = _place(hook, wanted.collection, [e.ref for e in [*alive, *waiting]])
-        unresolved = [e for e in alive if e.ref not in known]  # reported once, then placed again each poll
-        give_up = format_instant(until - timedelta(seconds=resolve_for))
-        still_pending = [
-            (e.ref, e.entity_type, first_seen.get(e.ref, format_instant(until)))
-            for e in [*alive, *waiting]
-            if e.ref not in known and first_seen.get(e.ref, format_instant(until)) > give_up
-        ][:MAX_SEEN]
-        alive = [e for e in [*alive, *waiting] if e.ref in inside]
+    alive, deleted, unresolved, still_pending = classify(
+        hook, [e for e in fresh if wanted.wants_type(e)], cursor, until, wanted.collection, resolve_for
+    )
     batch = ChangeBatch(
         since=format_instant(cursor.since),
         until=format_instant(until),
@@ -212,3 +209,33 @@ def read_window(
     )
     floor = cursor.floor if cursor.floor is not None and until - timedelta(seconds=overlap) < cursor.floor else None
     return batch, FeedCursor(until, seen, floor, tuple(still_pending))
+
+
+def classify(
+    hook: SearchesHook,
+    typed: list[ChangedEntity],
+    cursor: FeedCursor,
+    until: datetime,
+    collection: str | None,
+    resolve_for: float = RESOLVE_FOR,
+) -> tuple[list[ChangedEntity], list[ChangedEntity], list[ChangedEntity], list[tuple[str, str, str]]]:
+    """Changed entities (already filtered by type) -> (changed inside the collection, deleted, unresolved,
+    the cursor's next ``pending``). Deleted entities are not placed: the search index no longer has them."""
+    deleted = [e for e in typed if e.deleted]
+    alive = [e for e in typed if not e.deleted]
+    unresolved: list[ChangedEntity] = []
+    still_pending: list[tuple[str, str, str]] = []
+    listed_now = {e.ref for e in typed}
+    waiting = [ChangedEntity(ref, kind) for ref, kind, _ in cursor.pending if ref not in listed_now]
+    if collection and (alive or waiting):
+        first_seen = {ref: seen_at for ref, _, seen_at in cursor.pending}
+        inside, known = _place(hook, collection, [e.ref for e in [*alive, *waiting]])
+        unresolved = [e for e in alive if e.ref not in known]  # reported once, then placed again each poll
+        give_up = format_instant(until - timedelta(seconds=resolve_for))
+        still_pending = [
+            (e.ref, e.entity_type, first_seen.get(e.ref, format_instant(until)))
+            for e in [*alive, *waiting]
+            if e.ref not in known and first_seen.get(e.ref, format_instant(until)) > give_up
+        ][:MAX_SEEN]
+        alive = [e for e in [*alive, *waiting] if e.ref in inside]
+    return alive, deleted, unresolved, still_pending

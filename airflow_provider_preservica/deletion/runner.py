@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from airflow_provider_preservica.client.progress import (
     Progress,
     ProgressTokenUnknownError,
     poll_until,
+    read_many,
     read_progress,
 )
 from airflow_provider_preservica.client.rest import PreservicaClient
@@ -39,6 +40,14 @@ from airflow_provider_preservica.exceptions import (
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeferredState:
+    """What a deferred deletion carries from one wait to the next (JSON: it travels with the trigger)."""
+
+    approved: list[str] = field(default_factory=list)  # tokens this task approved
+    done: list[str] = field(default_factory=list)  # tokens that finished (COMPLETED)
 
 
 @dataclass
@@ -105,7 +114,12 @@ class DeletionRunner:
                 "and have it approved. Changes: " + "; ".join(changes)
             )
 
-    def run(self, approved: dict[str, Any]) -> DeletionReport:
+    def submit(self, approved: dict[str, Any]) -> DeletionReport:
+        """Request each target's deletion once (or take over an earlier try's request); returns the tokens.
+
+        Nothing is requested unless the repository still matches the manifest (``recheck``). Each token is
+        recorded before anything else happens, so a retry after a crash approves the recorded request.
+        """
         targets = list(approved["targets"])
         adopted: dict[str, str | None] = {}
         for target in targets:
@@ -127,10 +141,58 @@ class DeletionRunner:
                 report.adopted.append(ref)
                 log.info("Taking over the deletion of %s requested by an earlier try (token %s)", ref, token)
             report.progress_tokens[ref] = token
-            self._see_through(token, ref)
+        return report
+
+    def run(self, approved: dict[str, Any]) -> DeletionReport:
+        """Submit, then wait in this process for each deletion (approving it when it reads PENDING)."""
+        report = self.submit(approved)
+        for target in approved["targets"]:
+            token = report.progress_tokens[target["ref"]]
+            self.require_completed(self._see_through(token, target["ref"]), target["ref"])
+        return self.conclude(approved, report)
+
+    def approve_if_pending(self, progress: Progress) -> bool:
+        """Approve a request that reads ``PENDING``."""
+        if progress.status != "PENDING":
+            return False
+        self._approve(progress.token)
+        return True
+
+    def look(self, tokens: Iterable[str]) -> dict[str, list[Any]]:
+        """One read of each token: ``{token: [status, errors]}`` (JSON, as the tokens trigger reports them);
+        a failed read fails the try (a retry takes the requests over)."""
+        statuses: dict[str, list[Any]] = {}
+        for token, progress in read_many(self.requester, list(tokens)).items():
+            if isinstance(progress, PreservicaError):
+                raise progress
+            statuses[token] = [progress.status, progress.errors]
+        return statuses
+
+    def step(self, report: DeletionReport, statuses: dict[str, list[Any]], state: DeferredState) -> list[str]:
+        """The deferred path between two waits: approve what reads ``PENDING`` (once), fail on what ended
+        otherwise than ``COMPLETED``, note what finished; returns the tokens still running."""
+        by_token = {token: ref for ref, token in report.progress_tokens.items()}
+        just_approved = []
+        for token, (status, _) in statuses.items():
+            if token not in state.approved and self.approve_if_pending(Progress(token, status)):
+                state.approved.append(token)
+                just_approved.append(token)
+                log.info("Approved the deletion of %s (progress token %s)", by_token[token], token)
+        if just_approved:  # one more look: a deletion that finishes at once needs no deferral
+            statuses = {**statuses, **self.look(just_approved)}
+        for token, (status, errors) in statuses.items():
+            progress = Progress(token, status, errors=list(errors))
+            if progress.finished and token not in state.done:
+                self.require_completed(progress, by_token[token])
+                state.done.append(token)
+        return [t for t in report.progress_tokens.values() if t not in state.done]
+
+    def conclude(self, approved: dict[str, Any], report: DeletionReport) -> DeletionReport:
+        """Every deletion has completed: check that each target is gone, then forget the in-flight records."""
+        for target in approved["targets"]:
             self._require_gone(target)
             report.deleted.append(target)
-        for target in targets:  # only now: a retry after a later target failed takes these over as done
+        for target in approved["targets"]:  # only now: a retry after a later target failed takes these over as done
             self.registry.forget(self._record_id(target["ref"]))
         return report
 
@@ -144,18 +206,17 @@ class DeletionRunner:
             return None  # rejected or failed earlier: asked again, after the same re-check as a new request
         return record.progress_token
 
-    def _see_through(self, token: str, ref: str) -> None:
+    def _see_through(self, token: str, ref: str) -> Progress:
         """Approve once the request reads PENDING, then wait until Preservica has finished it."""
 
-        def approve_when_pending(progress: Progress) -> None:  # runs when the status changes
-            if progress.status == "PENDING":
-                self._approve(token)
+        def announce(progress: Progress) -> None:  # runs when the status changes
+            self.approve_if_pending(progress)
 
-        progress = poll_until(
+        return poll_until(
             lambda: read_progress(self.requester, token),
             finished=lambda progress: progress.finished,
             state=lambda progress: progress.status,
-            announce=approve_when_pending,
+            announce=announce,
             subject=token,
             timed_out=lambda state: (
                 f"the deletion of {ref} (progress token {token}) did not finish in {self.timeout:.0f} s; a retry "
@@ -165,6 +226,10 @@ class DeletionRunner:
             timeout=self.timeout,
             sleep=self.sleep,
         )
+
+    @staticmethod
+    def require_completed(progress: Progress, ref: str) -> None:
+        token = progress.token
         if progress.status != "COMPLETED":
             raise DeletionFailedError(
                 f"Preservica's deletion of {ref} (progress token {token}) ended {progress.status}: "

@@ -25,6 +25,7 @@ from airflow_provider_preservica.client.bitstreams import (
 )
 from airflow_provider_preservica.client.changes import ChangeFeedService
 from airflow_provider_preservica.client.entities import EntityService
+from airflow_provider_preservica.client.entity_events import EntityEventsService
 from airflow_provider_preservica.client.export import Download, ExportOptions, download_to, start_export
 from airflow_provider_preservica.client.progress import Progress, read_progress, wait_for_progress
 from airflow_provider_preservica.client.rest import PreservicaClient
@@ -169,6 +170,13 @@ class PreservicaHook(BaseHook):
         """The changed-entities feed (``updated-since``): ``page`` and ``read_window`` (every page of a window).
         A cursor that loses nothing is ``changes.window.read_window``, used by the change watcher."""
         return ChangeFeedService(self.get_conn())
+
+    @cached_property
+    def entity_events(self) -> EntityEventsService:
+        """Entity events (``/api/entity/events``): ``read_events`` (every page, filtered to event types) and
+        ``touched`` (the refs an event touched). The watcher's event-type filter is
+        ``changes.events_window.read_event_window``."""
+        return EntityEventsService(self.get_conn())
 
     def download_asset(self, ref: str, destination: str | os.PathLike[str]) -> Download:
         """Download an asset's access copy (its preservation copy when it has none), resuming after drops."""

@@ -17,8 +17,10 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_preservica.changes.events_window import read_event_window
 from airflow_provider_preservica.changes.window import DEFAULT_LAG, DEFAULT_OVERLAP, FeedCursor, FeedFilter, read_window
 from airflow_provider_preservica.client.changes import DEFAULT_FEED_PAGE, check_entity_types, parse_instant
+from airflow_provider_preservica.client.entity_events import check_event_types
 from airflow_provider_preservica.compat import AirflowException
 from airflow_provider_preservica.exceptions import PreservicaConfigError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
@@ -37,14 +39,23 @@ def _instant(value: Any, name: str) -> datetime:
 
 class PreservicaChangesOperator(BaseOperator):
     """Return the entities that changed in ``[since, until]``: ``{"since", "until", "refs", "types",
-    "deleted", "unresolved", "count", "truncated", "collection", "entity_types"}`` (lists capped at
-    ``max_refs``; ``count`` exact).
+    "deleted", "unresolved", "count", "truncated", "collection", "entity_types", "event_types", "events"}``
+    (lists capped at ``max_refs``; ``count`` exact).
 
     :param collection: a folder ref: only it and everything below it.
     :param entity_types: ``IO`` (assets, default), ``SO`` (folders), ``CO`` (content objects).
+    :param event_types: only changes made by Preservica events of these types (``Ingest``, ``Create``,
+        ``Modified``, ``Moved``, ``SecurityChanged``, ``Deleted``): the window is read from the entity events.
     """
 
-    template_fields: Sequence[str] = ("since", "until", "collection", "entity_types", "preservica_conn_id")
+    template_fields: Sequence[str] = (
+        "since",
+        "until",
+        "collection",
+        "entity_types",
+        "event_types",
+        "preservica_conn_id",
+    )
     ui_color = "#c6e2f5"
 
     def __init__(
@@ -52,6 +63,7 @@ class PreservicaChangesOperator(BaseOperator):
         *,
         collection: str | None = None,
         entity_types: Sequence[str] | None = ("IO", "SO"),
+        event_types: Sequence[str] | None = None,
         since: str | datetime | None = "{{ data_interval_start }}",
         until: str | datetime | None = "{{ data_interval_end }}",
         max_refs: int = 1000,
@@ -66,6 +78,7 @@ class PreservicaChangesOperator(BaseOperator):
             raise PreservicaConfigError("max_refs must be at least 1, overlap and lag not negative")
         self.collection = collection
         self.entity_types = entity_types
+        self.event_types = event_types
         self.since = since
         self.until = until
         self.max_refs = max_refs
@@ -76,6 +89,7 @@ class PreservicaChangesOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         types = check_entity_types(self.entity_types)
+        events = check_event_types(self.event_types)
         since, until = _instant(self.since, "since"), _instant(self.until, "until")
         if until <= since:
             raise PreservicaConfigError(f"until ({until.isoformat()}) must be after since ({since.isoformat()})")
@@ -86,15 +100,28 @@ class PreservicaChangesOperator(BaseOperator):
                 "be writing changes into it; this attempt fails so that a retry reads it whole"
             )
         hook = PreservicaHook(self.preservica_conn_id)
-        batch, _ = read_window(
-            hook.changes,
-            hook,
-            FeedCursor(since),
-            until,
-            wanted=FeedFilter(self.collection or None, types),
-            overlap=self.overlap,
-            page_size=self.page_size,
-        )
+        wanted = FeedFilter(self.collection or None, types, events)
+        if events:
+            batch, _ = read_event_window(
+                hook.entity_events,
+                hook.changes,
+                hook,
+                FeedCursor(since),
+                until,
+                wanted=wanted,
+                overlap=self.overlap,
+                page_size=self.page_size,
+            )
+        else:
+            batch, _ = read_window(
+                hook.changes,
+                hook,
+                FeedCursor(since),
+                until,
+                wanted=wanted,
+                overlap=self.overlap,
+                page_size=self.page_size,
+            )
         self.log.info(
             "Preservica changes %s .. %s: %d changed, %d deleted, %d unresolved (%d feed requests)",
             batch.since,
@@ -108,4 +135,6 @@ class PreservicaChangesOperator(BaseOperator):
             **batch.payload(self.max_refs),
             "collection": self.collection or None,
             "entity_types": list(types) if types else None,
+            "event_types": list(events) if events else None,
+            "events": batch.events,
         }

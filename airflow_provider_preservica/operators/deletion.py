@@ -17,27 +17,41 @@ A DAG is three tasks::
 "Reject" skips the delete task. The delete task also checks for itself that the approval task's answer
 is "Approve" (it refuses otherwise, whatever ran it), that the manifest was made for this Preservica
 system, and that the repository still matches the manifest (``deletion.runner``).
+
+With ``deferrable=True`` the waits run in the triggerer (``PreservicaProgressTokensTrigger``, as a metadata
+run's moves do): the worker requests every deletion, approves those already ``PENDING`` and defers; the
+trigger comes back when a request waits for its approval (the worker approves it and defers again) or
+when every deletion has finished. The worker checks that each target is gone and reports. Approvals are
+sent from the worker only: the triggerer never deletes or approves anything.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_preservica.client.entities import EntityNotFoundError
-from airflow_provider_preservica.compat import AirflowFailException
+from airflow_provider_preservica.compat import AirflowFailException, conf
 from airflow_provider_preservica.deletion.manifest import (
     DEFAULT_MAX_ENTITIES,
     ManifestTooLargeError,
     build_manifest,
     markdown,
 )
-from airflow_provider_preservica.deletion.runner import DeletionRunner, ManifestChangedError
+from airflow_provider_preservica.deletion.runner import (
+    DeferredState,
+    DeletionReport,
+    DeletionRunner,
+    ManifestChangedError,
+)
+from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, task_series
-from airflow_provider_preservica.task_errors import task_errors
+from airflow_provider_preservica.task_errors import event_error, task_errors
+from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
 
 MARKDOWN_XCOM_KEY = "markdown"
 APPROVE = "Approve"  # ApprovalOperator.APPROVE
@@ -109,6 +123,7 @@ class PreservicaDeleteOperator(BaseOperator):
         approves each deletion request, as Preservica requires (pyPreservica's ``manager.username``).
     :param operator_comment: the deletion request's comment (Preservica logs it); templated.
     :param supervisor_comment: the approval's comment; by default names the Airflow user who approved.
+    :param deferrable: wait for Preservica's deletion workflow in the triggerer (see the module docstring).
 
     Returns ``{"deleted": [...], "folders", "assets", "bytes", "approved_by", "requested", "adopted",
     "progress_tokens"}``. A retry takes over the requests of an earlier try (never asks twice).
@@ -131,6 +146,7 @@ class PreservicaDeleteOperator(BaseOperator):
         manager_conn_id: str,
         operator_comment: str = "Deleted by Airflow DAG {{ dag.dag_id }}, run {{ run_id }}",
         supervisor_comment: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 2.0,
         timeout: float = 3600.0,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
@@ -142,6 +158,7 @@ class PreservicaDeleteOperator(BaseOperator):
         self.manager_conn_id = manager_conn_id
         self.operator_comment = operator_comment
         self.supervisor_comment = supervisor_comment
+        self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.preservica_conn_id = preservica_conn_id
@@ -171,8 +188,9 @@ class PreservicaDeleteOperator(BaseOperator):
             )
         return manifest
 
-    @task_errors
-    def execute(self, context: Any) -> dict[str, Any]:
+    def _runner(self, context: Any) -> tuple[DeletionRunner, dict[str, Any], str]:
+        """The runner, the approved manifest and who approved: every check made again on each call (a
+        deferred task resumes in a new worker, and must not trust anything it did not just read)."""
         approver = self._approver(context)
         hook = PreservicaHook(self.preservica_conn_id)
         manager = PreservicaHook(self.manager_conn_id)
@@ -199,10 +217,67 @@ class PreservicaDeleteOperator(BaseOperator):
             poll_interval=self.poll_interval,
             timeout=self.timeout,
         )
+        return runner, manifest, approver
+
+    @task_errors
+    def execute(self, context: Any) -> dict[str, Any]:
+        runner, manifest, approver = self._runner(context)
         try:
-            report = runner.run(manifest)
+            if not self.deferrable:
+                return self._result(runner.run(manifest), manifest, approver)
+            report = runner.submit(manifest)
         except ManifestChangedError as exc:
             raise AirflowFailException(str(exc)) from None  # a retry would find the same: a person must look
+        state = {"report": _report_json(report), "approved": [], "done": [], "end_time": time.time() + self.timeout}
+        return self._step(context, runner, manifest, approver, state, runner.look(report.progress_tokens.values()))
+
+    @task_errors
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        event = event or {}
+        if event.get("status") != "finished":
+            # The requests stay recorded: a retry takes them over (approving, or finding them done).
+            raise event_error(event, event.get("message") or f"waiting for the deletions failed: {event}")
+        runner, manifest, approver = self._runner(context)
+        return self._step(context, runner, manifest, approver, dict(event["carry"]), dict(event["results"]))
+
+    def _step(
+        self,
+        context: Any,
+        runner: DeletionRunner,
+        manifest: dict[str, Any],
+        approver: str,
+        state: dict[str, Any],
+        statuses: dict[str, list[Any]],
+    ) -> dict[str, Any]:
+        """Approve, check and note (``runner.step``); report when every deletion finished, else defer again.
+
+        ``state`` is JSON (it travels with the deferral): the report so far, the tokens approved and done."""
+        report = DeletionReport(**state["report"])
+        progress = DeferredState(list(state["approved"]), list(state["done"]))
+        running = runner.step(report, statuses, progress)
+        approved, done = progress.approved, progress.done
+        if not running:
+            return self._result(runner.conclude(manifest, report), manifest, approver)
+        if time.time() >= state["end_time"]:
+            raise PreservicaError(
+                f"{len(running)} Preservica deletion(s) still running after {self.timeout:.0f} s (first progress "
+                f"token {running[0]}); a retry takes them over without asking again"
+            )
+        self.defer(
+            trigger=PreservicaProgressTokensTrigger(
+                preservica_conn_id=self.preservica_conn_id,
+                progress_tokens=running,
+                poll_interval=self.poll_interval,
+                end_time=state["end_time"],
+                what="deletion",
+                stop_at_pending=[t for t in running if t not in approved],
+                carry={"report": state["report"], "approved": approved, "done": done, "end_time": state["end_time"]},
+            ),
+            method_name="execute_complete",
+        )
+        raise AssertionError("defer() returns only by raising")  # pragma: no cover
+
+    def _result(self, report: DeletionReport, manifest: dict[str, Any], approver: str) -> dict[str, Any]:
         result = {
             "deleted": [{k: t[k] for k in ("ref", "type", "title")} for t in report.deleted],
             "folders": manifest["folders"],
@@ -222,3 +297,7 @@ class PreservicaDeleteOperator(BaseOperator):
             approver,
         )
         return result
+
+
+def _report_json(report: DeletionReport) -> dict[str, Any]:
+    return {"requested": report.requested, "adopted": report.adopted, "progress_tokens": report.progress_tokens}

@@ -4,7 +4,9 @@ Every ``poll_interval`` seconds the trigger reads one window of ``updated-since`
 overlapping the previous window, deduped, filtered to a collection and entity types) and, when the
 window holds anything, yields **one** ``TriggerEvent`` for the whole window:
 ``{"since", "until", "refs", "types", "deleted", "unresolved", "count", "truncated", "collection",
-"entity_types"}`` (refs capped at ``max_refs``; ``count`` is exact). A quiet poll is one request.
+"entity_types", "event_types", "events"}`` (refs capped at ``max_refs``; ``count`` is exact). A quiet poll is
+one request. With ``event_types`` the trigger reads Preservica's entity events of those types instead of the
+changed-entities feed (``changes.events_window``): the same cursor, payload and guarantees.
 
 At-least-once across triggerer restarts: the cursor is written durably (``changes.cursor_store``) only
 for windows whose event was yielded at least ``settle_seconds`` earlier, judged at a later poll. A
@@ -28,6 +30,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_preservica.changes.cursor_store import CursorStore, choose_store, default_variable_key
+from airflow_provider_preservica.changes.events_window import read_event_window
 from airflow_provider_preservica.changes.window import (
     DEFAULT_LAG,
     DEFAULT_OVERLAP,
@@ -37,6 +40,7 @@ from airflow_provider_preservica.changes.window import (
     read_window,
 )
 from airflow_provider_preservica.client.changes import DEFAULT_FEED_PAGE, check_entity_types, parse_instant
+from airflow_provider_preservica.client.entity_events import check_event_types
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
 from airflow_provider_preservica.triggers.progress import in_worker_thread
@@ -59,6 +63,8 @@ class PreservicaChangesTrigger(BaseEventTrigger):
     :param preservica_conn_id: the Preservica Connection.
     :param collection: a folder ref: only that folder and everything below it (``None``: everything).
     :param entity_types: ``IO`` (assets), ``SO`` (folders), ``CO`` (content objects); default assets and folders.
+    :param event_types: only changes made by Preservica events of these types (``Ingest``, ``Create``,
+        ``Modified``, ``Moved``, ``SecurityChanged``, ``Deleted``); default ``None``: every change.
     :param poll_interval: seconds between polls.
     :param since: where a watcher without a stored cursor starts (ISO 8601; default: now).
     :param max_refs: most refs per list in an event (counts stay exact; ``truncated`` says so).
@@ -76,6 +82,7 @@ class PreservicaChangesTrigger(BaseEventTrigger):
         preservica_conn_id: str = "preservica_default",
         collection: str | None = None,
         entity_types: list[str] | tuple[str, ...] | None = ("IO", "SO"),
+        event_types: list[str] | tuple[str, ...] | None = None,
         poll_interval: float = 60.0,
         since: str | None = None,
         max_refs: int = 1000,
@@ -89,6 +96,7 @@ class PreservicaChangesTrigger(BaseEventTrigger):
     ) -> None:
         super().__init__()
         types = check_entity_types(entity_types)
+        events = check_event_types(event_types)
         if since is not None:
             parse_instant(since)  # a clear error at DAG parse time, not in the triggerer
         if poll_interval <= 0 or max_refs < 1 or overlap <= 0 or lag < 0 or settle_seconds < 0:
@@ -100,6 +108,7 @@ class PreservicaChangesTrigger(BaseEventTrigger):
         self.preservica_conn_id = preservica_conn_id
         self.collection = collection or None
         self.entity_types = list(types) if types is not None else None
+        self.event_types = list(events) if events is not None else None
         self.poll_interval = float(poll_interval)
         self.since = since
         self.max_refs = int(max_refs)
@@ -120,6 +129,7 @@ class PreservicaChangesTrigger(BaseEventTrigger):
                 "preservica_conn_id": self.preservica_conn_id,
                 "collection": self.collection,
                 "entity_types": self.entity_types,
+                "event_types": self.event_types,
                 "poll_interval": self.poll_interval,
                 "since": self.since,
                 "max_refs": self.max_refs,
@@ -135,7 +145,9 @@ class PreservicaChangesTrigger(BaseEventTrigger):
 
     # -- pieces ----------------------------------------------------------------------------------
     def store(self) -> CursorStore:
-        key = self.cursor_variable or default_variable_key(self.preservica_conn_id, self.collection, self.entity_types)
+        key = self.cursor_variable or default_variable_key(
+            self.preservica_conn_id, self.collection, self.entity_types, self.event_types
+        )
         return choose_store(getattr(self, "asset_state_store", None), key, self.cursor_store)
 
     def _until(self) -> datetime:
@@ -146,10 +158,27 @@ class PreservicaChangesTrigger(BaseEventTrigger):
             **batch.payload(self.max_refs),
             "collection": self.collection,
             "entity_types": self.entity_types,
+            "event_types": self.event_types,
+            "events": batch.events,
         }
 
     def _poll(self, hook: PreservicaHook, cursor: FeedCursor, until: datetime) -> tuple[ChangeBatch, FeedCursor]:
-        wanted = FeedFilter(self.collection, tuple(self.entity_types) if self.entity_types else None)
+        wanted = FeedFilter(
+            self.collection,
+            tuple(self.entity_types) if self.entity_types else None,
+            tuple(self.event_types) if self.event_types else None,
+        )
+        if wanted.event_types:
+            return read_event_window(
+                hook.entity_events,
+                hook.changes,
+                hook,
+                cursor,
+                until,
+                wanted=wanted,
+                overlap=self.overlap,
+                page_size=self.page_size,
+            )
         return read_window(
             hook.changes, hook, cursor, until, wanted=wanted, overlap=self.overlap, page_size=self.page_size
         )

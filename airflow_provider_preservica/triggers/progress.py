@@ -109,6 +109,13 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
     Each poll reads the unfinished tokens in a worker thread. The event carries every finished token's
     status and errors, ``results: {token: [status, [error, ...]]}``, also with a timeout or an error event, so
     that the operator can report what did finish.
+
+    ``stop_at_pending``: tokens whose ``PENDING`` also ends their wait, reported like a finished token (a
+    deletion request waiting for the manager's approval): the event comes at once, with the other tokens
+    still running left out of ``results``; the worker approves, then defers again for the rest.
+
+    ``carry``: JSON handed back unchanged in every event: the deferring task's own state. The method the task
+    resumes in must not count on the ``kwargs`` of ``defer()``: ``dag.test()`` replaces them with the event.
     """
 
     def __init__(
@@ -119,6 +126,8 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
         poll_interval: float,
         end_time: float,
         what: str = "metadata change",
+        stop_at_pending: list[str] | None = None,
+        carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.preservica_conn_id = preservica_conn_id
@@ -126,6 +135,8 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.end_time = end_time
         self.what = what
+        self.stop_at_pending = list(stop_at_pending or [])
+        self.carry = carry
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -136,8 +147,13 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
                 "what": self.what,
+                "stop_at_pending": self.stop_at_pending,
+                "carry": self.carry,
             },
         )
+
+    def _event(self, payload: dict[str, Any]) -> TriggerEvent:
+        return TriggerEvent({**payload, "carry": self.carry} if self.carry is not None else payload)
 
     @staticmethod
     def _poll_all(hook: Any, tokens: list[str]) -> dict[str, Progress | PreservicaError]:
@@ -152,25 +168,26 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
             try:
                 seen = await in_worker_thread(self._poll_all, hook, waiting)
             except Exception as exc:
-                yield TriggerEvent(error_event(exc, results=results))
+                yield self._event(error_event(exc, results=results))
                 return
             for token, progress in seen.items():
                 if isinstance(progress, PreservicaError):
                     if errors[token].tolerate(progress, token) and time.time() + self.poll_interval <= self.end_time:
                         continue
                     event = error_event(progress, results=results)
-                    yield TriggerEvent({**event, "message": f"progress token {token}: {progress}"})
+                    yield self._event({**event, "message": f"progress token {token}: {progress}"})
                     return
                 errors[token].reset()
-                if progress.finished:
+                if progress.finished or (progress.status == "PENDING" and token in self.stop_at_pending):
                     results[token] = [progress.status, progress.errors]
             waiting = [t for t in waiting if t not in results]
-            if not waiting:
-                yield TriggerEvent({"status": "finished", "results": results})
+            awaiting_approval = any(results[t][0] == "PENDING" for t in self.stop_at_pending if t in results)
+            if not waiting or awaiting_approval:  # an approval waits for no other token
+                yield self._event({"status": "finished", "results": results})
                 return
             self.log.info("Preservica %s: %d of %d finished", self.what, len(results), len(results) + len(waiting))
             if time.time() + self.poll_interval > self.end_time:
-                yield TriggerEvent(
+                yield self._event(
                     {
                         "status": "timeout",
                         "results": results,

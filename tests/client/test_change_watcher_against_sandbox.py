@@ -1,6 +1,7 @@
 """``PreservicaChangesTrigger`` against the sandbox: its async generator is run directly, as the triggerer
 runs it. Changes go through the provider's own API calls; waits are on conditions (events, polls, the
-stored cursor), never on timings."""
+stored cursor), never on timings. Each guarantee is checked on both feeds: the changed-entities feed
+(no event filter) and the entity events (``event_types``)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,12 @@ def stored(trigger: PreservicaChangesTrigger) -> FeedCursor | None:
     return FeedCursor.from_json(MemoryCursorStore._values.get(trigger.cursor_variable or ""))
 
 
+@pytest.fixture(params=[None, ["Modified"]], ids=["updated-since", "events"])
+def event_types(request: pytest.FixtureRequest) -> list[str] | None:
+    """The two feeds a watcher reads: every change, or the entity events of the types asked for."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def collections(preservica_conn: SandboxServer) -> dict[str, str]:
     repo = preservica_conn.state.repository
@@ -128,9 +135,9 @@ def requests_made(server: SandboxServer) -> int:
 
 @run_async
 async def test_a_change_yields_exactly_one_event_with_the_changed_refs_of_the_collection(
-    preservica_conn: SandboxServer, collections: dict[str, str]
+    preservica_conn: SandboxServer, collections: dict[str, str], event_types: list[str] | None
 ) -> None:
-    watch = Watch(make_trigger(collections["x"])).start()
+    watch = Watch(make_trigger(collections["x"], event_types=event_types)).start()
     await watch.until(lambda: watch.polls >= 1, "the first poll")
     await asyncio.to_thread(retitle, collections["a"], "a, retitled")
     await asyncio.to_thread(retitle, collections["c"], "c, outside X")
@@ -143,14 +150,15 @@ async def test_a_change_yields_exactly_one_event_with_the_changed_refs_of_the_co
     (event,) = watch.events
     assert event["refs"] == [collections["a"]] and event["types"] == {collections["a"]: "IO"}
     assert event["collection"] == collections["x"] and event["entity_types"] == ["IO"]
+    assert event["event_types"] == event_types and (event["events"] > 0) == bool(event_types)
     assert event["since"] < event["until"] and event["count"] == 1 and event["truncated"] is False
 
 
 @run_async
 async def test_a_quiet_feed_yields_nothing_and_costs_one_request_a_poll(
-    preservica_conn: SandboxServer, collections: dict[str, str]
+    preservica_conn: SandboxServer, collections: dict[str, str], event_types: list[str] | None
 ) -> None:
-    watch = Watch(make_trigger(collections["x"])).start()
+    watch = Watch(make_trigger(collections["x"], event_types=event_types)).start()
     await watch.until(lambda: watch.polls >= 1, "the first poll")
     before, polls = requests_made(preservica_conn), watch.polls
     await watch.until(lambda: watch.polls >= polls + 10, "ten quiet polls")
@@ -161,9 +169,9 @@ async def test_a_quiet_feed_yields_nothing_and_costs_one_request_a_poll(
 
 @run_async
 async def test_a_restart_before_the_event_settled_announces_it_again_with_what_changed_meanwhile(
-    preservica_conn: SandboxServer, collections: dict[str, str]
+    preservica_conn: SandboxServer, collections: dict[str, str], event_types: list[str] | None
 ) -> None:
-    first = make_trigger(collections["x"], settle_seconds=3600)
+    first = make_trigger(collections["x"], settle_seconds=3600, event_types=event_types)
     watch = Watch(first).start()
     await watch.until(lambda: watch.polls >= 1, "the first poll")
     await asyncio.to_thread(retitle, collections["a"], "a, retitled")
@@ -181,9 +189,9 @@ async def test_a_restart_before_the_event_settled_announces_it_again_with_what_c
 
 @run_async
 async def test_a_restart_after_the_event_settled_loses_nothing_and_replays_nothing(
-    preservica_conn: SandboxServer, collections: dict[str, str]
+    preservica_conn: SandboxServer, collections: dict[str, str], event_types: list[str] | None
 ) -> None:
-    first = make_trigger(collections["x"], settle_seconds=0)
+    first = make_trigger(collections["x"], settle_seconds=0, event_types=event_types)
     watch = Watch(first).start()
     await watch.until(lambda: watch.polls >= 1, "the first poll")
     await asyncio.to_thread(retitle, collections["a"], "a, retitled")
@@ -210,3 +218,27 @@ def test_bad_watcher_arguments_fail_when_the_dag_is_parsed() -> None:
         PreservicaChangesTrigger(since="yesterday")
     with pytest.raises(PreservicaConfigError, match="poll_interval"):
         PreservicaChangesTrigger(poll_interval=0)
+    with pytest.raises(PreservicaConfigError, match="event_types must name some of Ingest, Create, Modified"):
+        PreservicaChangesTrigger(event_types=["Ingested"])
+
+
+@run_async
+async def test_an_event_type_not_asked_for_yields_nothing(
+    preservica_conn: SandboxServer, collections: dict[str, str]
+) -> None:
+    repo = preservica_conn.state.repository
+    watch = Watch(make_trigger(collections["x"], event_types=["Moved", "security changed"])).start()
+    assert watch.trigger.event_types == ["Moved", "SecurityChanged"]  # Preservica's names, whatever the spelling
+    await watch.until(lambda: watch.polls >= 1, "the first poll")
+    await asyncio.to_thread(retitle, collections["a"], "a, retitled")  # Modified: not asked for
+    polls = watch.polls
+    await watch.until(lambda: watch.polls >= polls + 10, "ten polls after the retitle")
+    assert watch.events == []
+    await asyncio.to_thread(repo.move, collections["c"], collections["x"])  # Moved into X
+    await watch.until(lambda: bool(watch.events), "the event for the move")
+    polls = watch.polls
+    await watch.until(lambda: watch.polls >= polls + 10, "ten more polls")
+    await watch.stop()
+    [event] = watch.events
+    assert event["refs"] == [collections["c"]] and event["event_types"] == ["Moved", "SecurityChanged"]
+    assert event["events"] == 1

@@ -1,7 +1,8 @@
 """A DAG scheduled on Preservica changes, for the scheduler test: the watcher polls every second.
 
 The collection to watch comes from ``PRESERVICA_WATCH_COLLECTION`` (the test sets it before Airflow parses
-this file). The consumer task returns the refs of every triggering event, so the test reads them from XCom.
+this file), and event types, if any, from ``PRESERVICA_WATCH_EVENT_TYPES`` (comma separated). The consumer
+task returns the refs of every triggering event, so the test reads them from XCom.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ CHANGES = Asset(
             trigger=PreservicaChangesTrigger(
                 collection=os.environ.get("PRESERVICA_WATCH_COLLECTION", "00000000-0000-4000-8000-00000000c011"),
                 entity_types=["IO"],
+                event_types=[t for t in os.environ.get("PRESERVICA_WATCH_EVENT_TYPES", "").split(",") if t] or None,
                 poll_interval=1,
                 lag=0.5,
                 settle_seconds=2,

@@ -4,7 +4,8 @@
 A change made through the API starts exactly one run of the DAG scheduled on the watcher's asset, with the
 changed refs; quiet polls cost one request each and start nothing; a triggerer killed (SIGKILL) and started
 again picks up where its stored cursor (the asset state store on Airflow 3.3, a Variable on 3.1) left it:
-the change made while it was down starts one more run, and nothing is announced twice.
+the change made while it was down starts one more run, and nothing is announced twice. The same with the
+event-type filter (``events``: the watcher reads Preservica's entity events of type ``Modified``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.multiprocess]
 
 DAG_ID = "preservica_on_change"
 FEED = "GET /api/entity/entities/updated-since"
+EVENTS = "GET /api/entity/events"
 
 
-@pytest.fixture(params=["asset state store", "variable"])
+@pytest.fixture(params=["asset state store", "variable", "events"])
 def watched(
     request: pytest.FixtureRequest, sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Airflow, dict[str, str]]]:
@@ -56,6 +58,7 @@ def watched(
         port,
         PRESERVICA_WATCH_COLLECTION=x.ref,
         PRESERVICA_WATCH_CURSOR_STORE="variable" if request.param == "variable" else "",
+        PRESERVICA_WATCH_EVENT_TYPES="Modified" if request.param == "events" else "",
         PRESERVICA_LOCK_DIR=str(tmp_path),
     )
     deployment = Airflow(tmp_path, env, port)
@@ -85,9 +88,10 @@ def test_changes_start_exactly_one_run_each_and_survive_a_killed_triggerer(watch
 
 def check_the_watcher(af: Airflow, refs: dict[str, str], sandbox: Any) -> None:
     check = af.check_alive
+    poll_route = EVENTS if refs["store"] == "events" else FEED  # what one poll asks
 
     def feed_requests() -> int:
-        return int(sandbox.state.stats()["requests"].get(FEED, 0))
+        return int(sandbox.state.stats()["requests"].get(poll_route, 0))
 
     def finished_runs() -> list[dict[str, Any]]:
         return [r for r in af.runs(DAG_ID) if r["state"] in ("success", "failed")]
@@ -98,7 +102,7 @@ def check_the_watcher(af: Airflow, refs: dict[str, str], sandbox: Any) -> None:
 
     def other_requests() -> int:
         counts = sandbox.state.stats()["requests"]
-        return sum(n for route, n in counts.items() if route != FEED and "accesstoken" not in route)
+        return sum(n for route, n in counts.items() if route != poll_route and "accesstoken" not in route)
 
     # Quiet: each poll is one feed request and nothing else is asked of Preservica; no run starts.
     others, before = other_requests(), feed_requests()

@@ -3,6 +3,7 @@ through Airflow's own HITL response handler) against the real sandbox."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -29,9 +30,10 @@ def manager_conn(small_repository: SandboxServer, monkeypatch: pytest.MonkeyPatc
     return small_repository
 
 
-def run_with_answer(run_dag: Any, option: str, refs: str) -> Any:
-    with Respondent("preservica_delete_with_approval", "approve", option) as respondent:
-        dag_run = run_dag("deletion_dags.py", "delete_dag", run_conf={"refs": refs})
+def run_with_answer(run_dag: Any, option: str, refs: str, dag: str = "delete_dag") -> Any:
+    dag_id = {"delete_dag": "preservica_delete_with_approval", "deferred_delete_dag": "preservica_delete_deferred"}
+    with Respondent(dag_id[dag], "approve", option) as respondent:
+        dag_run = run_dag("deletion_dags.py", dag, run_conf={"refs": refs})
     assert respondent.error is None, respondent.error
     assert respondent.answered.is_set()
     return dag_run
@@ -80,11 +82,119 @@ def test_an_approved_deletion_deletes_exactly_the_manifest(manager_conn: Sandbox
 
 
 @needs_hitl_in_dag_test
+@pytest.mark.parametrize("dag", ["delete_dag", "deferred_delete_dag"])
 def test_a_retry_after_a_crash_between_request_and_approval_asks_once(
-    manager_conn: SandboxServer, run_dag: Any
+    manager_conn: SandboxServer, run_dag: Any, dag: str
 ) -> None:
     inject(manager_conn, kind="status", route="PUT /api/entity/actions/deletions/*", status=503, count=1)
-    dag_run = run_with_answer(run_dag, "Approve", LETTER)
+    dag_run = run_with_answer(run_dag, "Approve", LETTER, dag)
+    delete_ti = dag_run.get_task_instance("delete")
+    assert str(delete_ti.state) == "success" and delete_ti.try_number == 2, (delete_ti.state, delete_ti.try_number)
+    assert manager_conn.state.repository.get(LETTER) is None
+    assert delete_requests(manager_conn) == 1
+    [record] = deletions(manager_conn)
+    assert record["status"] == "COMPLETED"
+    assert delete_ti.xcom_pull(task_ids="delete")["adopted"] == [LETTER]
+
+
+class ReleaseWhenDeferred:
+    """Holds Preservica's deletions (the sandbox's ``deletion_hold``: approved, still running) until someone has
+    read their progress tokens again and again after the approval, then lets them finish. The deferred task reads
+    each token once after approving, then defers: further reads come from the trigger. No clock: a condition.
+    Whether the task deferred is read from its log ("Pausing task as DEFERRED") by the test."""
+
+    def __init__(self, server: SandboxServer, tokens: int) -> None:
+        self.server, self.tokens = server, tokens
+        self.released = threading.Event()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ReleaseWhenDeferred:
+        self.server.state.update_config({"deletion_hold": True})
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.server.state.update_config({"deletion_hold": False})
+
+    def _run(self) -> None:
+        try:
+            baseline = None
+            while not self._stop.is_set():
+                held = [d for d in deletions(self.server) if d["status"] == "ACTIVE"]
+                if baseline is None and len(held) == self.tokens:
+                    baseline = progress_reads(self.server)  # all approved, none finished
+                # the worker's one look after approving, then at least one poll of every token by the trigger
+                if baseline is not None and progress_reads(self.server) >= baseline + 2 * self.tokens:
+                    self.released.set()
+                    self.server.state.update_config({"deletion_hold": False})
+                    return
+                self._stop.wait(0.05)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def progress_reads(server: SandboxServer) -> int:
+    return sum(
+        n for route, n in server.state.stats()["requests"].items() if route.startswith("GET /api/entity/progress")
+    )
+
+
+def deferred_once(capfd: pytest.CaptureFixture[str]) -> bool:
+    out = capfd.readouterr()
+    return (out.out + out.err).count("Pausing task as DEFERRED") == 1
+
+
+def check_deleted_exactly(server: SandboxServer, dag_run: Any, before: set[str], listed: set[str]) -> None:
+    repo = server.state.repository
+    assert task_states(dag_run)["delete[-1]"] == "success", task_states(dag_run)
+    manifest = dag_run.get_task_instance("manifest").xcom_pull(task_ids="manifest")
+    assert {e["ref"] for e in manifest["entities"]} == listed
+    assert before - {e.ref for e in repo.entities()} == listed  # those went, and nothing else
+    assert delete_requests(server) == len(manifest["targets"])  # one request per target, never more
+    records = deletions(server)
+    assert {(d["user"], d["approver"], d["status"]) for d in records} == {("archivist", MANAGER.name, "COMPLETED")}
+
+
+@needs_hitl_in_dag_test
+def test_a_deferred_deletion_waits_in_the_triggerer_and_deletes_exactly_the_manifest(
+    manager_conn: SandboxServer, run_dag: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    before = {e.ref for e in manager_conn.state.repository.entities()}
+    with ReleaseWhenDeferred(manager_conn, tokens=2) as release:
+        dag_run = run_with_answer(run_dag, "Approve", f"{ESTATE_FOLDER},{LETTER}", "deferred_delete_dag")
+    assert release.error is None, release.error
+    assert release.released.is_set()
+    assert deferred_once(capfd)  # the task waited for Preservica's deletion workflow in the triggerer
+    check_deleted_exactly(manager_conn, dag_run, before, {ESTATE_FOLDER, HAM_PLAN, LETTER})
+    result = dag_run.get_task_instance("delete").xcom_pull(task_ids="delete")
+    assert result["approved_by"] == "Cora Curator" and result["requested"] == [ESTATE_FOLDER, LETTER]
+
+
+def test_a_deferred_deletion_runs_on_every_airflow(
+    manager_conn: SandboxServer, run_dag: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The deferred deletion on Airflow 3.1 too, where ``dag.test()`` cannot run the approval form: the approval
+    task is replaced by the answer a person gave (``recorded_answer_dag``)."""
+    before = {e.ref for e in manager_conn.state.repository.entities()}
+    with ReleaseWhenDeferred(manager_conn, tokens=1) as release:
+        dag_run = run_dag("deletion_dags.py", "recorded_answer_dag", run_conf={"refs": ESTATE_FOLDER})
+    assert release.error is None, release.error
+    assert release.released.is_set()
+    assert deferred_once(capfd)
+    check_deleted_exactly(manager_conn, dag_run, before, {ESTATE_FOLDER, HAM_PLAN})
+
+
+def test_a_deferred_retry_after_a_crash_between_request_and_approval_asks_once_on_every_airflow(
+    manager_conn: SandboxServer, run_dag: Any
+) -> None:
+    """The approval fails once (503, no transport retries): the try fails after the request; the retry takes the
+    request over, approves it and completes without asking again. Runs on 3.1 too (``recorded_answer_dag``)."""
+    inject(manager_conn, kind="status", route="PUT /api/entity/actions/deletions/*", status=503, count=1)
+    dag_run = run_dag("deletion_dags.py", "recorded_answer_dag", run_conf={"refs": LETTER})
     delete_ti = dag_run.get_task_instance("delete")
     assert str(delete_ti.state) == "success" and delete_ti.try_number == 2, (delete_ti.state, delete_ti.try_number)
     assert manager_conn.state.repository.get(LETTER) is None

@@ -100,7 +100,7 @@ def test_every_kind_of_change_appears_in_updated_entities_and_entity_events(
 
     events = list(entity.all_events())
     kinds = [e["eventType"] for e in events]
-    assert kinds[-6:] == ["Modified", "ModifiedIdentifiers", "ModifiedMetadata", "Moved", "SecurityChanged", "Deleted"]
+    assert kinds[-6:] == ["Modified", "Modified", "Modified", "Moved", "SecurityChanged", "Deleted"]
     moved = next(e for e in events if e["eventType"] == "Moved")
     assert list(entity.entity_from_event(moved["Ref"])) == [
         {"EventType": "Moved", "Date": moved["Date"], "Entity": tree.bob}

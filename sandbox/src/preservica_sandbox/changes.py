@@ -24,11 +24,13 @@ from .entities import Entity
 MAX_EVENTS = 100_000
 
 # Event types, named as Preservica names them in its event list (``types=Ingest`` filters on these).
+# Identifier and metadata edits are ``Modified`` events, told apart by their actions' ``commandType``
+# (``AddIdentifier``, ``AddMetadata`` ...), as in TNA's recorded responses.
 INGEST = "Ingest"
 CREATE = "Create"
 MODIFIED = "Modified"
-IDENTIFIERS = "ModifiedIdentifiers"
-METADATA = "ModifiedMetadata"
+IDENTIFIERS = MODIFIED
+METADATA = MODIFIED
 MOVED = "Moved"
 SECURITY = "SecurityChanged"
 DELETED = "Deleted"

@@ -13,6 +13,10 @@
    unknown token -> 404; a token already decided -> 409. If the entity went meanwhile, the token
    turns ``FAILED`` with the reason.
 
+Configuration ``deletion_hold`` (default false): while true, an approved deletion is not carried out at
+once: its token reads ``ACTIVE`` (Preservica's deletion workflow running) until the hold is set false,
+which carries out every held deletion. Tests use it to see a task wait for a deletion without racing a clock.
+
 Each request is kept (``GET /_sandbox/deletions``: token, ref, type, requester, comments, approver,
 status), so tests can count requests and see who approved what. Configuration: ``deletion_workflow``
 (default true); false makes every deletion request answer 422 ("no active workflow context for full
@@ -75,7 +79,7 @@ class DeletionRequest:
 class DeletionService:
     """Deletion requests of one sandbox and their approvals. Thread-safe."""
 
-    CONFIG_KEYS = frozenset({"deletion_workflow"})
+    CONFIG_KEYS = frozenset({"deletion_workflow", "deletion_hold"})
 
     def __init__(self, repository: Repository, progress: P.ProgressBook) -> None:
         self.repository = repository
@@ -83,17 +87,27 @@ class DeletionService:
         self._lock = threading.Lock()
         self._requests: dict[str, DeletionRequest] = {}
         self.workflow_active = True
+        self.hold = False
+        self._held: list[DeletionRequest] = []
 
     def config(self) -> dict[str, Any]:
-        return {"deletion_workflow": self.workflow_active}
+        return {"deletion_workflow": self.workflow_active, "deletion_hold": self.hold}
 
     def check_config(self, changes: dict[str, Any]) -> dict[str, Any]:
-        if "deletion_workflow" in changes and not isinstance(changes["deletion_workflow"], bool):
-            raise ValueError("deletion_workflow must be true or false")
+        for key in self.CONFIG_KEYS:
+            if key in changes and not isinstance(changes[key], bool):
+                raise ValueError(f"{key} must be true or false")
         return {k: changes[k] for k in self.CONFIG_KEYS if k in changes}
 
     def apply_config(self, checked: dict[str, Any]) -> None:
         self.workflow_active = checked.get("deletion_workflow", self.workflow_active)
+        with self._lock:
+            self.hold = checked.get("deletion_hold", self.hold)
+            released: list[DeletionRequest] = []
+            if not self.hold:
+                released, self._held = self._held, []
+        for job in released:
+            self._carry_out(job)
 
     def request(self, ref: str, kind: str, comment: str, user: str, tenant: str) -> DeletionRequest:
         """Record a request; its token reads ``PENDING`` until a manager decides."""
@@ -109,7 +123,7 @@ class DeletionService:
             job = self._requests.get(token)
             if job is None:
                 raise DeletionRefused(404, f"no deletion request with progress token {token}")
-            if job.progress.done:
+            if job.progress.done or job.approver is not None:
                 raise DeletionRefused(409, f"deletion request {token} was already decided ({job.progress.status})")
             if approver_name == job.user:
                 raise DeletionRefused(403, "a deletion must be approved by another user than the one who requested it")
@@ -119,6 +133,15 @@ class DeletionService:
         if not approved:
             self.progress.set_status(job.progress, P.CANCELLED)
             return job
+        with self._lock:
+            if self.hold:
+                self.progress.set_status(job.progress, P.ACTIVE)
+                self._held.append(job)
+                return job
+        self._carry_out(job)
+        return job
+
+    def _carry_out(self, job: DeletionRequest) -> None:
         try:
             job.deleted = self.repository.delete(job.ref)
         except RepositoryError as exc:
@@ -126,7 +149,6 @@ class DeletionService:
             self.progress.set_status(job.progress, P.FAILED)
         else:
             self.progress.set_status(job.progress, P.COMPLETED)
-        return job
 
     def requests(self) -> list[DeletionRequest]:
         with self._lock:
@@ -135,3 +157,5 @@ class DeletionService:
     def reset(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._held.clear()
+            self.hold = False
