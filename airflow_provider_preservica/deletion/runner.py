@@ -36,6 +36,7 @@ from airflow_provider_preservica.exceptions import (
     DeletionFailedError,
     ManifestChangedError,
     PreservicaHTTPError,
+    PreservicaError,
 )
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
 
