@@ -35,8 +35,8 @@ from airflow_provider_preservica.deletion.manifest import ManifestTooLargeError,
 from airflow_provider_preservica.exceptions import (
     DeletionFailedError,
     ManifestChangedError,
-    PreservicaHTTPError,
     PreservicaError,
+    PreservicaHTTPError,
 )
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
 
