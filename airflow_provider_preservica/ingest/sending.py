@@ -93,7 +93,7 @@ def send_packages(
                     sent.append(result)
                     on_sent(result)
                 continue
-            needed = sorted({i for p in pending for i in p.after} - finished)
+            needed = sorted({i for p in pending for i in p.after if i in tokens} - finished)
             if not needed:  # cannot happen: a package only waits for packages sent before it
                 raise RuntimeError(f"packages {[p.index for p in pending]} wait for nothing and cannot start")
             wait_finished([tokens[i] for i in needed])
