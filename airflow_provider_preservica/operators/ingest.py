@@ -80,6 +80,18 @@ class PreservicaIngestOperator(BaseOperator):
     :param allow_missing_files: a file found by the scan but gone before it was packaged (moved or deleted
         meanwhile) fails the ingest by default, naming it, before anything is uploaded; ``True`` ingests the
         rest and lists such files in the report's ``missing_files``.
+    :param max_package_assets: a source folder with more files than this is split into several packages
+        (default 10,000, as The National Archives batches its records); see ``ingest.split`` for the guidance.
+    :param max_package_bytes: ... or with more bytes than this (default 20 GiB, under the 24 GiB step from
+        which pyPreservica tunes uploads of large packages). A file is never cut: a bigger one travels alone.
+        Every file keeps its SourceID, and every package carries the same folders with the same SourceIDs.
+    :param package_concurrency: packages uploaded at once (default 2), each with ``upload_concurrency`` parts
+        at once. A package that needs a folder another package creates is sent once that one has finished
+        (the worker waits, also when deferrable). All packages are built before the first is sent; each is
+        recorded as Preservica takes it, so a retry adopts every package sent and sends only the rest. The
+        task has one report over all packages (``packages``, ``progress_tokens``) and one outcome: it fails if
+        any package fails, naming it, after pushing the report (XCom ``report``) with what the others created.
+    :param upload_concurrency: parts of one package sent at once (multipart uploads above 32 MiB).
     :param max_workers: assets whose fixity is checked at once after the ingest (two GETs each, on the
         hook's one token); everything else the ingest asks Preservica is read a page at a time.
     :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
