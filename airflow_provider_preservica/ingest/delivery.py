@@ -2,10 +2,10 @@
 
 The in-flight record (``batches.InFlightIngest``) lists every package Preservica has taken for the batch,
 written the moment each upload returns its progress token. A retry (a cleared or retried task, a worker
-killed after upload N of M) reads it: packages still running, or finished within this run of the task, are
-adopted as they are and never sent again; the files of the packages not yet sent are packaged and sent.
-One that failed, or one a cleared re-run finds finished, is not adopted: the run starts afresh and its skip
-check finds what did get in.
+killed after upload N of M) reads it: while any package is still running, or when all finished well
+within this run of the task, every package recorded is adopted as it is and never sent again, and the
+files of the packages not yet sent are packaged and sent. When none is running and one failed (or a
+cleared re-run finds them finished), the run starts afresh and its skip check finds what did get in.
 """
 
 from __future__ import annotations
@@ -60,8 +60,11 @@ def adopt_packages(
                 f"cannot read the progress of ingest {token}, which an earlier try of this batch started "
                 f"({exc}); not uploading again so that nothing is ingested twice: a retry will look again"
             ) from None
-    ended = [p for p in seen if not (p.status in RUNNING or (p.succeeded and record.series == series))]
-    if ended:
+    # One package still running: adopt them all, or its files would be sent a second time beside it. None
+    # running: adopt only this run's successes; otherwise start afresh, the skip check finds what got in.
+    running = any(p.status in RUNNING for p in seen)
+    ended = [p for p in seen if not (p.succeeded and record.series == series)]
+    if ended and not running:
         log.warning("Earlier ingest %s of this batch ended %s; submitting again", ended[0].token, ended[0].status)
         return None
     log.info(
@@ -71,8 +74,8 @@ def adopt_packages(
         ", ".join(p.status for p in seen),
         "" if record.complete else "; sending the packages it had not sent",
     )
-    for index, (key, token, _first, _last, assets, size) in enumerate(sent, 1):
-        report.add_package(index, str(key), str(token), int(assets or 0), int(size or 0), None)
+    for key, token, _first, _last, assets, size, index in sent:
+        report.add_package(int(index), str(key), str(token), int(assets or 0), int(size or 0), None)
     report.assets_sent = sum(int(p[4] or 0) for p in sent)
     report.package_bytes = sum(int(p[5] or 0) for p in sent)
     report.adopted = True
@@ -110,6 +113,7 @@ def send_delivery(
 
     def on_sent(sent: SentPackage) -> None:
         records.append(sent.record())
+        records.sort(key=lambda r: int(r[6]))
         report.add_package(sent.index, sent.key, sent.progress_token, sent.assets, sent.bytes, sent.seconds)
         if claim is not None:
             claim.submitted([str(r[1]) for r in records], claim_seconds)
@@ -136,7 +140,7 @@ def send_delivery(
             concurrency=concurrency,
             wait_finished=wait_finished,
             on_sent=on_sent,
-            sent_before={i: str(p[1]) for i, p in enumerate(adopted, 1)},
+            sent_before={int(p[6]): str(p[1]) for p in adopted},
         )
     except SendError as exc:
         if not records:

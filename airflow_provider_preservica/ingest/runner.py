@@ -123,7 +123,7 @@ class IngestRunner:
         files = scan.files
         created: dict[str, int] = {}
         if adopted:
-            ranges = [(index, p[2], p[3]) for index, p in enumerate(adopted, 1)]
+            ranges = [(int(p[6]), p[2], p[3]) for p in adopted]
             mine = [e for e in files if any(in_range(e.path, first, last) for _, first, last in ranges)]
             self._expect(tree, namespace, mine)
             for index, first, last in ranges:
@@ -144,7 +144,7 @@ class IngestRunner:
             max_bytes=self.max_package_bytes,
             max_assets=self.max_package_assets,
             top_folder=top_folder,
-            first_index=len(adopted or []) + 1,
+            first_index=max((int(p[6]) for p in adopted or []), default=0) + 1,
             created=created,
         )
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="preservica-ingest-"))

@@ -47,7 +47,7 @@ class SentPackage:
 
     def record(self) -> list[object]:
         """Its entry in the in-flight record (``InFlightIngest.packages``)."""
-        return [self.key, self.progress_token, self.first, self.last, self.assets, self.bytes]
+        return [self.key, self.progress_token, self.first, self.last, self.assets, self.bytes, self.index]
 
 
 class SendError(PreservicaError):

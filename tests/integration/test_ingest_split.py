@@ -160,3 +160,33 @@ def test_a_split_delivery_still_costs_about_two_requests_a_file(small_repository
     assert report["errors"] == [] and len(json.dumps(report)) < 10_000
     pages = math.ceil(files / 100)
     assert _api_requests(small_repository) <= 2 * files + 3 * pages + 20 + 5 * report["package_count"]
+
+
+def test_a_retry_after_a_deferred_split_delivery_adopts_every_package_and_uploads_nothing(quick_ingests, tmp_path):
+    from airflow.exceptions import TaskDeferred
+
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from tests.integration.test_export_operator import FakeTaskInstance
+
+    batch, contents = make_batch(tmp_path, files=9)
+    context = {"ti": FakeTaskInstance()}
+    operator = {
+        "task_id": "ingest",
+        "source": str(batch),
+        "parent_ref": MAPS_FOLDER,
+        "security_tag": "open",
+        "poll_interval": 0.2,
+        "max_package_assets": 3,
+    }
+    with pytest.raises(TaskDeferred) as deferred:  # sends all three, defers, then the worker "dies"
+        PreservicaIngestOperator(**operator, deferrable=True).execute(context)
+    tokens = context["ti"].xcoms["progress_tokens"]
+    assert deferred.value.trigger.serialize()[1]["progress_tokens"] == tokens and len(tokens) == 3
+    uploads_before = _uploads(quick_ingests)
+
+    report = PreservicaIngestOperator(**operator, deferrable=False).execute(context)  # the retry
+
+    assert _uploads(quick_ingests) == uploads_before and len(_ingest_jobs(quick_ingests)) == 3
+    assert report["adopted"] and report["progress_tokens"] == tokens and report["state"] == "COMPLETED"
+    assert report["created_count"] == 9 and report["verified"] == 9 and report["errors"] == []
+    assert sorted(a.value("xip.title") for a in _assets()) == sorted(contents)
