@@ -115,10 +115,6 @@ class IngestRunner:
         tree = LocalSourceTree(path)
         namespace = self.source_id_namespace or tree.name
         scan = scan_source(tree)  # what the packages must hold (see ``vanished``)
-        if scan.errors:  # every problem at once, before any package of a split delivery is built or sent
-            if any(issue.code == "missing-security-tag" for issue in scan.errors):
-                raise MissingSecurityTagError(scan.errors)
-            raise PackageValidationError(scan.errors)
         top_folder = self.folder_layout == "source_folder"
         files = scan.files
         created: dict[str, int] = {}
@@ -147,6 +143,10 @@ class IngestRunner:
             first_index=max((int(p[6]) for p in adopted or []), default=0) + 1,
             created=created,
         )
+        if len(plans) > 1 and scan.errors:  # every problem at once, as one package's build would list them
+            if any(issue.code == "missing-security-tag" for issue in scan.errors):
+                raise MissingSecurityTagError(scan.errors)
+            raise PackageValidationError(scan.errors)
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="preservica-ingest-"))
         work.mkdir(parents=True, exist_ok=True)
         built = [

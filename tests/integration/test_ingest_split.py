@@ -190,3 +190,22 @@ def test_a_retry_after_a_deferred_split_delivery_adopts_every_package_and_upload
     assert report["adopted"] and report["progress_tokens"] == tokens and report["state"] == "COMPLETED"
     assert report["created_count"] == 9 and report["verified"] == 9 and report["errors"] == []
     assert sorted(a.value("xip.title") for a in _assets()) == sorted(contents)
+
+
+def test_illegal_names_anywhere_in_a_split_delivery_are_all_listed_before_any_upload(quick_ingests, tmp_path):
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from airflow_provider_preservica.packaging import PackageValidationError
+    from tests.integration.test_export_operator import FakeTaskInstance
+
+    batch, _ = make_batch(tmp_path, files=9)
+    (batch / "a:first.tif").write_bytes(b"x")  # in the first package
+    (batch / "letters" / "z|last.tif").write_bytes(b"y")  # in the last
+
+    operator = PreservicaIngestOperator(
+        task_id="ingest", source=str(batch), parent_ref=MAPS_FOLDER, security_tag="open", max_package_assets=3
+    )
+    with pytest.raises(PackageValidationError) as refused:
+        operator.execute({"ti": FakeTaskInstance()})
+
+    assert "a:first.tif" in str(refused.value) and "z|last.tif" in str(refused.value)
+    assert _uploads(quick_ingests) == 0
