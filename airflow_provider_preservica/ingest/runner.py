@@ -7,6 +7,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from airflow_provider_preservica.client.monitor import ingest_messages
 from airflow_provider_preservica.client.progress import Progress
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import IngestConflictError, PreservicaConfigError
+from airflow_provider_preservica.ingest.existing import WithoutFiles
 from airflow_provider_preservica.ingest.identity import (
     FIXITY_IDENTIFIER,
     assets_below,
@@ -46,7 +48,7 @@ from airflow_provider_preservica.packaging import (
     scan_source,
     uuid_source_ids,
 )
-from airflow_provider_preservica.packaging.source import SourceEntry
+from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree
 
 log = logging.getLogger(__name__)
 INDEX_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new search for created assets the index lacks
@@ -135,12 +137,13 @@ class IngestRunner:
                 self.report.state = "NOTHING_TO_INGEST"
             return []
         left_out = set(skipped_paths)
+        first_index = max((int(p[6]) for p in adopted or []), default=0) + 1
         plans = plan_packages(
             [e for e in files if e.path not in left_out],
             max_bytes=self.max_package_bytes,
             max_assets=self.max_package_assets,
             top_folder=top_folder,
-            first_index=max((int(p[6]) for p in adopted or []), default=0) + 1,
+            first_index=first_index,
             created=created,
         )
         if len(plans) > 1 and scan.errors:  # every problem at once, as one package's build would list them
@@ -149,21 +152,31 @@ class IngestRunner:
             raise PackageValidationError(scan.errors)
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="preservica-ingest-"))
         work.mkdir(parents=True, exist_ok=True)
-        built = [
-            self._build(tree, namespace, plan, work / f"p{plan.index:03d}" if len(plans) > 1 else work)
-            for plan in plans
-        ]
-        self.report.package = str(work) if len(built) > 1 else str(built[0].path) if built else None
+        if len(plans) <= 1 and not adopted:  # one package: the source less what is present, built as before
+            whole = PackagePlan(first_index, tuple(e.path for e in scan.files), 0)
+            package = replace(self._build(tree, namespace, whole, work, skipped_paths), first=None, last=None)
+            self.report.package = str(package.path)
+            return [package]
+        built = [self._build(tree, namespace, plan, work / f"p{plan.index:03d}") for plan in plans]
+        self.report.package = str(work)
         return built
 
-    def _build(self, tree: LocalSourceTree, namespace: str, plan: PackagePlan, out: Path) -> BuiltPackage:
-        """Build one package of the delivery (the whole delivery when it is not split) into ``out``."""
+    def _build(
+        self, tree: LocalSourceTree, namespace: str, plan: PackagePlan, out: Path, skipped: list[str] | None = None
+    ) -> BuiltPackage:
+        """Build one package of a split delivery into ``out``; with ``skipped``, the source less those files."""
         started = time.monotonic()
         root = tree.local_path("")
         assert root is not None
+
+        def source(left_out: list[str]) -> SourceTree:
+            if skipped is not None:
+                return WithoutFiles(tree, left_out) if left_out else tree
+            return OnlyFiles(tree, set(plan.paths) - set(left_out))
+
         manifest, missing = build_without_vanished(
             lambda left_out: build_opex_package(
-                OnlyFiles(tree, set(plan.paths) - set(left_out)),
+                source(left_out),
                 out,
                 security_tag=self.security_tag,
                 package_name=tree.name,
@@ -176,7 +189,7 @@ class IngestRunner:
                 top_folder=self.folder_layout == "source_folder",
             ),
             plan.paths,
-            [],
+            skipped or [],
             lambda relative: (root / relative).exists(),
             allow=self.allow_missing_files,
         )

@@ -348,7 +348,9 @@ class PreservicaIngestOperator(BaseOperator):
                 )
             else:
                 runner.expect_from_source(self.source)
-        tokens = restored.progress_tokens or [str(event["progress_token"])]
+        results = event.get("results")
+        tokens = restored.progress_tokens or (list(results) if isinstance(results, dict) else [])
+        tokens = tokens or [str(event["progress_token"])]
         progress = [read_progress(hook.get_conn(), token) for token in tokens]
         return self._finish(context, runner, BatchRegistry(), progress)
 
