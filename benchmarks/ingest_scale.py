@@ -15,6 +15,7 @@ tenant across a network). Each method runs in a fresh subprocess, into its own n
 Requests are the sandbox's own counters; RSS +MB = VmHWM after the run minus VmHWM after the imports.
 
     .venv/bin/python benchmarks/ingest_scale.py [--files 10000] [--latency-ms 0,20] [--json results.json]
+        [--max-package-assets 1000] [--max-package-bytes N] [--package-concurrency 2]   (split delivery)
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def _ours(spec: dict[str, Any]) -> dict[str, Any]:
     runner.scan_source = _timed(phases, "scan", runner.scan_source)
     runner.find_present = _timed(phases, "skip check", runner.find_present)
     runner.build_opex_package = _timed(phases, "hash + build", runner.build_opex_package)
-    runner.IngestRunner.submit = _timed(phases, "upload", runner.IngestRunner.submit)
-    operator_module.wait_for_progress = _timed(phases, "processing", operator_module.wait_for_progress)
+    # Uploads of several packages overlap (``package_concurrency``): "upload" sums them. "processing" is every
+    # wait for progress tokens, also a split delivery's wait for the package that creates the folders.
+    runner.IngestRunner.upload = _timed(phases, "upload", runner.IngestRunner.upload)
+    operator_module.wait_for_all = _timed(phases, "processing", operator_module.wait_for_all)
     runner.ingest_messages = _timed(phases, "monitor", runner.ingest_messages)
     runner.verify_fixity = _timed(phases, "verify", runner.verify_fixity)
 
@@ -85,9 +88,11 @@ def _ours(spec: dict[str, Any]) -> dict[str, Any]:
         deferrable=False,
         batch_id=f"bench-{spec['parent_ref']}",
         work_dir=spec["work"],
+        **spec.get("limits", {}),
     )
     report = operator.execute({"ti": TaskInstance()})
     return {
+        "packages": report["package_count"],
         "phases": phases,
         "created": report["created_count"],
         "verified": report["verified"],
@@ -160,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--latency-ms", default="0,20")
     parser.add_argument("--methods", default="ours,floor,pypreservica")
+    parser.add_argument("--max-package-assets", type=int, help="split the delivery (ours): files per package")
+    parser.add_argument("--max-package-bytes", type=int, help="split the delivery (ours): bytes per package")
+    parser.add_argument("--package-concurrency", type=int, help="packages uploaded at once (ours)")
     parser.add_argument("--json")
     parser.add_argument("--child")
     args = parser.parse_args(argv)
@@ -207,6 +215,15 @@ def main(argv: list[str] | None = None) -> int:
                     "env": env,
                     "source_ids": source_ids,
                     "method": method,
+                    "limits": {
+                        name: value
+                        for name, value in (
+                            ("max_package_assets", args.max_package_assets),
+                            ("max_package_bytes", args.max_package_bytes),
+                            ("package_concurrency", args.package_concurrency),
+                        )
+                        if value
+                    },
                 }
                 before = sandbox.control("GET", "/stats")["requests"]
                 child = _run_measured(Path(__file__).resolve(), f"{method}-{latency}", spec, tmp, method)
@@ -223,12 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                     "rss_increase_mb": (child["hwm_kb"] - child["baseline_hwm_kb"]) / 1024,
                     "peak_mb": child["peak_kb"] / 1024,
                     "routes": routes,
-                    **{k: child[k] for k in ("created", "verified", "xcom_bytes") if k in child},
+                    **{k: child[k] for k in ("created", "verified", "xcom_bytes", "packages") if k in child},
                 }
                 rows.append(row)
                 print(
                     f"  {method:<13} {latency:>3} ms: {child['seconds']:7.1f} s, {api} requests "
-                    f"({api / args.files:.2f}/file), +{row['rss_increase_mb']:.0f} MB, phases "
+                    f"({api / args.files:.2f}/file), +{row['rss_increase_mb']:.0f} MB, "
+                    f"{row.get('packages', 1)} package(s), XCom {row.get('xcom_bytes', '-')} B, phases "
                     + ", ".join(f"{k} {v:.1f}" for k, v in child["phases"].items()),
                     file=sys.stderr,
                     flush=True,

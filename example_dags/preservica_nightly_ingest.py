@@ -150,6 +150,10 @@ with DAG(
         source_id_namespace="{{ ds }}",  # the same SourceIDs as stage() computed
         deferrable=True,
         verify=True,
+        # A large delivery goes as several packages, 2 uploaded at once; a retry re-sends none of them.
+        max_package_assets=10_000,
+        max_package_bytes=20 * 1024**3,
+        package_concurrency=2,
         pool=POOL,
         poll_interval=2,
         retries=2,

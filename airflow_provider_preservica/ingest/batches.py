@@ -35,6 +35,18 @@ class InFlightIngest:
     assets_sent: int = 0
     package_bytes: int = 0
     series: str = ""  # the run of the task that submitted it, see task_series()
+    # A delivery split into several packages (``ingest.split``): one entry per package uploaded so far,
+    # ``[key, progress_token, first path, last path, assets, bytes, index]`` (paths ``None``: the whole source),
+    # so that a retry adopts each of them and sends only the rest. ``complete``: every package was sent.
+    packages: list[list[Any]] | None = None
+    complete: bool = True
+
+    def sent_packages(self) -> list[list[Any]]:
+        """The packages uploaded so far, each with its index last; a record of one package (or an older
+        release) is its own only entry."""
+        if self.packages:
+            return [[*p[:6], p[6] if len(p) > 6 else position] for position, p in enumerate(self.packages, 1)]
+        return [[self.key, self.progress_token, None, None, self.assets_sent, self.package_bytes, 1]]
 
 
 def task_series(ti: Any, retries: int | None) -> str:

@@ -75,9 +75,15 @@ class TargetClaim:
 
         def holder_gone() -> None:
             record = self._record()
-            token = record.get("progress_token")
-            if isinstance(token, str) and record.get("owner") != self.owner and finished(token):
-                log.info("The ingest that held this target (progress token %s) has finished; taking over", token)
+            tokens = record.get("progress_tokens") or [record.get("progress_token")]
+            if (
+                isinstance(tokens, list)
+                and tokens
+                and all(isinstance(t, str) for t in tokens)
+                and record.get("owner") != self.owner
+                and all(finished(t) for t in tokens)
+            ):
+                log.info("The ingest that held this target (progress token %s) has finished; taking over", tokens[0])
                 self.store.delete(self.key)
             return None
 
@@ -89,10 +95,15 @@ class TargetClaim:
                 "if no such run exists"
             )
 
-    def submitted(self, progress_token: str, wait_seconds: float) -> None:
-        """Keep the claim while Preservica processes the package, also across a deferral."""
+    def submitted(self, progress_tokens: str | list[str], wait_seconds: float) -> None:
+        """Keep the claim while Preservica processes the packages, also across a deferral.
+
+        The claim names every package's progress token: another run takes the target over only once all
+        of them have finished. ``progress_token`` (the last one) stays for readers of earlier releases.
+        """
+        tokens = [progress_tokens] if isinstance(progress_tokens, str) else list(progress_tokens)
         expires = self._clock() + wait_seconds + 600.0
-        value = {"owner": self.owner, "expires": expires, "progress_token": progress_token}
+        value = {"owner": self.owner, "expires": expires, "progress_token": tokens[-1], "progress_tokens": tokens}
         self.store.write(self.key, json.dumps(value))
 
     def release(self) -> None:

@@ -58,6 +58,28 @@ class IngestReport:
     # runner rebuilds it from the source and takes the created assets from the Process Monitor.
     per_file_lost: bool = False
     per_file_state: dict[str, Any] | None = None  # where ``to_state`` spilled it: path, sha256
+    # One entry per package of the delivery (several when it is split, ``ingest.split``): index, key,
+    # progress_token, assets, bytes, state and created (once known). ``progress_token``/``upload_key`` above
+    # are the first package's.
+    packages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def progress_tokens(self) -> list[str]:
+        tokens = [str(p["progress_token"]) for p in self.packages if p.get("progress_token")]
+        return tokens or ([self.progress_token] if self.progress_token else [])
+
+    def add_package(
+        self, index: int, key: str, progress_token: str, assets: int, size: int, seconds: float | None
+    ) -> None:
+        """One more package in Preservica's hands (the first one's token and key are the report's own)."""
+        self.packages.append(
+            {"index": index, "key": key, "progress_token": progress_token, "assets": assets, "bytes": size}
+        )
+        self.packages.sort(key=lambda p: int(p["index"]))
+        self.progress_token, self.upload_key = self.packages[0]["progress_token"], self.packages[0]["key"]
+        if seconds is not None:
+            self.upload_seconds = round((self.upload_seconds or 0) + seconds, 3)
+            self.state = "SUBMITTED"
 
     def to_xcom(self) -> dict[str, Any]:
         """Small whatever the batch size: counts, the token, and at most a few refs and messages."""
@@ -79,6 +101,9 @@ class IngestReport:
         data["warnings"] = self.warnings[:XCOM_LIST_LIMIT]
         data["missing_files"] = self.missing_files[:XCOM_LIST_LIMIT]
         data["missing_count"] = len(self.missing_files)
+        data["packages"] = self.packages[:XCOM_LIST_LIMIT]
+        data["package_count"] = len(self.packages)
+        data["progress_tokens"] = self.progress_tokens[:XCOM_LIST_LIMIT]
         return data
 
     def to_state(self, spill_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -137,6 +162,8 @@ class IngestReport:
 
     def summary(self) -> str:
         adopted = " (adopted from an earlier try)" if self.adopted else ""
+        if len(self.packages) > 1:
+            adopted = f" and {len(self.packages) - 1} more (one per package){adopted}"
         lines = [
             f"Preservica ingest of batch {self.batch_id}: {self.state}",
             f"  parent folder   : {self.parent_ref}",
@@ -148,6 +175,13 @@ class IngestReport:
             "the target)",
             f"  verified        : {self.verified} assets have the fixity the manifest promised",
         ]
+        if len(self.packages) > 1:
+            lines += [
+                f"  package {p['index']:<8}: {p.get('state') or '-'}, {p.get('assets', 0)} assets, "
+                f"{p.get('bytes', 0) / 1048576:.1f} MiB, progress token {p.get('progress_token') or '-'}, key "
+                f"{p.get('key') or '-'}" + (f", {p['created']} created" if p.get("created") is not None else "")
+                for p in self.packages[:XCOM_LIST_LIMIT]
+            ]
         for label, refs in (
             ("created refs", self.created_refs),
             ("present refs", list(self.skipped_existing.values())),

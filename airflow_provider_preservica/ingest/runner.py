@@ -7,13 +7,14 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.monitor import ingest_messages
 from airflow_provider_preservica.client.progress import Progress
-from airflow_provider_preservica.client.upload import PackageUploader, UploadResult
+from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import IngestConflictError, PreservicaConfigError
 from airflow_provider_preservica.ingest.existing import WithoutFiles
 from airflow_provider_preservica.ingest.identity import (
@@ -24,10 +25,22 @@ from airflow_provider_preservica.ingest.identity import (
 )
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
+from airflow_provider_preservica.ingest.sending import BuiltPackage, SentPackage
+from airflow_provider_preservica.ingest.split import (
+    DEFAULT_MAX_PACKAGE_ASSETS,
+    DEFAULT_MAX_PACKAGE_BYTES,
+    OnlyFiles,
+    PackagePlan,
+    folders_of,
+    in_range,
+    plan_packages,
+)
 from airflow_provider_preservica.ingest.vanished import build_without_vanished
 from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS, verify_fixity
 from airflow_provider_preservica.packaging import (
     LocalSourceTree,
+    MissingSecurityTagError,
+    PackageValidationError,
     ValidationIssue,
     build_opex_package,
     hash_files,
@@ -35,7 +48,7 @@ from airflow_provider_preservica.packaging import (
     scan_source,
     uuid_source_ids,
 )
-from airflow_provider_preservica.packaging.source import SourceEntry
+from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree
 
 log = logging.getLogger(__name__)
 INDEX_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new search for created assets the index lacks
@@ -59,6 +72,8 @@ class IngestRunner:
         allow_missing_files: bool = False,
         folder_layout: FolderLayout = "source_folder",
         max_workers: int = DEFAULT_VERIFY_WORKERS,
+        max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
+        max_package_assets: int = DEFAULT_MAX_PACKAGE_ASSETS,
     ) -> None:
         self.entities = entities
         self.uploader = uploader
@@ -76,9 +91,19 @@ class IngestRunner:
         if max_workers < 1:
             raise PreservicaConfigError(f"max_workers must be at least 1, not {max_workers}")
         self.max_workers = max_workers
+        if max_package_bytes < 1 or max_package_assets < 1:
+            raise PreservicaConfigError("max_package_bytes and max_package_assets must be at least 1")
+        self.max_package_bytes = max_package_bytes
+        self.max_package_assets = max_package_assets
 
-    def prepare(self, source: str | os.PathLike[str]) -> Path | None:
-        """The file to upload, or ``None`` when every asset is already in Preservica."""
+    def prepare(self, source: str | os.PathLike[str], adopted: list[list[Any]] | None = None) -> list[BuiltPackage]:
+        """The packages to upload, in order; empty when every asset is already in Preservica.
+
+        A source folder is split into packages of at most ``max_package_assets`` files and
+        ``max_package_bytes`` bytes (``ingest.split``). ``adopted`` are the packages an earlier try of this
+        batch sent (``InFlightIngest.packages``): their files are expected, not sent again, and the packages
+        built here are numbered after them.
+        """
         path = Path(source).expanduser()
         if path.is_file():
             info = inspect_zip_package(path)
@@ -86,23 +111,73 @@ class IngestRunner:
             self.report.package_bytes = info.size
             self.report.warnings.extend(info.warnings)
             log.info("Uploading ready-made %s package %s as is (%d entries)", info.kind, path.name, info.entries)
-            return path
+            return [BuiltPackage(1, path, 0, info.size)]
         if not path.is_dir():
             raise PreservicaConfigError(f"ingest source {str(path)!r} is neither a folder nor a zip file")
         tree = LocalSourceTree(path)
         namespace = self.source_id_namespace or tree.name
-        scan = scan_source(tree)  # what the package must hold (see ``vanished``)
-        skipped_paths = self._skip_present(tree, namespace, scan.files) if self.skip_existing else []
+        scan = scan_source(tree)  # what the packages must hold (see ``vanished``)
+        top_folder = self.folder_layout == "source_folder"
+        files = scan.files
+        created: dict[str, int] = {}
+        if adopted:
+            ranges = [(int(p[6]), p[2], p[3]) for p in adopted]
+            mine = [e for e in files if any(in_range(e.path, first, last) for _, first, last in ranges)]
+            self._expect(tree, namespace, mine)
+            for index, first, last in ranges:
+                for folder in folders_of([e.path for e in mine if in_range(e.path, first, last)], top_folder):
+                    created.setdefault(folder, index)
+            taken = {e.path for e in mine}
+            files = [e for e in files if e.path not in taken]
+            if not files:
+                return []
+        skipped_paths = self._skip_present(tree, namespace, files) if self.skip_existing else []
         if skipped_paths is None:
-            self.report.state = "NOTHING_TO_INGEST"
-            return None
+            if not adopted:
+                self.report.state = "NOTHING_TO_INGEST"
+            return []
+        left_out = set(skipped_paths)
+        first_index = max((int(p[6]) for p in adopted or []), default=0) + 1
+        plans = plan_packages(
+            [e for e in files if e.path not in left_out],
+            max_bytes=self.max_package_bytes,
+            max_assets=self.max_package_assets,
+            top_folder=top_folder,
+            first_index=first_index,
+            created=created,
+        )
+        if len(plans) > 1 and scan.errors:  # every problem at once, as one package's build would list them
+            if any(issue.code == "missing-security-tag" for issue in scan.errors):
+                raise MissingSecurityTagError(scan.errors)
+            raise PackageValidationError(scan.errors)
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="preservica-ingest-"))
         work.mkdir(parents=True, exist_ok=True)
+        if len(plans) <= 1 and not adopted:  # one package: the source less what is present, built as before
+            whole = PackagePlan(first_index, tuple(e.path for e in scan.files), 0)
+            package = replace(self._build(tree, namespace, whole, work, skipped_paths), first=None, last=None)
+            self.report.package = str(package.path)
+            return [package]
+        built = [self._build(tree, namespace, plan, work / f"p{plan.index:03d}") for plan in plans]
+        self.report.package = str(work)
+        return built
+
+    def _build(
+        self, tree: LocalSourceTree, namespace: str, plan: PackagePlan, out: Path, skipped: list[str] | None = None
+    ) -> BuiltPackage:
+        """Build one package of a split delivery into ``out``; with ``skipped``, the source less those files."""
         started = time.monotonic()
+        root = tree.local_path("")
+        assert root is not None
+
+        def source(left_out: list[str]) -> SourceTree:
+            if skipped is not None:
+                return WithoutFiles(tree, left_out) if left_out else tree
+            return OnlyFiles(tree, set(plan.paths) - set(left_out))
+
         manifest, missing = build_without_vanished(
             lambda left_out: build_opex_package(
-                WithoutFiles(tree, left_out) if left_out else tree,
-                work,
+                source(left_out),
+                out,
                 security_tag=self.security_tag,
                 package_name=tree.name,
                 fixity=self.fixity,
@@ -113,34 +188,43 @@ class IngestRunner:
                 fixity_identifier=FIXITY_IDENTIFIER,
                 top_folder=self.folder_layout == "source_folder",
             ),
-            [entry.path for entry in scan.files],
-            skipped_paths,
-            lambda relative: (path / relative).exists(),
+            plan.paths,
+            skipped or [],
+            lambda relative: (root / relative).exists(),
             allow=self.allow_missing_files,
         )
+        report = self.report
         if missing:
-            self.report.missing_files = missing
+            report.missing_files.extend(missing)
             log.warning("%d file(s) disappeared before packaging and are not sent: %s", len(missing), missing)
-        self.report.package = manifest.package_path
-        self.report.package_bytes = manifest.zip_size or 0
-        self.report.assets_sent = manifest.asset_count
-        self.report.sent_source_ids = [asset.source_id for asset in manifest.assets]
-        self.report.expected_fixity = {
-            asset.source_id: [asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or ""]
-            for asset in manifest.assets
-        }
-        self.report.warnings.extend(
-            w.describe() if isinstance(w, ValidationIssue) else str(w) for w in manifest.warnings
+        report.package_bytes += manifest.zip_size or 0
+        report.assets_sent += manifest.asset_count
+        report.sent_source_ids.extend(asset.source_id for asset in manifest.assets)
+        report.expected_fixity.update(
+            {
+                asset.source_id: [asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or ""]
+                for asset in manifest.assets
+            }
         )
+        report.warnings.extend(w.describe() if isinstance(w, ValidationIssue) else str(w) for w in manifest.warnings)
         log.info(
-            "Built OPEX package %s: %d assets, %.1f MiB, %s fixity, in %.1f s",
+            "Built OPEX package %d (%s): %d assets, %.1f MiB, %s fixity, in %.1f s",
+            plan.index,
             Path(manifest.package_path).name,
             manifest.asset_count,
             (manifest.zip_size or 0) / 1048576,
             self.fixity,
             time.monotonic() - started,
         )
-        return Path(manifest.package_path)
+        return BuiltPackage(
+            plan.index,
+            Path(manifest.package_path),
+            manifest.asset_count,
+            manifest.zip_size or 0,
+            plan.first,
+            plan.last,
+            plan.after,
+        )
 
     def _skip_present(self, tree: LocalSourceTree, namespace: str, files: list[SourceEntry]) -> list[str] | None:
         """Paths to leave out (same content below the target already), ``None`` if that is every file."""
@@ -188,37 +272,77 @@ class IngestRunner:
         if not path.is_dir():
             return
         tree = LocalSourceTree(path)
-        ids = uuid_source_ids(self.source_id_namespace or tree.name)
-        files = scan_source(tree).files
+        self._expect(tree, self.source_id_namespace or tree.name, scan_source(tree).files)
+
+    def _expect(self, tree: LocalSourceTree, namespace: str, files: list[SourceEntry]) -> None:
+        ids = uuid_source_ids(namespace)
         fixity = hash_files([tree.local_path(entry.path) for entry in files], self.fixity)
-        self.report.sent_source_ids = [ids(entry.path, False) for entry in files]
-        self.report.expected_fixity = {
-            ids(entry.path, False): [entry.name, self.fixity, fixity[tree.local_path(entry.path)].value(self.fixity)]
-            for entry in files
-        }
+        self.report.sent_source_ids.extend(ids(entry.path, False) for entry in files)
+        self.report.expected_fixity.update(
+            {
+                ids(entry.path, False): [
+                    entry.name,
+                    self.fixity,
+                    fixity[tree.local_path(entry.path)].value(self.fixity),
+                ]
+                for entry in files
+            }
+        )
 
-    def submit(self, package: Path, parent_ref: str, key: str) -> UploadResult:
-        result = self.uploader.upload(package, parent_ref, key=key)
-        self.report.progress_token = result.progress_token
-        self.report.upload_key = result.key
-        self.report.upload_seconds = round(result.seconds, 3)
-        self.report.state = "SUBMITTED"
-        return result
+    def upload(self, package: BuiltPackage, parent_ref: str, key: str) -> SentPackage:
+        """Send one package (from any thread: each upload has a boto3 client of its own)."""
+        result = self.uploader.upload(package.path, parent_ref, key=key)
+        return SentPackage(
+            package.index,
+            result.key,
+            result.progress_token,
+            package.assets,
+            package.bytes,
+            package.first,
+            package.last,
+            result.seconds,
+        )
 
-    def record_outcome(self, progress: Progress) -> None:
-        """Final state, the server's messages, and on success the refs Preservica gave the assets sent.
+    def record_outcomes(self, outcomes: list[Progress]) -> None:
+        """Final state, the server's messages, and the refs Preservica gave the assets sent: one report for
+        every package of the delivery (``outcomes`` in the order of ``report.packages``).
 
-        The progress token decides success; the Process Monitor adds per-asset errors and warnings and,
-        for an adopted ingest, the assets it created.
+        The progress tokens decide success: the delivery succeeded when every package did; otherwise the
+        report's state is the first failed package's and each error names its package. The Process Monitor of
+        each package adds per-asset errors and warnings and the assets it created, which are reported (and
+        verified) whatever became of the other packages.
         """
         report = self.report
-        report.state = progress.status
-        monitor = ingest_messages(self.entities.client, report.upload_key) if report.upload_key else None
-        _extend_unique(report.errors, progress.errors + (monitor.errors if monitor else []))
-        _extend_unique(report.warnings, progress.warnings + (monitor.warnings if monitor else []))
-        if not progress.succeeded:
+        several = len(outcomes) > 1
+        failed = [(i, p) for i, p in enumerate(outcomes) if not p.succeeded]
+        report.state = failed[0][1].status if failed else outcomes[0].status
+        monitored: dict[str, str] = {}
+        all_found = True
+        for position, progress in enumerate(outcomes):
+            package = report.packages[position] if position < len(report.packages) else {}
+            key = package.get("key") or report.upload_key
+            monitor = ingest_messages(self.entities.client, key) if key else None
+            label = f"package {package.get('index', position + 1)} of {len(outcomes)} ({key}): " if several else ""
+            errors = progress.errors + (monitor.errors if monitor else [])
+            if several and not progress.succeeded and not errors:
+                errors = [f"ended {progress.status}, no error details returned"]
+            _extend_unique(report.errors, [label + e for e in errors])
+            _extend_unique(
+                report.warnings, [label + w for w in progress.warnings + (monitor.warnings if monitor else [])]
+            )
+            package["state"] = progress.status
+            if monitor and monitor.found:
+                package["created"] = len(monitor.created)
+                monitored.update(monitor.created)
+            else:
+                all_found = False
+        if failed:
+            # What the other packages (and the failed ones, partly) created is in Preservica: report and check it.
+            report.created_refs = sorted(monitored.values())
+            if self.verify:
+                self._verify_fixity(monitored)
             return
-        found = dict(monitor.created) if monitor else {}
+        found = dict(monitored)
         if report.sent_source_ids:
             found.update(self._created_below_target([s for s in report.sent_source_ids if s not in found]))
             missing = [s for s in report.sent_source_ids if s not in found]
@@ -232,9 +356,10 @@ class IngestRunner:
         # So does a deferred ingest whose per-file state was lost (``IngestReport.from_state``): what was found
         # and not created was there before.
         rebuilt = report.adopted or report.per_file_lost
-        created = monitor.created if rebuilt and monitor and monitor.found else found
-        if report.per_file_lost and monitor and monitor.found:
-            report.skipped_existing = {s: ref for s, ref in found.items() if s not in monitor.created}
+        monitors = all_found and bool(outcomes)
+        created = monitored if rebuilt and monitors else found
+        if report.per_file_lost and monitors:
+            report.skipped_existing = {s: ref for s, ref in found.items() if s not in monitored}
         report.created_refs = sorted(created.values())
         if self.verify:
             self._verify_fixity(found)

@@ -6,7 +6,6 @@ import hashlib
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,21 +16,23 @@ from airflow.sdk import BaseOperator
 from airflow_provider_preservica.assets import capped, emit_asset_events, preservica_asset, preservica_host
 from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityTypeMismatchError
 from airflow_provider_preservica.client.progress import (
-    RUNNING,
     Progress,
     ProgressTokenUnknownError,
+    read_many,
     read_progress,
-    wait_for_progress,
+    wait_for_all,
 )
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import IngestClaimTimeout, IngestConflictError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key, task_series
+from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.ingest.claims import TargetClaim
+from airflow_provider_preservica.ingest.delivery import AdoptionUnknown, PartlySent, adopt_packages, send_delivery
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
+from airflow_provider_preservica.ingest.split import DEFAULT_MAX_PACKAGE_ASSETS, DEFAULT_MAX_PACKAGE_BYTES
 from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS
 from airflow_provider_preservica.ingest.workspace import package_workspace
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
@@ -39,7 +40,7 @@ from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url
 from airflow_provider_preservica.packaging import LocalSourceTree, MissingSourceFilesError
 from airflow_provider_preservica.storage import fetch_to_local, is_url
 from airflow_provider_preservica.task_errors import event_error, task_errors
-from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
+from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
 
 REPORT_STATE_KEY = "ingest_report_state"
 
@@ -79,6 +80,18 @@ class PreservicaIngestOperator(BaseOperator):
     :param allow_missing_files: a file found by the scan but gone before it was packaged (moved or deleted
         meanwhile) fails the ingest by default, naming it, before anything is uploaded; ``True`` ingests the
         rest and lists such files in the report's ``missing_files``.
+    :param max_package_assets: a source folder with more files than this is split into several packages
+        (default 10,000, as The National Archives batches its records); see ``ingest.split`` for the guidance.
+    :param max_package_bytes: ... or with more bytes than this (default 20 GiB, under the 24 GiB step from
+        which pyPreservica tunes uploads of large packages). A file is never cut: a bigger one travels alone.
+        Every file keeps its SourceID, and every package carries the same folders with the same SourceIDs.
+    :param package_concurrency: packages uploaded at once (default 2), each with ``upload_concurrency`` parts
+        at once. A package that needs a folder another package creates is sent once that one has finished
+        (the worker waits, also when deferrable). All packages are built before the first is sent; each is
+        recorded as Preservica takes it, so a retry adopts every package sent and sends only the rest. The
+        task has one report over all packages (``packages``, ``progress_tokens``) and one outcome: it fails if
+        any package fails, naming it, after pushing the report (XCom ``report``) with what the others created.
+    :param upload_concurrency: parts of one package sent at once (multipart uploads above 32 MiB).
     :param max_workers: assets whose fixity is checked at once after the ingest (two GETs each, on the
         hook's one token); everything else the ingest asks Preservica is read a page at a time.
     :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
@@ -125,6 +138,9 @@ class PreservicaIngestOperator(BaseOperator):
         allow_missing_files: bool = False,
         folder_layout: FolderLayout = "source_folder",
         upload_concurrency: int = 4,
+        max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
+        max_package_assets: int = DEFAULT_MAX_PACKAGE_ASSETS,
+        package_concurrency: int = 2,
         verify: bool = True,
         max_workers: int = DEFAULT_VERIFY_WORKERS,
         emit_empty_asset_events: bool = False,
@@ -151,6 +167,11 @@ class PreservicaIngestOperator(BaseOperator):
         self.allow_missing_files = allow_missing_files
         self.folder_layout = check_folder_layout(folder_layout)
         self.upload_concurrency = upload_concurrency
+        if max_package_bytes < 1 or max_package_assets < 1 or package_concurrency < 1:
+            raise ValueError("max_package_bytes, max_package_assets and package_concurrency must be at least 1")
+        self.max_package_bytes = max_package_bytes
+        self.max_package_assets = max_package_assets
+        self.package_concurrency = package_concurrency
         self.verify = verify
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
@@ -190,6 +211,8 @@ class PreservicaIngestOperator(BaseOperator):
             allow_missing_files=self.allow_missing_files,
             folder_layout=self.folder_layout,
             max_workers=self.max_workers,
+            max_package_bytes=self.max_package_bytes,
+            max_package_assets=self.max_package_assets,
         )
 
     # -- execution -------------------------------------------------------------------------
@@ -216,35 +239,46 @@ class PreservicaIngestOperator(BaseOperator):
         registry = BatchRegistry()
         show_entity(self, context, explorer_url(hook.settings.base_url, self.parent_ref))
         series = task_series(context["ti"], self.retries)
-        progress = self._adopt(hook, registry, report, series)
+        record = self._adopt(hook, registry, report, series)
         claim = self._claim(hook, report, source) if report.adopted else None  # held until the outcome
-        if report.adopted:
+        if record is not None and record.complete:
             runner.expect_from_source(source)
-        if report.progress_token is None:
-            try:
-                hook.entities.get(self.parent_ref, "SO")  # before any hashing or upload
-            except EntityNotFoundError as exc:
-                reason = exc.what if isinstance(exc, EntityTypeMismatchError) else str(exc)
-                raise AirflowFailException(
-                    f"cannot ingest into parent_ref: {reason}; give the reference of a folder"
-                ) from None
-            claim = self._claim(hook, report, source)  # before the skip check; a retry of this batch owns it
-            key = f"{batch_key(batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}.zip"
+        else:
+            if record is None:
+                try:
+                    hook.entities.get(self.parent_ref, "SO")  # before any hashing or upload
+                except EntityNotFoundError as exc:
+                    reason = exc.what if isinstance(exc, EntityTypeMismatchError) else str(exc)
+                    raise AirflowFailException(
+                        f"cannot ingest into parent_ref: {reason}; give the reference of a folder"
+                    ) from None
+                claim = self._claim(hook, report, source)  # before the skip check; a retry of this batch owns it
+            adopted = record.sent_packages() if record is not None else []
             try:
                 with package_workspace(self.work_dir, report, keep=self.keep_package) as work_dir:
                     runner.work_dir = str(work_dir)
-                    package = _released_on_error(claim, runner.prepare, source)
-                    upload = (
-                        _released_on_error(claim, runner.submit, package, self.parent_ref, key)
-                        if package is not None
-                        else None
-                    )
+                    built = _released_on_error(None if adopted else claim, runner.prepare, source, adopted)
+                    if built:
+                        send_delivery(
+                            runner,
+                            registry,
+                            claim,
+                            built,
+                            adopted,
+                            parent_ref=self.parent_ref,
+                            series=series,
+                            concurrency=self.package_concurrency,
+                            claim_seconds=self.timeout,
+                            wait_finished=lambda tokens: self._wait(hook, tokens),
+                        )
             except IngestConflictError as exc:
                 self.log.error("%s", report.summary())
                 raise AirflowFailException(str(exc)) from None  # a retry would meet the same conflict
             except MissingSourceFilesError as exc:  # a retry would no longer see those files: it would "succeed"
                 raise AirflowFailException(str(exc)) from None
-            if upload is None:
+            except PartlySent as exc:  # the claim and the in-flight record stay: a retry adopts what was sent
+                raise AirflowException(str(exc)) from None
+            if not report.packages:
                 _release(claim)
                 self.log.info(
                     "Nothing to ingest: all %d assets are already in Preservica", len(report.skipped_existing)
@@ -252,49 +286,42 @@ class PreservicaIngestOperator(BaseOperator):
                 self.log.info("%s", report.summary())
                 self._announce(context, report)
                 return report.to_xcom()
-            if claim is not None:
-                claim.submitted(upload.progress_token, self.timeout)
-            registry.save(
-                InFlightIngest(
-                    batch_id,
-                    upload.progress_token,
-                    upload.key,
-                    None,
-                    time.time(),
-                    assets_sent=report.assets_sent,
-                    package_bytes=report.package_bytes,
-                    series=series,
-                )
-            )
         context["ti"].xcom_push(key="progress_token", value=report.progress_token)
+        context["ti"].xcom_push(key="progress_tokens", value=report.progress_tokens)
         context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
         if not self.wait_for_completion:
-            registry.forget(batch_id)  # the progress token is in XCom: whoever waits for it owns it now
+            registry.forget(batch_id)  # the progress tokens are in XCom: whoever waits for them owns them now
             self._announce(context, report)  # nothing is known to be created yet
             return report.to_xcom()
-        assert report.progress_token is not None
-        if progress is None or not progress.finished:
-            if self.deferrable:
+        tokens = report.progress_tokens
+        if self.deferrable:
+            seen = read_many(hook.get_conn(), tokens)
+            if not all(isinstance(p, Progress) and p.finished for p in seen.values()):
                 # The report rides in an XCom of this try (``dag.test()`` drops defer kwargs); what grows with
                 # the delivery waits in a file beside the package (rebuilt from the source if it is gone).
                 state = report.to_state(spill_dir=self.work_dir or tempfile.gettempdir())
                 context["ti"].xcom_push(key=REPORT_STATE_KEY, value=state)
                 self.defer(
-                    trigger=PreservicaProgressTrigger(
+                    trigger=PreservicaProgressTokensTrigger(
                         preservica_conn_id=self.preservica_conn_id,
-                        progress_token=report.progress_token,
+                        progress_tokens=tokens,
                         poll_interval=self.poll_interval,
                         end_time=time.time() + self.timeout,
+                        what="ingest",
                     ),
                     method_name="execute_complete",
                 )
-            try:
-                progress = wait_for_progress(
-                    hook.get_conn(), report.progress_token, poll_interval=self.poll_interval, timeout=self.timeout
-                )
-            except PreservicaError as exc:
-                raise AirflowException(str(exc)) from None
-        return self._finish(context, runner, registry, progress)
+        return self._finish(context, runner, registry, self._wait(hook, tokens))
+
+    def _wait(self, hook: PreservicaHook, tokens: list[str]) -> list[Progress]:
+        """Poll every package's progress token in the worker until all have finished."""
+        try:
+            finished = wait_for_all(
+                hook.get_conn(), tokens, poll_interval=self.poll_interval, timeout=self.timeout, what="ingest"
+            )
+        except PreservicaError as exc:
+            raise AirflowException(str(exc)) from None
+        return [finished[token] for token in tokens]
 
     @task_errors
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -321,7 +348,10 @@ class PreservicaIngestOperator(BaseOperator):
                 )
             else:
                 runner.expect_from_source(self.source)
-        progress = read_progress(hook.get_conn(), str(event["progress_token"]))
+        results = event.get("results")
+        tokens = restored.progress_tokens or (list(results) if isinstance(results, dict) else [])
+        tokens = tokens or [str(event["progress_token"])]
+        progress = [read_progress(hook.get_conn(), token) for token in tokens]
         return self._finish(context, runner, BatchRegistry(), progress)
 
     # -- one ingest per target and namespace at a time (ingest/claims.py) ---------------------------
@@ -346,8 +376,8 @@ class PreservicaIngestOperator(BaseOperator):
             claim.acquire(self.timeout, finished)
         except IngestClaimTimeout as exc:
             raise AirflowException(str(exc)) from None
-        if report.adopted and report.progress_token:
-            claim.submitted(report.progress_token, self.timeout)
+        if report.adopted and report.progress_tokens:
+            claim.submitted(report.progress_tokens, self.timeout)
         return claim
 
     def _claim_for(self, report: IngestReport) -> TargetClaim | None:
@@ -358,66 +388,37 @@ class PreservicaIngestOperator(BaseOperator):
 
     def _adopt(
         self, hook: PreservicaHook, registry: BatchRegistry, report: IngestReport, series: str
-    ) -> Progress | None:
-        """Pick up the ingest an earlier try of this batch started, unless it failed or an earlier run's finished."""
-        record = registry.load(report.batch_id)
-        if record is None:
-            return None
+    ) -> InFlightIngest | None:
+        """Pick up the packages an earlier try of this batch sent (``ingest.delivery``)."""
         try:
-            progress = read_progress(hook.get_conn(), record.progress_token)
-        except ProgressTokenUnknownError:
-            self.log.warning(
-                "Preservica no longer knows the earlier ingest %s of this batch; submitting again (files it "
-                "ingested are skipped by SourceID)",
-                record.progress_token,
-            )
-            return None
-        except PreservicaError as exc:
-            # Submitting again now could ingest the package twice while the first ingest still runs.
-            raise AirflowException(
-                f"cannot read the progress of ingest {record.progress_token}, which an earlier try of this batch "
-                f"started ({exc}); not uploading again so that nothing is ingested twice: a retry will look again"
-            ) from None
-        if progress.status in RUNNING or (progress.succeeded and record.series == series):
-            self.log.info(
-                "Adopting the ingest an earlier try started: progress token %s, %s",
-                record.progress_token,
-                progress.status,
-            )
-            report.progress_token = record.progress_token
-            report.upload_key = record.key
-            report.assets_sent = record.assets_sent
-            report.package_bytes = record.package_bytes
-            report.adopted = True
-            registry.claim(record, series)
-            report.state = progress.status
-            return progress
-        self.log.warning(
-            "Earlier ingest %s of this batch ended %s; submitting again", record.progress_token, progress.status
-        )
-        return None
+            return adopt_packages(hook.get_conn(), registry, report, series)
+        except AdoptionUnknown as exc:
+            raise AirflowException(str(exc)) from None
 
     def _finish(
-        self, context: Any, runner: IngestRunner, registry: BatchRegistry, progress: Progress
+        self, context: Any, runner: IngestRunner, registry: BatchRegistry, progress: list[Progress]
     ) -> dict[str, Any]:
         report = self._report = runner.report
         try:
-            runner.record_outcome(progress)
+            runner.record_outcomes(progress)
         finally:
             report.discard_spill()
             _release(self._claim_for(report))
         summary = report.summary()
-        if progress.succeeded and not report.errors:
-            registry.forget(report.batch_id)
+        registry.forget(report.batch_id)  # known outcome; a failed ingest is not adopted: a retry starts afresh
+        failed = [(p, outcome) for p, outcome in zip(report.packages, progress, strict=False) if not outcome.succeeded]
+        if not failed and not report.errors:
             self.log.info("%s", summary)
             self._announce(context, report)
             return report.to_xcom()
         self.log.error("%s", summary)
-        registry.forget(report.batch_id)  # a failed ingest is not adopted: a retry starts afresh
-        raise AirflowFailException(
-            f"Preservica ingest {report.progress_token} ended {progress.status}: "
-            + ("; ".join(report.errors[:5]) or "no error details returned")
-        )
+        context["ti"].xcom_push(key="report", value=report.to_xcom())  # what did get in, for whoever looks
+        if failed and len(progress) > 1:
+            named = ", ".join(f"package {p['index']} ({p['progress_token']}) ended {o.status}" for p, o in failed)
+            head = f"Preservica ingest of {len(progress)} packages: {named}"
+        else:
+            head = f"Preservica ingest {report.progress_token} ended {report.state}"
+        raise AirflowFailException(f"{head}: " + ("; ".join(report.errors[:5]) or "no error details returned"))
 
     # -- assets and lineage ----------------------------------------------------------------
     def _announce(self, context: Any, report: IngestReport) -> None:

@@ -53,3 +53,29 @@ with DAG(
         deferrable=True,
     )
     submit >> wait
+
+# A delivery split into packages of 3 files (or of 100,000 bytes, about three of make_batch's files).
+for name, limits, deferrable in (
+    ("split_by_assets", {"max_package_assets": 3}, False),
+    ("split_by_assets_deferrable", {"max_package_assets": 3}, True),
+    ("split_by_bytes", {"max_package_bytes": 100_000}, False),
+):
+    with DAG(
+        f"preservica_ingest_{name}",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        params=PARAMS,
+    ) as dag:
+        PreservicaIngestOperator(
+            task_id="ingest",
+            source="{{ params.source }}",
+            parent_ref="{{ params.parent }}",
+            security_tag="{{ params.tag }}",
+            poll_interval=0.2,
+            timeout=120,
+            deferrable=deferrable,
+            retries=0,
+            **limits,
+        )
+    globals()[f"ingest_{name}_dag"] = dag
