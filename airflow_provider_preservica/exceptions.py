@@ -22,6 +22,7 @@ The tree::
       PreservicaConnectionError, PreservicaHTTPError, TokenStoreUnavailable
       ProgressTokenUnknownError, ProgressTimeoutError, WorkflowInstanceUnknownError, BitstreamMismatchError
       IngestConflictError, IngestClaimTimeout, StagingError > NothingDelivered
+      SendError, PartlySent, AdoptionUnknown   a delivery of several packages: what was sent, what is unknown
       PackagingError               offline packaging: validate, hash, build, inspect, unpack
         PackageValidationError > MissingSecurityTagError, FixityError > SourceChangedError,
         MissingSourceFilesError, PackageFormatError > UnsafeArchiveError
@@ -293,6 +294,24 @@ class DocumentRefused(PreservicaError, ValueError):
     """
 
 
+# --------------------------------------------------------------------------- ingest of several packages
+class SendError(PreservicaError):
+    """An upload failed; ``sent`` are the packages (``ingest.sending.SentPackage``) Preservica has nevertheless
+    taken."""
+
+    def __init__(self, message: str, sent: Sequence[object]) -> None:
+        super().__init__(message)
+        self.sent = list(sent)
+
+
+class PartlySent(PreservicaError):
+    """An upload failed after Preservica had taken some packages; the record lets a retry adopt them."""
+
+
+class AdoptionUnknown(PreservicaError):
+    """The progress of a package an earlier try sent cannot be read now: sending again could ingest it twice."""
+
+
 # --------------------------------------------------------------------------- deletion
 class ManifestChangedError(PreservicaError):
     """The repository no longer matches the approved manifest: nothing was deleted. Not retryable: a new
@@ -307,6 +326,7 @@ class DeletionFailedError(PreservicaError):
 
 __all__ = [
     "KIND_NAMES",
+    "AdoptionUnknown",
     "BitstreamMismatchError",
     "DeletionFailedError",
     "DeletionRefusedError",
@@ -326,6 +346,7 @@ __all__ = [
     "PackageFormatError",
     "PackageValidationError",
     "PackagingError",
+    "PartlySent",
     "PreservicaAuthError",
     "PreservicaConfigError",
     "PreservicaConnectionError",
@@ -339,6 +360,7 @@ __all__ = [
     "ProgressTimeoutError",
     "ProgressTokenUnknownError",
     "RefreshRejected",
+    "SendError",
     "SheetError",
     "SourceChangedError",
     "StagingError",

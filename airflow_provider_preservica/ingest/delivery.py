@@ -18,21 +18,13 @@ from typing import Any
 
 from airflow_provider_preservica.client.progress import RUNNING, Progress, ProgressTokenUnknownError, read_progress
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.exceptions import AdoptionUnknown, PartlySent, PreservicaError
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.ingest.sending import BuiltPackage, SendError, SentPackage, send_packages
 
 log = logging.getLogger(__name__)
-
-
-class AdoptionUnknown(PreservicaError):
-    """The progress of a package an earlier try sent cannot be read now: sending again could ingest it twice."""
-
-
-class PartlySent(PreservicaError):
-    """An upload failed after Preservica had taken some packages; the record lets a retry adopt them."""
 
 
 def adopt_packages(

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.exceptions import SendError
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,6 @@ class SentPackage:
     def record(self) -> list[object]:
         """Its entry in the in-flight record (``InFlightIngest.packages``)."""
         return [self.key, self.progress_token, self.first, self.last, self.assets, self.bytes, self.index]
-
-
-class SendError(PreservicaError):
-    """An upload failed; ``sent`` are the packages Preservica has nevertheless taken."""
-
-    def __init__(self, message: str, sent: list[SentPackage]) -> None:
-        super().__init__(message)
-        self.sent = sent
 
 
 def send_packages(
