@@ -70,7 +70,7 @@ def airflow_env(sandbox: Any, home: Path, dags: Path, port: int, **extra: str) -
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=60",  # lock wait (5 s)
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",  # allowed on SQLite in Airflow 3 (tasks use the API)
             "AIRFLOW__CORE__PARALLELISM": "4",  # the LocalExecutor forks this many workers at start (default 32)
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
