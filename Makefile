@@ -35,20 +35,19 @@ COMPAT_TESTS := tests/unit/test_assets.py tests/unit/test_lineage.py tests/unit/
 	tests/unit/test_token_renewal.py tests/client tests/integration tests/faults
 COMPAT_EXCLUDED := tests/client/test_filewrite.py tests/client/test_metadata_scale.py tests/integration/test_ingest_scale.py
 # The 3.1 tier's two halves, run side by side like `make test`'s (see there); the second half is every other file
-# of COMPAT_TESTS. In CI the second took 14:49 (the first ended before it, 4 of its minutes in a failed test). Since
-# then dag.test() on 3.1 no longer builds an Execution API per task (tests/integration/conftest.py), which the
-# dag.test()-heavy first half gains most from; so the first half also runs the two scheduler tests (Airflow as
-# processes, which that does not speed up).
+# of COMPAT_TESTS. Measured with the change watcher's scheduler test in the first half (make test-compat, load
+# 3 to 6 from other work on 2 cores): 7:58 and 4:22 (in CI before dag.test() on 3.1 kept one Execution API per
+# process, tests/integration/conftest.py: the second took 14:49). That test (about 1:45) now runs in the second.
 COMPAT_SHARD_1 := tests/faults $(addprefix tests/integration/test_,assets_and_lineage.py assets_scheduler.py \
-	change_watcher_scheduler.py cli_import_ini.py example_dags.py export_operator.py export_unzip.py \
-	ingest_housekeeping.py ingest_operator.py single_flight_processes.py)
+	cli_import_ini.py example_dags.py export_operator.py export_unzip.py ingest_housekeeping.py ingest_operator.py \
+	single_flight_processes.py)
 
 # `make test` runs the suite as two pytest sessions side by side, one per core, then the secrets audit in a third:
 # - TEST_SHARD_1: the tiers that run Airflow in the test process (`dag.test()`), mostly CPU, but TEST_SHARD_2_TOO;
 # - the second session: every other test file (a new tier lands there by itself), including the tiers that mostly
 #   wait on other processes (the distributed deployment, the release tier's pip install, the browser), and
 #   TEST_SHARD_2_TOO: the change watcher's two Airflow deployments as processes (about 2 of the first session's
-#   12.3 minutes, which the second, 8.7, had spare);
+#   12.3 minutes, which the second, 8.7, had spare; on a machine loaded by other work, 20:07 and 18:16 without it);
 # - tests/test_no_secrets_in_logs.py last, alone: it reads the logs and issued tokens of both sessions.
 # Each session has its own Airflow home, sandbox and lock directory, in one folder of the run
 # (PRESERVICA_TEST_RUN_DIR; see tests/conftest.py). A plain `pytest` still runs everything in one session.
