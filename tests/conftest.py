@@ -36,7 +36,9 @@ ISSUED_TOKENS_FILE = "issued-tokens.txt"
 
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME}/airflow.db"
+# timeout: how long a writer waits for SQLite's one write lock (Python's default, 5 s, is too short when eight task
+# processes start at once on a busy machine: "database is locked" failed a test process before it ran).
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME}/airflow.db?timeout=60"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "tests" / "dags")
 os.environ["AIRFLOW__CORE__FERNET_KEY"] = "5bVSQmY6mzQ0aOJQy8b3bR1QhXdY0vYk7b8yV3xEJ0A="
 os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"

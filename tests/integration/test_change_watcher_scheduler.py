@@ -1,5 +1,5 @@
 """The change watcher on a real Airflow: scheduler, triggerer, dag-processor and api-server as processes
-(the harness of ``test_assets_scheduler``), the Preservica sandbox as the server.
+(``airflow_processes.py``), the Preservica sandbox as the server.
 
 A change made through the API starts exactly one run of the DAG scheduled on the watcher's asset, with the
 changed refs; quiet polls cost one request each and start nothing; a triggerer killed (SIGKILL) and started
@@ -10,9 +10,7 @@ event-type filter (``events``: the watcher reads Preservica's entity events of t
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,12 @@ import pytest
 
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from tests.conftest import connection_json
-from tests.integration.test_assets_scheduler import REPO, TIMEOUT, Airflow, _free_port, _wait, airflow_env
+from tests.integration.airflow_processes import Airflow, airflow_env, free_port, reporting
 
-pytestmark = [pytest.mark.integration, pytest.mark.multiprocess]
+# A hang is caught by Airflow.wait (nothing moved for STALL_SECONDS); this bound is only the last resort.
+pytestmark = [pytest.mark.integration, pytest.mark.multiprocess, pytest.mark.timeout(1200)]
 
+REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "preservica_on_change"
 FEED = "GET /api/entity/entities/updated-since"
 EVENTS = "GET /api/entity/events"
@@ -50,7 +50,7 @@ def watched(
     for folder in (home, dags):
         folder.mkdir()
     shutil.copy2(REPO / "tests" / "dags" / "change_watcher.py", dags)
-    port = _free_port()
+    port = free_port()
     env = airflow_env(
         sandbox,
         home,
@@ -62,11 +62,9 @@ def watched(
         PRESERVICA_LOCK_DIR=str(tmp_path),
     )
     deployment = Airflow(tmp_path, env, port)
-    deployment.run("db", "migrate")
-    with contextlib.closing(sqlite3.connect(home / "airflow.db")) as db:
-        db.execute("PRAGMA journal_mode=WAL")  # four processes share the file, as in test_assets_scheduler
-    deployment.start()
+    deployment.migrate()
     try:
+        reporting(deployment, deployment.start)
         yield deployment, {**refs, "store": request.param}
     finally:
         deployment.stop()
@@ -79,15 +77,10 @@ def retitle(ref: str, title: str) -> None:
 
 def test_changes_start_exactly_one_run_each_and_survive_a_killed_triggerer(watched: Any, sandbox: Any) -> None:
     af, refs = watched
-    try:
-        check_the_watcher(af, refs, sandbox)
-    except AssertionError:
-        print(af.report())
-        raise
+    reporting(af, lambda: check_the_watcher(af, refs, sandbox))
 
 
 def check_the_watcher(af: Airflow, refs: dict[str, str], sandbox: Any) -> None:
-    check = af.check_alive
     poll_route = EVENTS if refs["store"] == "events" else FEED  # what one poll asks
 
     def feed_requests() -> int:
@@ -96,9 +89,9 @@ def check_the_watcher(af: Airflow, refs: dict[str, str], sandbox: Any) -> None:
     def finished_runs() -> list[dict[str, Any]]:
         return [r for r in af.runs(DAG_ID) if r["state"] in ("success", "failed")]
 
-    _wait(af.healthy, 120, "the api-server and the scheduler", check)
-    _wait(lambda: af.dag_parsed(DAG_ID), 90, "the DAG to be parsed", check)
-    _wait(lambda: feed_requests() >= 2, TIMEOUT, "the watcher's first polls", check)
+    af.wait(af.healthy, "the api-server and the scheduler")
+    af.wait(lambda: af.dag_parsed(DAG_ID), "the DAG to be parsed")
+    af.wait(lambda: feed_requests() >= 2, "the watcher's first polls")
 
     def other_requests() -> int:
         counts = sandbox.state.stats()["requests"]
@@ -106,19 +99,19 @@ def check_the_watcher(af: Airflow, refs: dict[str, str], sandbox: Any) -> None:
 
     # Quiet: each poll is one feed request and nothing else is asked of Preservica; no run starts.
     others, before = other_requests(), feed_requests()
-    _wait(lambda: feed_requests() >= before + 3, 60, "three quiet polls", check)
+    af.wait(lambda: feed_requests() >= before + 3, "three quiet polls")
     assert other_requests() == others
     assert af.runs(DAG_ID) == []
 
     retitle(refs["a"], "a, retitled")
     retitle(refs["c"], "c, outside the collection")
-    first = _wait(finished_runs, TIMEOUT, "the run for the change", check)[0]
+    first = af.wait(finished_runs, "the run for the change")[0]
     assert first["run_type"] == "asset_triggered" and first["state"] == "success"
     assert af.xcom(DAG_ID, first["dag_run_id"], "changed") == [[refs["a"]]]
 
     # Let the cursor settle (settle_seconds=2, polls every second), then kill the triggerer outright.
     polls = feed_requests()
-    _wait(lambda: feed_requests() >= polls + 5, 60, "five more polls", check)
+    af.wait(lambda: feed_requests() >= polls + 5, "five more polls")
     af.kill("triggerer")
     retitle(refs["b"], "b, retitled while the triggerer was down")
     af.start("triggerer")
@@ -127,12 +120,12 @@ def check_the_watcher(af: Airflow, refs: dict[str, str], sandbox: Any) -> None:
         runs = finished_runs()
         return runs if len(runs) >= 2 else []
 
-    runs = _wait(second_run, TIMEOUT, "the run for the change made while the triggerer was down", check)
+    runs = af.wait(second_run, "the run for the change made while the triggerer was down")
     latest = max(runs, key=lambda r: r["run_after"])
     assert latest["state"] == "success"
     assert af.xcom(DAG_ID, latest["dag_run_id"], "changed") == [[refs["b"]]]  # b, and not a again
     polls = feed_requests()
-    _wait(lambda: feed_requests() >= polls + 5, 60, "five more polls", check)
+    af.wait(lambda: feed_requests() >= polls + 5, "five more polls")
     assert len(af.runs(DAG_ID)) == 2
     if refs["store"] == "variable":  # the cursor really lived in the Variable
         assert "since" in af.api("GET", "/variables/preservica_test_change_cursor")["value"]
