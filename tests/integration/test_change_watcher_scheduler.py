@@ -26,6 +26,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.multiprocess, pytest.mark.tim
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "preservica_on_change"
+
+
+def airflow_version() -> str:
+    from airflow import __version__
+
+    return str(__version__)
+
+
+def airflow_has_asset_state_store() -> bool:
+    """Whether this Airflow hands a watcher's trigger an asset state store (3.3 onwards)."""
+    return tuple(int(part) for part in airflow_version().split(".")[:2]) >= (3, 3)
+
+
 FEED = "GET /api/entity/entities/updated-since"
 EVENTS = "GET /api/entity/events"
 
@@ -35,6 +48,8 @@ def watched(
     request: pytest.FixtureRequest, sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Airflow, dict[str, str]]]:
     """Airflow watching collection X; the cursor in the asset state store (3.3) or a Variable (3.1's store)."""
+    if request.param == "asset state store" and not airflow_has_asset_state_store():
+        pytest.skip(f"Airflow {airflow_version()} has no asset state store: the 'variable' case is this case here")
     monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_DEFAULT", connection_json(sandbox))  # for the test's own hook
     repo = sandbox.state.repository
     repo.clear()
