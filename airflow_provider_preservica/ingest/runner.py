@@ -38,6 +38,7 @@ from airflow_provider_preservica.packaging import (
 from airflow_provider_preservica.packaging.source import SourceEntry
 
 log = logging.getLogger(__name__)
+REHASH_SLICE = 1024  # files hashed at once when a retry rebuilds what the package promised
 INDEX_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new search for created assets the index lacks
 
 
@@ -124,11 +125,10 @@ class IngestRunner:
         self.report.package = manifest.package_path
         self.report.package_bytes = manifest.zip_size or 0
         self.report.assets_sent = manifest.asset_count
-        self.report.sent_source_ids = [asset.source_id for asset in manifest.assets]
-        self.report.expected_fixity = {
-            asset.source_id: [asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or ""]
+        self.report.sent.replace_all(
+            (asset.source_id, asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or "")
             for asset in manifest.assets
-        }
+        )
         self.report.warnings.extend(
             w.describe() if isinstance(w, ValidationIssue) else str(w) for w in manifest.warnings
         )
@@ -174,7 +174,7 @@ class IngestRunner:
 
     def _verify_fixity(self, created: dict[str, str]) -> None:
         """Each asset holds a bitstream with the name and fixity its sidecar promised (``ingest.verify``)."""
-        outcome = verify_fixity(self.entities, created, self.report.expected_fixity, max_workers=self.max_workers)
+        outcome = verify_fixity(self.entities, created, self.report.sent, max_workers=self.max_workers)
         self.report.errors.extend(outcome.errors)
         self.report.verified += outcome.verified
 
@@ -190,12 +190,14 @@ class IngestRunner:
         tree = LocalSourceTree(path)
         ids = uuid_source_ids(self.source_id_namespace or tree.name)
         files = scan_source(tree).files
-        fixity = hash_files([tree.local_path(entry.path) for entry in files], self.fixity)
-        self.report.sent_source_ids = [ids(entry.path, False) for entry in files]
-        self.report.expected_fixity = {
-            ids(entry.path, False): [entry.name, self.fixity, fixity[tree.local_path(entry.path)].value(self.fixity)]
-            for entry in files
-        }
+        self.report.sent.replace_all(())
+        for start in range(0, len(files), REHASH_SLICE):  # a slice's checksums held at once, not the source's
+            chunk = files[start : start + REHASH_SLICE]
+            fixity = hash_files([tree.local_path(entry.path) for entry in chunk], self.fixity)
+            self.report.sent.add_many(
+                (ids(e.path, False), e.name, self.fixity, fixity[tree.local_path(e.path)].value(self.fixity))
+                for e in chunk
+            )
 
     def submit(self, package: Path, parent_ref: str, key: str) -> UploadResult:
         result = self.uploader.upload(package, parent_ref, key=key)
@@ -219,12 +221,12 @@ class IngestRunner:
         if not progress.succeeded:
             return
         found = dict(monitor.created) if monitor else {}
-        if report.sent_source_ids:
-            found.update(self._created_below_target([s for s in report.sent_source_ids if s not in found]))
-            missing = [s for s in report.sent_source_ids if s not in found]
+        if report.sent:
+            found.update(self._created_below_target([s for s in report.sent if s not in found]))
+            missing = sum(1 for s in report.sent if s not in found)
             if missing:
                 report.errors.append(
-                    f"{len(missing)} of {len(report.sent_source_ids)} assets sent are not findable by SourceID "
+                    f"{missing} of {len(report.sent)} assets sent are not findable by SourceID "
                     "below the target folder after Preservica reported success"
                 )
         # A retry that adopted the ingest expects every file of the source, including those an earlier run

@@ -197,6 +197,13 @@ def _stage_file(tree: SourceTree, entry: SourceEntry, target: Path, mode: StageM
     return "copied"
 
 
+def _offset(progress: BuildProgress | None, phase: str, base: int, total: int) -> Callable[[int, int], None] | None:
+    """A slice's ``progress(done, total)`` as the whole phase's: ``base`` bytes were done before the slice."""
+    if progress is None:
+        return None
+    return lambda done, _slice_total: progress(phase, base + done, total)
+
+
 def _write_atomically(target: Path, data: bytes) -> None:
     partial = target.with_name(f".{target.name}.partial")
     with open(partial, "wb") as handle:
@@ -318,13 +325,12 @@ def build_opex_package(
         hashed_before = 0
         for start in range(0, len(planned_files), HASH_SLICE):
             chunk = planned_files[start : start + HASH_SLICE]
-            base = hashed_before
             try:
                 hashed = hash_files(
                     [staged / e.path for e in chunk],
                     algorithms,
                     workers=workers,
-                    progress=(lambda d, _t, b=base: progress("hash", b + d, total)) if progress is not None else None,
+                    progress=_offset(progress, "hash", hashed_before, total),
                 )
             except FixityError as exc:  # named with every other unreadable file once all are tried
                 unreadable += exc.paths
