@@ -94,6 +94,8 @@ class IngestRunner:
         namespace = self.source_id_namespace or tree.name
         scan = scan_source(tree)  # what the package must hold (see ``vanished``)
         skipped_paths = self._skip_present(tree, namespace, scan.files) if self.skip_existing else []
+        scanned = [entry.path for entry in scan.files]
+        del scan  # its entries are not needed while the package is built: only their paths
         if skipped_paths is None:
             self.report.state = "NOTHING_TO_INGEST"
             return None
@@ -114,7 +116,7 @@ class IngestRunner:
                 fixity_identifier=FIXITY_IDENTIFIER,
                 top_folder=self.folder_layout == "source_folder",
             ),
-            [entry.path for entry in scan.files],
+            scanned,
             skipped_paths,
             lambda relative: (path / relative).exists(),
             allow=self.allow_missing_files,
