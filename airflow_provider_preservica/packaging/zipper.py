@@ -135,13 +135,13 @@ def write_zip(
     chunk_size: int = CHUNK_SIZE,
 ) -> Path:
     """Write the entries to ``zip_path`` (via a hidden partial file, renamed at the end)."""
-    members = list(entries)
-    total = sum(e.source.stat().st_size for e in members if e.source is not None)
+    members = [(e.arcname, None if e.source is None else os.fspath(e.source)) for e in entries]
+    total = sum(os.stat(source).st_size for _, source in members if source is not None)
     return _write(members, total, zip_path, compression=compression, progress=progress, chunk_size=chunk_size)
 
 
 def _write(
-    members: Iterable[ZipEntry],
+    members: Iterable[tuple[str, str | None]],  # (arcname, local file or None for a directory)
     total: int,
     zip_path: str | os.PathLike[str],
     *,
@@ -159,17 +159,17 @@ def _write(
         with zipfile.ZipFile(partial, "w", compression=compression, allowZip64=True) as archive:
             archive.filelist = infos  # type: ignore[assignment]
             archive.NameToInfo = _NoNames()
-            for entry in members:
-                info = zipfile.ZipInfo(entry.arcname, date_time=ZIP_EPOCH)
+            for arcname, source_path in members:
+                info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
                 info.create_system = 3
-                if entry.source is None:
+                if source_path is None:
                     info.external_attr = _DIR_ATTRS
                     archive.writestr(info, b"")
                     continue
                 info.external_attr = _FILE_ATTRS
                 info.compress_type = compression
-                info.file_size = entry.source.stat().st_size  # decides ZIP64 before writing
-                with open(entry.source, "rb", buffering=0) as source, archive.open(info, "w") as member:
+                info.file_size = os.stat(source_path).st_size  # decides ZIP64 before writing
+                with open(source_path, "rb", buffering=0) as source, archive.open(info, "w") as member:
                     while n := source.readinto(buffer):
                         member.write(view[:n])
                         done += n
@@ -194,8 +194,9 @@ def zip_opex_tree(
 ) -> Path:
     """Zip a staged OPEX folder so that the zip holds ``<folder name>/…`` (see ``opex_zip_entries``)."""
     root = Path(staged_root)
-    base = _base(root, top_folder)
+    base = os.fspath(_base(root, top_folder))  # plain strings: a ``Path`` per member would intern every name
     names = _arcnames(root, top_folder=top_folder)
-    total = sum((base / name).stat().st_size for name in names if not name.endswith("/"))
-    members = (_entry(base, name) for name in names)  # one ``ZipEntry`` at a time
+    files = ((name, os.path.join(base, name)) for name in names if not name.endswith("/"))
+    total = sum(os.stat(local).st_size for _, local in files)
+    members = ((name, None if name.endswith("/") else os.path.join(base, name)) for name in names)
     return _write(members, total, zip_path, compression=compression, progress=progress)
