@@ -8,18 +8,19 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_preservica.ingest.sent import SentFiles
 from airflow_provider_preservica.report_csv import ReportWriter
 
 log = logging.getLogger(__name__)
 XCOM_LIST_LIMIT = 20
-# What grows with the delivery: carried across a deferral in a file beside the package, not in the XCom.
+# What grows with the delivery: carried across a deferral in a file beside the package, not in the XCom
+# (and ``sent``, which waits on disk meanwhile: ``ingest.sent``).
 PER_FILE_FIELDS = (
-    "sent_source_ids",
-    "expected_fixity",
     "skipped_existing",
     "created_refs",
     "conflicts",
@@ -48,8 +49,8 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     adopted: bool = False
     upload_seconds: float | None = None
-    sent_source_ids: list[str] = field(default_factory=list)
-    expected_fixity: dict[str, list[str]] = field(default_factory=dict)  # SourceID -> [filename, algorithm, hex]
+    # SourceID -> (file name, algorithm, hex) of every asset sent, in a private SQLite file, not in memory
+    sent: SentFiles = field(default_factory=SentFiles, repr=False, compare=False)
     verified: int = 0
     conflicts: list[str] = field(default_factory=list)  # same SourceID below the target, other content
     claim_key: str | None = None  # the SourceID namespace this ingest claimed its target with
@@ -83,9 +84,7 @@ class IngestReport:
 
     def to_xcom(self) -> dict[str, Any]:
         """Small whatever the batch size: counts, the token, and at most a few refs and messages."""
-        data = asdict(self)
-        data.pop("sent_source_ids")
-        data.pop("expected_fixity")
+        data = self._plain()
         data.pop("claim_key")
         data.pop("per_file_lost")
         data.pop("per_file_state")
@@ -106,24 +105,43 @@ class IngestReport:
         data["progress_tokens"] = self.progress_tokens[:XCOM_LIST_LIMIT]
         return data
 
+    def _plain(self) -> dict[str, Any]:
+        """Every field but ``sent``, lists and dicts copied (``asdict`` would deep-copy ``sent`` too)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sent"}
+        return {k: (type(v)(v) if isinstance(v, (list, dict)) else v) for k, v in data.items()}
+
+    def _state_lines(self) -> Iterator[str]:
+        """The per-file state as JSON Lines: the ``PER_FILE_FIELDS``, then a row per file sent."""
+        yield json.dumps({name: getattr(self, name) for name in PER_FILE_FIELDS}, sort_keys=True) + "\n"
+        for row in self.sent.rows():
+            yield json.dumps(list(row)) + "\n"
+
     def to_state(self, spill_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         """The report, JSON-serialisable, to carry it across a deferral; the same size whatever the delivery.
 
-        Per-file fields (``PER_FILE_FIELDS``) of more than ``INLINE_STATE_LIMIT`` bytes go to a file in
-        ``spill_dir`` (readable by this account only; the XCom names it and its SHA-256), with the first few
-        messages kept inline. ``from_state`` reads it back; :meth:`discard_spill` removes it.
+        Per-file state (``PER_FILE_FIELDS`` and ``sent``) of more than ``INLINE_STATE_LIMIT`` bytes goes to a
+        file in ``spill_dir`` (JSON Lines, written as a stream, readable by this account only; the XCom names
+        it and its SHA-256), with the first few messages kept inline. ``from_state`` reads it back;
+        :meth:`discard_spill` removes it.
         """
-        data = asdict(self)
-        per_file = {name: data[name] for name in PER_FILE_FIELDS}
-        text = json.dumps(per_file, sort_keys=True)
-        if spill_dir is None or len(text.encode()) <= INLINE_STATE_LIMIT:
+        data = self._plain()
+        size = 0
+        for line in self._state_lines():
+            size += len(line.encode())
+            if size > INLINE_STATE_LIMIT:
+                break
+        if spill_dir is None or size <= INLINE_STATE_LIMIT:
+            data["sent"] = self.sent.to_json()
             return data
         name = f"{SPILL_PREFIX}{hashlib.sha256(self.batch_id.encode()).hexdigest()[:16]}-{uuid.uuid4().hex[:8]}.json"
         path = Path(spill_dir) / name
+        digest = hashlib.sha256()
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        self.per_file_state = {"path": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+            for line in self._state_lines():
+                digest.update(line.encode())
+                handle.write(line)
+        self.per_file_state = {"path": str(path), "sha256": digest.hexdigest()}
         data["per_file_state"] = self.per_file_state
         for name in PER_FILE_FIELDS:
             value = data[name]
@@ -132,16 +150,27 @@ class IngestReport:
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> IngestReport:
-        report = cls(**data)
+        data = dict(data)
+        # ``sent``; ``expected_fixity`` and ``sent_source_ids`` in a state an earlier release wrote
+        sent = data.pop("sent", None) or data.pop("expected_fixity", None) or []
+        data.pop("expected_fixity", None)
+        data.pop("sent_source_ids", None)
+        report = cls(**data, sent=SentFiles.from_json(sent))
         spilled = report.per_file_state
         if not spilled:
             return report
+        path = Path(str(spilled.get("path")))
         try:
-            text = Path(str(spilled["path"])).read_text(encoding="utf-8")
-            if hashlib.sha256(text.encode()).hexdigest() != spilled.get("sha256"):
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:  # checked whole before any line is trusted
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            if digest.hexdigest() != spilled.get("sha256"):
                 raise ValueError("changed since it was written")
-            per_file = json.loads(text)
-        except (OSError, ValueError, KeyError) as exc:
+            with path.open(encoding="utf-8") as handle:
+                per_file = json.loads(handle.readline())
+                report.sent.replace_all(tuple(json.loads(line)) for line in handle)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning(
                 "The per-file state of this ingest (%s) cannot be read here (%s); rebuilding it from the source",
                 spilled.get("path"),

@@ -51,6 +51,7 @@ from airflow_provider_preservica.packaging import (
 from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree
 
 log = logging.getLogger(__name__)
+REHASH_SLICE = 1024  # files hashed at once when a retry rebuilds what the package promised
 INDEX_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new search for created assets the index lacks
 
 
@@ -199,12 +200,9 @@ class IngestRunner:
             log.warning("%d file(s) disappeared before packaging and are not sent: %s", len(missing), missing)
         report.package_bytes += manifest.zip_size or 0
         report.assets_sent += manifest.asset_count
-        report.sent_source_ids.extend(asset.source_id for asset in manifest.assets)
-        report.expected_fixity.update(
-            {
-                asset.source_id: [asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or ""]
-                for asset in manifest.assets
-            }
+        report.sent.add_many(  # every package's assets, in one store on disk (flat memory)
+            (asset.source_id, asset.path.rsplit("/", 1)[-1], self.fixity, asset.fixity_value(self.fixity) or "")
+            for asset in manifest.assets
         )
         report.warnings.extend(w.describe() if isinstance(w, ValidationIssue) else str(w) for w in manifest.warnings)
         log.info(
@@ -258,7 +256,7 @@ class IngestRunner:
 
     def _verify_fixity(self, created: dict[str, str]) -> None:
         """Each asset holds a bitstream with the name and fixity its sidecar promised (``ingest.verify``)."""
-        outcome = verify_fixity(self.entities, created, self.report.expected_fixity, max_workers=self.max_workers)
+        outcome = verify_fixity(self.entities, created, self.report.sent, max_workers=self.max_workers)
         self.report.errors.extend(outcome.errors)
         self.report.verified += outcome.verified
 
@@ -272,22 +270,19 @@ class IngestRunner:
         if not path.is_dir():
             return
         tree = LocalSourceTree(path)
+        self.report.sent.replace_all(())  # rebuilt from the source: what the whole delivery promised
         self._expect(tree, self.source_id_namespace or tree.name, scan_source(tree).files)
 
     def _expect(self, tree: LocalSourceTree, namespace: str, files: list[SourceEntry]) -> None:
+        """Add what ``files`` promise (SourceID, name, fixity) to ``report.sent``, hashing a slice at a time."""
         ids = uuid_source_ids(namespace)
-        fixity = hash_files([tree.local_path(entry.path) for entry in files], self.fixity)
-        self.report.sent_source_ids.extend(ids(entry.path, False) for entry in files)
-        self.report.expected_fixity.update(
-            {
-                ids(entry.path, False): [
-                    entry.name,
-                    self.fixity,
-                    fixity[tree.local_path(entry.path)].value(self.fixity),
-                ]
-                for entry in files
-            }
-        )
+        for start in range(0, len(files), REHASH_SLICE):  # a slice's checksums held at once, not the source's
+            chunk = files[start : start + REHASH_SLICE]
+            fixity = hash_files([tree.local_path(entry.path) for entry in chunk], self.fixity)
+            self.report.sent.add_many(
+                (ids(e.path, False), e.name, self.fixity, fixity[tree.local_path(e.path)].value(self.fixity))
+                for e in chunk
+            )
 
     def upload(self, package: BuiltPackage, parent_ref: str, key: str) -> SentPackage:
         """Send one package (from any thread: each upload has a boto3 client of its own)."""
@@ -343,12 +338,12 @@ class IngestRunner:
                 self._verify_fixity(monitored)
             return
         found = dict(monitored)
-        if report.sent_source_ids:
-            found.update(self._created_below_target([s for s in report.sent_source_ids if s not in found]))
-            missing = [s for s in report.sent_source_ids if s not in found]
+        if report.sent:
+            found.update(self._created_below_target([s for s in report.sent if s not in found]))
+            missing = sum(1 for s in report.sent if s not in found)
             if missing:
                 report.errors.append(
-                    f"{len(missing)} of {len(report.sent_source_ids)} assets sent are not findable by SourceID "
+                    f"{missing} of {len(report.sent)} assets sent are not findable by SourceID "
                     "below the target folder after Preservica reported success"
                 )
         # A retry that adopted the ingest expects every file of the source, including those an earlier run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -27,15 +28,17 @@ from airflow_provider_preservica.lineage import (
     operator_lineage,
     path_dataset,
 )
-from airflow_provider_preservica.metadata.model import Outcome, RowOutcome
+from airflow_provider_preservica.metadata.model import Outcome
 from airflow_provider_preservica.metadata.report import summary, to_xcom, write_report
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun
 from airflow_provider_preservica.metadata.sheet import SheetError, stream_sheet
+from airflow_provider_preservica.metadata.state import RunStateLost, discard_state, load_state, save_state
 from airflow_provider_preservica.storage import check_writable
 from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
 
 RUN_STATE_KEY = "metadata_run_state"
+XCOM_TOKEN_LIMIT = 20  # progress tokens named in the ``progress_tokens`` XCom (the triggerer gets them all)
 RETRYABLE = frozenset({Outcome.REJECTED})  # a server fault may pass; a missing entity or a bad row will not
 
 
@@ -69,6 +72,10 @@ class PreservicaMetadataOperator(BaseOperator):
         (default 4 MiB); a larger one is a bad row. Fragments with a DTD (``<!DOCTYPE``) are always refused.
     :param emit_empty_asset_events: also emit the outlets' asset events for a dry run or a sheet that changed
         nothing; by default such a run triggers nothing downstream.
+    :param state_dir: where a deferred run keeps every row's outcome while it waits (default ``$TMPDIR``): a
+        file of about 100 bytes a row, removed once the outcome is known; the XCom holds only its path,
+        checksum and counts. When the triggerer may resume the task on another worker, give a folder every
+        worker shares; a resumed task that cannot read it fails the try (retryable) and says so.
 
     Outlets, when the run changed at least one entity: an ``Asset`` outlet gets an event whose extra holds
     ``source``, ``report``, ``rows``, the count of each outcome (``changed``, ``unchanged``, ``not_found``...)
@@ -77,7 +84,7 @@ class PreservicaMetadataOperator(BaseOperator):
     and the entities changed (at most 100) and the report as outputs.
     """
 
-    template_fields: Sequence[str] = ("source", "report_path", "metadata_root", "preservica_conn_id")
+    template_fields: Sequence[str] = ("source", "report_path", "metadata_root", "state_dir", "preservica_conn_id")
     ui_color = "#e8f1fb"
 
     def __init__(
@@ -96,6 +103,7 @@ class PreservicaMetadataOperator(BaseOperator):
         emit_empty_asset_events: bool = False,
         metadata_root: str | None = None,
         max_fragment_bytes: int = DEFAULT_MAX_FRAGMENT_BYTES,
+        state_dir: str | None = None,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -115,6 +123,7 @@ class PreservicaMetadataOperator(BaseOperator):
         self.emit_empty_asset_events = emit_empty_asset_events
         self.metadata_root = metadata_root
         self.max_fragment_bytes = max_fragment_bytes
+        self.state_dir = state_dir
         self.preservica_conn_id = preservica_conn_id
         self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
         self._run: MetadataRun | None = None
@@ -153,11 +162,13 @@ class PreservicaMetadataOperator(BaseOperator):
         except PreservicaError as exc:
             raise AirflowException(str(exc)) from None
         if run.pending:
-            context["ti"].xcom_push(key="progress_tokens", value=list(run.pending))
+            context["ti"].xcom_push(key="progress_tokens", value=list(run.pending)[:XCOM_TOKEN_LIMIT])
         if run.pending and defer:
             write_report(run, self._report)  # what was written so far is on record even if the wait is lost
-            # The outcomes ride in an XCom of this try (``dag.test()`` drops defer kwargs), as the ingest's report does.
-            context["ti"].xcom_push(key=RUN_STATE_KEY, value=_state(run))
+            # The run rides in an XCom of this try (``dag.test()`` drops defer kwargs), as the ingest's report does;
+            # every row's outcome waits in a file (``metadata.state``), so the XCom stays small for any sheet.
+            state = save_state(run, self.state_dir or tempfile.gettempdir())
+            context["ti"].xcom_push(key=RUN_STATE_KEY, value=state)
             self.log.info("Waiting in the triggerer for %d security tag changes and moves", len(run.pending))
             self.defer(
                 trigger=PreservicaProgressTokensTrigger(
@@ -174,7 +185,20 @@ class PreservicaMetadataOperator(BaseOperator):
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
         state = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_STATE_KEY)
-        run = _from_state(state if isinstance(state, dict) else {"source": str(self.source)})
+        state = state if isinstance(state, dict) else {"source": str(self.source)}
+        try:
+            run = load_state(state)
+        except RunStateLost as exc:
+            # Not rebuilt: which row a progress token belongs to is only in that file, and re-reading the sheet
+            # now would report the rows this try changed as "unchanged". The writes are done and the triggerer
+            # saw the background work end, so a retry re-reads the sheet and writes only what still differs.
+            raise AirflowException(
+                f"the per-row state of this deferred run ({state.get('rows')} rows) cannot be read on this worker: "
+                f"{exc}. Its writes were made and {self._report} records them as of the deferral; a retry re-reads "
+                "the sheet and writes only what still differs. Give state_dir a folder every worker shares"
+            ) from None
+        finally:
+            discard_state(state)
         results = event.get("results") or {}
         run.finish_background({token: (str(s), list(e)) for token, (s, e) in results.items()})
         if event.get("status") != "finished":
@@ -235,23 +259,3 @@ def _changed_refs(run: MetadataRun) -> list[str]:
     """The first entities changed: enough for every list that names them (each is capped lower)."""
     limit = max(ENTITY_OUTPUT_LIMIT, ALIAS_ASSET_LIMIT) + 1  # one more: ``refs_truncated`` tells
     return [o.ref for o in run.first_with(Outcome.CHANGED, limit) if o.ref]
-
-
-def _state(run: MetadataRun) -> dict[str, Any]:
-    return {
-        "source": run.source,
-        "dry_run": run.dry_run,
-        "held_back": run.held_back,
-        "pending": run.pending,
-        "outcomes": [o.to_json() for o in run.outcomes],
-    }
-
-
-def _from_state(state: dict[str, Any]) -> MetadataRun:
-    return MetadataRun(
-        source=str(state.get("source", "")),
-        dry_run=bool(state.get("dry_run", False)),
-        outcomes=[RowOutcome.from_json(o) for o in state.get("outcomes", [])],
-        pending={str(k): int(v) for k, v in (state.get("pending") or {}).items()},
-        held_back=bool(state.get("held_back", False)),
-    )

@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+from array import array
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,11 +86,12 @@ from airflow_provider_preservica.packaging.zipper import zip_opex_tree
 log = logging.getLogger(__name__)
 
 StageMode = Literal["hardlink", "copy"]
+HASH_SLICE = 1024  # files hashed (and their checksums held) at once
 #: ``progress(phase, done, total)`` with phase ``"stage"``, ``"hash"`` or ``"zip"``; done/total in bytes.
 BuildProgress = Callable[[str, int, int], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entity:
     entry: SourceEntry
     props: OpexProperties
@@ -193,6 +195,13 @@ def _stage_file(tree: SourceTree, entry: SourceEntry, target: Path, mode: StageM
     with tree.open(entry.path) as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst, CHUNK_SIZE)
     return "copied"
+
+
+def _offset(progress: BuildProgress | None, phase: str, base: int, total: int) -> Callable[[int, int], None] | None:
+    """A slice's ``progress(done, total)`` as the whole phase's: ``base`` bytes were done before the slice."""
+    if progress is None:
+        return None
+    return lambda done, _slice_total: progress(phase, base + done, total)
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
@@ -306,18 +315,58 @@ def build_opex_package(
                 progress("stage", done, total)
         log.info("Staged %d file(s) (%s) in %s", len(planned_files), dict(how), staged)
 
-        # 3. hash what will be shipped
-        hashed = hash_files(
-            [staged / e.path for e in planned_files],
-            algorithms,
-            workers=workers,
-            progress=(lambda d, t: progress("hash", d, t)) if progress is not None else None,
-        )
-        changed = [
-            f"{display(e.path)} ({e.entry.size} -> {hashed[staged / e.path].size} bytes)"
-            for e in planned_files
-            if hashed[staged / e.path].size != e.entry.size
-        ]
+        # 3 + 4a. hash what will be shipped, a slice at a time, and write each slice's sidecars: only a slice's
+        # checksums are held at once, never the whole delivery's (flat memory for 100,000 files)
+        sidecar_sizes = array("q", bytes(8 * len(planned_files)))  # by position in planned_files
+        assets: list[AssetRecord] = []
+        changed: list[str] = []
+        unreadable: list[str] = []
+        reasons: list[str] = []
+        hashed_before = 0
+        for start in range(0, len(planned_files), HASH_SLICE):
+            chunk = planned_files[start : start + HASH_SLICE]
+            try:
+                hashed = hash_files(
+                    [staged / e.path for e in chunk],
+                    algorithms,
+                    workers=workers,
+                    progress=_offset(progress, "hash", hashed_before, total),
+                )
+            except FixityError as exc:  # named with every other unreadable file once all are tried
+                unreadable += exc.paths
+                reasons += str(exc).splitlines()[1:]  # "  - <path>: <why>"
+                continue
+            finally:
+                hashed_before += sum(e.entry.size for e in chunk)
+            for index, item in enumerate(chunk, start):
+                result = hashed.pop(staged / item.path)
+                if result.size != item.entry.size:
+                    changed.append(f"{display(item.path)} ({item.entry.size} -> {result.size} bytes)")
+                    continue
+                props = item.props
+                if fixity_identifier:
+                    content_ids = tuple((fixity_identifier, f"{r.algorithm}:{r.value}") for r in result.records)
+                    props = dataclasses.replace(props, identifiers=props.identifiers + content_ids)
+                data = asset_sidecar(props, result.records)
+                target = staged / item.path
+                target.with_name(sidecar_name(target.name)).write_bytes(data)
+                sidecar_sizes[index] = len(data)
+                assets.append(
+                    AssetRecord(
+                        path=item.path,
+                        source_id=item.props.source_id,
+                        title=item.props.title,
+                        security_tag=item.props.security_tag,
+                        size=result.size,
+                        fixity=result.records,
+                    )
+                )
+        if unreadable:
+            listing = "\n".join(sorted(reasons))
+            raise FixityError(
+                f"{len(unreadable)} file(s) could not be hashed (check they exist and are readable):\n{listing}",
+                sorted(unreadable),
+            )
         if changed:
             raise FixityError(
                 "file(s) changed size while the package was being built (still being written?): "
@@ -326,35 +375,11 @@ def build_opex_package(
                 changed,
             )
 
-        # 4a. sidecars
-        sidecar_sizes: dict[str, int] = {}
-        assets: list[AssetRecord] = []
-        for item in planned_files:
-            result = hashed[staged / item.path]
-            props = item.props
-            if fixity_identifier:
-                content_ids = tuple((fixity_identifier, f"{r.algorithm}:{r.value}") for r in result.records)
-                props = dataclasses.replace(props, identifiers=props.identifiers + content_ids)
-            data = asset_sidecar(props, result.records)
-            target = staged / item.path
-            target.with_name(sidecar_name(target.name)).write_bytes(data)
-            sidecar_sizes[item.path] = len(data)
-            assets.append(
-                AssetRecord(
-                    path=item.path,
-                    source_id=item.props.source_id,
-                    title=item.props.title,
-                    security_tag=item.props.security_tag,
-                    size=result.size,
-                    fixity=result.records,
-                )
-            )
-
         # 4b. manifests, deepest first, the top folder's last
-        children_files: dict[str, list[_Entity]] = defaultdict(list)
+        children_files: dict[str, list[int]] = defaultdict(list)  # positions in planned_files
         children_dirs: dict[str, list[str]] = defaultdict(list)
-        for item in planned_files:
-            children_files[item.entry.parent].append(item)
+        for index, item in enumerate(planned_files):
+            children_files[item.entry.parent].append(index)
         for folder in planned_folders:
             if folder.path:
                 children_dirs[folder.entry.parent].append(folder.entry.name)
@@ -362,9 +387,10 @@ def build_opex_package(
             if not folder.path and not top_folder:
                 continue  # no top folder in the package: its manifest would describe nothing
             manifest_files: list[ManifestFile] = []
-            for item in sorted(children_files[folder.path], key=lambda e: e.entry.name):
-                manifest_files.append(ManifestFile(item.entry.name, "content", item.entry.size))
-                manifest_files.append(ManifestFile(sidecar_name(item.entry.name), "metadata", sidecar_sizes[item.path]))
+            for index in sorted(children_files.pop(folder.path, []), key=lambda i: planned_files[i].entry.name):
+                entry = planned_files[index].entry
+                manifest_files.append(ManifestFile(entry.name, "content", entry.size))
+                manifest_files.append(ManifestFile(sidecar_name(entry.name), "metadata", sidecar_sizes[index]))
             directory = staged / folder.path if folder.path else staged
             document = folder_manifest(folder.props, manifest_files, sorted(children_dirs[folder.path]))
             _write_atomically(directory / manifest_name(directory.name), document)

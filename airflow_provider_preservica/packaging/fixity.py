@@ -73,7 +73,7 @@ def normalize_algorithms(algorithms: Algorithms) -> tuple[str, ...]:
     return tuple(dict.fromkeys(normalize_algorithm(n) for n in names))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
 class FileFixity:
     """Size read and checksum(s) of one file, in the order the algorithms were asked for."""
 

@@ -36,7 +36,7 @@ class ValidationIssue:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
 class FixityRecord:
     """A checksum as OPEX names it: ``algorithm`` is ``SHA-256``, ``SHA-1``, ``MD5`` or ``SHA-512``."""
 
@@ -44,7 +44,7 @@ class FixityRecord:
     value: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
 class AssetRecord:
     """One file of the package, which Preservica turns into one asset."""
 
@@ -62,7 +62,7 @@ class AssetRecord:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
 class FolderRecord:
     """One folder of the package (``path`` ``""`` is the package's top folder)."""
 

@@ -44,7 +44,7 @@ _Q = f"{{{OPEX_NS}}}"
 ET.register_namespace("opex", OPEX_NS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
 class ManifestFile:
     """One ``Manifest/Files/File`` entry: a name in the folder, its type and size."""
 
@@ -53,7 +53,7 @@ class ManifestFile:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
 class OpexProperties:
     """What both document kinds share."""
 

@@ -19,7 +19,7 @@ from typing import BinaryIO, Literal, Protocol, runtime_checkable
 EntryKind = Literal["file", "dir", "symlink", "other"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
 class SourceEntry:
     """One entry of a source tree.
 

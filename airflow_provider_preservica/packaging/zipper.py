@@ -12,15 +12,21 @@
   for archives with more than 65,535 entries.
 * Written to a hidden ``.<name>.partial`` file, renamed when complete: a half-written zip never
   appears under its final name.
+* Flat memory for any number of members: the members are listed as their names only, and the record
+  ``zipfile`` keeps of each member until it writes the central directory (a ``ZipInfo``, some 500 bytes)
+  waits in an unlinked temporary file instead of a list (``_SpilledInfos``).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airflow_provider_preservica.packaging.fixity import CHUNK_SIZE
 from airflow_provider_preservica.packaging.opex import OPEX_SUFFIX
@@ -38,6 +44,36 @@ class ZipEntry:
     source: Path | None
 
 
+def _arcnames(staged_root: Path, *, top_folder: bool) -> list[str]:
+    """The members' names (directories end with ``/``), in the order described above; names only, no paths."""
+    top = staged_root.name if top_folder else ""
+    dirs: list[str] = []
+    files: list[str] = []
+    manifests: list[tuple[int, str, str]] = []
+    for current, subdirs, names in os.walk(staged_root):
+        subdirs.sort()
+        rel = os.path.relpath(current, staged_root).replace(os.sep, "/")
+        arc_dir = top if rel == "." else f"{top}/{rel}".lstrip("/")
+        if arc_dir:
+            dirs.append(arc_dir + "/")
+        manifest = os.path.basename(current) + OPEX_SUFFIX
+        for name in names:
+            arcname = f"{arc_dir}/{name}".lstrip("/")
+            if name == manifest:
+                manifests.append((arc_dir.count("/"), arc_dir, arcname))
+            else:
+                files.append(arcname)
+    dirs.sort()
+    files.sort()
+    manifests.sort(key=lambda m: (-m[0], m[1]))
+    return dirs + files + [m[2] for m in manifests]
+
+
+def _base(staged_root: Path, top_folder: bool) -> Path:
+    """The folder the member names are relative to."""
+    return staged_root.parent if top_folder else staged_root
+
+
 def opex_zip_entries(staged_root: str | os.PathLike[str], *, top_folder: bool = True) -> list[ZipEntry]:
     """The members of a zipped OPEX package, in the deterministic order described above.
 
@@ -46,28 +82,48 @@ def opex_zip_entries(staged_root: str | os.PathLike[str], *, top_folder: bool = 
     ``top_folder=False``: the staged folder's contents sit at the zip's root, without the folder itself.
     """
     root = Path(staged_root)
-    top = root.name if top_folder else ""
-    dirs: list[ZipEntry] = []
-    files: list[ZipEntry] = []
-    manifests: list[tuple[int, str, ZipEntry]] = []
-    for current, subdirs, names in os.walk(root):
-        subdirs.sort()
-        here = Path(current)
-        rel = here.relative_to(root).as_posix()
-        arc_dir = top if rel == "." else f"{top}/{rel}".lstrip("/")
-        if arc_dir:
-            dirs.append(ZipEntry(arc_dir + "/", None))
-        folder_name = here.name
-        for name in sorted(names):
-            entry = ZipEntry(f"{arc_dir}/{name}".lstrip("/"), here / name)
-            if name == folder_name + OPEX_SUFFIX:
-                manifests.append((arc_dir.count("/"), arc_dir, entry))
-            else:
-                files.append(entry)
-    dirs.sort(key=lambda e: e.arcname)
-    files.sort(key=lambda e: e.arcname)
-    manifests.sort(key=lambda m: (-m[0], m[1]))
-    return dirs + files + [m[2] for m in manifests]
+    base = _base(root, top_folder)
+    return [_entry(base, name) for name in _arcnames(root, top_folder=top_folder)]
+
+
+def _entry(base: Path, arcname: str) -> ZipEntry:
+    return ZipEntry(arcname, None if arcname.endswith("/") else base / arcname)
+
+
+class _SpilledInfos:
+    """Stands in for ``ZipFile.filelist`` while writing: each member's ``ZipInfo`` is pickled to an unlinked
+    temporary file (only this process can read it) and read back, in order, for the central directory.
+
+    ``zipfile`` appends to ``filelist``, takes its ``len()`` and iterates it (the same in Python 3.10-3.13).
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="preservica-zip-")  # noqa: SIM115 - closed by close()
+        self._count = 0
+
+    def append(self, info: zipfile.ZipInfo) -> None:
+        pickle.dump(info, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[zipfile.ZipInfo]:
+        self._file.seek(0)
+        for _ in range(self._count):
+            yield pickle.load(self._file)  # our own unlinked file, written just before
+        self._file.seek(0, os.SEEK_END)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _NoNames(dict[str, Any]):
+    """Stands in for ``ZipFile.NameToInfo`` while writing: keeps nothing (member names are unique by
+    construction here, so the duplicate-name warning it serves cannot apply)."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        return None
 
 
 def write_zip(
@@ -79,26 +135,41 @@ def write_zip(
     chunk_size: int = CHUNK_SIZE,
 ) -> Path:
     """Write the entries to ``zip_path`` (via a hidden partial file, renamed at the end)."""
+    members = [(e.arcname, None if e.source is None else os.fspath(e.source)) for e in entries]
+    total = sum(os.stat(source).st_size for _, source in members if source is not None)
+    return _write(members, total, zip_path, compression=compression, progress=progress, chunk_size=chunk_size)
+
+
+def _write(
+    members: Iterable[tuple[str, str | None]],  # (arcname, local file or None for a directory)
+    total: int,
+    zip_path: str | os.PathLike[str],
+    *,
+    compression: int,
+    progress: Callable[[int, int], None] | None,
+    chunk_size: int = CHUNK_SIZE,
+) -> Path:
     target = Path(zip_path)
-    members = list(entries)
-    total = sum(e.source.stat().st_size for e in members if e.source is not None)
     partial = target.with_name(f".{target.name}.partial")
     done = 0
     buffer = bytearray(chunk_size)
     view = memoryview(buffer)
+    infos = _SpilledInfos()
     try:
         with zipfile.ZipFile(partial, "w", compression=compression, allowZip64=True) as archive:
-            for entry in members:
-                info = zipfile.ZipInfo(entry.arcname, date_time=ZIP_EPOCH)
+            archive.filelist = infos  # type: ignore[assignment]
+            archive.NameToInfo = _NoNames()
+            for arcname, source_path in members:
+                info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
                 info.create_system = 3
-                if entry.source is None:
+                if source_path is None:
                     info.external_attr = _DIR_ATTRS
                     archive.writestr(info, b"")
                     continue
                 info.external_attr = _FILE_ATTRS
                 info.compress_type = compression
-                info.file_size = entry.source.stat().st_size  # decides ZIP64 before writing
-                with open(entry.source, "rb", buffering=0) as source, archive.open(info, "w") as member:
+                info.file_size = os.stat(source_path).st_size  # decides ZIP64 before writing
+                with open(source_path, "rb", buffering=0) as source, archive.open(info, "w") as member:
                     while n := source.readinto(buffer):
                         member.write(view[:n])
                         done += n
@@ -108,6 +179,8 @@ def write_zip(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    finally:
+        infos.close()
     return target
 
 
@@ -120,5 +193,10 @@ def zip_opex_tree(
     top_folder: bool = True,
 ) -> Path:
     """Zip a staged OPEX folder so that the zip holds ``<folder name>/…`` (see ``opex_zip_entries``)."""
-    entries = opex_zip_entries(staged_root, top_folder=top_folder)
-    return write_zip(entries, zip_path, compression=compression, progress=progress)
+    root = Path(staged_root)
+    base = os.fspath(_base(root, top_folder))  # plain strings: a ``Path`` per member would intern every name
+    names = _arcnames(root, top_folder=top_folder)
+    files = ((name, os.path.join(base, name)) for name in names if not name.endswith("/"))
+    total = sum(os.stat(local).st_size for _, local in files)
+    members = ((name, None if name.endswith("/") else os.path.join(base, name)) for name in names)
+    return _write(members, total, zip_path, compression=compression, progress=progress)
