@@ -23,6 +23,7 @@ The tree::
       ProgressTokenUnknownError, ProgressTimeoutError, WorkflowInstanceUnknownError, BitstreamMismatchError
       IngestConflictError, IngestClaimTimeout, StagingError > NothingDelivered
       SendError, PartlySent, AdoptionUnknown   a delivery of several packages: what was sent, what is unknown
+      RunStateLost                 a deferred metadata run's per-row state cannot be read back
       PackagingError               offline packaging: validate, hash, build, inspect, unpack
         PackageValidationError > MissingSecurityTagError, FixityError > SourceChangedError,
         MissingSourceFilesError, PackageFormatError > UnsafeArchiveError
@@ -312,6 +313,10 @@ class AdoptionUnknown(PreservicaError):
     """The progress of a package an earlier try sent cannot be read now: sending again could ingest it twice."""
 
 
+class RunStateLost(PreservicaError):
+    """The per-row state a deferred metadata run wrote cannot be read back here (another worker, or removed)."""
+
+
 # --------------------------------------------------------------------------- deletion
 class ManifestChangedError(PreservicaError):
     """The repository no longer matches the approved manifest: nothing was deleted. Not retryable: a new
@@ -360,6 +365,7 @@ __all__ = [
     "ProgressTimeoutError",
     "ProgressTokenUnknownError",
     "RefreshRejected",
+    "RunStateLost",
     "SendError",
     "SheetError",
     "SourceChangedError",

@@ -21,16 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_preservica.exceptions import RunStateLost
 from airflow_provider_preservica.metadata.model import RowOutcome
 from airflow_provider_preservica.metadata.runner import MetadataRun
 
 INLINE_STATE_LIMIT = 4096  # bytes of per-row state still carried in the XCom itself
 STATE_PREFIX = "preservica-metadata-state-"
 _PENDING = "pending"
-
-
-class RunStateLost(Exception):
-    """The per-row state a deferred run wrote cannot be read back here."""
 
 
 def _lines(run: MetadataRun) -> Iterator[str]:
