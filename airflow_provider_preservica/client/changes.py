@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from airflow_provider_preservica.client.namespaces import local_name
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaHTTPError
 
@@ -81,10 +82,6 @@ def check_entity_types(entity_types: Iterable[str] | None) -> tuple[str, ...] | 
     return chosen
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
 def _page_from(root: ET.Element) -> FeedPage:
     # Namespaces differ by release; the feed's few elements are found by local name, which spares a
     # version request per poll.
@@ -96,11 +93,11 @@ def _page_from(root: ET.Element) -> FeedPage:
             deleted=element.get("deleted", "").strip().lower() in ("true", "1", "yes"),
         )
         for element in root.iter()
-        if _local(element.tag) == "Entity" and element.get("ref")
+        if local_name(element.tag) == "Entity" and element.get("ref")
     ]
     total = len(entities)
     for element in root.iter():
-        if _local(element.tag) == "TotalResults" and (element.text or "").strip().isdigit():
+        if local_name(element.tag) == "TotalResults" and (element.text or "").strip().isdigit():
             total = int((element.text or "").strip())
     return FeedPage(entities, total)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from airflow_provider_preservica.client.namespaces import Namespaces
+from airflow_provider_preservica.client.namespaces import Namespaces, child_text, local_name
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import KIND_NAMES as KIND_NAMES  # re-exported: its old home
 from airflow_provider_preservica.exceptions import (
@@ -70,17 +70,6 @@ class Identifier:
     value: str
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _child_text(element: ET.Element, name: str) -> str:
-    for child in element:
-        if _local(child.tag) == name:
-            return (child.text or "").strip()
-    return ""
-
-
 class EntityService:
     """Entity calls for one server; XML namespaces follow the server's version."""
 
@@ -94,15 +83,15 @@ class EntityService:
     # -- reads -----------------------------------------------------------------------------
     def _entity_from(self, root: ET.Element) -> Entity:
         for element in root.iter():
-            kind = KINDS_BY_TAG.get(_local(element.tag))
+            kind = KINDS_BY_TAG.get(local_name(element.tag))
             if kind is not None and element.find(f"{{{self.ns.xip}}}Ref") is not None:
                 return Entity(
-                    ref=_child_text(element, "Ref"),
+                    ref=child_text(element, "Ref"),
                     entity_type=kind,
-                    title=_child_text(element, "Title"),
-                    description=_child_text(element, "Description"),
-                    security_tag=_child_text(element, "SecurityTag"),
-                    parent_ref=_child_text(element, "Parent") or None,
+                    title=child_text(element, "Title"),
+                    description=child_text(element, "Description"),
+                    security_tag=child_text(element, "SecurityTag"),
+                    parent_ref=child_text(element, "Parent") or None,
                     fragments=tuple(
                         FragmentLink(f.get("schema", ""), (f.text or "").strip())
                         for f in root.iter(f"{{{self.ns.entity}}}Fragment")
@@ -210,13 +199,13 @@ class EntityService:
         if element is None:
             raise PreservicaHTTPError(200, "GET", url, "no Bitstream in the response")
         fixities = {
-            _child_text(f, "FixityAlgorithmRef"): _child_text(f, "FixityValue")
+            child_text(f, "FixityAlgorithmRef"): child_text(f, "FixityValue")
             for f in element.iter(f"{{{self.ns.xip}}}Fixity")
         }
-        size_text = _child_text(element, "FileSize")
+        size_text = child_text(element, "FileSize")
         content = root.find(f".//{{{self.ns.entity}}}AdditionalInformation/{{{self.ns.entity}}}Content")
         content_url = (content.text or "").strip() if content is not None else ""
-        filename = _child_text(element, "Filename")
+        filename = child_text(element, "Filename")
         return Bitstream(filename, int(size_text or 0), fixities, content_url or f"{url}/content")
 
     def find_by_identifier(self, identifier_type: str, value: str) -> list[Entity]:
@@ -231,7 +220,7 @@ class EntityService:
     def identifiers(self, ref: str, entity_type: EntityType) -> list[Identifier]:
         root = self.client.get_xml(f"/api/entity/{PATHS[entity_type]}/{ref}/identifiers")
         return [
-            Identifier(_child_text(i, "ApiId"), _child_text(i, "Type"), _child_text(i, "Value"))
+            Identifier(child_text(i, "ApiId"), child_text(i, "Type"), child_text(i, "Value"))
             for i in root.iter(f"{{{self.ns.xip}}}Identifier")
         ]
 
@@ -248,7 +237,7 @@ class EntityService:
             "POST", f"/api/entity/{PATHS[entity_type]}/{ref}/identifiers", data=self._xml(body), headers=XML_HEADERS
         )
         root = ET.fromstring(response.content)
-        return next((el.text or "" for el in root.iter() if _local(el.tag) == "ApiId"), "")
+        return next((el.text or "" for el in root.iter() if local_name(el.tag) == "ApiId"), "")
 
     def set_identifier(self, ref: str, entity_type: EntityType, identifier_type: str, value: str) -> None:
         """Make ``identifier_type`` have exactly ``value`` on the entity (add, update or leave)."""
@@ -381,7 +370,7 @@ class EntityService:
     def security_tags(self) -> list[str]:
         """The security tags this account may use (``GET /api/security/tags``)."""
         root = self.client.get_xml("/api/security/tags")
-        return [e.get("name", "") for e in root.iter() if _local(e.tag) == "Tag" and e.get("name")]
+        return [e.get("name", "") for e in root.iter() if local_name(e.tag) == "Tag" and e.get("name")]
 
     def update_identifier(
         self, ref: str, entity_type: EntityType, api_id: str, identifier_type: str, value: str

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from airflow_provider_preservica.client.changes import format_instant
+from airflow_provider_preservica.client.namespaces import child_text, local_name
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaHTTPError
 
@@ -65,20 +66,9 @@ def check_event_types(event_types: Iterable[str] | str | None) -> tuple[str, ...
     return tuple(dict.fromkeys(_BY_FOLDED[n] for n in names))
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _child_text(element: ET.Element, name: str) -> str:
-    for child in element:
-        if _local(child.tag) == name:
-            return (child.text or "").strip()
-    return ""
-
-
 def _total(root: ET.Element, default: int) -> int:
     for element in root.iter():
-        if _local(element.tag) == "TotalResults" and (element.text or "").strip().isdigit():
+        if local_name(element.tag) == "TotalResults" and (element.text or "").strip().isdigit():
             return int((element.text or "").strip())
     return default
 
@@ -114,9 +104,9 @@ class EntityEventsService:
         }
         root = self._get(EVENTS_PATH, params)
         events = [
-            EntityEvent(_child_text(e, "Ref"), e.get("type", ""), _child_text(e, "Date"), _child_text(e, "User"))
+            EntityEvent(child_text(e, "Ref"), e.get("type", ""), child_text(e, "Date"), child_text(e, "User"))
             for e in root.iter()
-            if _local(e.tag) == "Event" and _child_text(e, "Ref")
+            if local_name(e.tag) == "Event" and child_text(e, "Ref")
         ]
         return events, _total(root, len(events))
 
@@ -144,8 +134,8 @@ class EntityEventsService:
         while True:
             params = {"start": str(start), "max": str(page_size)}
             root = self._get(f"{EVENTS_PATH}/{event_id}/event-actions", params)
-            actions = [e for e in root.iter() if _local(e.tag) == "EventAction"]
-            refs.extend(ref for ref in (_child_text(a, "Entity") for a in actions) if ref)
+            actions = [e for e in root.iter() if local_name(e.tag) == "EventAction"]
+            refs.extend(ref for ref in (child_text(a, "Entity") for a in actions) if ref)
             start += len(actions)
             if not actions or start >= _total(root, start):
                 return list(dict.fromkeys(refs))

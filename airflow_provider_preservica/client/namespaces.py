@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 
@@ -23,3 +24,16 @@ class Namespaces:
             xip=f"http://preservica.com/XIP/{suffix}",
             entity=f"http://preservica.com/EntityAPI/{suffix}",
         )
+
+
+def local_name(tag: str) -> str:
+    """``{namespace}Name`` -> ``Name``: for documents whose namespace differs by Preservica release."""
+    return tag.rsplit("}", 1)[-1]
+
+
+def child_text(element: ET.Element, name: str) -> str:
+    """The stripped text of ``element``'s first child with local name ``name``, or ``""``."""
+    for child in element:
+        if local_name(child.tag) == name:
+            return (child.text or "").strip()
+    return ""
