@@ -154,6 +154,7 @@ with DAG(
         max_package_assets=10_000,
         max_package_bytes=20 * 1024**3,
         package_concurrency=2,
+        timeout=12 * 3600,  # Preservica's processing of a very large night can take hours; a retry adopts it
         pool=POOL,
         poll_interval=2,
         retries=2,
