@@ -214,6 +214,7 @@ def wait_for_all(
             errors[token].reset()
             if seen.finished:
                 finished[token] = seen
+                log.info("Preservica %s %s: %s", what, token, seen.status)
         waiting = [t for t in waiting if t not in finished]
         if not waiting:
             break

@@ -59,13 +59,19 @@ def adopt_packages(
     if ended and not running:
         log.warning("Earlier ingest %s of this batch ended %s; submitting again", ended[0].token, ended[0].status)
         return None
-    log.info(
-        "Adopting the %d package(s) an earlier try sent: progress token(s) %s (%s)%s",
-        len(sent),
-        ", ".join(str(p[1]) for p in sent),
-        ", ".join(p.status for p in seen),
-        "" if record.complete else "; sending the packages it had not sent",
-    )
+    rest = "" if record.complete else "; sending the packages it had not sent"
+    if len(sent) == 1:
+        log.info(
+            "Adopting the ingest an earlier try started: progress token %s, %s%s", sent[0][1], seen[0].status, rest
+        )
+    else:
+        log.info(
+            "Adopting the %d packages an earlier try sent: progress tokens %s (%s)%s",
+            len(sent),
+            ", ".join(str(p[1]) for p in sent),
+            ", ".join(p.status for p in seen),
+            rest,
+        )
     for key, token, _first, _last, assets, size, index in sent:
         report.add_package(int(index), str(key), str(token), int(assets or 0), int(size or 0), None)
     report.assets_sent = sum(int(p[4] or 0) for p in sent)

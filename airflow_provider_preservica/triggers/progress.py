@@ -180,6 +180,7 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
                 errors[token].reset()
                 if progress.finished or (progress.status == "PENDING" and token in self.stop_at_pending):
                     results[token] = [progress.status, progress.errors]
+                    self.log.info("Preservica %s %s: %s", self.what, token, progress.status)
             waiting = [t for t in waiting if t not in results]
             awaiting_approval = any(results[t][0] == "PENDING" for t in self.stop_at_pending if t in results)
             if not waiting or awaiting_approval:  # an approval waits for no other token
