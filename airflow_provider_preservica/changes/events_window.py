@@ -64,9 +64,13 @@ def read_event_window(
     listed = events.read_events(wanted.event_types, lower, until, page_size)
     reported_before = cursor.seen_in(FEED)
     fresh = [e for e in listed if e.id not in reported_before]
-    # The next window starts at ``until - overlap``: only events from there on can be listed again.
+    # The next window starts at ``until - overlap``: only events from there on can be listed again. But it is
+    # asked for in whole milliseconds (``format_instant`` truncates), so events in the millisecond before the
+    # exact instant are listed again too; keep the ids from the start of that second (a server comparing in
+    # whole seconds lists those as well). Keeping a few more ids only costs memory; one fewer is a duplicate.
     tail = until - timedelta(seconds=overlap)
-    seen = tuple(e.id for e in listed if _dated_at_or_after(e, tail))[-MAX_SEEN:]
+    keep_from = tail.replace(microsecond=0)
+    seen = tuple(e.id for e in listed if _dated_at_or_after(e, keep_from))[-MAX_SEEN:]
 
     touched = events.touched_by(fresh, page_size) if fresh else {}
     refs = list(dict.fromkeys(ref for event in fresh for ref in touched[event.id]))

@@ -168,6 +168,31 @@ def test_windows_in_a_row_report_each_event_once_and_a_late_one_still(
     assert [e.ref for e in fourth.changed] == [b.ref]
 
 
+def test_an_event_in_the_millisecond_where_the_overlap_starts_is_reported_once(
+    preservica_conn: SandboxServer, clock: Clock
+) -> None:
+    """The next window asks from ``until - overlap`` in whole milliseconds (Preservica's precision): an event
+    in that millisecond but microseconds before the exact instant is listed again and must still be skipped."""
+    repo = preservica_conn.state.repository
+    folder = repo.add_folder("Letters")
+    b = repo.add_asset("b", folder.ref)
+    hook = PreservicaHook()
+    cursor = FeedCursor(T0 + timedelta(seconds=5), floor=T0 + timedelta(seconds=5))
+
+    clock.at(10)
+    repo.update(b.ref, title="b, retitled")  # dated 10.000
+    until = T0 + timedelta(seconds=12, microseconds=500)  # the next overlap starts at 10.0005, asked as 10.000
+    first, cursor = window(hook, cursor, until, "Modified", overlap=2.0)
+    assert [e.ref for e in first.changed] == [b.ref]
+
+    second, cursor = window(hook, cursor, clock.at(13), "Modified", overlap=2.0)  # lists b's event again
+    assert not second  # ... and skips it by id
+    resumed = FeedCursor.from_json(cursor.to_json())  # and so does a restart from the stored cursor
+    assert resumed is not None
+    third, _ = window(hook, resumed, clock.at(13.1), "Modified", overlap=2.0)
+    assert not third
+
+
 def test_a_collection_filter_and_deletions(preservica_conn: SandboxServer, clock: Clock) -> None:
     repo = preservica_conn.state.repository
     x, y = repo.add_folder("Collection X"), repo.add_folder("Collection Y")
