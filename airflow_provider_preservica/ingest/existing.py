@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import BinaryIO
+from collections.abc import Iterable
 
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.ingest.identity import find_present
-from airflow_provider_preservica.packaging.source import Prune, SourceEntry, SourceTree
+from airflow_provider_preservica.packaging.source import SourceTree, SubsetTree
 from airflow_provider_preservica.staging import ExistingLookup, FileRecord, Holdings
 
 SOURCE_ID_IDENTIFIER = "SourceID"
@@ -63,34 +61,9 @@ def held_below(entities: EntityService, parent_ref: str | None, *, read_lagging:
     return lookup
 
 
-class WithoutFiles:
+class WithoutFiles(SubsetTree):
     """A source tree minus some files; folders left without any file disappear too."""
 
     def __init__(self, tree: SourceTree, skipped: Iterable[str]) -> None:
-        self.tree = tree
-        self.skipped = frozenset(skipped)
-
-    @property
-    def name(self) -> str:
-        return self.tree.name
-
-    def scan(self, prune: Prune | None = None) -> Iterator[SourceEntry]:
-        entries = [e for e in self.tree.scan(prune) if e.path not in self.skipped]
-        kept_files = [e.path for e in entries if e.kind != "dir"]
-        keep_dirs = {""}
-        for path in kept_files:
-            parts = path.split("/")[:-1]
-            for depth in range(1, len(parts) + 1):
-                keep_dirs.add("/".join(parts[:depth]))
-        for entry in entries:
-            if entry.kind != "dir" or entry.path in keep_dirs:
-                yield entry
-
-    def open(self, path: str) -> BinaryIO:
-        return self.tree.open(path)
-
-    def check_readable(self, path: str) -> str | None:
-        return self.tree.check_readable(path)
-
-    def local_path(self, path: str) -> Path | None:
-        return self.tree.local_path(path)
+        left_out = frozenset(skipped)
+        super().__init__(tree, lambda path: path not in left_out)

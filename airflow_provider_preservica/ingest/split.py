@@ -24,12 +24,10 @@ has finished: with a source folder layout the first package goes alone, the othe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
 
-from airflow_provider_preservica.packaging.source import Prune, SourceEntry, SourceTree
+from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree, SubsetTree, folders_above
 
 GiB = 1024**3
 DEFAULT_MAX_PACKAGE_BYTES = 20 * GiB
@@ -56,11 +54,9 @@ class PackagePlan:
 
 def folders_of(paths: Iterable[str], top_folder: bool) -> set[str]:
     """Every folder a package of these files holds (``""`` is the source folder itself, if packaged)."""
-    folders: set[str] = {""} if top_folder else set()
-    for path in paths:
-        parts = path.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            folders.add("/".join(parts[:depth]))
+    folders = folders_above(paths)
+    if not top_folder:
+        folders.discard("")
     return folders
 
 
@@ -108,28 +104,8 @@ def in_range(path: str, first: str | None, last: str | None) -> bool:
     return first is None or last is None or first <= path <= last
 
 
-class OnlyFiles:
+class OnlyFiles(SubsetTree):
     """A source tree reduced to some files and the folders above them (one package of a split delivery)."""
 
     def __init__(self, tree: SourceTree, kept: Iterable[str]) -> None:
-        self.tree = tree
-        self.kept = frozenset(kept)
-        self.folders = folders_of(self.kept, True)
-
-    @property
-    def name(self) -> str:
-        return self.tree.name
-
-    def scan(self, prune: Prune | None = None) -> Iterator[SourceEntry]:
-        for entry in self.tree.scan(prune):
-            if entry.path in (self.folders if entry.kind == "dir" else self.kept):
-                yield entry
-
-    def open(self, path: str) -> BinaryIO:
-        return self.tree.open(path)
-
-    def check_readable(self, path: str) -> str | None:
-        return self.tree.check_readable(path)
-
-    def local_path(self, path: str) -> Path | None:
-        return self.tree.local_path(path)
+        super().__init__(tree, frozenset(kept).__contains__)

@@ -11,7 +11,7 @@ Relative paths are POSIX strings (``"images/scan 01.tif"``); the root is ``""``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, runtime_checkable
@@ -84,6 +84,44 @@ class SourceTree(Protocol):
     def local_path(self, path: str) -> Path | None:
         """A local filesystem path for the entry, or ``None`` if the tree is not local."""
         ...
+
+
+def folders_above(paths: Iterable[str]) -> set[str]:
+    """Every folder that holds one of ``paths``, the root (``""``) included."""
+    folders = {""}
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folders.add("/".join(parts[:depth]))
+    return folders
+
+
+class SubsetTree:
+    """A source tree reduced to the files ``keep(path)`` accepts and the folders above them."""
+
+    def __init__(self, tree: SourceTree, keep: Callable[[str], bool]) -> None:
+        self.tree = tree
+        self.keep = keep
+
+    @property
+    def name(self) -> str:
+        return self.tree.name
+
+    def scan(self, prune: Prune | None = None) -> Iterator[SourceEntry]:
+        entries = [e for e in self.tree.scan(prune) if e.kind == "dir" or self.keep(e.path)]
+        folders = folders_above(e.path for e in entries if e.kind != "dir")
+        for entry in entries:
+            if entry.kind != "dir" or entry.path in folders:
+                yield entry
+
+    def open(self, path: str) -> BinaryIO:
+        return self.tree.open(path)
+
+    def check_readable(self, path: str) -> str | None:
+        return self.tree.check_readable(path)
+
+    def local_path(self, path: str) -> Path | None:
+        return self.tree.local_path(path)
 
 
 class LocalSourceTree:
