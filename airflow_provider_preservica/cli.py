@@ -15,11 +15,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from airflow_provider_preservica.auth.endpoint import build_base_url
-from airflow_provider_preservica.auth.ini import read_ini
-from airflow_provider_preservica.auth.settings import token_variable_key
-from airflow_provider_preservica.auth.sources import connection_dict_from_ini
-from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.token import AccessToken
+from airflow_provider_preservica.connection.endpoint import build_base_url
+from airflow_provider_preservica.connection.ini import read_ini
+from airflow_provider_preservica.connection.settings import token_variable_key
+from airflow_provider_preservica.connection.sources import connection_dict_from_ini
 from airflow_provider_preservica.exceptions import PreservicaError
 
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: this module imports nothing of the provider at run time
-    from airflow_provider_preservica.packaging.model import ValidationIssue
+    from airflow_provider_preservica.ingest.packaging.model import ValidationIssue
 
 #: How the errors name an entity type (``client.entities`` re-exports it).
 KIND_NAMES: dict[str, str] = {"SO": "a folder", "IO": "an asset", "CO": "a content object"}

@@ -161,7 +161,7 @@ def _pypreservica(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _verify(spec: dict[str, Any]) -> dict[str, Any]:
-    from airflow_provider_preservica.packaging.verify import verify_archive
+    from airflow_provider_preservica.export.verify import verify_archive
 
     check = verify_archive(spec["dest"])
     return {
@@ -177,7 +177,7 @@ METHODS = {"ours": _ours, "pypreservica": _pypreservica, "verify": _verify}
 IMPORTS = {
     "ours": ["airflow_provider_preservica.hooks.preservica", "airflow_provider_preservica.client.export"],
     "pypreservica": ["pyPreservica"],
-    "verify": ["airflow_provider_preservica.packaging.verify"],
+    "verify": ["airflow_provider_preservica.export.verify"],
 }
 
 
@@ -222,7 +222,7 @@ def _set_up(sandbox: SandboxProcess, tmp: Path, size_mb: int) -> Setup:
     from airflow_provider_preservica.client.progress import wait_for_progress
     from airflow_provider_preservica.client.upload import PackageUploader
     from airflow_provider_preservica.hooks.preservica import PreservicaHook
-    from airflow_provider_preservica.packaging import build_opex_package
+    from airflow_provider_preservica.ingest.packaging import build_opex_package
 
     started = time.perf_counter()
     source = tmp / "source" / PACKAGE_NAME

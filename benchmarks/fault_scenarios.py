@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from preservica_sandbox import SandboxServer, SandboxUser
 
-    from airflow_provider_preservica.auth.settings import PreservicaSettings
-    from airflow_provider_preservica.auth.token import AccessToken
+    from airflow_provider_preservica.client.auth.token import AccessToken
+    from airflow_provider_preservica.connection.settings import PreservicaSettings
 
 PACKAGE_LOGGER = "airflow_provider_preservica"
 CONN_ID = "preservica_default"
@@ -786,8 +786,8 @@ def sync_dag_bundles() -> None:
 
 def login_as_if_due(settings: PreservicaSettings, left: float) -> AccessToken:
     """Log in once; the token as if only ``left`` seconds of its lifetime were left."""
-    from airflow_provider_preservica.auth.login import PasswordLogin
-    from airflow_provider_preservica.auth.token import AccessToken
+    from airflow_provider_preservica.client.auth.login import PasswordLogin
+    from airflow_provider_preservica.client.auth.token import AccessToken
     from airflow_provider_preservica.transport import HttpTransport
 
     transport = HttpTransport(settings.base_url)
@@ -809,8 +809,8 @@ def _seed_due_token(server: SandboxServer, user: SandboxUser) -> None:
     """Store a pair in the shared Variable as if only ``RACE_TOKEN_LEFT`` s were left."""
     from airflow.models import Variable
 
-    from airflow_provider_preservica.auth.endpoint import build_base_url
-    from airflow_provider_preservica.auth.settings import PreservicaSettings
+    from airflow_provider_preservica.connection.endpoint import build_base_url
+    from airflow_provider_preservica.connection.settings import PreservicaSettings
 
     base_url = build_base_url(server.base_url)
     settings = PreservicaSettings(base_url, user.name, user.password, tenant=user.tenant, cache_name=CONN_ID)
@@ -908,7 +908,7 @@ def run_scenario(
     """
     from airflow.models import Variable
 
-    from airflow_provider_preservica.auth.cache import TokenCache
+    from airflow_provider_preservica.client.auth.cache import TokenCache
 
     base = server.base_url
     workdir = Path(workdir or tempfile.mkdtemp(prefix=f"fault-{scenario.id}-"))

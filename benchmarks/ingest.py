@@ -288,8 +288,8 @@ def _openssl(paths: list[Path]) -> dict[Path, str]:
 
 
 def _hashing(paths: list[Path]) -> tuple[list[HashResult], list[str]]:
-    from airflow_provider_preservica.packaging import hash_file, hash_files
-    from airflow_provider_preservica.packaging.fixity import default_workers
+    from airflow_provider_preservica.files.fixity import default_workers
+    from airflow_provider_preservica.ingest.packaging import hash_file, hash_files
 
     total = sum(p.stat().st_size for p in paths)
     cpus = os.cpu_count() or 1
@@ -324,7 +324,7 @@ def _hashing(paths: list[Path]) -> tuple[list[HashResult], list[str]]:
 
 
 def _build(source: Path, out: Path) -> tuple[BuildResult, Any]:
-    from airflow_provider_preservica.packaging import build_opex_package
+    from airflow_provider_preservica.ingest.packaging import build_opex_package
 
     seen: dict[str, list[float]] = {}
 

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  generated {args.files} files, {total / 2**20:.1f} MiB", file=sys.stderr, flush=True)
 
         from airflow_provider_preservica.hooks.preservica import PreservicaHook
-        from airflow_provider_preservica.packaging import build_opex_package, uuid_source_ids
+        from airflow_provider_preservica.ingest.packaging import build_opex_package, uuid_source_ids
 
         hook = PreservicaHook(CONN_ID)
         package_dir = tmp / "package"

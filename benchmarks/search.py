@@ -98,9 +98,9 @@ class ConfigResult:
 # --------------------------------------------------------------------------- the three methods (child side)
 def _ours(env: dict[str, str], out: str, page_size: int) -> dict[str, Any]:
     from airflow_provider_preservica.client.search import SearchQuery
+    from airflow_provider_preservica.files.storage import atomic_output, check_writable
     from airflow_provider_preservica.hooks.preservica import PreservicaHook
-    from airflow_provider_preservica.search_report import write_report
-    from airflow_provider_preservica.storage import atomic_output, check_writable
+    from airflow_provider_preservica.search.report import write_report
 
     query = SearchQuery(filters=dict(FILTERS), fields=list(FIELDS))
     check_writable(out)
@@ -168,8 +168,8 @@ IMPORTS = {
     "ours": [
         "airflow_provider_preservica.hooks.preservica",
         "airflow_provider_preservica.client.search",
-        "airflow_provider_preservica.search_report",
-        "airflow_provider_preservica.storage",
+        "airflow_provider_preservica.search.report",
+        "airflow_provider_preservica.files.storage",
     ],
     "pypreservica": ["pyPreservica"],
     "raw": ["requests"],

@@ -119,7 +119,7 @@ def _run_mode(deferrable: bool, args: argparse.Namespace, server: Any, user: Any
     from airflow.sdk import DAG
     from fault_scenarios import CONN_ENV, TOKEN_VARIABLE, _connection, _control, serialise_dag
 
-    from airflow_provider_preservica.auth.cache import TokenCache
+    from airflow_provider_preservica.client.auth.cache import TokenCache
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
 
     mode = "deferrable" if deferrable else "polling"

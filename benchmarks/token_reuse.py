@@ -176,7 +176,7 @@ def _task_results(dag_run: Any) -> tuple[int, list[dict[str, Any]]]:
 def _run_variant(key: str, label: str, dag: Any, base_url: str, latency: float, tasks: int) -> VariantResult:
     from airflow.models import Variable
 
-    from airflow_provider_preservica.auth.cache import TokenCache
+    from airflow_provider_preservica.client.auth.cache import TokenCache
 
     # A cold start for every variant: no token anywhere, fresh counters, the login latency in place.
     _control(base_url, "POST", "/reset")

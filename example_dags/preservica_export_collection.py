@@ -22,7 +22,7 @@ import pendulum
 from airflow.sdk import DAG, Param, Variable, task
 
 from airflow_provider_preservica.compat import AirflowFailException
-from airflow_provider_preservica.operators.export import PreservicaExportOperator
+from airflow_provider_preservica.operators import PreservicaExportOperator
 
 with DAG(
     "preservica_export_collection",

@@ -34,13 +34,11 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, Param, Variable, task
 
-from airflow_provider_preservica.changes.events_window import read_event_window
-from airflow_provider_preservica.changes.window import FeedCursor, FeedFilter, read_window
-from airflow_provider_preservica.client.changes import parse_instant
+from airflow_provider_preservica.changes import FeedCursor, FeedFilter, parse_instant, read_event_window, read_window
 from airflow_provider_preservica.compat import AirflowSkipException
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.operators.export import PreservicaExportOperator
-from airflow_provider_preservica.triggers.changes import PreservicaChangesTrigger, change_payload
+from airflow_provider_preservica.hooks import PreservicaHook
+from airflow_provider_preservica.operators import PreservicaExportOperator
+from airflow_provider_preservica.triggers import PreservicaChangesTrigger, change_payload
 
 CONN_ID = os.environ.get("PRESERVICA_WATCH_CONN", "preservica_default")
 COLLECTION = os.environ.get("PRESERVICA_WATCH_COLLECTION", "00000000-0000-4000-8000-00000000c011")

@@ -25,7 +25,7 @@ import pendulum
 from airflow.sdk import DAG, AssetAlias, Param, Variable, task
 
 from airflow_provider_preservica.compat import AirflowSkipException
-from airflow_provider_preservica.operators.export import PreservicaExportOperator
+from airflow_provider_preservica.operators import PreservicaExportOperator
 
 NIGHTLY_INGEST = AssetAlias("preservica_nightly_ingest")  # the ingest task's outlet in preservica_nightly_ingest
 

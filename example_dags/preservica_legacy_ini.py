@@ -21,7 +21,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Variable, task
 
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.hooks import PreservicaHook
 
 CONN_ID = "preservica_legacy"  # does not exist yet: the hook falls back to the ini file
 

@@ -47,13 +47,11 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, Variable, task
 
-from airflow_provider_preservica.client.entities import Entity, EntityService
 from airflow_provider_preservica.compat import AirflowFailException
 from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.metadata.model import RowChange
-from airflow_provider_preservica.metadata.sheet import read_sheet
-from airflow_provider_preservica.operators.metadata import PreservicaMetadataOperator
+from airflow_provider_preservica.hooks import Entity, EntityService, PreservicaHook
+from airflow_provider_preservica.metadata import RowChange, read_sheet
+from airflow_provider_preservica.operators import PreservicaMetadataOperator
 
 CONN_ID = "preservica_default"
 SHOWN_ROWS = 20

@@ -28,15 +28,15 @@ import pendulum
 from airflow.sdk import DAG, Variable, task
 
 from airflow_provider_preservica.compat import AirflowSkipException
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-from airflow_provider_preservica.staging import (
+from airflow_provider_preservica.exceptions import NothingDelivered
+from airflow_provider_preservica.hooks import PreservicaHook
+from airflow_provider_preservica.ingest import (
     LandingLayout,
-    NothingDelivered,
     StagingManifest,
     file_delivery,
     stage_delivery,
 )
+from airflow_provider_preservica.operators import PreservicaIngestOperator
 
 ENVIRONMENTS = {"test": "preservica_test", "prod": "preservica_prod"}
 

@@ -51,18 +51,18 @@ import pendulum
 from airflow.sdk import DAG, AssetAlias, Variable, task
 
 from airflow_provider_preservica.compat import AirflowFailException, AirflowSkipException
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.existing import held_below
-from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-from airflow_provider_preservica.staging import (
+from airflow_provider_preservica.exceptions import NothingDelivered
+from airflow_provider_preservica.hooks import PreservicaHook
+from airflow_provider_preservica.ingest import (
     LandingLayout,
-    NothingDelivered,
     StagingManifest,
     file_delivery,
+    held_below,
     record_ingested,
     stage_delivery,
     write_report,
 )
+from airflow_provider_preservica.operators import PreservicaIngestOperator
 
 CONN_ID = "preservica_default"
 POOL = f"preservica_ingest_{CONN_ID}"

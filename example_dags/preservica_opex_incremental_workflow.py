@@ -16,7 +16,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param
 
-from airflow_provider_preservica.operators.workflow import PreservicaWorkflowOperator
+from airflow_provider_preservica.operators import PreservicaWorkflowOperator
 
 with DAG(
     "preservica_opex_incremental_workflow",

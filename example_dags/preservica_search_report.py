@@ -20,7 +20,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_provider_preservica.operators.search import PreservicaSearchOperator
+from airflow_provider_preservica.operators import PreservicaSearchOperator
 
 with DAG(
     "preservica_search_report",

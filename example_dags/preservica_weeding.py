@@ -19,7 +19,7 @@ import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param
 
-from airflow_provider_preservica.operators.deletion import (
+from airflow_provider_preservica.operators import (
     PreservicaDeleteOperator,
     PreservicaDeletionManifestOperator,
 )

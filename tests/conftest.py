@@ -187,7 +187,7 @@ def sandbox_server() -> Iterator[SandboxServer]:
 @pytest.fixture
 def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
     """The session's sandbox, reset (counters, tokens, faults) and with every cache emptied."""
-    from airflow_provider_preservica.auth.cache import TokenCache
+    from airflow_provider_preservica.client.auth.cache import TokenCache
 
     remember_tokens(sandbox_server)
     sandbox_server.state.reset()

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 
-from airflow_provider_preservica.auth.stores import task_sdk_available
 from airflow_provider_preservica.changes.window import FeedCursor
+from airflow_provider_preservica.client.auth.stores import task_sdk_available
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from airflow_provider_preservica.client.entities import Bitstream
 from airflow_provider_preservica.client.export import Download, download_to
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import BitstreamMismatchError, PreservicaError
-from airflow_provider_preservica.packaging.fixity import hash_file, known_fixities, preferred_fixity
+from airflow_provider_preservica.files.fixity import hash_file, known_fixities, preferred_fixity
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from airflow_provider_preservica.exceptions import (
     PreservicaConfigError,
     PreservicaHTTPError,
 )
-from airflow_provider_preservica.fragments import parse_xml
+from airflow_provider_preservica.files.fragments import parse_xml
 
 EntityType = Literal["SO", "IO", "CO"]
 PATHS: dict[str, str] = {"SO": "structural-objects", "IO": "information-objects", "CO": "content-objects"}

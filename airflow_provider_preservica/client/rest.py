@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import requests
 
-from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.token import AccessToken
 from airflow_provider_preservica.exceptions import PreservicaHTTPError, PreservicaTokenRejectedError
 from airflow_provider_preservica.transport import HttpTransport
 

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_preservica.auth.cache import TokenCache
+from airflow_provider_preservica.client.auth.cache import TokenCache
 from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaConnectionError, PreservicaError
 from airflow_provider_preservica.redirects import refuse_off_origin_redirect

@@ -10,13 +10,10 @@ from typing import Any, TypeVar
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_preservica.auth.cache import TokenCache
-from airflow_provider_preservica.auth.ini import INI_ENV_VAR, read_ini
-from airflow_provider_preservica.auth.login import PasswordLogin
-from airflow_provider_preservica.auth.settings import PreservicaSettings
-from airflow_provider_preservica.auth.sources import settings_from_connection, settings_from_ini
-from airflow_provider_preservica.auth.static import StaticTokenProvider
-from airflow_provider_preservica.auth.stores import VariableTokenStore
+from airflow_provider_preservica.client.auth.cache import TokenCache
+from airflow_provider_preservica.client.auth.login import PasswordLogin
+from airflow_provider_preservica.client.auth.static import StaticTokenProvider
+from airflow_provider_preservica.client.auth.stores import VariableTokenStore
 from airflow_provider_preservica.client.bitstreams import (
     BitstreamDownload,
     download_bitstream,
@@ -39,8 +36,11 @@ from airflow_provider_preservica.client.workflows import (
     start_workflow,
     wait_for_workflow,
 )
+from airflow_provider_preservica.connection.ini import INI_ENV_VAR, read_ini
+from airflow_provider_preservica.connection.settings import PreservicaSettings
+from airflow_provider_preservica.connection.sources import settings_from_connection, settings_from_ini
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
-from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
+from airflow_provider_preservica.files.fragments import DEFAULT_MAX_FRAGMENT_BYTES
 from airflow_provider_preservica.metadata.model import RowOutcome
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun, MetadataUpdater
 from airflow_provider_preservica.metadata.sheet import Sheet, SheetStream, sheet_from_records, stream_sheet
@@ -139,7 +139,7 @@ class PreservicaHook(BaseHook):
             raise PreservicaConfigError(
                 "pyPreservica is not installed; pip install 'airflow-provider-preservica[pypreservica]'"
             ) from None
-        from airflow_provider_preservica.interop import pypreservica_client
+        from airflow_provider_preservica.client.pypreservica import pypreservica_client
 
         return pypreservica_client(api_class or pyPreservica.EntityAPI, self.settings, self.token_cache, **kwargs)
 

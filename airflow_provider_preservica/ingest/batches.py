@@ -19,7 +19,7 @@ import logging
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from airflow_provider_preservica.auth.stores import MemoryTokenStore, TokenStoreUnavailable, VariableTokenStore
+from airflow_provider_preservica.client.auth.stores import MemoryTokenStore, TokenStoreUnavailable, VariableTokenStore
 
 log = logging.getLogger(__name__)
 PREFIX = "preservica_ingest__"

@@ -3,7 +3,7 @@
 Two runs that ingest the same files into the same folder at once would both find nothing in Preservica
 and both upload: duplicates. Before its skip check, an ingest claims its target (``parent_ref`` and
 namespace, on that Preservica host) in the in-flight store, an Airflow Variable
-``preservica_ingest_claim__<hash>``, with the same timed lease as logins (``auth.lease``: Variables have no
+``preservica_ingest_claim__<hash>``, with the same timed lease as logins (``client.auth.lease``: Variables have no
 compare-and-set). The claim holds until the outcome is recorded, across a deferral; a second run waits,
 then finds the first run's assets and skips them. A retry of the same batch owns the claim it left.
 
@@ -19,8 +19,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from airflow_provider_preservica.auth.lease import LoginLease
-from airflow_provider_preservica.auth.stores import TokenStore
+from airflow_provider_preservica.client.auth.lease import LoginLease
+from airflow_provider_preservica.client.auth.stores import TokenStore
 from airflow_provider_preservica.exceptions import IngestClaimTimeout
 from airflow_provider_preservica.ingest.batches import InFlightStore
 

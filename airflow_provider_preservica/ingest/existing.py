@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.ingest.identity import find_present
-from airflow_provider_preservica.packaging.source import SourceTree, SubsetTree
-from airflow_provider_preservica.staging import ExistingLookup, FileRecord, Holdings
+from airflow_provider_preservica.ingest.packaging.source import SourceTree, SubsetTree
+from airflow_provider_preservica.ingest.staging import ExistingLookup, FileRecord, Holdings
 
 SOURCE_ID_IDENTIFIER = "SourceID"
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_preservica.files.report_csv import ReportWriter
 from airflow_provider_preservica.ingest.sent import SentFiles
-from airflow_provider_preservica.report_csv import ReportWriter
 
 log = logging.getLogger(__name__)
 XCOM_LIST_LIMIT = 20

@@ -24,6 +24,18 @@ from airflow_provider_preservica.ingest.identity import (
     find_present,
 )
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
+from airflow_provider_preservica.ingest.packaging import (
+    LocalSourceTree,
+    MissingSecurityTagError,
+    PackageValidationError,
+    ValidationIssue,
+    build_opex_package,
+    hash_files,
+    inspect_zip_package,
+    scan_source,
+    uuid_source_ids,
+)
+from airflow_provider_preservica.ingest.packaging.source import SourceEntry, SourceTree
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.sending import BuiltPackage, SentPackage
 from airflow_provider_preservica.ingest.split import (
@@ -37,18 +49,6 @@ from airflow_provider_preservica.ingest.split import (
 )
 from airflow_provider_preservica.ingest.vanished import build_without_vanished
 from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS, verify_fixity
-from airflow_provider_preservica.packaging import (
-    LocalSourceTree,
-    MissingSecurityTagError,
-    PackageValidationError,
-    ValidationIssue,
-    build_opex_package,
-    hash_files,
-    inspect_zip_package,
-    scan_source,
-    uuid_source_ids,
-)
-from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree
 
 log = logging.getLogger(__name__)
 REHASH_SLICE = 1024  # files hashed at once when a retry rebuilds what the package promised

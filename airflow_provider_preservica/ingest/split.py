@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree, SubsetTree, folders_above
+from airflow_provider_preservica.ingest.packaging.source import SourceEntry, SourceTree, SubsetTree, folders_above
 
 GiB = 1024**3
 DEFAULT_MAX_PACKAGE_BYTES = 20 * GiB

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from airflow_provider_preservica.packaging import MissingSourceFilesError, PackageManifest, PackageValidationError
-from airflow_provider_preservica.packaging.validation import display
+from airflow_provider_preservica.ingest.packaging import (
+    MissingSourceFilesError,
+    PackageManifest,
+    PackageValidationError,
+)
+from airflow_provider_preservica.ingest.packaging.validation import display
 
 #: ``build(left_out)`` builds the package without the relative paths in ``left_out``.
 Build = Callable[[list[str]], PackageManifest]

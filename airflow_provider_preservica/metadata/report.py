@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_preservica.files.report_csv import ReportWriter
+from airflow_provider_preservica.files.storage import atomic_output
 from airflow_provider_preservica.metadata.model import Outcome
 from airflow_provider_preservica.metadata.runner import MetadataRun
-from airflow_provider_preservica.report_csv import ReportWriter
-from airflow_provider_preservica.storage import atomic_output
 
 REPORT_COLUMNS = ("row", "entity", "reference", "outcome", "changes", "message")
 SHOWN_PROBLEMS = 20

@@ -17,7 +17,7 @@ JSON Lines: one object per line with the same keys; ``null`` or a missing key le
 ``metadata_mode``      ``replace`` (default: exactly one fragment of that schema, this one) or ``add``
 =====================  ==================================================================================
 
-Fragments are untrusted input (see :mod:`airflow_provider_preservica.fragments`): a DTD is refused, each
+Fragments are untrusted input (see :mod:`airflow_provider_preservica.files.fragments`): a DTD is refused, each
 fragment is capped at ``max_fragment_bytes``, and ``metadata_file`` must lie inside ``metadata_root`` (by
 default the sheet's folder; absolute paths, ``..`` and symlinks may not leave it). Each such row is a
 problem named with its fix, found before anything is written.
@@ -38,16 +38,16 @@ from typing import Any
 
 from airflow_provider_preservica.client.entities import parse_fragment
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
-from airflow_provider_preservica.fragments import (
+from airflow_provider_preservica.files.fragments import (
     DEFAULT_MAX_FRAGMENT_BYTES,
     check_size,
     contained_file,
     contained_url,
     read_capped,
 )
+from airflow_provider_preservica.files.storage import is_url, object_path
 from airflow_provider_preservica.metadata.model import ROOT, FragmentChange, RowChange
 from airflow_provider_preservica.metadata.sheetfile import SheetError, decoded, open_text, read_text
-from airflow_provider_preservica.storage import is_url, object_path
 
 PLAIN_COLUMNS = (
     "reference",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from airflow_provider_preservica.exceptions import SheetError
-from airflow_provider_preservica.storage import is_url, object_path
+from airflow_provider_preservica.files.storage import is_url, object_path
 
 T = TypeVar("T")
 

@@ -18,6 +18,9 @@ from airflow_provider_preservica.client.progress import RUNNING, ProgressTokenUn
 from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.export.verify import require_intact
+from airflow_provider_preservica.files.storage import check_writable, is_url, publish_file
+from airflow_provider_preservica.files.unpack import unpack_zip
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
@@ -28,9 +31,6 @@ from airflow_provider_preservica.links import (
     restore_entity,
     show_entity,
 )
-from airflow_provider_preservica.packaging.unpack import unpack_zip
-from airflow_provider_preservica.packaging.verify import require_intact
-from airflow_provider_preservica.storage import check_writable, is_url, publish_file
 from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
@@ -47,7 +47,7 @@ class PreservicaExportOperator(BaseOperator):
     :param include_metadata: ``Metadata``, ``NoMetadata`` or ``MetadataWithEvents``.
     :param generations: ``LatestActive``, ``AllActive`` or ``All``.
     :param unzip_to: also unpack the verified zip into this folder, which must not exist or be empty (see
-        ``packaging.unpack``: nothing is ever overwritten, and a failed unpack leaves nothing behind).
+        ``files.unpack``: nothing is ever overwritten, and a failed unpack leaves nothing behind).
     :param min_free_bytes: refuse to start when the destination's disk has less free space than this.
 
     Outlets, once the verified zip is in place: an ``Asset`` outlet gets an event whose extra holds ``ref``,

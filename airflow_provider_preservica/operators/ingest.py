@@ -25,11 +25,13 @@ from airflow_provider_preservica.client.progress import (
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import IngestClaimTimeout, IngestConflictError, PreservicaError
+from airflow_provider_preservica.files.storage import fetch_to_local, is_url
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.delivery import AdoptionUnknown, PartlySent, adopt_packages, send_delivery
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
+from airflow_provider_preservica.ingest.packaging import LocalSourceTree, MissingSourceFilesError
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.ingest.split import DEFAULT_MAX_PACKAGE_ASSETS, DEFAULT_MAX_PACKAGE_BYTES
@@ -37,8 +39,6 @@ from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS
 from airflow_provider_preservica.ingest.workspace import package_workspace
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url, restore_entity, show_entity
-from airflow_provider_preservica.packaging import LocalSourceTree, MissingSourceFilesError
-from airflow_provider_preservica.storage import fetch_to_local, is_url
 from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
 

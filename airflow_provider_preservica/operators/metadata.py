@@ -19,7 +19,8 @@ from airflow_provider_preservica.assets import (
 )
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
+from airflow_provider_preservica.files.fragments import DEFAULT_MAX_FRAGMENT_BYTES
+from airflow_provider_preservica.files.storage import check_writable
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.lineage import (
     ENTITY_OUTPUT_LIMIT,
@@ -33,7 +34,6 @@ from airflow_provider_preservica.metadata.report import summary, to_xcom, write_
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun
 from airflow_provider_preservica.metadata.sheet import SheetError, stream_sheet
 from airflow_provider_preservica.metadata.state import RunStateLost, discard_state, load_state, save_state
-from airflow_provider_preservica.storage import check_writable
 from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
 

@@ -1,1 +1,1 @@
-"""Deprecated helpers kept for their old import paths (``utils.totp`` is ``auth.totp`` now)."""
+"""Deprecated helpers kept for their old import paths (``utils.totp`` is ``client.auth.totp`` now)."""

@@ -1,4 +1,4 @@
-"""Deprecated: the provider's TOTP code is ``airflow_provider_preservica.auth.totp`` (over pyotp) now.
+"""Deprecated: the provider's TOTP code is ``airflow_provider_preservica.client.auth.totp`` (over pyotp) now.
 
 Every name this module had still works and warns once per use with a ``DeprecationWarning``. ``hotp`` and
 ``verify_totp`` (server-side checks the provider never needed) are kept here only, computed by pyotp.
@@ -11,15 +11,15 @@ import time
 import warnings
 from typing import Any
 
-from airflow_provider_preservica.auth import totp as _totp
+from airflow_provider_preservica.client.auth import totp as _totp
 from airflow_provider_preservica.exceptions import InvalidTotpSecret as _InvalidTotpSecret
 
 _MOVED = {
-    "STEP_SECONDS": "airflow_provider_preservica.auth.totp",
-    "DIGITS": "airflow_provider_preservica.auth.totp",
-    "validate_secret": "airflow_provider_preservica.auth.totp",
-    "totp_at": "airflow_provider_preservica.auth.totp",
-    "seconds_left_in_step": "airflow_provider_preservica.auth.totp",
+    "STEP_SECONDS": "airflow_provider_preservica.client.auth.totp",
+    "DIGITS": "airflow_provider_preservica.client.auth.totp",
+    "validate_secret": "airflow_provider_preservica.client.auth.totp",
+    "totp_at": "airflow_provider_preservica.client.auth.totp",
+    "seconds_left_in_step": "airflow_provider_preservica.client.auth.totp",
     "InvalidTotpSecret": "airflow_provider_preservica.exceptions",
     "hotp": "pyotp (pyotp.HOTP(secret).at(counter))",
     "verify_totp": "pyotp (pyotp.TOTP(secret).verify(code, valid_window=1))",

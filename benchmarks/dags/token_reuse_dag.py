@@ -43,7 +43,7 @@ def _account() -> tuple[str, str, str, str]:
 
 
 def run_ours(fresh_process: bool) -> dict[str, Any]:
-    from airflow_provider_preservica.auth.cache import TokenCache
+    from airflow_provider_preservica.client.auth.cache import TokenCache
     from airflow_provider_preservica.hooks.preservica import PreservicaHook
 
     started = time.perf_counter()

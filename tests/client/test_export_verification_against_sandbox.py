@@ -15,9 +15,9 @@ import pytest
 
 from airflow_provider_preservica.client.export import ExportOptions, download_to, start_export
 from airflow_provider_preservica.client.progress import wait_for_progress
+from airflow_provider_preservica.exceptions import FixityError, PackageFormatError
+from airflow_provider_preservica.export.verify import declared_bitstreams, require_intact, verify_archive
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.packaging.errors import FixityError, PackageFormatError
-from airflow_provider_preservica.packaging.verify import declared_bitstreams, require_intact, verify_archive
 from tests.conftest import MAPS_FOLDER
 
 MiB = 1024 * 1024

@@ -38,7 +38,7 @@ def test_conn_id_alias_and_get_hook(preservica_conn, monkeypatch):
 
 def test_outside_a_task_the_cache_falls_back_to_memory_and_says_so(preservica_conn, caplog):
     caplog.set_level(logging.INFO, logger="airflow_provider_preservica")
-    from airflow_provider_preservica.auth import cache
+    from airflow_provider_preservica.client.auth import cache
 
     cache._fallback_announced.clear()
     first, second = PreservicaHook(), PreservicaHook()

@@ -18,7 +18,7 @@ from airflow_provider_preservica.client.progress import wait_for_progress
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import PreservicaConnectionError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.packaging import build_opex_package
+from airflow_provider_preservica.ingest.packaging import build_opex_package
 from tests.conftest import MAPS_FOLDER, connection_json
 from tests.tls import connection_at, self_signed, serve_tls
 

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from airflow_provider_preservica.auth.cache import TokenCache
+from airflow_provider_preservica.client.auth.cache import TokenCache
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from tests.conftest import inject, logins
 

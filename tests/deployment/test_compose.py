@@ -283,7 +283,7 @@ def test_the_connection_points_at_the_sandbox_service_and_its_account(services: 
 def _settings(conn_json: str) -> Any:
     from airflow.models.connection import Connection
 
-    from airflow_provider_preservica.auth.sources import settings_from_connection
+    from airflow_provider_preservica.connection.sources import settings_from_connection
 
     return settings_from_connection(Connection.from_json(conn_json, conn_id="preservica_default"))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica.auth.cache import TokenCache
+from airflow_provider_preservica.client.auth.cache import TokenCache
 from airflow_provider_preservica.client.search import SearchQuery
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from tests.distributed.deployment import Deployment

@@ -22,7 +22,7 @@ import pytest
 import requests
 from preservica_sandbox import SandboxServer
 
-from airflow_provider_preservica.packaging import uuid_source_ids
+from airflow_provider_preservica.ingest.packaging import uuid_source_ids
 from tests.conftest import ARCHIVIST, MAPS_FOLDER, PROD_USER, TEST_USER, connection_json, logins, remember_tokens
 from tests.integration.conftest import delete_variable, task_states, variable
 from tests.integration.hitl import needs_hitl_in_dag_test

@@ -15,8 +15,8 @@ from airflow_provider_preservica.compat import AirflowFailException
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest import runner as runner_module
+from airflow_provider_preservica.ingest.packaging import PackageValidationError
 from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-from airflow_provider_preservica.packaging import PackageValidationError
 from tests.conftest import MAPS_FOLDER, inject
 from tests.integration.conftest import task_states
 from tests.integration.test_export_operator import FakeTaskInstance

@@ -189,7 +189,7 @@ def _tampered_package(batch, out, victim):
     """An OPEX zip whose ``victim`` file no longer matches the fixity its sidecar declares."""
     import zipfile
 
-    from airflow_provider_preservica.packaging import build_opex_package
+    from airflow_provider_preservica.ingest.packaging import build_opex_package
 
     manifest = build_opex_package(batch, out, security_tag="open", package_name=batch.name)
     tampered = out / "tampered.zip"

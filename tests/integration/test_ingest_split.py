@@ -193,8 +193,8 @@ def test_a_retry_after_a_deferred_split_delivery_adopts_every_package_and_upload
 
 
 def test_illegal_names_anywhere_in_a_split_delivery_are_all_listed_before_any_upload(quick_ingests, tmp_path):
+    from airflow_provider_preservica.ingest.packaging import PackageValidationError
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from airflow_provider_preservica.packaging import PackageValidationError
     from tests.integration.test_export_operator import FakeTaskInstance
 
     batch, _ = make_batch(tmp_path, files=9)

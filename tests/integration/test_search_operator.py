@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_provider_preservica.storage import atomic_output
+from airflow_provider_preservica.files.storage import atomic_output
 from tests.conftest import MAPS_FOLDER, inject
 from tests.integration.conftest import task_states
 
@@ -98,7 +98,7 @@ def test_missing_folders_of_a_local_object_storage_url_are_created(small_reposit
 
 def test_an_output_folder_that_cannot_be_made_is_named(tmp_path):
     from airflow_provider_preservica.exceptions import PreservicaConfigError
-    from airflow_provider_preservica.storage import check_writable
+    from airflow_provider_preservica.files.storage import check_writable
 
     (tmp_path / "day").write_text("not a folder")
     with pytest.raises(PreservicaConfigError, match=r"output folder '.*/day' is a file, not a folder"):

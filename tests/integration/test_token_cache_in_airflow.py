@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from airflow_provider_preservica.auth.cache import TokenCache
-from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.cache import TokenCache
+from airflow_provider_preservica.client.auth.token import AccessToken
 from tests.conftest import PROD_USER, TEST_USER, connection_json, logins
 from tests.integration.conftest import delete_variable, set_variable, task_states, variable
 

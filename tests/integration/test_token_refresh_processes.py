@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica.auth.cache import TokenCache
-from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.cache import TokenCache
+from airflow_provider_preservica.client.auth.token import AccessToken
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from benchmarks.fault_scenarios import login_as_if_due
 from tests.conftest import logins

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pendulum
 import pytest
 
-from airflow_provider_preservica.auth.settings import TOKEN_VARIABLE_PREFIX
+from airflow_provider_preservica.connection.settings import TOKEN_VARIABLE_PREFIX
 from airflow_provider_preservica.exceptions import PreservicaConnectionError
 from tests.conftest import MAPS_FOLDER, inject
 from tests.integration.conftest import task_states

@@ -15,7 +15,7 @@ import tracemalloc
 import zipfile
 from pathlib import Path
 
-from airflow_provider_preservica.packaging import build_opex_package
+from airflow_provider_preservica.ingest.packaging import build_opex_package
 
 N = 1024  # the small package; the large one has 4N files (``builder.HASH_SLICE`` is 1024: both hash full slices)
 BYTES_PER_FILE = 1500  # measured: 0.9 KB (3.5 KB before)

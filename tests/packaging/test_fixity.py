@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica.packaging import FixityError, hash_file, hash_files, hash_stream, normalize_algorithm
-from airflow_provider_preservica.packaging.fixity import ALGORITHMS, CHUNK_SIZE, normalize_algorithms
+from airflow_provider_preservica.files.fixity import ALGORITHMS, CHUNK_SIZE, normalize_algorithms
+from airflow_provider_preservica.ingest.packaging import (
+    FixityError,
+    hash_file,
+    hash_files,
+    hash_stream,
+    normalize_algorithm,
+)
 
 HASHLIB = {"SHA-256": hashlib.sha256, "SHA-1": hashlib.sha1, "MD5": hashlib.md5, "SHA-512": hashlib.sha512}
 

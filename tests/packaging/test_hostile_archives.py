@@ -25,8 +25,8 @@ from preservica_sandbox.hostile_exports import (
     write_raw_zip,
 )
 
-from airflow_provider_preservica.packaging.errors import FixityError
-from airflow_provider_preservica.packaging.verify import require_intact, verify_archive
+from airflow_provider_preservica.exceptions import FixityError
+from airflow_provider_preservica.export.verify import require_intact, verify_archive
 
 MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
@@ -82,7 +82,7 @@ def test_an_intact_hand_made_export_passes(tmp_path):
 def _peak_memory_of_verification(export: Path) -> dict:
     script = (
         "import json, sys\n"
-        "from airflow_provider_preservica.packaging.verify import verify_archive\n"
+        "from airflow_provider_preservica.export.verify import verify_archive\n"
         "check = verify_archive(sys.argv[1])\n"
         "status = open('/proc/self/status').read()\n"  # VmHWM: this process's own peak (ru_maxrss counts the fork)
         "peak = int(status.split('VmHWM:')[1].split()[0]) * 1024\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica.packaging import PackageFormatError, build_opex_package, inspect_zip_package
-from airflow_provider_preservica.packaging.opex import OPEX_NS
+from airflow_provider_preservica.ingest.packaging import PackageFormatError, build_opex_package, inspect_zip_package
+from airflow_provider_preservica.ingest.packaging.opex import OPEX_NS
 
 XIP_METADATA = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'

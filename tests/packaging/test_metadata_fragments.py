@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica.packaging import PackageValidationError, build_opex_package, load_metadata_csv
+from airflow_provider_preservica.ingest.packaging import PackageValidationError, build_opex_package, load_metadata_csv
 
 DC = '<dc xmlns="http://purl.org/dc/elements/1.1/"><title>Minutes</title></dc>'
 ENTITY_DC = '<!DOCTYPE dc [<!ENTITY x "Minutes">]><dc xmlns="http://purl.org/dc/elements/1.1/"><title>&x;</title></dc>'

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, NoReturn
 
 import pytest
 
-from airflow_provider_preservica.packaging import (
+from airflow_provider_preservica.ingest.packaging import (
     OPEX_NS,
     EntityMetadata,
     FileFixity,
@@ -32,8 +32,8 @@ from airflow_provider_preservica.packaging import (
     path_source_ids,
     read_opex,
 )
-from airflow_provider_preservica.packaging import builder as builder_module
-from airflow_provider_preservica.packaging.zipper import opex_zip_entries
+from airflow_provider_preservica.ingest.packaging import builder as builder_module
+from airflow_provider_preservica.ingest.packaging.zipper import opex_zip_entries
 
 NS = {"opex": OPEX_NS}
 DC = "http://purl.org/dc/elements/1.1/"

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica import staging
-from airflow_provider_preservica.packaging import LocalSourceTree, build_opex_package
-from airflow_provider_preservica.packaging.errors import FixityError
-from airflow_provider_preservica.packaging.source import Prune, SourceEntry
-from airflow_provider_preservica.staging import LandingLayout, StagingError, stage_delivery
+from airflow_provider_preservica.exceptions import FixityError
+from airflow_provider_preservica.ingest import staging
+from airflow_provider_preservica.ingest.packaging import LocalSourceTree, build_opex_package
+from airflow_provider_preservica.ingest.packaging.source import Prune, SourceEntry
+from airflow_provider_preservica.ingest.staging import LandingLayout, StagingError, stage_delivery
 
 SECRET = b"an outside file that must never reach a package\n"
 

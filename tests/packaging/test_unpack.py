@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from airflow_provider_preservica.packaging.errors import UnsafeArchiveError
-from airflow_provider_preservica.packaging.unpack import unpack_zip
+from airflow_provider_preservica.exceptions import UnsafeArchiveError
+from airflow_provider_preservica.files.unpack import unpack_zip
 
 
 def test_an_export_that_would_not_leave_the_free_space_asked_for_is_not_unpacked(tmp_path):

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica.packaging import (
+from airflow_provider_preservica.ingest.packaging import (
     LocalSourceTree,
     PackageValidationError,
     ValidationOptions,
     scan_source,
     validate_source,
 )
-from airflow_provider_preservica.packaging.validation import check_name
+from airflow_provider_preservica.ingest.packaging.validation import check_name
 
 
 def make(root: Path, files: dict[str, bytes | None]) -> Path:

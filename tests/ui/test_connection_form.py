@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from airflow_provider_preservica.auth.sources import EXTRA_ALIASES
+from airflow_provider_preservica.connection.sources import EXTRA_ALIASES
 from airflow_provider_preservica.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from tests.ui.conftest import AirflowUI
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airflow_provider_preservica.auth.endpoint import build_base_url
-from airflow_provider_preservica.auth.sources import settings_from_connection
+from airflow_provider_preservica.connection.endpoint import build_base_url
+from airflow_provider_preservica.connection.sources import settings_from_connection
 from airflow_provider_preservica.exceptions import InsecureTransportError, PreservicaConfigError
 
 

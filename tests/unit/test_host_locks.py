@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica.auth.locks import LOCK_DIR_ENV_VAR, lock_path, single_flight, try_single_flight
+from airflow_provider_preservica.client.auth.locks import LOCK_DIR_ENV_VAR, lock_path, single_flight, try_single_flight
 from airflow_provider_preservica.exceptions import PreservicaError
 from tests.conftest import REPO
 
@@ -28,7 +28,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from airflow_provider_preservica.auth.locks import single_flight
+    from airflow_provider_preservica.client.auth.locks import single_flight
     held, release = Path(sys.argv[2]), Path(sys.argv[3])
     with single_flight(sys.argv[1], timeout=5):
         held.touch()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from airflow_provider_preservica.ingest.packaging.source import SourceEntry
 from airflow_provider_preservica.ingest.split import in_range, plan_packages
-from airflow_provider_preservica.packaging.source import SourceEntry
 
 
 def _files(*sizes_by_path: tuple[str, int]) -> list[SourceEntry]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_preservica.auth.ini import read_ini
-from airflow_provider_preservica.auth.sources import connection_dict_from_ini, settings_from_ini
+from airflow_provider_preservica.connection.ini import read_ini
+from airflow_provider_preservica.connection.sources import connection_dict_from_ini, settings_from_ini
 from airflow_provider_preservica.exceptions import PreservicaConfigError
 
 SAMPLE_CONFIG_INI = """[DEFAULT]

@@ -13,7 +13,7 @@ import random
 import threading
 from collections.abc import Callable
 
-from airflow_provider_preservica.auth.lease import LoginLease
+from airflow_provider_preservica.client.auth.lease import LoginLease
 from tests.conftest import FakeClock
 
 

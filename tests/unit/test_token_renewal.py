@@ -16,11 +16,11 @@ import uuid
 
 import pytest
 
-from airflow_provider_preservica.auth.cache import TokenCache
-from airflow_provider_preservica.auth.login import RefreshRejected
-from airflow_provider_preservica.auth.settings import PreservicaSettings
-from airflow_provider_preservica.auth.stores import MemoryTokenStore
-from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.cache import TokenCache
+from airflow_provider_preservica.client.auth.login import RefreshRejected
+from airflow_provider_preservica.client.auth.stores import MemoryTokenStore
+from airflow_provider_preservica.client.auth.token import AccessToken
+from airflow_provider_preservica.connection.settings import PreservicaSettings
 from airflow_provider_preservica.exceptions import PreservicaConnectionError
 from tests.conftest import REPO, FakeClock
 
@@ -240,9 +240,9 @@ def test_without_a_store_the_process_refreshes_its_own_token():
 
 FIRST_LOGIN_IN_A_NEW_PROCESS = """
 import sys, time
-from airflow_provider_preservica.auth.cache import TokenCache
-from airflow_provider_preservica.auth.settings import PreservicaSettings
-from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.cache import TokenCache
+from airflow_provider_preservica.connection.settings import PreservicaSettings
+from airflow_provider_preservica.client.auth.token import AccessToken
 
 settings = PreservicaSettings(base_url="https://preservica.example.org", username="robot", password="pw-123456789")
 seen = []

@@ -14,7 +14,7 @@ from preservica_sandbox.totp import hotp as sandbox_hotp
 from preservica_sandbox.totp import verify_totp as sandbox_verify
 from preservica_sandbox.users import SandboxUser, parse_user_spec
 
-from airflow_provider_preservica.auth.totp import STEP_SECONDS, seconds_left_in_step, totp_at, validate_secret
+from airflow_provider_preservica.client.auth.totp import STEP_SECONDS, seconds_left_in_step, totp_at, validate_secret
 from airflow_provider_preservica.exceptions import InvalidTotpSecret, PreservicaConfigError
 
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()

@@ -32,11 +32,11 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from airflow_provider_preservica.auth.lease import LoginLease
-from airflow_provider_preservica.auth.locks import single_flight, try_single_flight
-from airflow_provider_preservica.auth.settings import PreservicaSettings
-from airflow_provider_preservica.auth.stores import TokenStore, TokenStoreUnavailable
-from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.lease import LoginLease
+from airflow_provider_preservica.client.auth.locks import single_flight, try_single_flight
+from airflow_provider_preservica.client.auth.stores import TokenStore, TokenStoreUnavailable
+from airflow_provider_preservica.client.auth.token import AccessToken
+from airflow_provider_preservica.connection.settings import PreservicaSettings
 from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaError, PreservicaLoginRejectedError
 
 log = logging.getLogger(__name__)

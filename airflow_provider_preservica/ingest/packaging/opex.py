@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from airflow_provider_preservica.packaging.bounded_xml import parse
-from airflow_provider_preservica.packaging.model import FixityRecord
+from airflow_provider_preservica.files.bounded_xml import parse
+from airflow_provider_preservica.files.fixity import FixityRecord
 
 OPEX_NS = "http://www.openpreservationexchange.org/opex/v1.2"
 OPEX_SUFFIX = ".opex"

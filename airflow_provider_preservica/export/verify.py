@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
-from airflow_provider_preservica.packaging.archive_members import size_ratio_problem, unsafe_members
-from airflow_provider_preservica.packaging.bounded_xml import (
+from airflow_provider_preservica.exceptions import FixityError, PackageFormatError
+from airflow_provider_preservica.files.archive_members import size_ratio_problem, unsafe_members
+from airflow_provider_preservica.files.bounded_xml import (
     MAX_SIDECAR_BYTES,
     MAX_XIP_BYTES,
     DocumentRefused,
@@ -46,9 +47,8 @@ from airflow_provider_preservica.packaging.bounded_xml import (
     iter_records,
     read_capped,
 )
-from airflow_provider_preservica.packaging.errors import FixityError, PackageFormatError
-from airflow_provider_preservica.packaging.fixity import hash_stream, known_fixities, preferred_fixity
-from airflow_provider_preservica.packaging.opex import read_opex
+from airflow_provider_preservica.files.fixity import hash_stream, known_fixities, preferred_fixity
+from airflow_provider_preservica.ingest.packaging.opex import read_opex
 
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then file name and extra field lengths at offset 26
 

@@ -26,9 +26,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from airflow_provider_preservica.packaging.errors import PackageValidationError
-from airflow_provider_preservica.packaging.model import Severity, ValidationIssue
-from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree
+from airflow_provider_preservica.exceptions import PackageValidationError
+from airflow_provider_preservica.ingest.packaging.model import Severity, ValidationIssue
+from airflow_provider_preservica.ingest.packaging.source import SourceEntry, SourceTree
 
 ILLEGAL_CHARACTERS = ':<>|"?*\\'
 RESERVED_NAMES = frozenset(

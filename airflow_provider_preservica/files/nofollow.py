@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from airflow_provider_preservica.packaging.errors import SourceChangedError
+from airflow_provider_preservica.exceptions import SourceChangedError
 
 CHUNK = 1 << 20
 #: A hard link is impossible here (another filesystem, not allowed): copy instead.

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_preservica.auth.settings import PreservicaSettings
-from airflow_provider_preservica.auth.token import AccessToken
-from airflow_provider_preservica.auth.totp import seconds_left_in_step, totp_at
+from airflow_provider_preservica.client.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.totp import seconds_left_in_step, totp_at
+from airflow_provider_preservica.connection.settings import PreservicaSettings
 from airflow_provider_preservica.exceptions import (
     InvalidTotpSecret,
     PreservicaHTTPError,

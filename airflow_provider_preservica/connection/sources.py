@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from airflow_provider_preservica.auth.endpoint import build_base_url
-from airflow_provider_preservica.auth.ini import IniCredentials
-from airflow_provider_preservica.auth.settings import (
+from airflow_provider_preservica.connection.endpoint import build_base_url
+from airflow_provider_preservica.connection.ini import IniCredentials
+from airflow_provider_preservica.connection.settings import (
     DEFAULT_EXPIRY_MARGIN_SECONDS,
     DEFAULT_LEASE_DELAY_SECONDS,
     DEFAULT_MAX_RETRIES,

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_preservica.packaging.fixity import CHUNK_SIZE
-from airflow_provider_preservica.packaging.opex import OPEX_SUFFIX
+from airflow_provider_preservica.files.fixity import CHUNK_SIZE
+from airflow_provider_preservica.ingest.packaging.opex import OPEX_SUFFIX
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_ATTRS = (0o100644 & 0xFFFF) << 16

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from airflow_provider_preservica.packaging.bounded_xml import DocumentRefused, parse, read_capped
-from airflow_provider_preservica.packaging.errors import PackageFormatError
-from airflow_provider_preservica.packaging.fixity import hash_file
-from airflow_provider_preservica.packaging.opex import OPEX_SUFFIX, read_opex
+from airflow_provider_preservica.exceptions import PackageFormatError
+from airflow_provider_preservica.files.bounded_xml import DocumentRefused, parse, read_capped
+from airflow_provider_preservica.files.fixity import hash_file
+from airflow_provider_preservica.ingest.packaging.opex import OPEX_SUFFIX, read_opex
 
 XIP_NAMESPACE_PREFIXES = ("http://preservica.com/XIP/", "http://www.tessella.com/XIP/")
 MAX_XML_MEMBER = 64 << 20  # metadata documents larger than this are not parsed (they are not metadata)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_provider_preservica.auth.token import AccessToken
+from airflow_provider_preservica.client.auth.token import AccessToken
 
 
 class StaticTokenProvider:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from airflow_provider_preservica.auth.stores import TokenStore
+from airflow_provider_preservica.client.auth.stores import TokenStore
 
 log = logging.getLogger(__name__)
 

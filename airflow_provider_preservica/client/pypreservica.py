@@ -25,9 +25,9 @@ from airflow_provider_preservica.exceptions import PreservicaConfigError
 from airflow_provider_preservica.transport import effective_verify, guard_session
 
 if TYPE_CHECKING:
-    from airflow_provider_preservica.auth.cache import TokenCache
-    from airflow_provider_preservica.auth.settings import PreservicaSettings
-    from airflow_provider_preservica.auth.token import AccessToken
+    from airflow_provider_preservica.client.auth.cache import TokenCache
+    from airflow_provider_preservica.client.auth.token import AccessToken
+    from airflow_provider_preservica.connection.settings import PreservicaSettings
 
 ApiT = TypeVar("ApiT")
 

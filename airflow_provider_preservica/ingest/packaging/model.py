@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from airflow_provider_preservica.files.fixity import FixityRecord
+
+__all__ = ["AssetRecord", "FixityRecord", "FolderRecord", "PackageManifest", "Severity", "ValidationIssue"]
+
 Severity = Literal["error", "warning"]
 
 
@@ -34,14 +38,6 @@ class ValidationIssue:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
-class FixityRecord:
-    """A checksum as OPEX names it: ``algorithm`` is ``SHA-256``, ``SHA-1``, ``MD5`` or ``SHA-512``."""
-
-    algorithm: str
-    value: str
 
 
 @dataclass(frozen=True, slots=True)  # one per file: no per-instance dict

@@ -11,7 +11,7 @@ relative to the source root, ``/`` separated, ``.`` or empty for the top folder)
 e.g. ``identifier:code``) and ``metadata_xml`` (path of an XML fragment file, relative to the CSV; several
 separated by ``;``).
 
-Fragments are untrusted input (see :mod:`airflow_provider_preservica.fragments`): one with a DTD is refused,
+Fragments are untrusted input (see :mod:`airflow_provider_preservica.files.fragments`): one with a DTD is refused,
 each is capped at ``max_fragment_bytes``, and ``metadata_xml`` files must lie inside the CSV's folder (or
 ``metadata_root``); absolute paths, ``..`` and symlinks that leave it are refused.
 """
@@ -26,16 +26,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_preservica.exceptions import UnsafeInputError
-from airflow_provider_preservica.fragments import (
+from airflow_provider_preservica.exceptions import PackageValidationError, UnsafeInputError
+from airflow_provider_preservica.files.fragments import (
     DEFAULT_MAX_FRAGMENT_BYTES,
     check_size,
     contained_file,
     parse_xml,
     read_capped,
 )
-from airflow_provider_preservica.packaging.errors import PackageValidationError
-from airflow_provider_preservica.packaging.model import ValidationIssue
+from airflow_provider_preservica.ingest.packaging.model import ValidationIssue
 
 OPEX_NAMESPACES = frozenset(f"http://www.openpreservationexchange.org/opex/v1.{minor}" for minor in range(3))
 

@@ -32,14 +32,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_provider_preservica.packaging.archive_members import (
+from airflow_provider_preservica.exceptions import PackageFormatError, UnsafeArchiveError
+from airflow_provider_preservica.files.archive_members import (
     MAX_RATIO,
     declared_size,
     ratio_problem,
     relative_name,
     unsafe_members,
 )
-from airflow_provider_preservica.packaging.errors import PackageFormatError, UnsafeArchiveError
 
 CHUNK = 1 << 20
 #: Room left on the disk after unpacking, by default.

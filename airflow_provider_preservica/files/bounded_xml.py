@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from airflow_provider_preservica.exceptions import DocumentRefused, UnsafeInputError
-from airflow_provider_preservica.fragments import parse_xml
+from airflow_provider_preservica.files.fragments import parse_xml
 
 CHUNK = 1 << 16
 #: Larger than any OPEX sidecar Preservica writes (descriptive metadata included), far below a memory problem.

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from airflow_provider_preservica.packaging.errors import FixityError
-from airflow_provider_preservica.packaging.model import FixityRecord
+from airflow_provider_preservica.exceptions import FixityError
+
+
+@dataclass(frozen=True, slots=True)  # one per file: no per-instance dict
+class FixityRecord:
+    """A checksum as OPEX names it: ``algorithm`` is ``SHA-256``, ``SHA-1``, ``MD5`` or ``SHA-512``."""
+
+    algorithm: str
+    value: str
+
 
 CHUNK_SIZE = 1 << 20  # 1 MiB
 DEFAULT_ALGORITHM = "SHA-256"

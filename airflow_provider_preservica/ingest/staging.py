@@ -31,14 +31,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_preservica.exceptions import NothingDelivered, StagingError
-from airflow_provider_preservica.packaging import LocalSourceTree, hash_files, scan_source, uuid_source_ids
-from airflow_provider_preservica.packaging.errors import SourceChangedError
-from airflow_provider_preservica.packaging.model import ValidationIssue
-from airflow_provider_preservica.packaging.nofollow import stage_file
-from airflow_provider_preservica.packaging.source import SourceEntry
-from airflow_provider_preservica.report_csv import ReportDictWriter
-from airflow_provider_preservica.storage import atomic_output
+from airflow_provider_preservica.exceptions import NothingDelivered, SourceChangedError, StagingError
+from airflow_provider_preservica.files.nofollow import stage_file
+from airflow_provider_preservica.files.report_csv import ReportDictWriter
+from airflow_provider_preservica.files.storage import atomic_output
+from airflow_provider_preservica.ingest.packaging import LocalSourceTree, hash_files, scan_source, uuid_source_ids
+from airflow_provider_preservica.ingest.packaging.model import ValidationIssue
+from airflow_provider_preservica.ingest.packaging.source import SourceEntry
 
 #: Validation codes that mean "rename this file": they all go to ``quarantine/illegal-name/``.
 NAME_CODES = frozenset(

@@ -11,8 +11,7 @@ Pure Python, no Airflow and no network: everything here can run (and be tested) 
 
 from __future__ import annotations
 
-from airflow_provider_preservica.packaging.builder import BuildProgress, StageMode, build_opex_package
-from airflow_provider_preservica.packaging.errors import (
+from airflow_provider_preservica.exceptions import (
     FixityError,
     MissingSecurityTagError,
     MissingSourceFilesError,
@@ -20,7 +19,7 @@ from airflow_provider_preservica.packaging.errors import (
     PackageValidationError,
     PackagingError,
 )
-from airflow_provider_preservica.packaging.fixity import (
+from airflow_provider_preservica.files.fixity import (
     ALGORITHMS,
     CHUNK_SIZE,
     FileFixity,
@@ -29,25 +28,26 @@ from airflow_provider_preservica.packaging.fixity import (
     hash_stream,
     normalize_algorithm,
 )
-from airflow_provider_preservica.packaging.inspection import ZipPackageInfo, inspect_zip_package
-from airflow_provider_preservica.packaging.metadata import EntityMetadata, MetadataSource, load_metadata_csv
-from airflow_provider_preservica.packaging.model import (
+from airflow_provider_preservica.ingest.packaging.builder import BuildProgress, StageMode, build_opex_package
+from airflow_provider_preservica.ingest.packaging.descriptive import EntityMetadata, MetadataSource, load_metadata_csv
+from airflow_provider_preservica.ingest.packaging.inspection import ZipPackageInfo, inspect_zip_package
+from airflow_provider_preservica.ingest.packaging.model import (
     AssetRecord,
     FixityRecord,
     FolderRecord,
     PackageManifest,
     ValidationIssue,
 )
-from airflow_provider_preservica.packaging.opex import OPEX_NS, OpexDocument, read_opex
-from airflow_provider_preservica.packaging.source import LocalSourceTree, SourceEntry, SourceTree
-from airflow_provider_preservica.packaging.source_ids import SourceIdFunc, path_source_ids, uuid_source_ids
-from airflow_provider_preservica.packaging.validation import (
+from airflow_provider_preservica.ingest.packaging.opex import OPEX_NS, OpexDocument, read_opex
+from airflow_provider_preservica.ingest.packaging.source import LocalSourceTree, SourceEntry, SourceTree
+from airflow_provider_preservica.ingest.packaging.source_ids import SourceIdFunc, path_source_ids, uuid_source_ids
+from airflow_provider_preservica.ingest.packaging.validation import (
     ValidationOptions,
     ValidationResult,
     scan_source,
     validate_source,
 )
-from airflow_provider_preservica.packaging.zipper import zip_opex_tree
+from airflow_provider_preservica.ingest.packaging.zipper import zip_opex_tree
 
 __all__ = [
     "ALGORITHMS",

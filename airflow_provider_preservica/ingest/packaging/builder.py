@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from airflow_provider_preservica.packaging.errors import (
+from airflow_provider_preservica.exceptions import (
     FixityError,
     MissingSecurityTagError,
     MissingSourceFilesError,
@@ -49,7 +49,7 @@ from airflow_provider_preservica.packaging.errors import (
     PackagingError,
     SourceChangedError,
 )
-from airflow_provider_preservica.packaging.fixity import (
+from airflow_provider_preservica.files.fixity import (
     CHUNK_SIZE,
     DEFAULT_ALGORITHM,
     Algorithms,
@@ -57,20 +57,20 @@ from airflow_provider_preservica.packaging.fixity import (
     hash_files,
     normalize_algorithms,
 )
-from airflow_provider_preservica.packaging.metadata import (
+from airflow_provider_preservica.files.nofollow import stage_file
+from airflow_provider_preservica.ingest.packaging.descriptive import (
     EntityMetadata,
     MetadataResolver,
     MetadataSource,
     check_fragments,
 )
-from airflow_provider_preservica.packaging.model import (
+from airflow_provider_preservica.ingest.packaging.model import (
     AssetRecord,
     FolderRecord,
     PackageManifest,
     ValidationIssue,
 )
-from airflow_provider_preservica.packaging.nofollow import stage_file
-from airflow_provider_preservica.packaging.opex import (
+from airflow_provider_preservica.ingest.packaging.opex import (
     ManifestFile,
     OpexProperties,
     asset_sidecar,
@@ -78,10 +78,10 @@ from airflow_provider_preservica.packaging.opex import (
     manifest_name,
     sidecar_name,
 )
-from airflow_provider_preservica.packaging.source import SourceEntry, SourceTree, as_source_tree
-from airflow_provider_preservica.packaging.source_ids import SourceIdFunc, uuid_source_ids
-from airflow_provider_preservica.packaging.validation import ValidationOptions, display, scan_source
-from airflow_provider_preservica.packaging.zipper import zip_opex_tree
+from airflow_provider_preservica.ingest.packaging.source import SourceEntry, SourceTree, as_source_tree
+from airflow_provider_preservica.ingest.packaging.source_ids import SourceIdFunc, uuid_source_ids
+from airflow_provider_preservica.ingest.packaging.validation import ValidationOptions, display, scan_source
+from airflow_provider_preservica.ingest.packaging.zipper import zip_opex_tree
 
 log = logging.getLogger(__name__)
 
