@@ -26,7 +26,10 @@ API routers (``*_api`` modules) never import one another; no
 module of either package has more than 500 lines; only ``client/`` imports an HTTP library (requests, urllib3,
 boto3/botocore, httpx, aiohttp) - at run time, so a ``TYPE_CHECKING`` import for an annotation is allowed -
 with the exceptions in ``HTTP_ALLOWLIST``, each with its reason (the test also fails when an entry is no longer
-needed, so the list only shrinks). Import cycles between the provider's subpackages (``auth`` <-> ``client``
+needed, so the list only shrinks); every top-level module of the provider sits in one of ``LAYERS``
+(Airflow-facing, features, client, connection settings, shared leaves) and imports nothing from a layer above
+its own; the example DAGs import only ``PUBLIC_PATHS`` (package ``__init__``s, ``exceptions``, ``compat``),
+never a module inside a package. Import cycles between the provider's subpackages (``client`` <-> ``ingest``
 ...) are reported as a warning, not a failure.
 
 ``python tests/test_import_graph.py`` prints both graphs (each module's layer: 0 imports nothing of
@@ -64,6 +67,54 @@ HTTP_ALLOWLIST = {
         "(client/http.py) when the hook owns auth and login goes through the client"
     ),
 }
+
+
+#: The provider's layers, top to bottom, each with its top-level modules and packages (docs/architecture.md). A
+#: module imports only from its own layer or the layers below it (run-time imports; TYPE_CHECKING ones are free).
+#: A new top-level module or package goes in one of them, or the layer test fails. ``transport`` and
+#: ``redirects`` go once they move into ``client/``.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "Airflow-facing": (
+        "hooks",
+        "operators",
+        "sensors",
+        "triggers",
+        "links",
+        "assets",
+        "lineage",
+        "task_errors",
+        "cli",
+        "get_provider_info",
+    ),
+    "features": ("ingest", "export", "metadata", "search", "changes", "deletion"),
+    "client": ("client", "transport", "redirects"),
+    "connection settings": ("connection",),
+    "shared leaves": ("files", "exceptions", "compat", "_exports", "_moved", "__init__"),
+}
+#: Top-level modules outside the layers: deprecation shims that forward an old import path to its new home.
+OUTSIDE_LAYERS = {
+    "sandbox": "0.1's import path of the sandbox, forwarding to preservica_sandbox",
+    "utils": "utils.totp, forwarding to client.auth.totp",
+}
+#: What the example DAGs (and so users) import: package ``__init__``s and two public modules.
+PUBLIC_PATHS = frozenset(
+    f"{PROVIDER}.{name}"
+    for name in (
+        "hooks",
+        "operators",
+        "sensors",
+        "triggers",
+        "ingest",
+        "export",
+        "metadata",
+        "search",
+        "changes",
+        "deletion",
+        "exceptions",  # every error, one hierarchy
+        "compat",  # Airflow 3.1/3.3 names for DAG code that runs on both
+    )
+)
+EXAMPLE_DAGS = REPO / "example_dags"
 
 
 # --------------------------------------------------------------------------- reading the source
@@ -399,6 +450,99 @@ def test_only_the_client_imports_http_libraries() -> None:
     assert not stale, f"HTTP_ALLOWLIST names modules that no longer import an HTTP library; remove them: {stale}"
 
 
+def layer_of(package: Package, module: str) -> str | None:
+    """The name of ``module``'s layer in ``LAYERS``, ``None`` outside them (or unknown)."""
+    top = subpackage_of(package, module)
+    return next((layer for layer, members in LAYERS.items() if top in members), None)
+
+
+def test_every_top_level_module_has_a_layer() -> None:
+    package = provider()
+    unplaced = sorted(
+        {subpackage_of(package, m) for m in package.modules}
+        - {name for members in LAYERS.values() for name in members}
+        - set(OUTSIDE_LAYERS)
+    )
+    assert not unplaced, f"put each in a layer of LAYERS (docs/architecture.md, 'Where a new thing goes'): {unplaced}"
+
+
+def layer_offenders(package: Package) -> list[str]:
+    """``file:line: A (layer) imports B (higher layer)`` for each run-time import that goes up."""
+    order, offenders = list(LAYERS), []
+    for module, targets in sorted(package.edges().items()):
+        here = layer_of(package, module)
+        if here is None:
+            continue
+        for target, line in sorted(targets.items()):
+            there = layer_of(package, target)
+            if there is not None and order.index(there) < order.index(here):
+                offenders.append(
+                    f"{_shown(package.modules[module].path)}:{line}: {module} ({here}) imports {target} ({there})"
+                )
+    return offenders
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    """Airflow-facing -> features -> client -> connection settings -> shared leaves, never upwards."""
+    offenders = layer_offenders(provider())
+    assert not offenders, "a module imports only from its own layer or the layers below it:\n  " + "\n  ".join(
+        offenders
+    )
+
+
+def test_the_layer_rule_sees_upward_imports(tmp_path: Path) -> None:
+    """The checker itself: a client module importing a feature fails; a TYPE_CHECKING import does not."""
+    root = tmp_path / "toy"
+    (root / "client").mkdir(parents=True)
+    (root / "ingest").mkdir()
+    for init in (root / "__init__.py", root / "client" / "__init__.py", root / "ingest" / "__init__.py"):
+        init.write_text("")
+    (root / "ingest" / "runner.py").write_text("from toy.client import rest\n")
+    (root / "client" / "rest.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toy.ingest import runner\n"
+    )
+    (root / "client" / "bad.py").write_text("def f():\n    from toy.ingest.runner import x\n")
+    (found,) = layer_offenders(_read_package("toy", root))
+    assert found.endswith("bad.py:2: toy.client.bad (client) imports toy.ingest.runner (features)")
+
+
+def public_path_offenders(dags: Path, package: Package) -> list[str]:
+    """``file:line imports X`` for each import of the provider in ``dags`` that is not a public path."""
+    offenders = []
+    for path in sorted(dags.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for imp in _imports(tree, path.stem, False):
+            if not _within(imp.target, package.name):
+                continue
+            modules_by_name = [f"{imp.target}.{n}" for n in imp.names if f"{imp.target}.{n}" in package.modules]
+            if imp.target not in PUBLIC_PATHS or modules_by_name:
+                what = ", ".join(modules_by_name) or imp.target
+                offenders.append(f"{_shown(path)}:{imp.line} imports {what}")
+    return offenders
+
+
+def test_example_dags_import_only_public_paths() -> None:
+    """Example DAGs are what users copy: they import from package ``__init__``s, never from a module inside."""
+    offenders = public_path_offenders(EXAMPLE_DAGS, provider())
+    assert not offenders, (
+        f"example DAGs import only {', '.join(sorted(p[len(PROVIDER) + 1 :] for p in PUBLIC_PATHS))} "
+        "(export the name from the package __init__):\n  " + "\n  ".join(offenders)
+    )
+
+
+def test_the_public_path_rule_sees_modules_imported_by_name(tmp_path: Path) -> None:
+    """The checker itself: ``from pkg.operators import ingest`` (a module) is caught, like ``pkg.operators.ingest``."""
+    (tmp_path / "dag.py").write_text(
+        f"from {PROVIDER}.operators import PreservicaIngestOperator\n"
+        f"from {PROVIDER}.operators import ingest\n"
+        f"def task():\n    from {PROVIDER}.ingest.staging import stage_delivery\n"
+    )
+    assert public_path_offenders(tmp_path, provider()) == [
+        f"{tmp_path / 'dag.py'}:2 imports {PROVIDER}.operators.ingest",
+        f"{tmp_path / 'dag.py'}:4 imports {PROVIDER}.ingest.staging",
+    ]
+
+
 def test_the_http_rule_sees_imports_in_functions_but_not_under_type_checking(tmp_path: Path) -> None:
     """The checker itself: an import inside a function counts, one under TYPE_CHECKING does not."""
     root = tmp_path / "toy"
@@ -454,6 +598,8 @@ def main() -> None:
         print("  module cycles:", describe_cycles(package) or "none")
     cycles = strongly_connected(subpackage_edges(provider()))
     print(f"{PROVIDER} subpackage cycles:", cycles or "none")
+    for layer, members in LAYERS.items():
+        print(f"{PROVIDER} {layer}: {', '.join(members)}")
 
 
 if __name__ == "__main__":
