@@ -28,7 +28,7 @@ boto3/botocore, httpx, aiohttp) - at run time, so a ``TYPE_CHECKING`` import for
 with the exceptions in ``HTTP_ALLOWLIST``, each with its reason (the test also fails when an entry is no longer
 needed, so the list only shrinks); every top-level module of the provider sits in one of ``LAYERS``
 (Airflow-facing, features, client, connection settings, shared leaves) and imports nothing from a layer above
-its own; the example DAGs import only ``PUBLIC_PATHS`` (package ``__init__``s, ``exceptions``, ``compat``),
+its own; the example DAGs import only ``PUBLIC_PATHS`` (package ``__init__``s, ``exceptions``, ``compat``, ``assets``),
 never a module inside a package. Import cycles between the provider's subpackages (``client`` <-> ``ingest``
 ...) are reported as a warning, not a failure.
 
@@ -96,7 +96,7 @@ OUTSIDE_LAYERS = {
     "sandbox": "0.1's import path of the sandbox, forwarding to preservica_sandbox",
     "utils": "utils.totp, forwarding to client.auth.totp",
 }
-#: What the example DAGs (and so users) import: package ``__init__``s and two public modules.
+#: What the example DAGs (and so users) import: package ``__init__``s and three public modules.
 PUBLIC_PATHS = frozenset(
     f"{PROVIDER}.{name}"
     for name in (
@@ -112,6 +112,7 @@ PUBLIC_PATHS = frozenset(
         "deletion",
         "exceptions",  # every error, one hierarchy
         "compat",  # Airflow 3.1/3.3 names for DAG code that runs on both
+        "assets",  # preservica_asset(...) for a DAG's schedule or outlets
     )
 )
 EXAMPLE_DAGS = REPO / "example_dags"
