@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_preservica.auth.cache import TokenCache
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import inject, logins
+from tests.support.sandbox import inject, logins
 
 REFRESH = "POST /api/accesstoken/refresh"
 CALLS = "GET /api/user/details"

@@ -13,7 +13,7 @@ from airflow import __version__ as AIRFLOW_VERSION
 from packaging.version import Version
 
 from benchmarks.fault_scenarios import SCENARIOS, Scenario, run_scenario
-from tests.conftest import ARCHIVIST
+from tests.support.accounts import ARCHIVIST
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_preservica.assets import file_asset, preservica_host
-from tests.conftest import MAPS_FOLDER, connection_json
-from tests.integration.conftest import load_dag, task_states
+from tests.support.airflow_db import load_dag, task_states
+from tests.support.sandbox import MAPS_FOLDER, connection_json
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.airflow_processes import Airflow, airflow_env, free_port, reporting
+from tests.support.airflow_processes import Airflow, airflow_env, free_port, reporting
 
 # A hang is caught by Airflow.wait (nothing moved for STALL_SECONDS); this bound is only the last resort.
 pytestmark = [pytest.mark.integration, pytest.mark.multiprocess, pytest.mark.timeout(1200)]

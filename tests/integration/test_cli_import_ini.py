@@ -12,7 +12,9 @@ import pytest
 
 from airflow_provider_preservica.cli import main
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import ARCHIVIST, REPO, logins
+from tests.support import REPO
+from tests.support.accounts import ARCHIVIST
+from tests.support.sandbox import logins
 
 pytestmark = pytest.mark.integration
 

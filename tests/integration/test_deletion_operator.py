@@ -10,9 +10,10 @@ import pytest
 import requests
 from preservica_sandbox import SandboxServer
 
-from tests.conftest import MANAGER, MAPS_FOLDER, connection_json, inject
-from tests.integration.conftest import task_states
-from tests.integration.hitl import Respondent, needs_hitl_in_dag_test
+from tests.support.accounts import MANAGER
+from tests.support.airflow_db import task_states
+from tests.support.hitl import Respondent, needs_hitl_in_dag_test
+from tests.support.sandbox import MAPS_FOLDER, connection_json, inject
 
 ESTATE_FOLDER = "a0000000-0000-4000-8000-000000000002"
 HAM_PLAN = "c0000000-0000-4000-8000-000000000001"

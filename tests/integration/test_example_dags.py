@@ -23,9 +23,10 @@ import requests
 from preservica_sandbox import SandboxServer
 
 from airflow_provider_preservica.packaging import uuid_source_ids
-from tests.conftest import ARCHIVIST, MAPS_FOLDER, PROD_USER, TEST_USER, connection_json, logins, remember_tokens
-from tests.integration.conftest import delete_variable, task_states, variable
-from tests.integration.hitl import needs_hitl_in_dag_test
+from tests.support.accounts import ARCHIVIST, PROD_USER, TEST_USER
+from tests.support.airflow_db import delete_variable, task_states, variable
+from tests.support.hitl import needs_hitl_in_dag_test
+from tests.support.sandbox import MAPS_FOLDER, connection_json, logins, remember_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def examples(airflow_db: None) -> Any:
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.utils.session import create_session
 
-    from benchmarks.fault_scenarios import bundle_dag_bag, sync_dag_bag
+    from tests.support.airflow_db import bundle_dag_bag, sync_dag_bag
 
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
@@ -540,7 +541,7 @@ def test_multi_environment_never_reaches_prod_when_test_fails(examples, two_syst
 def test_opex_incremental_workflow_example_ingests_the_container(examples, small_repository):
     import hashlib as _hashlib
 
-    from tests.sandbox.ingest_helpers import SOURCE_BUCKET, opex_document, s3_client
+    from tests.support.ingest_helpers import SOURCE_BUCKET, opex_document, s3_client
 
     small_repository.state.update_config({"ingest_seconds": 0.3})
     token = requests.post(
@@ -568,8 +569,8 @@ def test_opex_incremental_workflow_example_ingests_the_container(examples, small
 
 @needs_hitl_in_dag_test
 def test_weeding_example_deletes_what_was_approved_and_nothing_else(examples, small_repository, monkeypatch):
-    from tests.conftest import MANAGER
-    from tests.integration.hitl import Respondent
+    from tests.support.accounts import MANAGER
+    from tests.support.hitl import Respondent
 
     monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_MANAGER", connection_json(small_repository, MANAGER))
     repo = small_repository.state.repository

@@ -7,8 +7,9 @@ import zipfile
 
 import pytest
 
-from tests.conftest import MAPS_FOLDER, inject
-from tests.integration.conftest import task_states
+from tests.support.airflow_db import task_states
+from tests.support.operators import FakeTaskInstance
+from tests.support.sandbox import MAPS_FOLDER, inject
 
 pytestmark = pytest.mark.integration
 
@@ -138,18 +139,6 @@ def test_a_folder_exported_as_an_asset_is_refused_with_the_fix(quick_exports, tm
     with pytest.raises(AirflowFailException, match=r"is a folder \(SO\), not an asset \(IO\); set entity_type to 'SO'"):
         operator.execute({"ti": FakeTaskInstance()})
     assert list(tmp_path.iterdir()) == []
-
-
-class FakeTaskInstance:
-    """Just what the operator reads from the context: its identity, and somewhere to push XComs."""
-
-    dag_id, task_id, run_id, map_index = "nightly_export", "export", "scheduled__2026-11-25", -1
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.xcoms[key] = value
 
 
 def test_a_retry_adopts_the_export_the_first_try_started(quick_exports, tmp_path):

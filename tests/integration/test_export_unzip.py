@@ -14,8 +14,8 @@ import pytest
 
 from airflow_provider_preservica.compat import AirflowFailException
 from airflow_provider_preservica.operators.export import PreservicaExportOperator
-from tests.conftest import MAPS_FOLDER, inject
-from tests.integration.test_export_operator import FakeTaskInstance
+from tests.support.operators import FakeTaskInstance
+from tests.support.sandbox import MAPS_FOLDER, inject
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024

@@ -17,10 +17,9 @@ from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest import runner as runner_module
 from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
 from airflow_provider_preservica.packaging import PackageValidationError
-from tests.conftest import MAPS_FOLDER, inject
-from tests.integration.conftest import task_states
-from tests.integration.test_export_operator import FakeTaskInstance
-from tests.integration.test_ingest_operator import make_batch
+from tests.support.airflow_db import task_states
+from tests.support.operators import FakeTaskInstance, make_batch
+from tests.support.sandbox import MAPS_FOLDER, inject
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,10 @@ import pytest
 
 from airflow_provider_preservica.client.search import SearchQuery
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import MAPS_FOLDER, REPO, SESSION_LOG, connection_json
-from tests.integration.conftest import sync_test_dags, task_states
+from tests.support import REPO
+from tests.support.airflow_db import sync_test_dags, task_states
+from tests.support.sandbox import MAPS_FOLDER, connection_json
+from tests.support.session import SESSION_LOG
 
 pytestmark = pytest.mark.integration
 
@@ -210,7 +212,7 @@ def test_two_runs_ingesting_the_same_files_at_once_store_them_once(quick_ingests
 @pytest.mark.parametrize("dag", ["ingest_polling_dag", "ingest_deferrable_dag"])
 def test_no_claim_is_left_behind_after_success_or_conflict(quick_ingests, run_dag, tmp_path, dag):
     from airflow_provider_preservica.ingest.claims import claim_key
-    from tests.integration.conftest import variable
+    from tests.support.airflow_db import variable
 
     x, _ = make_delivery(tmp_path / "x", "x")
     y, _ = make_delivery(tmp_path / "y", "y")

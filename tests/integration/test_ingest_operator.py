@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import pytest
 
 from airflow_provider_preservica.client.search import SearchQuery
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import MAPS_FOLDER
-from tests.integration.conftest import task_states
+from tests.support.airflow_db import task_states
+from tests.support.operators import make_batch
+from tests.support.sandbox import MAPS_FOLDER
 
 pytestmark = pytest.mark.integration
-
-
-def make_batch(root, name="batch-2026-11-25", files=3):
-    batch = root / name
-    (batch / "letters").mkdir(parents=True)
-    contents = {}
-    for index in range(files):
-        path = batch / ("letters" if index % 2 else "") / f"scan-{index:03d}.tif"
-        path.write_bytes(hashlib.sha256(f"{name}-{index}".encode()).digest() * 1000)
-        contents[path.name] = path.read_bytes()
-    return batch, contents
 
 
 def _report(dag_run):
@@ -156,7 +145,7 @@ def test_a_retry_adopts_the_ingest_the_first_try_started(quick_ingests, tmp_path
     from airflow.exceptions import TaskDeferred
 
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     quick_ingests.state.update_config({"ingest_seconds": 1})
     batch, _ = make_batch(tmp_path)
@@ -203,7 +192,7 @@ def _tampered_package(batch, out, victim):
 def test_a_fixity_mismatch_fails_the_task_naming_the_asset(quick_ingests, tmp_path):
     from airflow_provider_preservica.compat import AirflowFailException
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     batch, _ = make_batch(tmp_path)
     package = _tampered_package(batch, tmp_path / "out", "scan-001.tif")
@@ -220,7 +209,7 @@ def test_a_fixity_mismatch_fails_the_task_naming_the_asset(quick_ingests, tmp_pa
 def test_an_unknown_or_wrong_parent_fails_before_upload(quick_ingests, tmp_path):
     from airflow_provider_preservica.compat import AirflowFailException
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     batch, _ = make_batch(tmp_path)
     asset = next(iter(PreservicaHook().search(SearchQuery(text="%", filters={"xip.document_type": "IO"}))))

@@ -6,12 +6,12 @@ makes the run behave like a tenant across a network without any assertion depend
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import pytest
 
-from tests.conftest import MAPS_FOLDER, inject
+from tests.support.operators import api_requests, make_accession
+from tests.support.sandbox import MAPS_FOLDER, inject
 
 pytestmark = pytest.mark.integration
 
@@ -19,28 +19,9 @@ FILES = 2000
 PAGE = 100  # the smallest page the ingest reads (the skip check's search); the Process Monitor's is 1000
 
 
-def make_delivery(root, files, name="accession-2026-12"):
-    batch = root / name
-    for index in range(files):
-        folder = batch / f"box-{index // 250:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"item-{index:05d}.txt").write_bytes(hashlib.sha256(str(index).encode()).digest() * (1 + index % 7))
-    return batch
-
-
-def _api_requests(sandbox):
-    """API requests, less the progress polls: those grow with how long Preservica takes (one per
-    ``poll_interval``, more on a busy machine), not with the files, so counting them would make a count a time."""
-    return sum(
-        n
-        for route, n in sandbox.state.stats()["requests"].items()
-        if " /api/" in route and not route.startswith("GET /api/entity/progress/")
-    )
-
-
 def _ingest(batch, **kwargs):
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     operator = PreservicaIngestOperator(
         task_id="ingest",
@@ -63,24 +44,24 @@ def slow_tenant(small_repository):
 
 
 def test_a_delivery_of_thousands_costs_two_requests_a_file_with_skip_check_and_fixity(slow_tenant, tmp_path):
-    batch = make_delivery(tmp_path, FILES)
+    batch = make_accession(tmp_path, FILES)
 
     report = _ingest(batch)
 
     assert report["created_count"] == FILES and report["verified"] == FILES and report["errors"] == []
     pages = math.ceil(FILES / PAGE)
-    assert _api_requests(slow_tenant) <= 2 * FILES + 3 * pages + 20
+    assert api_requests(slow_tenant) <= 2 * FILES + 3 * pages + 20
 
 
 def test_a_rerun_of_a_delivery_already_ingested_costs_pages_only(slow_tenant, tmp_path):
-    batch = make_delivery(tmp_path, FILES)
+    batch = make_accession(tmp_path, FILES)
     _ingest(batch, verify=False)
-    before = _api_requests(slow_tenant)
+    before = api_requests(slow_tenant)
 
     report = _ingest(batch, batch_id="second-run")
 
     assert report["state"] == "NOTHING_TO_INGEST" and report["skipped_existing"] == FILES
-    assert _api_requests(slow_tenant) - before <= 3 * math.ceil(FILES / PAGE) + 10
+    assert api_requests(slow_tenant) - before <= 3 * math.ceil(FILES / PAGE) + 10
 
 
 def test_verification_finds_a_stored_checksum_that_differs_wherever_the_file_sits(small_repository, tmp_path):
@@ -94,10 +75,10 @@ def test_verification_finds_a_stored_checksum_that_differs_wherever_the_file_sit
     from airflow_provider_preservica.compat import AirflowFailException
     from airflow_provider_preservica.hooks.preservica import PreservicaHook
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     small_repository.state.update_config({"ingest_seconds": 0.2})
-    batch = make_delivery(tmp_path, 6)
+    batch = make_accession(tmp_path, 6)
     context = {"ti": FakeTaskInstance()}
     common = {"task_id": "ingest", "source": str(batch), "parent_ref": MAPS_FOLDER, "security_tag": "open"}
     with pytest.raises(TaskDeferred):
@@ -151,7 +132,7 @@ def test_a_deferred_delivery_keeps_its_xcoms_small_and_still_verifies_every_file
 
     small_repository.state.update_config({"ingest_seconds": 0.2})
     files = 1500
-    batch = make_delivery(tmp_path, files)
+    batch = make_accession(tmp_path, files)
     work = tmp_path / "work"
     work.mkdir()
     ti = _TaskInstance()
@@ -192,7 +173,7 @@ def test_assets_the_search_index_has_not_caught_up_with_are_not_called_missing(
     small_repository.state.update_config({"ingest_seconds": 0.2, "index_lag_searches": lag})
     inject(small_repository, kind="status", route="GET /api/processmonitor/monitors", status=404, count=None)
     files = 250
-    batch = make_delivery(tmp_path, files)
+    batch = make_accession(tmp_path, files)
 
     report = _ingest(batch)
 

@@ -14,10 +14,9 @@ import requests
 
 from airflow_provider_preservica.client.search import SearchQuery
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import MAPS_FOLDER, inject
-from tests.integration.conftest import task_states
-from tests.integration.test_ingest_operator import make_batch
-from tests.integration.test_ingest_scale import _api_requests, make_delivery
+from tests.support.airflow_db import task_states
+from tests.support.operators import api_requests, make_accession, make_batch
+from tests.support.sandbox import MAPS_FOLDER, inject
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +73,7 @@ def test_a_split_delivery_is_ingested_verified_and_reported_once(quick_ingests, 
 def test_a_retry_after_one_of_three_packages_adopts_it_and_sends_only_the_other_two(quick_ingests, tmp_path):
     from airflow_provider_preservica.compat import AirflowException
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     batch, contents = make_batch(tmp_path, files=9)
     context = {"ti": FakeTaskInstance()}
@@ -140,11 +139,11 @@ def test_a_failed_package_fails_the_task_naming_it_and_the_report_keeps_the_othe
 
 def test_a_split_delivery_still_costs_about_two_requests_a_file(small_repository, tmp_path):
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     small_repository.state.update_config({"ingest_seconds": 0.2})
     files, per_package = 600, 200
-    batch = make_delivery(tmp_path, files)
+    batch = make_accession(tmp_path, files)
 
     report = PreservicaIngestOperator(
         task_id="ingest",
@@ -159,14 +158,14 @@ def test_a_split_delivery_still_costs_about_two_requests_a_file(small_repository
     assert report["package_count"] == 3 and report["created_count"] == files and report["verified"] == files
     assert report["errors"] == [] and len(json.dumps(report)) < 10_000
     pages = math.ceil(files / 100)
-    assert _api_requests(small_repository) <= 2 * files + 3 * pages + 20 + 5 * report["package_count"]
+    assert api_requests(small_repository) <= 2 * files + 3 * pages + 20 + 5 * report["package_count"]
 
 
 def test_a_retry_after_a_deferred_split_delivery_adopts_every_package_and_uploads_nothing(quick_ingests, tmp_path):
     from airflow.exceptions import TaskDeferred
 
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     batch, contents = make_batch(tmp_path, files=9)
     context = {"ti": FakeTaskInstance()}
@@ -195,7 +194,7 @@ def test_a_retry_after_a_deferred_split_delivery_adopts_every_package_and_upload
 def test_illegal_names_anywhere_in_a_split_delivery_are_all_listed_before_any_upload(quick_ingests, tmp_path):
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
     from airflow_provider_preservica.packaging import PackageValidationError
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     batch, _ = make_batch(tmp_path, files=9)
     (batch / "a:first.tif").write_bytes(b"x")  # in the first package

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import inject
-from tests.integration.conftest import task_states
+from tests.support.airflow_db import task_states
+from tests.support.operators import sheet_for
+from tests.support.sandbox import inject
 
 pytestmark = pytest.mark.integration
 
@@ -32,26 +33,6 @@ def repository(preservica_conn):
     assets = sorted(repo.entities(("IO",)), key=lambda e: e.ref)[:20]
     folders = [f for f in repo.entities(("SO",)) if f.parent is not None]
     return preservica_conn, assets, folders
-
-
-def sheet_for(tmp_path: Path, assets, folders) -> tuple[Path, list[dict[str, str]]]:
-    rows = []
-    for i, asset in enumerate(assets):
-        rows.append(
-            {
-                "reference": asset.ref,
-                "title": f"Corrected {i}",
-                "security_tag": "closed" if asset.security_tag != "closed" else "open",
-                "parent": next(f.ref for f in folders if f.ref != asset.parent) if i % 4 == 0 else "",
-                "metadata": f'<dc xmlns="{DC}"><title>Corrected {i}</title></dc>',
-            }
-        )
-    path = tmp_path / "corrections.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path, rows
 
 
 @pytest.mark.parametrize("dag", ["metadata_polling_dag", "metadata_deferrable_dag"])

@@ -6,8 +6,8 @@ import pytest
 
 from airflow_provider_preservica.exceptions import PreservicaConfigError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import MAPS_FOLDER, logins
-from tests.integration.conftest import task_states
+from tests.support.airflow_db import task_states
+from tests.support.sandbox import MAPS_FOLDER, logins
 
 pytestmark = pytest.mark.integration
 

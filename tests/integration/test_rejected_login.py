@@ -10,8 +10,9 @@ import json
 
 import pytest
 
-from tests.conftest import ARCHIVIST, MAPS_FOLDER, TWO_FA_USER, WRONG_PASSWORD, connection_json, inject
-from tests.integration.conftest import task_states
+from tests.support.accounts import ARCHIVIST, TWO_FA_USER, WRONG_PASSWORD
+from tests.support.airflow_db import task_states
+from tests.support.sandbox import MAPS_FOLDER, connection_json, inject
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from airflow_provider_preservica.storage import atomic_output
-from tests.conftest import MAPS_FOLDER, inject
-from tests.integration.conftest import task_states
+from tests.support.airflow_db import task_states
+from tests.support.sandbox import MAPS_FOLDER, inject
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,9 @@ import pytest
 
 from airflow_provider_preservica.auth.cache import TokenCache
 from airflow_provider_preservica.auth.token import AccessToken
-from tests.conftest import PROD_USER, TEST_USER, connection_json, logins
-from tests.integration.conftest import delete_variable, set_variable, task_states, variable
+from tests.support.accounts import PROD_USER, TEST_USER
+from tests.support.airflow_db import delete_variable, set_variable, task_states, variable
+from tests.support.sandbox import connection_json, logins
 
 KEY = "preservica_access_token__preservica_default"
 

@@ -17,9 +17,9 @@ from airflow_provider_preservica.auth.cache import TokenCache
 from airflow_provider_preservica.auth.token import AccessToken
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from benchmarks.fault_scenarios import login_as_if_due
-from tests.conftest import logins
-from tests.integration.conftest import delete_variable, set_variable, task_states, variable
-from tests.integration.test_single_flight_processes import TokenRace
+from tests.support.airflow_db import delete_variable, set_variable, task_states, variable
+from tests.support.sandbox import logins
+from tests.support.token_race import TokenRace
 
 KEY = "preservica_access_token__preservica_default"
 REFRESH = "POST /api/accesstoken/refresh"

@@ -6,8 +6,8 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.conftest import ARCHIVIST
-from tests.integration.conftest import task_states
+from tests.support.accounts import ARCHIVIST
+from tests.support.airflow_db import task_states
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from preservica_sandbox import SandboxServer
 
-from tests.integration.conftest import task_states
+from tests.support.airflow_db import task_states
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 
 from airflow_provider_preservica.auth.locks import LOCK_DIR_ENV_VAR, lock_path, single_flight, try_single_flight
 from airflow_provider_preservica.exceptions import PreservicaError
-from tests.conftest import REPO
+from tests.support import REPO
 
 KEY = "preservica_token__host-lock-test"
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from airflow_provider_preservica.auth.lease import LoginLease
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 
 class SimulatedTime:

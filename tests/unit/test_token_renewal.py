@@ -22,7 +22,8 @@ from airflow_provider_preservica.auth.settings import PreservicaSettings
 from airflow_provider_preservica.auth.stores import MemoryTokenStore
 from airflow_provider_preservica.auth.token import AccessToken
 from airflow_provider_preservica.exceptions import PreservicaConnectionError
-from tests.conftest import REPO, FakeClock
+from tests.support import REPO
+from tests.support.clock import FakeClock
 
 SETTINGS = PreservicaSettings(
     base_url="https://preservica.example.org",

@@ -36,7 +36,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-DAGS = Path(__file__).resolve().parent / "dags"
+DAGS = REPO / "tests" / "distributed" / "dags"
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379

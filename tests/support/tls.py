@@ -78,7 +78,7 @@ def serve_tls(state: SandboxState, cert: str, key: str) -> Iterator[str]:
 
 
 def connection_at(connection: str, base_url: str) -> str:
-    """A Connection's JSON (``tests.conftest.connection_json``) with its host changed to ``base_url``."""
+    """A Connection's JSON (``tests.support.sandbox.connection_json``) with its host changed to ``base_url``."""
     import json
 
     fields = json.loads(connection)

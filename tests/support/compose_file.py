@@ -22,7 +22,7 @@ COMPOSE_FILE = REPO / "docker-compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
-SCHEMA_FILE = Path(__file__).with_name("compose-spec.json")
+SCHEMA_FILE = REPO / "tests" / "deployment" / "compose-spec.json"
 
 _REFERENCE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
 _BRACED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|-|:\?|\?)(?P<arg>.*))?$", re.DOTALL)

@@ -35,7 +35,7 @@ from typing import Any
 
 import requests
 
-from tests.conftest import connection_json
+from tests.support.sandbox import connection_json
 
 BIN = Path(sys.executable).parent
 #: Nothing in the database changed for this long: the deployment hangs (one run's whole scenario takes a

@@ -11,7 +11,7 @@ import pytest
 from airflow_provider_preservica.auth.cache import TokenCache
 from airflow_provider_preservica.client.search import SearchQuery
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.distributed.deployment import Deployment
+from tests.support.deployment import Deployment
 
 
 def make_batch(root: Path, name: str, files: int) -> list[str]:
