@@ -136,10 +136,10 @@ sandbox: $(STAMP)
 
 # Every benchmark, one table (18-30 minutes on 2 CPUs); also rewrites benchmarks/RESULTS.md. bench-quick: a few minutes' smoke run.
 bench: $(STAMP)
-	nice $(BIN)/python benchmarks/run_all.py --results benchmarks/RESULTS.md
+	nice $(BIN)/python -m benchmarks.run_all --results benchmarks/RESULTS.md
 
 bench-quick: $(STAMP)
-	nice $(BIN)/python benchmarks/run_all.py --quick
+	nice $(BIN)/python -m benchmarks.run_all --quick
 
 clean:
 	rm -rf $(VENV) .demo

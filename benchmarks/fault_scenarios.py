@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks import harness
 from tests.support import REPO
 from tests.support.airflow_db import sync_dag_bundles
 
@@ -998,10 +999,8 @@ def scenario_by_id(scenario_id: str) -> Scenario:
 
 def markdown_table(outcomes: list[Outcome]) -> str:
     """One row per outcome (DAG outcome, logins, refreshes, lost, duplicated, verdict, excerpt); known issues below."""
-    lines = [
-        "| scenario | DAG outcome | logins | refreshes | lost | duplicated | as expected | message excerpt |",
-        "|---|---|---:|---:|---:|---:|---|---|",
-    ]
+    header = ["scenario", "DAG outcome", "logins", "refreshes", "lost", "duplicated", "as expected", "message excerpt"]
+    rows = []
     notes = []
     for o in outcomes:
         lost = "-" if o.lost is None else str(o.lost) if o.state == "success" else f"{o.lost} (failed)"
@@ -1009,8 +1008,5 @@ def markdown_table(outcomes: list[Outcome]) -> str:
         if o.scenario.known_issue:
             notes.append(f"[{len(notes) + 1}] {o.scenario.id}: {o.scenario.known_issue}")
             verdict += f" (known issue [{len(notes)}])"
-        lines.append(
-            f"| {o.scenario.title} | {o.state} | {o.logins} | {o.refreshes} | {lost} | {o.duplicated} | {verdict} "
-            f"| {o.excerpt} |"
-        )
-    return "\n".join(lines + (["", *notes] if notes else []))
+        rows.append((o.scenario.title, o.state, o.logins, o.refreshes, lost, o.duplicated, verdict, o.excerpt))
+    return "\n".join([harness.markdown_table(header, "llrrrrll", rows), *(["", *notes] if notes else [])])
