@@ -2,7 +2,7 @@
 
 Outside a task the cache keeps its token in process memory, so these tests show the renewal rules and
 the wire format (the sandbox refuses a refresh without the ``refreshToken`` form field or without the
-access token header); ``tests/integration/test_token_refresh_processes.py`` shows the shared Variable.
+access token header); ``tests/integration/auth/test_token_refresh_processes.py`` shows the shared Variable.
 Tokens age by ``token_clock`` (shared by the sandbox and the cache), never by sleeping.
 """
 

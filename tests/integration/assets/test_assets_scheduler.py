@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
+from tests.support import REPO
 from tests.support.airflow_processes import Airflow, airflow_env, free_port, reporting
 
 # A hang is caught by Airflow.wait (nothing moved for STALL_SECONDS); this bound is only the last resort.
 pytestmark = [pytest.mark.integration, pytest.mark.multiprocess, pytest.mark.timeout(1200)]
 
-REPO = Path(__file__).resolve().parents[2]
 UPSTREAM, DOWNSTREAM = "preservica_nightly_ingest", "preservica_export_on_ingest"
 DAY = "2026-03-02"  # the triggered run's day; the cron run is for today, whose landing folder stays empty
 DELIVERY = {

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from tests.support import REPO
 from tests.support.airflow_processes import Airflow, airflow_env, free_port, reporting
 from tests.support.sandbox import connection_json
 
 # A hang is caught by Airflow.wait (nothing moved for STALL_SECONDS); this bound is only the last resort.
 pytestmark = [pytest.mark.integration, pytest.mark.multiprocess, pytest.mark.timeout(1200)]
 
-REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "preservica_on_change"
 
 

@@ -24,45 +24,17 @@ from preservica_sandbox import SandboxServer
 
 from airflow_provider_preservica.packaging import uuid_source_ids
 from tests.support.accounts import ARCHIVIST, PROD_USER, TEST_USER
-from tests.support.airflow_db import delete_variable, task_states, variable
+from tests.support.airflow_db import delete_variable, variable
+from tests.support.example_dags import run_example, states
 from tests.support.hitl import needs_hitl_in_dag_test
 from tests.support.sandbox import MAPS_FOLDER, connection_json, logins, remember_tokens
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 DAY = "2026-11-25"
 LOGICAL_DATE = pendulum.datetime(2026, 11, 25, 1, 30, tz="UTC")
 # SourceIDs derive from the day: a test on another day does not find the assets of an earlier test.
 FAILING_DAY = "2026-11-26"
-
-
-@pytest.fixture(scope="module")
-def examples(airflow_db: None) -> Any:
-    """Every example DAG, loaded from ``example_dags/`` and serialised once (``dag.test()`` needs them in the DB).
-
-    None may fail to import.
-    """
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.utils.session import create_session
-
-    from tests.support.airflow_db import bundle_dag_bag, sync_dag_bag
-
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    bag = bundle_dag_bag(EXAMPLES, "dags-folder")
-    assert bag.import_errors == {}
-    sync_dag_bag(bag, "dags-folder")
-    return bag
-
-
-def run_example(examples: Any, dag_id: str, **kwargs: Any) -> Any:
-    """Run the example DAG ``dag_id`` once with ``dag.test()``; returns the DagRun."""
-    return examples.dags[dag_id].test(**kwargs)
-
-
-def states(dag_run: Any) -> dict[str, str]:
-    return {key.removesuffix("[-1]"): value for key, value in task_states(dag_run).items()}
 
 
 def files_below(folder: Path) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_preservica.client.changes import format_instant
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.integration.test_example_dags import examples, run_example, states  # noqa: F401 - the fixture
+from tests.support.example_dags import run_example, states
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ COLLECTION_X = "00000000-0000-4000-8000-00000000c011"  # the example's default P
 
 
 def test_manual_window_exports_the_changed_assets_of_the_collection_once(
-    examples: Any,  # noqa: F811 - the fixture imported above
+    examples: Any,
     preservica_conn: Any,
     tmp_path: Any,
     monkeypatch: pytest.MonkeyPatch,
