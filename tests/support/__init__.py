@@ -10,7 +10,8 @@ module with an import-time effect is ``session``, which ``tests/conftest.py`` im
 - ``sandbox_process``: the sandbox as an OS process (the benchmarks measure the client alone).
 - ``session``: the session's folders and Airflow environment (import-time: only ``tests/conftest.py``).
 - ``airflow_db``: the ``airflow_db``/``run_dag`` fixtures, task states, Variables, DAG bundles.
-- ``airflow_processes``: a private Airflow as OS processes (scheduler tests).
+- ``example_dags``: the example DAGs loaded as they ship, run with ``dag.test()`` (``tests/system``).
+- ``airflow_processes``: a private Airflow as OS processes (scheduler tests); ``airflow_ui``: the browser test's.
 - ``operators``: stand-in task instances and the deliveries and sheets the operator tests build.
 - ``token_race``: task processes that ask for a token at the same moment.
 - ``hitl``: answering Airflow's human-in-the-loop tasks.
