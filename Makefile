@@ -31,16 +31,18 @@ COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
 # no task runner) and its memory per sheet row (test_metadata_scale); the little Airflow they touch (a Connection
 # lookup, the token Variable, BaseOperator, TaskDeferred) runs on 3.1 in the files that stay.
 # A new test file that touches Airflow belongs in this list (or in a directory of it).
-COMPAT_TESTS := tests/unit/test_assets.py tests/unit/test_lineage.py tests/unit/test_metadata_sheet.py \
-	tests/unit/test_token_renewal.py tests/client tests/integration tests/faults
-COMPAT_EXCLUDED := tests/client/test_filewrite.py tests/client/test_metadata_scale.py tests/integration/test_ingest_scale.py
+COMPAT_TESTS := tests/unit/test_assets.py tests/unit/test_lineage.py tests/unit/metadata/test_metadata_sheet.py \
+	tests/unit/client/auth/test_token_renewal.py tests/client tests/integration tests/system tests/faults
+COMPAT_EXCLUDED := tests/client/test_filewrite.py tests/client/test_metadata_scale.py \
+	tests/integration/ingest/test_ingest_scale.py
 # The 3.1 tier's two halves, run side by side like `make test`'s (see there); the second half is every other file
 # of COMPAT_TESTS. Measured with the change watcher's scheduler test in the first half (make test-compat, load
 # 3 to 6 from other work on 2 cores): 7:58 and 4:22 (in CI before dag.test() on 3.1 kept one Execution API per
 # process, tests/integration/conftest.py: the second took 14:49). That test (about 1:45) now runs in the second.
-COMPAT_SHARD_1 := tests/faults $(addprefix tests/integration/test_,assets_and_lineage.py assets_scheduler.py \
-	cli_import_ini.py example_dags.py export_operator.py export_unzip.py ingest_housekeeping.py ingest_operator.py \
-	single_flight_processes.py)
+COMPAT_SHARD_1 := tests/faults tests/system/test_example_dags.py $(addprefix tests/integration/, \
+	assets/test_assets_and_lineage.py assets/test_assets_scheduler.py connection/test_cli_import_ini.py \
+	export/test_export_operator.py export/test_export_unzip.py ingest/test_ingest_housekeeping.py \
+	ingest/test_ingest_operator.py auth/test_single_flight_processes.py)
 
 # `make test` runs the suite as two pytest sessions side by side, one per core, then the secrets audit in a third:
 # - TEST_SHARD_1: the tiers that run Airflow in the test process (`dag.test()`), mostly CPU, but TEST_SHARD_2_TOO;
@@ -53,8 +55,9 @@ COMPAT_SHARD_1 := tests/faults $(addprefix tests/integration/test_,assets_and_li
 # (PRESERVICA_TEST_RUN_DIR; see tests/conftest.py). A plain `pytest` still runs everything in one session.
 # Each session ends with its slowest tests (--durations): the figures to rebalance the sessions by.
 # (Files, not the folder: a file named after a folder that holds it is collected with that folder, --ignore and all.)
-TEST_SHARD_2_TOO := tests/integration/test_change_watcher_scheduler.py
-TEST_SHARD_1 := tests/faults $(filter-out $(TEST_SHARD_2_TOO),$(wildcard tests/integration/test_*.py))
+TEST_SHARD_2_TOO := tests/integration/changes/test_change_watcher_scheduler.py
+TEST_SHARD_1 := tests/faults $(filter-out $(TEST_SHARD_2_TOO),$(wildcard tests/integration/test_*.py \
+	tests/integration/*/test_*.py tests/system/test_*.py))
 AUDIT := tests/test_no_secrets_in_logs.py
 PYTEST := python -m pytest -p no:cacheprovider --durations=20
 # Run a recipe's pytest sessions in a fresh run folder, keep going past a failed one, then audit the run (the
@@ -136,10 +139,10 @@ sandbox: $(STAMP)
 
 # Every benchmark, one table (18-30 minutes on 2 CPUs); also rewrites benchmarks/RESULTS.md. bench-quick: a few minutes' smoke run.
 bench: $(STAMP)
-	nice $(BIN)/python benchmarks/run_all.py --results benchmarks/RESULTS.md
+	nice $(BIN)/python -m benchmarks.run_all --results benchmarks/RESULTS.md
 
 bench-quick: $(STAMP)
-	nice $(BIN)/python benchmarks/run_all.py --quick
+	nice $(BIN)/python -m benchmarks.run_all --quick
 
 clean:
 	rm -rf $(VENV) .demo

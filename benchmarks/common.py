@@ -1,6 +1,7 @@
 """Helpers shared by the benchmarks: peak-memory readings, subprocesses, CPU load, formatting.
 
-The benchmarks run as scripts (``python benchmarks/x.py``), so this module is imported as ``common``.
+The benchmarks run as modules from the repository's root (``python -m benchmarks.x``); what every ``main()``
+shares is in ``benchmarks.harness``, the sandbox launcher in ``tests.support.sandbox_process``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import platform
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from tests.support.sandbox_process import SandboxProcess as SandboxProcess  # the benchmarks' sandbox
 
 STATUS_NS = "{http://status.preservica.com}"
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,69 +77,6 @@ def _point_at(base_url: str, user: dict[str, str]) -> dict[str, str]:
         "password": user["password"],
         "tenant": user["tenant"],
     }
-
-
-class SandboxProcess:
-    """``python -m preservica_sandbox`` in its own process, so that the client is measured alone.
-
-    ``base_url`` comes from the sandbox's ready line; ``user`` is its one account (name, password, tenant).
-    """
-
-    def __init__(self, data_dir: Path, log_path: Path, user: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.user = user
-        self.process: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    def start(self) -> SandboxProcess:
-        account = f"{self.user['name']}:{self.user['password']}:{self.user['tenant']}"
-        command = [sys.executable, "-m", "preservica_sandbox", "--port", "0", "--user", account]
-        command += ["--data-dir", str(self.data_dir)]
-        with self.log_path.open("w", encoding="utf-8") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "ready at" not in line:
-            self.stop()
-            raise RuntimeError(f"the sandbox did not start: {line!r}; see {self.log_path}")
-        self.base_url = line.strip().rsplit(" ", 1)[1]
-        return self
-
-    @property
-    def server(self) -> str:
-        return self.base_url.split("://", 1)[1]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid if self.process is not None else 0
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system, all threads) the sandbox process has used so far."""
-        assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.base_url}/_sandbox{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self.process = None
 
 
 def _status_kb(name: str) -> int:
@@ -311,7 +250,8 @@ def _measured_child(spec_path: str, methods: Mapping[str, Method], imports: Mapp
 
 
 def _run_measured(script: Path, name: str, spec: dict[str, Any], tmp: Path, what: str | None = None) -> dict[str, Any]:
-    """Run ``script --child`` on ``spec`` in a fresh process (parent side of :func:`_measured_child`).
+    """Run the benchmark ``script`` (``python -m benchmarks.<its name> --child``) on ``spec`` in a fresh process
+    (parent side of :func:`_measured_child`).
 
     ``name`` names the spec, result and log files in ``tmp``; ``what`` is said when it fails.
     """
@@ -319,7 +259,8 @@ def _run_measured(script: Path, name: str, spec: dict[str, Any], tmp: Path, what
     result_path = tmp / f"{name}.result.json"
     spec_path.write_text(json.dumps({**spec, "result": str(result_path)}), encoding="utf-8")
     log_path = tmp / f"{name}.log"
-    code, wall = _spawn([sys.executable, str(script), "--child", str(spec_path)], log_path, cwd=ROOT)
+    module = f"benchmarks.{script.stem}"  # run from the repository's root, as the parent is
+    code, wall = _spawn([sys.executable, "-m", module, "--child", str(spec_path)], log_path, cwd=ROOT)
     if code != 0 or not result_path.exists():
         raise _fail(what or name, code, log_path)
     child = json.loads(result_path.read_text(encoding="utf-8"))

@@ -29,25 +29,24 @@ VmHWM after the run minus VmHWM just after the imports (reset there with ``/proc
 the process's whole peak (curl: its ``ru_maxrss`` from GNU ``time``). Every download is hashed with
 ``openssl dgst -sha256`` and must equal the sandbox's own export file; ours must also report that digest.
 
-    .venv/bin/python benchmarks/export.py [--size-mb 2048] [--json results.json]
+    .venv/bin/python -m benchmarks.export [--size-mb 2048] [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import (
+from benchmarks import harness
+from benchmarks.common import (
     CONN_ID,
     SETTLE_SECONDS,
     SandboxProcess,
@@ -183,17 +182,14 @@ IMPORTS = {
 
 # --------------------------------------------------------------------------- parent side
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__, keep="the temporary directory (downloads, logs)", child=True)
     parser.add_argument("--size-mb", type=int, default=2048, help="the asset's bitstream in MiB (default 2048)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (downloads, logs)")
     parser.add_argument(
         "--settle-seconds",
         type=float,
         default=SETTLE_SECONDS,
         help=f"pause after sync before each method (default {SETTLE_SECONDS:.0f}; see common._settle)",
     )
-    parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.size_mb < 1:
         parser.error("--size-mb must be at least 1")
@@ -504,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     busy_at_start = _cpu_busy()  # anything else running skews the numbers: say so
     tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-export-"))
     _prepare_environment(tmp)
-    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log", USER)
+    sandbox = harness.sandbox_process(tmp, USER)
     runs: list[RunResult] = []
     checks: list[str] = []
     try:
@@ -544,14 +540,10 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = _machine(busy_at_start)
     print(_report(setup, runs, machine, args.size_mb, args.settle_seconds))
-    print("")
-    print(textwrap.fill("Checks: " + "; ".join(checks), width=120, subsequent_indent="  "))
-    total_s = time.perf_counter() - total_started
-    print(f"Whole benchmark: {total_s:.1f} s (setup included)")
-    if args.keep:
-        print(f"Files kept in {tmp}")
-    if args.json:
-        payload = {
+    total_s = harness.conclude(args, total_started, checks=checks, note="setup included", kept=tmp)
+    harness.write_json(
+        args.json,
+        {
             "benchmark": "export",
             "size_mb": args.size_mb,
             "sandbox_seconds": SANDBOX_SECONDS,
@@ -561,12 +553,10 @@ def main(argv: list[str] | None = None) -> int:
             "setup": asdict(setup),
             "checks": checks,
             "results": [asdict(r) for r in runs],
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"JSON written to {args.json}")
+        },
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

@@ -48,6 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks import harness
+from tests.support import REPO
+from tests.support.airflow_db import sync_dag_bundles
+
 if TYPE_CHECKING:
     from preservica_sandbox import SandboxServer, SandboxUser
 
@@ -732,56 +736,19 @@ def _export_result(base_url: str, workdir: Path, succeeded: bool) -> _Result:
 _RACE_RUNNER = """
 import logging, sys
 from pathlib import Path
-sys.path.insert(0, sys.argv[1])
 import pendulum
-from fault_scenarios import PACKAGE_LOGGER, build_dag, scenario_by_id
-dag = build_dag(scenario_by_id(sys.argv[2]), Path(sys.argv[3]))  # imports Airflow (and its logging set-up)
-handler = logging.FileHandler(sys.argv[5], encoding="utf-8")
+from benchmarks.fault_scenarios import PACKAGE_LOGGER, build_dag, scenario_by_id
+dag = build_dag(scenario_by_id(sys.argv[1]), Path(sys.argv[2]))  # imports Airflow (and its logging set-up)
+handler = logging.FileHandler(sys.argv[4], encoding="utf-8")
 handler.setFormatter(logging.Formatter("%(message)s"))
 logger = logging.getLogger(PACKAGE_LOGGER)
 logger.addHandler(handler)
 logger.setLevel(logging.INFO)
-run = dag.test(logical_date=pendulum.parse(sys.argv[4]))
+run = dag.test(logical_date=pendulum.parse(sys.argv[3]))
 states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 print("STATES", states)
 sys.exit(0 if set(states.values()) == {"success"} else 1)
 """
-
-
-def bundle_dag_bag(folder: str | Path, bundle_name: str) -> Any:
-    """Parse ``folder`` as the DAG bundle ``bundle_name`` (Airflow 3.1 keeps the class elsewhere, without a name)."""
-    try:
-        from airflow.dag_processing.dagbag import BundleDagBag
-    except ImportError:  # Airflow < 3.2
-        from airflow.models.dagbag import BundleDagBag  # type: ignore[attr-defined,no-redef]
-
-    try:
-        return BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name=bundle_name)
-    except TypeError:  # Airflow 3.1: no bundle_name
-        return BundleDagBag(dag_folder=folder, bundle_path=folder)
-
-
-def sync_dag_bag(bag: Any, bundle_name: str, version: str | None = None) -> None:
-    try:
-        from airflow.dag_processing.dagbag import sync_bag_to_db
-    except ImportError:  # Airflow < 3.2
-        from airflow.models.dagbag import sync_bag_to_db  # type: ignore[attr-defined,no-redef]
-
-    sync_bag_to_db(bag, bundle_name, version)
-
-
-def sync_dag_bundles() -> None:
-    """Parse the DAG bundles once, as each ``dag.test()`` does, so that parallel runs do not race to insert."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.utils.session import create_session
-
-    manager = DagBundlesManager()
-    with create_session() as session:
-        manager.sync_bundles_to_db(session=session)
-    for bundle in manager.get_all_dag_bundles():
-        if not bundle.is_initialized:
-            bundle.initialize()
-        sync_dag_bag(bundle_dag_bag(bundle.path, bundle.name), bundle.name, bundle.version)
 
 
 def login_as_if_due(settings: PreservicaSettings, left: float) -> AccessToken:
@@ -833,9 +800,11 @@ def _run_race(scenario: Scenario, server: SandboxServer, user: SandboxUser, work
             PRESERVICA_LOCK_DIR=str(host),
             PRESERVICA_GO_FILE=str(go),
             PRESERVICA_READY_FILE=str(host / "ready"),
+            # The runner imports this module as benchmarks.fault_scenarios, from the repository's root.
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         )
         logical_date = (first + dt.timedelta(seconds=index)).isoformat()
-        argv = [sys.executable, "-c", _RACE_RUNNER, str(Path(__file__).resolve().parent), scenario.id]
+        argv = [sys.executable, "-c", _RACE_RUNNER, scenario.id]
         argv += [str(workdir), logical_date, str(host / "provider.log")]
         process = subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(workdir)
@@ -1030,10 +999,8 @@ def scenario_by_id(scenario_id: str) -> Scenario:
 
 def markdown_table(outcomes: list[Outcome]) -> str:
     """One row per outcome (DAG outcome, logins, refreshes, lost, duplicated, verdict, excerpt); known issues below."""
-    lines = [
-        "| scenario | DAG outcome | logins | refreshes | lost | duplicated | as expected | message excerpt |",
-        "|---|---|---:|---:|---:|---:|---|---|",
-    ]
+    header = ["scenario", "DAG outcome", "logins", "refreshes", "lost", "duplicated", "as expected", "message excerpt"]
+    rows = []
     notes = []
     for o in outcomes:
         lost = "-" if o.lost is None else str(o.lost) if o.state == "success" else f"{o.lost} (failed)"
@@ -1041,8 +1008,5 @@ def markdown_table(outcomes: list[Outcome]) -> str:
         if o.scenario.known_issue:
             notes.append(f"[{len(notes) + 1}] {o.scenario.id}: {o.scenario.known_issue}")
             verdict += f" (known issue [{len(notes)}])"
-        lines.append(
-            f"| {o.scenario.title} | {o.state} | {o.logins} | {o.refreshes} | {lost} | {o.duplicated} | {verdict} "
-            f"| {o.excerpt} |"
-        )
-    return "\n".join(lines + (["", *notes] if notes else []))
+        rows.append((o.scenario.title, o.state, o.logins, o.refreshes, lost, o.duplicated, verdict, o.excerpt))
+    return "\n".join([harness.markdown_table(header, "llrrrrll", rows), *(["", *notes] if notes else [])])

@@ -5,7 +5,7 @@ local Preservica sandbox injects a fault, and reports what a user would see: the
 logins, whether anything was lost or duplicated, and the line naming the cause (the error the task failed
 with, or the log line showing the recovery). The same scenarios are the tests of ``tests/faults``.
 
-    .venv/bin/python benchmarks/faults.py [--only token_revoked_mid_ingest,export_failed] [--json out.json]
+    .venv/bin/python -m benchmarks.faults [--only token_revoked_mid_ingest,export_failed] [--json out.json]
 
 Exit status 1 if any scenario did not behave as it expects (scenarios marked as a known issue excepted).
 """
@@ -13,27 +13,25 @@ Exit status 1 if any scenario did not behave as it expects (scenarios marked as 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
 import warnings
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from common import _prepare_environment  # noqa: E402 (found through the path set just above)
+from benchmarks import harness
+from benchmarks.common import _prepare_environment
 
 USER = {"name": "fault-robot", "password": "F4ult-R0bot-pw-2026", "tenant": "FAULTS"}
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(
+        __doc__,
+        json_help="also write the outcomes as JSON to PATH",
+        keep="the temporary directory (Airflow home, outputs)",
+    )
     parser.add_argument("--only", help="comma-separated scenario ids (default: all)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the outcomes as JSON to PATH")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (Airflow home, outputs)")
     parser.add_argument("--verbose", action="store_true", help="show Airflow's own output")
     return parser.parse_args(argv)
 
@@ -45,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     import logging
 
-    from fault_scenarios import SCENARIOS, markdown_table, run_scenario, scenario_by_id
+    from benchmarks.fault_scenarios import SCENARIOS, markdown_table, run_scenario, scenario_by_id
 
     chosen = [scenario_by_id(s.strip()) for s in args.only.split(",")] if args.only else SCENARIOS
     server = None
@@ -77,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         " Preservica\n(- = the task failed and left no output). duplicated: rows, assets, ingests or exports"
         " beyond one. logins: the sandbox's own count."
     )
-    if args.json:
-        payload = [
+    harness.write_json(
+        args.json,
+        [
             {
                 "scenario": o.scenario.id,
                 "title": o.scenario.title,
@@ -93,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
                 "known_issue": o.scenario.known_issue,
             }
             for o in outcomes
-        ]
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        ],
+        say=False,
+    )
     unexpected = [o for o in outcomes if not o.as_expected and not o.scenario.known_issue]
     return 1 if unexpected else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

@@ -28,7 +28,7 @@ The sandbox runs with ``ingest_seconds`` 0.2 (the floor its ingest emulation wai
 checks every asset's SHA-256 against its OPEX sidecar when it ingests, so COMPLETED with every file present
 as an asset means the bytes arrived intact.
 
-    .venv/bin/python benchmarks/ingest.py [--size-mb 1024] [--files 8] [--threads 4] [--json results.json]
+    .venv/bin/python -m benchmarks.ingest [--size-mb 1024] [--files 8] [--threads 4] [--json results.json]
 """
 
 from __future__ import annotations
@@ -36,13 +36,11 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import uuid
@@ -50,10 +48,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import (
+from benchmarks import harness
+from benchmarks.common import (
     CONN_ID,
     SETTLE_SECONDS,
-    SandboxProcess,
     _busy,
     _cpu_busy,
     _curl_version,
@@ -192,13 +190,10 @@ IMPORTS = {
 
 # --------------------------------------------------------------------------- parent side
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__, keep="the temporary directory (files, zip, logs)", child=True)
     parser.add_argument("--size-mb", type=int, default=1024, help="package content in MiB (default 1024)")
     parser.add_argument("--files", type=int, default=8, help="files (assets) the content is split into (default 8)")
     parser.add_argument("--threads", type=int, default=4, help="our uploader's max_concurrency (default 4)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (files, zip, logs)")
-    parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.size_mb < 1:
         parser.error("--size-mb must be at least 1")
@@ -553,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     busy_at_start = _cpu_busy()  # anything else running skews the numbers: say so
     tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-ingest-"))
     _prepare_environment(tmp)
-    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log", USER)
+    sandbox = harness.sandbox_process(tmp, USER)
     uploads: list[UploadResult] = []
     checks: list[str] = []
     sampler: CpuSampler | None = None
@@ -656,14 +651,10 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = _machine(busy_at_start)
     print(_report(hashes, build, uploads, machine, args, generate_s, warm_up_s))
-    print("")
-    print(textwrap.fill("Checks: " + "; ".join(checks), width=120, subsequent_indent="  "))
-    total_s = time.perf_counter() - total_started
-    print(f"Whole benchmark: {total_s:.1f} s")
-    if args.keep:
-        print(f"Files kept in {tmp}")
-    if args.json:
-        payload = {
+    total_s = harness.conclude(args, total_started, checks=checks, kept=tmp)
+    harness.write_json(
+        args.json,
+        {
             "benchmark": "ingest",
             "size_mb": args.size_mb,
             "files": args.files,
@@ -677,12 +668,10 @@ def main(argv: list[str] | None = None) -> int:
             "hashing": [asdict(h) for h in hashes],
             "build": asdict(build),
             "uploads": [asdict(u) for u in uploads],
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"JSON written to {args.json}")
+        },
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

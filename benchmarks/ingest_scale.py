@@ -14,7 +14,7 @@ tenant across a network). Each method runs in a fresh subprocess, into its own n
 
 Requests are the sandbox's own counters; RSS +MB = VmHWM after the run minus VmHWM after the imports.
 
-    .venv/bin/python benchmarks/ingest_scale.py [--files 10000] [--latency-ms 0,20] [--json results.json]
+    .venv/bin/python -m benchmarks.ingest_scale [--files 10000] [--latency-ms 0,20] [--json results.json]
         [--max-package-assets 1000] [--max-package-bytes N] [--package-concurrency 2]   (split delivery)
 """
 
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import (
+from benchmarks.common import (
     CONN_ID,
     SandboxProcess,
     _measured_child,

@@ -37,7 +37,7 @@ included; RSS +MB = VmHWM after the run minus VmHWM just after the imports; peak
 Requests and logins are the sandbox's own counters (``GET /_sandbox/stats``). Speed is measured and reported,
 never asserted: the benchmark fails only when a method did the wrong work.
 
-    .venv/bin/python benchmarks/metadata.py [--rows 10000] [--latency-ms 0] [--json results.json]
+    .venv/bin/python -m benchmarks.metadata [--rows 10000] [--latency-ms 0] [--json results.json]
 
 For memory at archive scale, ``--rows 100000 --memory`` runs only ours (dry run and apply), pyPreservica and raw
 requests, and reports each one's peak RSS growth (a run holds no per-row state: the sheet is streamed and
@@ -54,13 +54,13 @@ import os
 import shutil
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import (
+from benchmarks import harness
+from benchmarks.common import (
     CONN_ID,
     SETTLE_SECONDS,
     SandboxProcess,
@@ -204,7 +204,7 @@ IMPORTS = {
 
 # --------------------------------------------------------------------------- parent side
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__, keep="the temporary directory (sheet, logs)", child=True)
     parser.add_argument("--rows", type=int, default=10_000, help="assets to seed and sheet rows (default 10000)")
     parser.add_argument(
         "--latency-ms",
@@ -218,15 +218,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only ours (dry run and apply), pyPreservica and raw requests, for a large --rows such as 100000: "
         "the peak RSS growth of each (skips the 1- and 16-worker runs and the re-run)",
     )
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (sheet, logs)")
     parser.add_argument(
         "--settle-seconds",
         type=float,
         default=SETTLE_SECONDS,
         help=f"pause after sync before each method (default {SETTLE_SECONDS:.0f}; see common._settle)",
     )
-    parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be at least 1")
@@ -510,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     busy_at_start = _cpu_busy()  # anything else running skews the numbers: say so
     tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-metadata-"))
     _prepare_environment(tmp)
-    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log", USER)
+    sandbox = harness.sandbox_process(tmp, USER)
     runs: list[RunResult] = []
     checks: list[str] = []
     failures: list[str] = []
@@ -579,16 +576,13 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = _machine(busy_at_start, load_before)
     print(_report(runs, machine, args.rows, folders, args.latency_ms))
-    print("")
-    print(textwrap.fill("Checks: " + "; ".join(checks), width=120, subsequent_indent="  "))
-    total_s = time.perf_counter() - total_started
-    print(f"Whole benchmark: {total_s:.1f} s ({len(seed_seconds)} seeds: {sum(seed_seconds):.1f} s)")
-    if args.keep:
-        print(f"Files kept in {tmp}")
+    note = f"{len(seed_seconds)} seeds: {sum(seed_seconds):.1f} s"
+    total_s = harness.conclude(args, total_started, checks=checks, note=note, kept=tmp)
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
-    if args.json:
-        payload = {
+    harness.write_json(
+        args.json,
+        {
             "benchmark": "metadata",
             "rows": args.rows,
             "folders": folders,
@@ -601,12 +595,10 @@ def main(argv: list[str] | None = None) -> int:
             "checks": checks,
             "failures": failures,
             "results": [asdict(r) for r in runs],
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"JSON written to {args.json}")
+        },
+    )
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

@@ -15,7 +15,7 @@ there), one after the other, so none competes with another for the machine:
 
 Ratio = ours / reference. Whether higher or lower is better is in the measure's name.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--results benchmarks/RESULTS.md] [--keep]
+    .venv/bin/python -m benchmarks.run_all [--quick] [--results benchmarks/RESULTS.md] [--keep]
 
 ``--quick`` is a smoke run (a few minutes: small data, 10 s ingest); without it the full sizes run (50 tasks,
 8 processes, 100,000 assets, 10,000 metadata rows, 1 GiB ingest, 2 GiB export, a 300 s ingest): 21-33 minutes on
@@ -24,7 +24,6 @@ Ratio = ours / reference. Whether higher or lower is better is in the measure's 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -38,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks import harness
 
 HERE = Path(__file__).resolve().parent
 
@@ -395,7 +396,8 @@ def _run(bench: Bench, quick: bool, out: Path) -> tuple[Any, float, int]:
     meta = {"started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load": os.getloadavg()[1]}
     command = [
         sys.executable,
-        str(HERE / bench.script),
+        "-m",
+        f"benchmarks.{Path(bench.script).stem}",
         *(bench.quick if quick else bench.full),
         "--json",
         str(json_path),
@@ -411,17 +413,16 @@ def _run(bench: Bench, quick: bool, out: Path) -> tuple[Any, float, int]:
 
 
 def markdown(rows: list[Row]) -> str:
-    lines = ["| measure | ours | reference | ratio |", "|---|---:|---:|---:|"]
-    lines += [f"| {r.measure} | {r.ours} | {r.reference} | {r.ratio} |" for r in rows]
-    return "\n".join(lines)
+    return harness.markdown_table(
+        ["measure", "ours", "reference", "ratio"], "lrrr", [(r.measure, r.ours, r.reference, r.ratio) for r in rows]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__, json_help=None, keep="the folder with every benchmark's JSON and log")
     parser.add_argument("--quick", action="store_true", help="a smoke run with small data (a few minutes)")
     parser.add_argument("--only", help="comma-separated benchmark names (default: all)")
     parser.add_argument("--results", type=Path, help="also write a Markdown page (machine, table, fault matrix)")
-    parser.add_argument("--keep", action="store_true", help="keep the folder with every benchmark's JSON and log")
     parser.add_argument(
         "--out",
         type=Path,
@@ -490,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         page = [
             "# Benchmark results",
             "",
-            f"Produced by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` ({mode}).",
+            f"Produced by `python -m benchmarks.run_all{' --quick' if args.quick else ''}` ({mode}).",
             "",
             f"- Date: {info['date']}",
             f"- Machine: `{info['uname']}`, {info['cpu']}, {info['cores']} cores, {info['ram']} RAM",
@@ -511,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             *[f"- {run}" for run in runs],
         ]
         if fault_table:
-            page += ["", "## Fault matrix (`python benchmarks/faults.py`)", "", fault_table]
+            page += ["", "## Fault matrix (`python -m benchmarks.faults`)", "", fault_table]
         args.results.write_text("\n".join(page) + "\n", encoding="utf-8")
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
@@ -519,4 +520,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

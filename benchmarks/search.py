@@ -20,7 +20,7 @@ parent sends each method's query once, so that no method pays for the sandbox's 
 repository (it caches every query's hits). The sandbox runs in the parent process and competes with the
 measured subprocess for the machine's CPUs.
 
-    .venv/bin/python benchmarks/search.py [--assets 100000] [--json results.json]
+    .venv/bin/python -m benchmarks.search [--assets 100000] [--json results.json]
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import _machine_info, _prepare_environment, _ratio, _requests_delta, _reset_hwm, _status_kb
+from benchmarks import harness
+from benchmarks.common import _machine_info, _prepare_environment, _requests_delta, _reset_hwm, _status_kb
+from benchmarks.harness import ratio as _ratio
 
 HERE = Path(__file__).resolve()
 CONN_ID = "preservica_default"
@@ -210,10 +211,8 @@ def _child(method: str, page_size: int, out: str, result_path: str, trace: bool)
 
 # --------------------------------------------------------------------------- parent side
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__, keep="the temporary directory with the CSV reports")
     parser.add_argument("--assets", type=int, default=100_000, help="assets to seed (default 100000)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory with the CSV reports")
     parser.add_argument("--child", nargs=4, metavar=("METHOD", "PAGE_SIZE", "OUT", "RESULT"), help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -269,9 +268,9 @@ def _warm_up() -> None:
 
 def _run_child(method: str, page_size: int, out: Path, tmp: Path, trace: bool) -> tuple[dict[str, Any], float]:
     result_path = tmp / f"{out.stem}.result.json"
-    command = [sys.executable, str(HERE), "--child", method, str(page_size), str(out), str(result_path)]
+    command = [sys.executable, "-m", "benchmarks.search", "--child", method, str(page_size), str(out), str(result_path)]
     started = time.perf_counter()
-    done = subprocess.run(command + (["--trace"] if trace else []), capture_output=True, text=True)
+    done = subprocess.run(command + (["--trace"] if trace else []), capture_output=True, text=True, cwd=HERE.parents[1])
     wall = time.perf_counter() - started
     if done.returncode != 0 or not result_path.exists():
         sys.stderr.write(done.stdout + done.stderr)
@@ -332,9 +331,16 @@ def _machine() -> dict[str, Any]:
 
 
 def _report(results: list[ConfigResult], machine: dict[str, Any], assets: int, folders: int) -> str:
-    header = (
-        f"{'method':<28} {'page':>5} {'rows':>8} {'seconds':>8} {'rows/s':>8} {'requests':>8} "
-        f"{'py peak MB':>10} {'RSS +MB':>8} {'RSS base MB':>11}"
+    table = harness.Table(
+        harness.Column("method", 28, "<"),
+        harness.Column("page", 5),
+        harness.Column("rows", 8),
+        harness.Column("seconds", 8, format=".2f"),
+        harness.Column("rows/s", 8, format=".0f"),
+        harness.Column("requests", 8),
+        harness.Column("py peak MB", 10, format=".2f"),
+        harness.Column("RSS +MB", 8, format=".1f"),
+        harness.Column("RSS base MB", 11, format=".1f"),
     )
     lines = [
         f"Search report: every asset (xip.document_type IO) of a seeded sandbox repository ({assets:,} assets, "
@@ -343,14 +349,16 @@ def _report(results: list[ConfigResult], machine: dict[str, Any], assets: int, f
         f"pyPreservica {machine['pypreservica']}, requests {machine['requests']}, {machine['platform']}, "
         f"{machine['date']}",
         "",
-        header,
-        "-" * len(header),
+        *table.lines(
+            [
+                (
+                    *(r.label, r.page_size, r.rows, r.seconds, r.rows_per_s, r.requests),
+                    *(r.tracemalloc_peak_mb, r.rss_peak_increase_mb, r.rss_after_imports_mb),
+                )
+                for r in results
+            ]
+        ),
     ]
-    for r in results:
-        lines.append(
-            f"{r.label:<28} {r.page_size:>5} {r.rows:>8} {r.seconds:>8.2f} {r.rows_per_s:>8.0f} {r.requests:>8} "
-            f"{r.tracemalloc_peak_mb:>10.2f} {r.rss_peak_increase_mb:>8.1f} {r.rss_after_imports_mb:>11.1f}"
-        )
     by_key = {r.key: r for r in results}
     lines += ["", "Ratios (ours / other; below 1 = ours faster, smaller or fewer):"]
     pairs = [
@@ -485,14 +493,11 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = _machine()
     print(_report(results, machine, args.assets, counts["folders"]))
-    print("")
-    print(textwrap.fill("Checks: " + "; ".join(checks), width=120, subsequent_indent="  "))
-    total_s = time.perf_counter() - total_started
-    print(f"Whole benchmark: {total_s:.1f} s (seeding and sandbox start {seed_s:.1f} s)")
-    if args.keep:
-        print(f"Reports kept in {tmp}")
-    if args.json:
-        payload = {
+    note = f"seeding and sandbox start {seed_s:.1f} s"
+    total_s = harness.conclude(args, total_started, checks=checks, note=note, kept=tmp, kept_what="Reports")
+    harness.write_json(
+        args.json,
+        {
             "benchmark": "search",
             "assets": args.assets,
             "folders": counts["folders"],
@@ -503,12 +508,10 @@ def main(argv: list[str] | None = None) -> int:
             "seed_s": seed_s,
             "checks": checks,
             "results": [asdict(r) for r in results],
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"JSON written to {args.json}")
+        },
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

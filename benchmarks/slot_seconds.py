@@ -18,7 +18,7 @@ triggers); it is reported separately, with the number of progress polls each mod
 Airflow's own bookkeeping (the same in both modes, a second or two per try) are not slot time here; ``dag.test``
 runs the trigger in-process, so "run wall" includes the trigger's wait.
 
-    .venv/bin/python benchmarks/slot_seconds.py [--ingest-seconds 300] [--poll-interval 5] [--quick] [--json out.json]
+    .venv/bin/python -m benchmarks.slot_seconds [--ingest-seconds 300] [--poll-interval 5] [--quick] [--json out.json]
 """
 
 from __future__ import annotations
@@ -27,19 +27,13 @@ import argparse
 import functools
 import json
 import os
-import shutil
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from common import _prepare_environment  # noqa: E402 (found through the path set just above)
+from benchmarks import harness
+from benchmarks.common import _prepare_environment
 
 PARENT_REF = "f0000000-0000-4000-8000-0000000000a1"
 
@@ -58,11 +52,10 @@ class ModeResult:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--ingest-seconds", type=float, default=None, help="sandbox ingest duration T (default 300)")
     parser.add_argument("--poll-interval", type=float, default=None, help="seconds between polls, both modes (5)")
     parser.add_argument("--quick", action="store_true", help="T = 10 s, poll every 1 s")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
     if args.ingest_seconds is None:
         args.ingest_seconds = 10.0 if args.quick else 300.0
@@ -117,10 +110,10 @@ def _run_mode(deferrable: bool, args: argparse.Namespace, server: Any, user: Any
     import pendulum
     from airflow.models import Variable
     from airflow.sdk import DAG
-    from fault_scenarios import CONN_ENV, TOKEN_VARIABLE, _connection, _control, serialise_dag
 
     from airflow_provider_preservica.client.auth.cache import TokenCache
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from benchmarks.fault_scenarios import CONN_ENV, TOKEN_VARIABLE, _connection, _control, serialise_dag
 
     mode = "deferrable" if deferrable else "polling"
     base = server.base_url
@@ -205,38 +198,35 @@ def _report(results: list[ModeResult], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="preservica-slots-"))
-    _prepare_environment(tmp, database=True)
     import logging
     import warnings
 
-    warnings.filterwarnings("ignore")
-    server = None
-    try:
-        from airflow.utils import db
-        from preservica_sandbox import SandboxServer, SandboxUser
+    with harness.workdir("preservica-slots-") as tmp:
+        _prepare_environment(tmp, database=True)
+        warnings.filterwarnings("ignore")
+        server = None
+        try:
+            from airflow.utils import db
+            from preservica_sandbox import SandboxServer, SandboxUser
 
-        db.resetdb()
-        logging.getLogger().setLevel(logging.WARNING)
-        user = SandboxUser(name="slot-robot", password="Sl0t-R0bot-pw-2026", tenant="SLOTS")
-        server = SandboxServer(users=[user], token_lifetime=900).start()
-        results = [_run_mode(deferrable, args, server, user, tmp) for deferrable in (False, True)]
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+            db.resetdb()
+            logging.getLogger().setLevel(logging.WARNING)
+            user = SandboxUser(name="slot-robot", password="Sl0t-R0bot-pw-2026", tenant="SLOTS")
+            server = SandboxServer(users=[user], token_lifetime=900).start()
+            results = [_run_mode(deferrable, args, server, user, tmp) for deferrable in (False, True)]
+        finally:
+            if server is not None:
+                server.stop()
     print(_report(results, args))
-    if args.json:
-        payload = {
-            "benchmark": "slot_seconds",
-            "ingest_seconds": args.ingest_seconds,
-            "poll_interval": args.poll_interval,
-            "results": [asdict(r) for r in results],
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    payload = {
+        "benchmark": "slot_seconds",
+        "ingest_seconds": args.ingest_seconds,
+        "poll_interval": args.poll_interval,
+        "results": [asdict(r) for r in results],
+    }
+    harness.write_json(args.json, payload, say=False)
     return 0 if all(r.state == "success" for r in results) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

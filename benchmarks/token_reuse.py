@@ -23,7 +23,7 @@ The sandbox runs with added latency on the login route (``--login-latency``, def
 real Preservica login costs far more than a loopback round trip. Logins and requests are the
 sandbox's own counters; timings come from each task's XCom return value.
 
-    .venv/bin/python benchmarks/token_reuse.py --tasks 50 [--parallel 8] [--json results.json]
+    .venv/bin/python -m benchmarks.token_reuse --tasks 50 [--parallel 8] [--json results.json]
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import _prepare_environment
+from benchmarks import harness
+from benchmarks.common import _prepare_environment
 
 HERE = Path(__file__).resolve().parent
 DAGS = HERE / "dags"
@@ -106,7 +107,7 @@ class VariantResult:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__, keep="the temporary Airflow home (for inspection)")
     parser.add_argument("--tasks", type=int, default=50, help="mapped tasks per DAG run (default 50)")
     parser.add_argument(
         "--login-latency",
@@ -117,9 +118,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--parallel", type=int, default=8, help="OS processes released at once per contender (default 8, 0 = skip)"
     )
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--per-task", action="store_true", help="include every task's timings in the JSON")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home (for inspection)")
     args = parser.parse_args(argv)
     if args.tasks < 1:
         parser.error("--tasks must be at least 1")
@@ -448,10 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     machine = _machine()
     print(_report(results, machine, args.login_latency))
     print(_parallel_report(parallel))
-    total_s = time.perf_counter() - total_started
-    print(f"Whole benchmark: {total_s:.1f} s (Airflow DB reset included)")
-    if args.json:
-        payload = {
+    total_s = harness.conclude(args, total_started, note="Airflow DB reset included")
+    harness.write_json(
+        args.json,
+        {
             "benchmark": "token_reuse",
             "tasks": args.tasks,
             "endpoint": USER_DETAILS_ROUTE,
@@ -463,12 +462,10 @@ def main(argv: list[str] | None = None) -> int:
             "total_s": total_s,
             "results": [{k: v for k, v in asdict(r).items() if args.per_task or k != "per_task"} for r in results],
             "parallel": [asdict(r) for r in parallel],
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"JSON written to {args.json}")
+        },
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

@@ -1,8 +1,8 @@
 """Test session set-up: a private Airflow home on SQLite, one sandbox, and a log of everything.
 
-Airflow reads its configuration at import time, so the environment is fixed here, before any test
-module imports Airflow. Every log record of the session also goes to ``SESSION_LOG`` so that the
-last test can grep it (and the Airflow task logs) for secrets.
+Airflow reads its configuration at import time, so the environment is fixed first (``tests.support.session``),
+before any test module imports Airflow. Shared helpers and fakes live in ``tests.support``. Every log record
+of the session also goes to ``SESSION_LOG`` so that the last test can grep it (and the Airflow task logs) for secrets.
 
 ``make test`` runs the tiers as two pytest processes side by side (see the Makefile), each with its own
 Airflow home, sandbox and lock directory, all in one folder of the run (``PRESERVICA_TEST_RUN_DIR``). Each
@@ -12,61 +12,19 @@ reads every session's logs and tokens from that folder. A plain ``pytest`` is a 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from preservica_sandbox import SandboxServer
+from preservica_sandbox.entity_actions import DEFAULT_ACTION_SECONDS, DEFAULT_SECURITY_TAGS
 
-REPO = Path(__file__).resolve().parent.parent
-#: The folder of this test run: one sub-folder per pytest session of the run (``make test`` runs several).
-RUN_ROOT = Path(os.environ.get("PRESERVICA_TEST_RUN_DIR") or tempfile.mkdtemp(prefix="preservica-tests-"))
-RUN_ROOT.mkdir(parents=True, exist_ok=True)
-_TMP = Path(tempfile.mkdtemp(prefix="session-", dir=RUN_ROOT))
-AIRFLOW_HOME = _TMP / "airflow-home"
-AIRFLOW_HOME.mkdir()
-SESSION_LOG = _TMP / "session.log"
-#: Where a session leaves the tokens its sandbox issued, for an audit run in another session.
-ISSUED_TOKENS_FILE = "issued-tokens.txt"
-
-os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-# timeout: how long a writer waits for SQLite's one write lock (Python's default, 5 s, is too short when eight task
-# processes start at once on a busy machine: "database is locked" failed a test process before it ran).
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME}/airflow.db?timeout=60"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "tests" / "dags")
-os.environ["AIRFLOW__CORE__FERNET_KEY"] = "5bVSQmY6mzQ0aOJQy8b3bR1QhXdY0vYk7b8yV3xEJ0A="
-os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
-os.environ["PRESERVICA_LOCK_DIR"] = str(_TMP)
-os.environ.pop("PRESERVICA_INI", None)
-for _name in list(os.environ):
-    if _name.startswith("AIRFLOW_CONN_PRESERVICA") or _name.startswith("AIRFLOW_VAR_PRESERVICA"):
-        del os.environ[_name]
-
-from preservica_sandbox import SandboxServer, SandboxUser  # noqa: E402
-from preservica_sandbox.entity_actions import (  # noqa: E402
-    DEFAULT_ACTION_SECONDS,
-    DEFAULT_SECURITY_TAGS,
-)
-
-ARCHIVIST = SandboxUser(name="archivist", password="Arch1vist-s3cret-pw", tenant="SANDBOX")
-PROD_USER = SandboxUser(name="prod-robot", password="pr0d-R0bot-pw-7781", tenant="PROD")
-TEST_USER = SandboxUser(name="test-robot", password="t3st-R0bot-pw-4410", tenant="TEST")
-TWO_FA_USER = SandboxUser(
-    name="guarded", password="Guard3d-2fa-pw-0007", tenant="SANDBOX", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DP"
-)
-#: A second account of the archivist's tenant, with the manager role: approves deletions.
-MANAGER = SandboxUser(name="records.manager", password="Man4ger-appr0val-pw", tenant="SANDBOX")
-USERS = [ARCHIVIST, PROD_USER, TEST_USER, TWO_FA_USER, MANAGER]
-WRONG_PASSWORD = "Wr0ng-Passw0rd-991"
-SECRETS = [u.password for u in USERS] + [u.totp_secret for u in USERS if u.totp_secret] + [WRONG_PASSWORD]
-ISSUED_TOKENS: set[str] = set()
-
+from tests.support.accounts import USERS
+from tests.support.clock import FakeClock
+from tests.support.sandbox import ISSUED_TOKENS, SEARCH_REPOSITORY, connection_json, remember_tokens
+from tests.support.session import ISSUED_TOKENS_FILE, SESSION_DIR, SESSION_LOG  # sets Airflow's environment
 
 _SESSION_HANDLER = logging.FileHandler(SESSION_LOG, encoding="utf-8")
 _SESSION_HANDLER.setLevel(logging.DEBUG)
@@ -92,7 +50,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Leave this session's issued tokens in its folder: an audit in a later session of the run reads them."""
-    (_TMP / ISSUED_TOKENS_FILE).write_text("".join(f"{token}\n" for token in sorted(ISSUED_TOKENS)), encoding="utf-8")
+    (SESSION_DIR / ISSUED_TOKENS_FILE).write_text(
+        "".join(f"{token}\n" for token in sorted(ISSUED_TOKENS)), encoding="utf-8"
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -131,23 +91,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
-class FakeClock:
-    """Wall-clock seconds that stand still until a test moves them: token lifetimes without sleeping.
-
-    Pass it as ``clock`` to what times tokens (``TokenCache``, ``PasswordLogin``, the sandbox state), then
-    ``advance`` it past the moment under test: no test then depends on how fast the machine is.
-    """
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def sandbox_clock(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """A ``FakeClock`` that times the sandbox's tokens (issue, expiry, refresh) for this test."""
@@ -167,13 +110,6 @@ def token_clock(sandbox_clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Fa
 
     monkeypatch.setattr(PreservicaHook, "token_clock", staticmethod(sandbox_clock))
     return sandbox_clock
-
-
-def remember_tokens(server: SandboxServer) -> None:
-    """Keep every token (and refresh token) the sandbox issued, so the leak test can search for all of them."""
-    with server.state.lock:
-        ISSUED_TOKENS.update(server.state._tokens.keys())
-        ISSUED_TOKENS.update(record.refresh_token for record in server.state._tokens.values())
 
 
 @pytest.fixture(scope="session")
@@ -204,43 +140,11 @@ def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
     TokenCache.clear_memory()
 
 
-def connection_json(server: SandboxServer, user: SandboxUser = ARCHIVIST, **extra: object) -> str:
-    extras: dict[str, object] = {"tenant": user.tenant}
-    if user.totp_secret:
-        extras["two_fa_secret"] = user.totp_secret
-    extras.update(extra)
-    return json.dumps(
-        {
-            "conn_type": "preservica",
-            "host": server.base_url,
-            "login": user.name,
-            "password": user.password,
-            "extra": extras,
-        }
-    )
-
-
-def logins(server: SandboxServer, user: str = "archivist") -> int:
-    return int(server.state.stats()["logins"].get(user, 0))
-
-
 @pytest.fixture
 def preservica_conn(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
     """``preservica_default`` pointing at the sandbox as ``archivist``."""
     monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_DEFAULT", connection_json(sandbox))
     return sandbox
-
-
-def inject(server: SandboxServer, **fault: object) -> None:
-    """Post a fault to the sandbox's control surface, exactly as the README documents it."""
-    import requests
-
-    response = requests.post(f"{server.base_url}/_sandbox/faults", json=fault, timeout=10)
-    response.raise_for_status()
-
-
-SEARCH_REPOSITORY = REPO / "tests" / "data" / "search_repository.json"
-MAPS_FOLDER = "a0000000-0000-4000-8000-000000000001"
 
 
 @pytest.fixture

@@ -15,18 +15,9 @@ import pytest
 from airflow_provider_preservica.exceptions import PreservicaRedirectError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from benchmarks.other_origin import OtherOrigin
-from tests.conftest import (
-    ARCHIVIST,
-    ISSUED_TOKENS,
-    ISSUED_TOKENS_FILE,
-    RUN_ROOT,
-    SECRETS,
-    SESSION_LOG,
-    TWO_FA_USER,
-    connection_json,
-    inject,
-    remember_tokens,
-)
+from tests.support.accounts import ARCHIVIST, SECRETS, TWO_FA_USER
+from tests.support.sandbox import ISSUED_TOKENS, connection_json, inject, remember_tokens
+from tests.support.session import ISSUED_TOKENS_FILE, RUN_ROOT, SESSION_LOG
 
 
 def _sessions(root: Path = RUN_ROOT) -> list[Path]:

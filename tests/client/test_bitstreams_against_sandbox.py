@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_preservica.client.bitstreams import BitstreamMismatchError, safe_filename, unique_name
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import MAPS_FOLDER, inject
+from tests.support.sandbox import MAPS_FOLDER, inject
 
 MiB = 1024 * 1024
 CONTENT_ROUTE = "GET /api/entity/content-objects/*/generations/*/bitstreams/*/content"

@@ -18,7 +18,7 @@ from airflow_provider_preservica.changes.window import FeedCursor, FeedFilter
 from airflow_provider_preservica.client.entity_events import check_event_types
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.operators.changes import PreservicaChangesOperator
-from tests.conftest import ARCHIVIST
+from tests.support.accounts import ARCHIVIST
 
 EVENTS = "GET /api/entity/events"
 ACTIONS = "GET /api/entity/events/{event_id}/event-actions"

@@ -18,7 +18,7 @@ from airflow_provider_preservica.client.progress import wait_for_progress
 from airflow_provider_preservica.exceptions import FixityError, PackageFormatError
 from airflow_provider_preservica.export.verify import declared_bitstreams, require_intact, verify_archive
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import MAPS_FOLDER
+from tests.support.sandbox import MAPS_FOLDER
 
 MiB = 1024 * 1024
 

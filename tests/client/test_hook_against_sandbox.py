@@ -15,7 +15,8 @@ from airflow_provider_preservica.exceptions import (
     PreservicaTokenRejectedError,
 )
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import ARCHIVIST, TWO_FA_USER, WRONG_PASSWORD, connection_json, inject, logins
+from tests.support.accounts import ARCHIVIST, TWO_FA_USER, WRONG_PASSWORD
+from tests.support.sandbox import connection_json, inject, logins
 
 
 def test_token_and_client_reach_the_account(preservica_conn):

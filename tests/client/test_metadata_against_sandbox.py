@@ -15,7 +15,8 @@ import pytest
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.metadata.model import Outcome
-from tests.conftest import REPO, inject, logins
+from tests.support import REPO
+from tests.support.sandbox import inject, logins
 
 DC = "http://purl.org/dc/elements/1.1/"
 ROWS = 1000

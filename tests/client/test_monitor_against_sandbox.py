@@ -10,7 +10,7 @@ from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.existing import SOURCE_ID_IDENTIFIER, existing_source_ids
 from airflow_provider_preservica.ingest.packaging import build_opex_package
-from tests.conftest import MAPS_FOLDER
+from tests.support.sandbox import MAPS_FOLDER
 
 
 @pytest.fixture

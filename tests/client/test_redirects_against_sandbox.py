@@ -22,8 +22,9 @@ from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.packaging import build_opex_package
 from airflow_provider_preservica.transport import HttpTransport
 from benchmarks.other_origin import OtherOrigin
-from tests.conftest import ISSUED_TOKENS, MAPS_FOLDER, SECRETS, TWO_FA_USER, connection_json, inject, remember_tokens
-from tests.tls import connection_at, self_signed, serve_tls
+from tests.support.accounts import SECRETS, TWO_FA_USER
+from tests.support.sandbox import ISSUED_TOKENS, MAPS_FOLDER, connection_json, inject, remember_tokens
+from tests.support.tls import connection_at, self_signed, serve_tls
 
 LOGIN = "POST /api/accesstoken/login"
 DETAILS = "GET /api/user/details"

@@ -7,7 +7,7 @@ import pytest
 from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.client.search import PreservicaSearchError, SearchQuery
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import MAPS_FOLDER, inject, logins
+from tests.support.sandbox import MAPS_FOLDER, inject, logins
 
 
 def refs(pager) -> list[str]:

@@ -19,8 +19,8 @@ from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import PreservicaConnectionError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.packaging import build_opex_package
-from tests.conftest import MAPS_FOLDER, connection_json
-from tests.tls import connection_at, self_signed, serve_tls
+from tests.support.sandbox import MAPS_FOLDER, connection_json
+from tests.support.tls import connection_at, self_signed, serve_tls
 
 MAP_ASSET = "b0000000-0000-4000-8000-000000000001"
 BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")

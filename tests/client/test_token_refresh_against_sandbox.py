@@ -2,7 +2,7 @@
 
 Outside a task the cache keeps its token in process memory, so these tests show the renewal rules and
 the wire format (the sandbox refuses a refresh without the ``refreshToken`` form field or without the
-access token header); ``tests/integration/test_token_refresh_processes.py`` shows the shared Variable.
+access token header); ``tests/integration/auth/test_token_refresh_processes.py`` shows the shared Variable.
 Tokens age by ``token_clock`` (shared by the sandbox and the cache), never by sleeping.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_preservica.client.auth.cache import TokenCache
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import inject, logins
+from tests.support.sandbox import inject, logins
 
 REFRESH = "POST /api/accesstoken/refresh"
 CALLS = "GET /api/user/details"

@@ -12,7 +12,7 @@ from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.packaging import build_opex_package
-from tests.conftest import MAPS_FOLDER, inject, logins
+from tests.support.sandbox import MAPS_FOLDER, inject, logins
 
 MiB = 1024 * 1024
 

@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deployment.compose_file import (
+from tests.support.compose_file import (
     COMPOSE_FILE,
     DOCKERFILE,
     DOCKERIGNORE,

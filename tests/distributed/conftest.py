@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEARCH_REPOSITORY
-from tests.distributed.deployment import Deployment, DeploymentError, services_missing
+from tests.support.deployment import Deployment, DeploymentError, services_missing
+from tests.support.sandbox import SEARCH_REPOSITORY
 
 SANDBOX_DEFAULTS = {"token_lifetime": 900, "ingest_seconds": 1, "export_seconds": 1}
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MAPS_FOLDER
-from tests.distributed.deployment import Deployment, wait_until
-from tests.distributed.helpers import asset_title_counts, make_batch
+from tests.support.deployment import Deployment, wait_until
+from tests.support.distributed import asset_title_counts, make_batch
+from tests.support.sandbox import MAPS_FOLDER
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MAPS_FOLDER
 from tests.distributed.dags.preservica_distributed import SLOTS
-from tests.distributed.deployment import WORKERS, Deployment
-from tests.distributed.helpers import asset_title_counts, make_batch
+from tests.support.deployment import WORKERS, Deployment
+from tests.support.distributed import asset_title_counts, make_batch
+from tests.support.sandbox import MAPS_FOLDER
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 

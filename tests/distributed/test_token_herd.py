@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from tests.distributed.dags.preservica_distributed import HERD_TASKS
-from tests.distributed.deployment import SANDBOX_PASSWORD, SANDBOX_USER, WORKERS, Deployment
+from tests.support.deployment import SANDBOX_PASSWORD, SANDBOX_USER, WORKERS, Deployment
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 

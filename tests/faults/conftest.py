@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import airflow_db
+from tests.support.airflow_db import airflow_db
 
 __all__ = ["airflow_db"]

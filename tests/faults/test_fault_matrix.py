@@ -2,7 +2,7 @@
 
 Each test resets and seeds the session's sandbox, runs one operator with ``dag.test()`` while a fault is
 injected, and checks what a user would see: the task's state, the number of logins, the words its log names,
-and that nothing was lost or duplicated. ``python benchmarks/faults.py`` runs the same scenarios and prints
+and that nothing was lost or duplicated. ``python -m benchmarks.faults`` runs the same scenarios and prints
 them as one table. A scenario whose ``known_issue`` is set documents a client defect and is xfail(strict=True).
 """
 
@@ -13,7 +13,7 @@ from airflow import __version__ as AIRFLOW_VERSION
 from packaging.version import Version
 
 from benchmarks.fault_scenarios import SCENARIOS, Scenario, run_scenario
-from tests.conftest import ARCHIVIST
+from tests.support.accounts import ARCHIVIST
 
 pytestmark = pytest.mark.integration
 

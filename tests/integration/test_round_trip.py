@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from tests.integration.conftest import task_states
+from tests.support.airflow_db import task_states
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def _files_in_pax_zips(unpacked):
 
 
 def test_ingest_then_export_returns_identical_files(sandbox, monkeypatch, run_dag, tmp_path):
-    from tests.conftest import connection_json
+    from tests.support.sandbox import connection_json
 
     monkeypatch.setenv("AIRFLOW_CONN_PRESERVICA_DEFAULT", connection_json(sandbox))
     sandbox.state.update_config({"ingest_seconds": 0.3, "export_seconds": 0.3})

@@ -12,10 +12,9 @@ import pytest
 
 from airflow_provider_preservica.connection.settings import TOKEN_VARIABLE_PREFIX
 from airflow_provider_preservica.exceptions import PreservicaConnectionError
-from tests.conftest import MAPS_FOLDER, inject
-from tests.integration.conftest import task_states
-from tests.integration.test_ingest_operator import make_batch
-from tests.integration.test_metadata_operator import sheet_for
+from tests.support.airflow_db import task_states
+from tests.support.operators import make_batch, sheet_for
+from tests.support.sandbox import MAPS_FOLDER, inject
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pyotp
 import requests
 from preservica_sandbox import SandboxServer
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 from .conftest import ARCHIVIST, CURATOR, TOTP_SECRET, TWOFA, login, stats, token_for
 

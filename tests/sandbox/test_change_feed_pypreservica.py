@@ -17,8 +17,9 @@ from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 from pyPreservica.uploadAPI import simple_asset_package
 
+from tests.support.repository_tree import Tree, build_tree
+
 from .conftest import ARCHIVIST
-from .repository_tree import Tree, build_tree
 
 DC = "http://purl.org/dc/elements/1.1/"
 DC_DOC = f'<dc:dc xmlns:dc="{DC}"><dc:title>{{}}</dc:title></dc:dc>'

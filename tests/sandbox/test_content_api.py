@@ -11,7 +11,7 @@ import requests
 from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 
-from .repository_tree import Tree, build_tree
+from tests.support.repository_tree import Tree, build_tree
 
 ASSETS_ONLY = {"name": "xip.document_type", "values": ["IO"]}
 

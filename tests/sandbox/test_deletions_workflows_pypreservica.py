@@ -12,8 +12,9 @@ import requests
 from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 
+from tests.support.repository_tree import Tree, build_tree
+
 from .conftest import ARCHIVIST, CLERK, MANAGER, login, stats
-from .repository_tree import Tree, build_tree
 
 
 def _kwargs(server: SandboxServer, user: tuple[str, str, str] = ARCHIVIST) -> dict[str, str]:

@@ -14,8 +14,9 @@ import requests
 from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 
+from tests.support.repository_tree import Tree, build_tree
+
 from .conftest import CURATOR, login, post_faults
-from .repository_tree import Tree, build_tree
 from .test_server import _start_cli, _stop_cli
 
 STATUS_NS = "{http://status.preservica.com}"

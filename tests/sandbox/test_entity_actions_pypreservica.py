@@ -13,8 +13,9 @@ from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 from pyPreservica import HTTPException
 
+from tests.support.repository_tree import Tree, build_tree
+
 from .conftest import ARCHIVIST, post_faults, stats
-from .repository_tree import Tree, build_tree
 
 DC = "http://purl.org/dc/elements/1.1/"
 OAI_DC = "http://www.openarchives.org/OAI/2.0/oai_dc/"

@@ -10,7 +10,7 @@ import requests
 from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 
-from .repository_tree import Tree, build_tree
+from tests.support.repository_tree import Tree, build_tree
 
 E77 = "{http://preservica.com/EntityAPI/v7.7}"
 X77 = "{http://preservica.com/XIP/v7.7}"

@@ -17,8 +17,7 @@ from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 from pyPreservica.opex import OpexAPI
 
-from .conftest import ARCHIVIST, CURATOR, login, post_faults
-from .export_helpers import (
+from tests.support.export_helpers import (
     ACCESS,
     LETTER,
     SCAN_V1,
@@ -31,6 +30,8 @@ from .export_helpers import (
     start_export,
     wait_for,
 )
+
+from .conftest import ARCHIVIST, CURATOR, login, post_faults
 
 OPEX = "{http://www.openpreservationexchange.org/opex/v1.2}"
 XIP = "{http://preservica.com/XIP/v7.7}"

@@ -16,8 +16,7 @@ from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 from pyPreservica import MonitorAPI, WorkflowAPI
 
-from .conftest import ARCHIVIST, login
-from .ingest_helpers import (
+from tests.support.ingest_helpers import (
     SOURCE_BUCKET,
     OpexPackage,
     messages_of,
@@ -27,6 +26,8 @@ from .ingest_helpers import (
     s3_client,
     wait_for,
 )
+
+from .conftest import ARCHIVIST, login
 
 XIP = "http://preservica.com/XIP/v7.7"
 MONITOR_KEYS = {

@@ -8,8 +8,9 @@ from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 from pyPreservica import Field, Operator, SortOrder
 
+from tests.support.repository_tree import Tree, build_tree
+
 from .conftest import ARCHIVIST
-from .repository_tree import Tree, build_tree
 
 DC = "http://purl.org/dc/elements/1.1/"
 DC_DOC = (

@@ -23,7 +23,7 @@ from preservica_sandbox.search import engine_for, parse_query
 from preservica_sandbox.seed import generate
 from preservica_sandbox.server import _parser
 
-from .repository_tree import build_tree
+from tests.support.repository_tree import build_tree
 
 
 def test_children_in_insertion_order_and_ancestors() -> None:

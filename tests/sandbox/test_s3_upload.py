@@ -19,10 +19,10 @@ from preservica_sandbox.repository import Repository
 from preservica_sandbox.s3_store import StoredObject
 from preservica_sandbox.s3_wire import AwsChunkedDecoder, S3Error
 
-from tests.tls import self_signed, serve_tls
+from tests.support.ingest_helpers import BUCKET, SOURCE_BUCKET, OpexPackage, s3_client, wait_for
+from tests.support.tls import self_signed, serve_tls
 
 from .conftest import post_faults, stats
-from .ingest_helpers import BUCKET, SOURCE_BUCKET, OpexPackage, s3_client, wait_for
 
 MiB = 1024 * 1024
 

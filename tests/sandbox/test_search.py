@@ -9,7 +9,7 @@ import pytest
 from preservica_sandbox.repository import Repository
 from preservica_sandbox.search import SearchError, engine_for, parse_metadata, parse_query
 
-from .repository_tree import Tree, build_tree
+from tests.support.repository_tree import Tree, build_tree
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import requests
 from preservica_sandbox import SandboxServer
 from preservica_sandbox.state import SandboxState
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 from .conftest import login, post_faults, stats
 

@@ -12,8 +12,9 @@ import requests
 from preservica_sandbox import SandboxServer
 from preservica_sandbox.repository import Repository
 
+from tests.support.export_helpers import ACCESS, ENTITY_NS, LETTER, SCAN_V1, SCAN_V2, Content, build_content
+
 from .conftest import ARCHIVIST
-from .export_helpers import ACCESS, ENTITY_NS, LETTER, SCAN_V1, SCAN_V2, Content, build_content
 
 E = f"{{{ENTITY_NS}}}"
 XIP = "{http://preservica.com/XIP/v7.7}"

@@ -1,7 +1,7 @@
 """The sandbox's own 2FA code check (``sandbox.totp``) agrees with RFC 6238 and with pyotp.
 
 The sandbox does not import the provider's TOTP code (it becomes a distribution of its own), so its
-copy is checked here on its own; ``tests/unit/test_totp.py`` checks the provider's.
+copy is checked here on its own; ``tests/unit/client/auth/test_totp.py`` checks the provider's.
 """
 
 from __future__ import annotations

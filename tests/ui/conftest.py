@@ -10,7 +10,6 @@ registries only, so ``playwright install`` (which downloads Playwright's own bro
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import signal
@@ -19,12 +18,13 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.airflow_ui import AirflowUI
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "airflow_standalone.py"
@@ -33,41 +33,6 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # How long one wait on the page (an element, a navigation) may take before the test fails.
 PAGE_TIMEOUT_MS = 30_000
-
-
-@dataclass
-class AirflowUI:
-    url: str
-    user: str
-    password: str
-    sandbox_url: str
-    sandbox_login: str
-    sandbox_password: str
-    home: Path
-    proc: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
-
-    def api(self, method: str, path: str, body: object | None = None) -> object:
-        """The REST API as the admin (for set-up the test does not exercise through the browser)."""
-        token = _post_json(f"{self.url}/auth/token", {"username": self.user, "password": self.password})
-        request = urllib.request.Request(
-            f"{self.url}{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token['access_token']}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
-
-
-def _post_json(url: str, body: object) -> dict[str, str]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        result: dict[str, str] = json.load(response)
-        return result
 
 
 def _free_port() -> int:

@@ -19,7 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from airflow_provider_preservica.connection.sources import EXTRA_ALIASES
 from airflow_provider_preservica.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
-from tests.ui.conftest import AirflowUI
+from tests.support.airflow_ui import AirflowUI
 
 pytestmark = pytest.mark.usefixtures("screenshot")
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import warnings
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_old_import_path_warns_and_aliases_the_same_modules():
