@@ -26,7 +26,6 @@ from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import IngestClaimTimeout, IngestConflictError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.delivery import AdoptionUnknown, PartlySent, adopt_packages, send_delivery
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
@@ -35,6 +34,7 @@ from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.ingest.split import DEFAULT_MAX_PACKAGE_ASSETS, DEFAULT_MAX_PACKAGE_BYTES
 from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS
 from airflow_provider_preservica.ingest.workspace import package_workspace
+from airflow_provider_preservica.jobs import InFlightJob, JobRegistry, task_series
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url, restore_entity, show_entity
 from airflow_provider_preservica.packaging import LocalSourceTree, MissingSourceFilesError
@@ -236,7 +236,7 @@ class PreservicaIngestOperator(BaseOperator):
         batch_id = self._batch_id(context)
         report = IngestReport(batch_id=batch_id, parent_ref=self.parent_ref)
         runner = self._runner(hook, report)
-        registry = BatchRegistry()
+        registry = JobRegistry()
         show_entity(self, context, explorer_url(hook.settings.base_url, self.parent_ref))
         series = task_series(context["ti"], self.retries)
         record = self._adopt(hook, registry, report, series)
@@ -352,7 +352,7 @@ class PreservicaIngestOperator(BaseOperator):
         tokens = restored.progress_tokens or (list(results) if isinstance(results, dict) else [])
         tokens = tokens or [str(event["progress_token"])]
         progress = [read_progress(hook.get_conn(), token) for token in tokens]
-        return self._finish(context, runner, BatchRegistry(), progress)
+        return self._finish(context, runner, JobRegistry(), progress)
 
     # -- one ingest per target and namespace at a time (ingest/claims.py) ---------------------------
     def _claim(self, hook: PreservicaHook, report: IngestReport, source: str) -> TargetClaim | None:
@@ -387,8 +387,8 @@ class PreservicaIngestOperator(BaseOperator):
         return TargetClaim(host, self.parent_ref, report.claim_key, report.batch_id)
 
     def _adopt(
-        self, hook: PreservicaHook, registry: BatchRegistry, report: IngestReport, series: str
-    ) -> InFlightIngest | None:
+        self, hook: PreservicaHook, registry: JobRegistry, report: IngestReport, series: str
+    ) -> InFlightJob | None:
         """Pick up the packages an earlier try of this batch sent (``ingest.delivery``)."""
         try:
             return adopt_packages(hook.get_conn(), registry, report, series)
@@ -396,7 +396,7 @@ class PreservicaIngestOperator(BaseOperator):
             raise AirflowException(str(exc)) from None
 
     def _finish(
-        self, context: Any, runner: IngestRunner, registry: BatchRegistry, progress: list[Progress]
+        self, context: Any, runner: IngestRunner, registry: JobRegistry, progress: list[Progress]
     ) -> dict[str, Any]:
         report = self._report = runner.report
         try:

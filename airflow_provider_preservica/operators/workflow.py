@@ -12,7 +12,7 @@ from airflow_provider_preservica.client.workflows import WorkflowInstance, Workf
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
+from airflow_provider_preservica.jobs import InFlightJob, JobRegistry, task_series
 from airflow_provider_preservica.links import PreservicaWorkflowLink, restore_workflow, show_workflow, workflow_url
 from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.workflow import PreservicaWorkflowTrigger
@@ -65,17 +65,17 @@ class PreservicaWorkflowOperator(BaseOperator):
         ti = context["ti"]
         return f"workflow/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/{self.context}"
 
-    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, record_id: str, series: str) -> str | None:
+    def _adopt(self, hook: PreservicaHook, registry: JobRegistry, record_id: str, series: str) -> str | None:
         record = registry.load(record_id)
         if record is None:
             return None
         try:
-            instance = hook.workflow_instance(record.progress_token)
+            instance = hook.workflow_instance(record.token)
         except WorkflowInstanceUnknownError:
             return None
         except PreservicaError as exc:
             raise AirflowException(
-                f"cannot read workflow instance {record.progress_token}, which an earlier try started ({exc}); "
+                f"cannot read workflow instance {record.token}, which an earlier try started ({exc}); "
                 "not starting another: a retry will look again"
             ) from None
         if not instance.finished_running or record.series == series:
@@ -87,14 +87,14 @@ class PreservicaWorkflowOperator(BaseOperator):
     @task_errors
     def execute(self, context: Any) -> dict[str, Any]:
         hook = PreservicaHook(self.preservica_conn_id)
-        registry, record_id = BatchRegistry(), self._record_id(context)
+        registry, record_id = JobRegistry(), self._record_id(context)
         series = task_series(context["ti"], self.retries)
         instance_id = self._adopt(hook, registry, record_id, series)
         if instance_id is None:
             found = hook.find_workflow_context(self.context, self.workflow_type)
             parameters = {k: str(v) for k, v in self.parameters.items() if v is not None and str(v) != ""}
             instance_id = hook.start_workflow(found, parameters, correlation_id=self.correlation_id)
-            registry.save(InFlightIngest(record_id, instance_id, found.id, None, time.time(), series=series))
+            registry.save(InFlightJob("workflow", record_id, instance_id, found.id, time.time(), series=series))
             self.log.info("Started workflow %r (context %s): instance %s", found.name, found.id, instance_id)
         context["ti"].xcom_push(key="workflow_instance_id", value=instance_id)
         show_workflow(self, context, workflow_url(hook.settings.base_url, instance_id))
@@ -125,9 +125,9 @@ class PreservicaWorkflowOperator(BaseOperator):
             raise event_error(event, event.get("message") or f"waiting for the workflow failed: {event}")
         hook = PreservicaHook(self.preservica_conn_id)
         instance = hook.workflow_instance(str(event["instance_id"]))
-        return self._finish(BatchRegistry(), self._record_id(context), instance)
+        return self._finish(JobRegistry(), self._record_id(context), instance)
 
-    def _finish(self, registry: BatchRegistry, record_id: str, instance: WorkflowInstance) -> dict[str, Any]:
+    def _finish(self, registry: JobRegistry, record_id: str, instance: WorkflowInstance) -> dict[str, Any]:
         registry.forget(record_id)
         result = {
             "instance_id": instance.id,
