@@ -86,7 +86,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "cli",
         "get_provider_info",
     ),
-    "features": ("ingest", "export", "metadata", "search", "changes", "deletion"),
+    "features": ("ingest", "export", "metadata", "search", "changes", "deletion", "jobs"),
     "client": ("client", "transport", "redirects"),
     "connection settings": ("connection",),
     "shared leaves": ("files", "exceptions", "compat", "_exports", "_moved", "__init__"),

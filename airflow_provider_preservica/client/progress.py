@@ -150,30 +150,6 @@ def poll_until(
         sleep(poll_interval)
 
 
-def wait_for_progress(
-    client: PreservicaClient, token: str, *, poll_interval: float, timeout: float, what: str = "ingest"
-) -> Progress:
-    """Poll until the work finishes; a timeout names the token so a person can look it up."""
-
-    def announce(progress: Progress) -> None:
-        percent = f" ({progress.percent:.0f}%)" if progress.percent is not None else ""
-        log.info("Preservica %s %s: %s%s", what, token, progress.status, percent)
-
-    return poll_until(
-        lambda: read_progress(client, token),
-        finished=lambda progress: progress.finished,
-        state=lambda progress: progress.status,
-        announce=announce,
-        subject=token,
-        timed_out=lambda state: (
-            f"Preservica {what} with progress token {token} still {state} after {timeout:.0f} s; "
-            "it may still finish: look it up in Preservica's Process Monitor, or run the sensor on this token"
-        ),
-        poll_interval=poll_interval,
-        timeout=timeout,
-    )
-
-
 def read_many(
     client: PreservicaClient,
     tokens: list[str],
@@ -190,6 +166,41 @@ def read_many(
     return dict(zip(tokens, map_fn(one, tokens), strict=True))
 
 
+def look(
+    read: Callable[[str], Progress],
+    tokens: list[str],
+    errors: dict[str, PollErrors],
+    map_fn: Callable[..., Iterable[Any]] = map,
+) -> tuple[dict[str, Progress], tuple[str, PreservicaError] | None]:
+    """One poll of ``tokens``: the decision every wait makes (the worker's, the triggers', the sensor's poke).
+
+    Returns the tokens read, and the first read failure that ends the wait, ``(token, error)``; a transient
+    failure of a token's read is waited out (``errors[token]``, up to four in a row) and that token is left
+    out until the next poll.
+    """
+
+    def one(token: str) -> Progress | PreservicaError:
+        try:
+            return read(token)
+        except PreservicaError as exc:
+            return exc
+
+    seen: dict[str, Progress] = {}
+    for token, result in zip(tokens, map_fn(one, tokens), strict=True):
+        if isinstance(result, PreservicaError):
+            if errors.setdefault(token, PollErrors()).tolerate(result, token):
+                continue
+            return seen, (token, result)
+        errors.setdefault(token, PollErrors()).reset()
+        seen[token] = result
+    return seen, None
+
+
+def status_line(what: str, progress: Progress) -> str:
+    percent = f" ({progress.percent:.0f}%)" if progress.percent is not None else ""
+    return f"Preservica {what} {progress.token}: {progress.status}{percent}"
+
+
 def wait_for_all(
     client: PreservicaClient,
     tokens: list[str],
@@ -198,31 +209,57 @@ def wait_for_all(
     timeout: float,
     what: str,
     map_fn: Callable[..., Iterable[Any]] = map,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Progress]:
-    """Poll every token until each has finished; the same tolerance of transient read failures as
-    :func:`wait_for_progress`, counted per token. A timeout names how many are still running."""
+    """Poll every token until each has finished: the one wait for Preservica's background work in the worker.
+
+    Up to four consecutive transient read failures of a token (5xx, 429, lost connection) are waited out; the
+    fifth ends the wait with its error. One token's every status change is logged (with its percentage);
+    of several, each one's end and how many are still running. When the next poll would pass ``timeout``,
+    ``ProgressTimeoutError`` names the token (the first still running) so that a person can look it up.
+    """
     deadline = time.monotonic() + timeout
     waiting = list(dict.fromkeys(tokens))
+    single = len(waiting) == 1
     finished: dict[str, Progress] = {}
-    errors = {token: PollErrors() for token in waiting}
+    last: dict[str, str] = {}
+    errors: dict[str, PollErrors] = {}
     while waiting:
-        for token, seen in read_many(client, waiting, map_fn).items():
-            if isinstance(seen, PreservicaError):
-                if not errors[token].tolerate(seen, token):
-                    raise seen
-                continue
-            errors[token].reset()
-            if seen.finished:
-                finished[token] = seen
-                log.info("Preservica %s %s: %s", what, token, seen.status)
+        seen, failure = look(lambda token: read_progress(client, token), waiting, errors, map_fn)
+        if failure is not None:
+            raise failure[1]
+        for token, progress in seen.items():
+            if progress.finished:
+                finished[token] = progress
+            if single and progress.status != last.get(token):
+                log.info("%s", status_line(what, progress))
+            elif not single and progress.finished:
+                log.info("Preservica %s %s: %s", what, token, progress.status)
+            last[token] = progress.status
         waiting = [t for t in waiting if t not in finished]
         if not waiting:
             break
-        log.info("Preservica %s: %d of %d finished, %d still running", what, len(finished), len(tokens), len(waiting))
+        if not single:
+            log.info(
+                "Preservica %s: %d of %d finished, %d still running", what, len(finished), len(tokens), len(waiting)
+            )
         if time.monotonic() + poll_interval > deadline:
+            if single:
+                raise ProgressTimeoutError(
+                    f"Preservica {what} with progress token {waiting[0]} still {last.get(waiting[0], 'unknown')} "
+                    f"after {timeout:.0f} s; it may still finish: look it up in Preservica's Process Monitor, or run "
+                    "the sensor on this token"
+                )
             raise ProgressTimeoutError(
                 f"{len(waiting)} Preservica {what} task(s) still running after {timeout:.0f} s (first progress "
                 f"token {waiting[0]}); they may still finish: look them up in Preservica's Process Monitor"
             )
-        time.sleep(poll_interval)
+        sleep(poll_interval)
     return finished
+
+
+def wait_for_progress(
+    client: PreservicaClient, token: str, *, poll_interval: float, timeout: float, what: str = "ingest"
+) -> Progress:
+    """:func:`wait_for_all` for one token: poll until the work finishes; a timeout names the token."""
+    return wait_for_all(client, [token], poll_interval=poll_interval, timeout=timeout, what=what)[token]

@@ -6,7 +6,7 @@ Safety, in order:
    again for every target not already in flight and compared (refs, types, titles, parents, sizes); any
    difference refuses the whole deletion and names what changed (:class:`ManifestChangedError`).
 2. Only the manifest's top-level targets are requested, each once: the progress token is recorded (the
-   same in-flight record as ingest and export, ``ingest.batches``) before anything else happens, so a
+   same in-flight record as ingest and export, ``jobs``) before anything else happens, so a
    retry after a crash between the request and the approval approves the recorded request instead of
    asking again, and a retry after the approval finds it done.
 3. The approval is sent with the manager client (another account), only while the token reads
@@ -38,7 +38,7 @@ from airflow_provider_preservica.exceptions import (
     PreservicaError,
     PreservicaHTTPError,
 )
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest
+from airflow_provider_preservica.jobs import InFlightJob, JobRegistry
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class DeletionRunner:
         self,
         requester: PreservicaClient,
         manager: PreservicaClient,
-        registry: BatchRegistry,
+        registry: JobRegistry,
         record_prefix: str,
         series: str,
         *,
@@ -132,7 +132,7 @@ class DeletionRunner:
             ref, token = target["ref"], adopted[target["ref"]]
             if token is None:
                 token = request_deletion(self.requester, self.entities.ns, ref, target["type"], self.operator_comment)
-                record = InFlightIngest(self._record_id(ref), token, ref, None, time.time(), series=self.series)
+                record = InFlightJob("deletion", self._record_id(ref), token, ref, time.time(), series=self.series)
                 self.registry.save(record)
                 report.requested.append(ref)
                 log.info(
@@ -197,15 +197,15 @@ class DeletionRunner:
             self.registry.forget(self._record_id(target["ref"]))
         return report
 
-    def _adopt(self, record: InFlightIngest) -> str | None:
+    def _adopt(self, record: InFlightJob) -> str | None:
         """The recorded request's token, unless Preservica has forgotten it or it ended without deleting."""
         try:
-            progress = read_progress(self.requester, record.progress_token)
+            progress = read_progress(self.requester, record.token)
         except ProgressTokenUnknownError:
             return None
         if progress.status in ("FAILED", "CANCELLED", "ABORTED"):
             return None  # rejected or failed earlier: asked again, after the same re-check as a new request
-        return record.progress_token
+        return record.token
 
     def _see_through(self, token: str, ref: str) -> Progress:
         """Approve once the request reads PENDING, then wait until Preservica has finished it."""

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from airflow_provider_preservica.client.auth.lease import LoginLease
 from airflow_provider_preservica.client.auth.stores import TokenStore
 from airflow_provider_preservica.exceptions import IngestClaimTimeout
-from airflow_provider_preservica.ingest.batches import InFlightStore
+from airflow_provider_preservica.jobs import JobStore
 
 log = logging.getLogger(__name__)
 PREFIX = "preservica_ingest_claim__"
@@ -48,7 +48,7 @@ class TargetClaim:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.key = claim_key(host, parent_ref, namespace)
-        self.store = store or InFlightStore("Ingest target claim (managed by PreservicaIngestOperator)")
+        self.store = store or JobStore("Ingest target claim (managed by PreservicaIngestOperator)")
         self.owner = "batch:" + hashlib.sha256(owner.encode()).hexdigest()[:32]
         self._clock = clock
         self._lease = LoginLease(

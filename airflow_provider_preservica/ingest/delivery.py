@@ -1,6 +1,6 @@
 """One delivery, several packages: adopt what an earlier try sent, send the rest, record each as it goes.
 
-The in-flight record (``batches.InFlightIngest``) lists every package Preservica has taken for the batch,
+The in-flight record (``jobs.InFlightJob``) lists every package Preservica has taken for the batch,
 written the moment each upload returns its progress token. A retry (a cleared or retried task, a worker
 killed after upload N of M) reads it: while any package is still running, or when all finished well
 within this run of the task, every package recorded is adopted as it is and never sent again, and the
@@ -19,17 +19,15 @@ from typing import Any
 from airflow_provider_preservica.client.progress import RUNNING, Progress, ProgressTokenUnknownError, read_progress
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.exceptions import AdoptionUnknown, PartlySent, PreservicaError
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.ingest.sending import BuiltPackage, SendError, SentPackage, send_packages
+from airflow_provider_preservica.jobs import InFlightJob, JobRegistry, batch_hash
 
 log = logging.getLogger(__name__)
 
 
-def adopt_packages(
-    client: PreservicaClient, registry: BatchRegistry, report: Any, series: str
-) -> InFlightIngest | None:
+def adopt_packages(client: PreservicaClient, registry: JobRegistry, report: Any, series: str) -> InFlightJob | None:
     """Adopt the packages the in-flight record of ``report.batch_id`` lists, or ``None`` to start afresh."""
     record = registry.load(report.batch_id)
     if record is None:
@@ -84,7 +82,7 @@ def adopt_packages(
 
 def send_delivery(
     runner: IngestRunner,
-    registry: BatchRegistry,
+    registry: JobRegistry,
     claim: TargetClaim | None,
     built: list[BuiltPackage],
     adopted: list[list[Any]],
@@ -101,7 +99,7 @@ def send_delivery(
     :raises PreservicaError: an upload failed before Preservica took any package.
     """
     report = runner.report
-    prefix = f"{batch_key(report.batch_id).split('__', 1)[1][:16]}-{uuid.uuid4().hex[:8]}"
+    prefix = f"{batch_hash(report.batch_id)[:16]}-{uuid.uuid4().hex[:8]}"
     several = len(built) + len(adopted) > 1
     records = [list(p) for p in adopted]
 
@@ -117,12 +115,12 @@ def send_delivery(
             claim.submitted([str(r[1]) for r in records], claim_seconds)
         first = records[0]
         registry.save(
-            InFlightIngest(
+            InFlightJob(
+                "ingest",
                 report.batch_id,
                 str(first[1]),
                 str(first[0]),
-                None,
-                time.time(),
+                submitted_at=time.time(),
                 assets_sent=sum(int(r[4] or 0) for r in records),
                 package_bytes=sum(int(r[5] or 0) for r in records),
                 series=series,

@@ -49,9 +49,8 @@ from airflow_provider_preservica.deletion.runner import (
 )
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, task_series
-from airflow_provider_preservica.task_errors import event_error, task_errors
-from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
+from airflow_provider_preservica.operators.base import PreservicaBaseOperator
+from airflow_provider_preservica.task_errors import task_errors
 
 MARKDOWN_XCOM_KEY = "markdown"
 APPROVE = "Approve"  # ApprovalOperator.APPROVE
@@ -113,7 +112,7 @@ class PreservicaDeletionManifestOperator(BaseOperator):
         return manifest
 
 
-class PreservicaDeleteOperator(BaseOperator):
+class PreservicaDeleteOperator(PreservicaBaseOperator):
     """Delete exactly what an approved manifest lists: request each deletion, approve it as the manager.
 
     :param manifest_task_id: the ``PreservicaDeletionManifestOperator`` task whose manifest was approved.
@@ -137,6 +136,8 @@ class PreservicaDeleteOperator(BaseOperator):
         "preservica_conn_id",
         "manager_conn_id",
     )
+    job_kind = "deletion"
+    batch_prefix = "delete"
 
     def __init__(
         self,
@@ -152,16 +153,18 @@ class PreservicaDeleteOperator(BaseOperator):
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            preservica_conn_id=preservica_conn_id,
+            **kwargs,
+        )
         self.manifest_task_id = manifest_task_id
         self.approval_task_id = approval_task_id
         self.manager_conn_id = manager_conn_id
         self.operator_comment = operator_comment
         self.supervisor_comment = supervisor_comment
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.preservica_conn_id = preservica_conn_id
 
     def _approver(self, context: Any) -> str:
         """Who approved, or refuse: no answer, or any answer but Approve, deletes nothing."""
@@ -192,7 +195,7 @@ class PreservicaDeleteOperator(BaseOperator):
         """The runner, the approved manifest and who approved: every check made again on each call (a
         deferred task resumes in a new worker, and must not trust anything it did not just read)."""
         approver = self._approver(context)
-        hook = PreservicaHook(self.preservica_conn_id)
+        hook = self.hook
         manager = PreservicaHook(self.manager_conn_id)
         manifest = self._manifest(context, hook.settings.base_url)
         if manager.settings.base_url != hook.settings.base_url:
@@ -205,13 +208,12 @@ class PreservicaDeleteOperator(BaseOperator):
                 f"manager_conn_id {self.manager_conn_id!r} logs in as the same account as "
                 f"{self.preservica_conn_id!r}; Preservica needs a second account, with the manager role, to approve"
             )
-        ti = context["ti"]
         runner = DeletionRunner(
             hook.get_conn(),
             manager.get_conn(),
-            BatchRegistry(),
-            f"delete/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}",
-            task_series(ti, self.retries),
+            self.registry,
+            self.job_batch(context),
+            self.series(context),
             operator_comment=self.operator_comment,
             supervisor_comment=self.supervisor_comment or f"Approved in Airflow by {approver}",
             poll_interval=self.poll_interval,
@@ -233,10 +235,7 @@ class PreservicaDeleteOperator(BaseOperator):
 
     @task_errors
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
-        event = event or {}
-        if event.get("status") != "finished":
-            # The requests stay recorded: a retry takes them over (approving, or finding them done).
-            raise event_error(event, event.get("message") or f"waiting for the deletions failed: {event}")
+        event = self.resumed(context, event)  # else the requests stay recorded: a retry takes them over
         runner, manifest, approver = self._runner(context)
         return self._step(context, runner, manifest, approver, dict(event["carry"]), dict(event["results"]))
 
@@ -263,17 +262,11 @@ class PreservicaDeleteOperator(BaseOperator):
                 f"{len(running)} Preservica deletion(s) still running after {self.timeout:.0f} s (first progress "
                 f"token {running[0]}); a retry takes them over without asking again"
             )
-        self.defer(
-            trigger=PreservicaProgressTokensTrigger(
-                preservica_conn_id=self.preservica_conn_id,
-                progress_tokens=running,
-                poll_interval=self.poll_interval,
-                end_time=state["end_time"],
-                what="deletion",
-                stop_at_pending=[t for t in running if t not in approved],
-                carry={"report": state["report"], "approved": approved, "done": done, "end_time": state["end_time"]},
-            ),
-            method_name="execute_complete",
+        self.defer_tokens(
+            running,
+            end_time=state["end_time"],
+            stop_at_pending=[t for t in running if t not in approved],
+            carry={"report": state["report"], "approved": approved, "done": done, "end_time": state["end_time"]},
         )
         raise AssertionError("defer() returns only by raising")  # pragma: no cover
 

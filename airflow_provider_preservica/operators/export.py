@@ -4,38 +4,28 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
 from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.client.export import ExportOptions
-from airflow_provider_preservica.client.progress import RUNNING, ProgressTokenUnknownError
+from airflow_provider_preservica.client.progress import RUNNING, Progress, ProgressTokenUnknownError
 from airflow_provider_preservica.client.transfer_progress import ProgressLogger
-from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
+from airflow_provider_preservica.compat import AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.export.verify import require_intact
 from airflow_provider_preservica.files.storage import check_writable, is_url, publish_file
 from airflow_provider_preservica.files.unpack import unpack_zip
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
-from airflow_provider_preservica.links import (
-    ENTITY_URL_XCOM_KEY,
-    PreservicaEntityLink,
-    explorer_url,
-    restore_entity,
-    show_entity,
-)
-from airflow_provider_preservica.task_errors import event_error, task_errors
-from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
+from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
+from airflow_provider_preservica.operators.base import PreservicaBaseOperator
+from airflow_provider_preservica.task_errors import task_errors
 
 
-class PreservicaExportOperator(BaseOperator):
+class PreservicaExportOperator(PreservicaBaseOperator):
     """Export ``entity_ref`` (folder or asset) to the zip file ``destination``.
 
     ``destination`` is a local path or an ``ObjectStoragePath`` URL (``s3://``, ``gs://``, ``file://``...). The zip
@@ -59,6 +49,8 @@ class PreservicaExportOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("entity_ref", "destination", "unzip_to", "preservica_conn_id")
     operator_extra_links = (PreservicaEntityLink(),)
+    job_kind = "export"
+    link_kind = "entity"
 
     def __init__(
         self,
@@ -80,25 +72,26 @@ class PreservicaExportOperator(BaseOperator):
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            preservica_conn_id=preservica_conn_id,
+            **kwargs,
+        )
         self.entity_ref = entity_ref
         self.destination = destination
         self.entity_type = entity_type
         self.options = ExportOptions(include_content, include_metadata, generations, parent_hierarchy)
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
         self.verify = verify
         self.unzip_to = unzip_to
         self.min_free_bytes = min_free_bytes
-        self.preservica_conn_id = preservica_conn_id
         self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
         self._result: dict[str, Any] | None = None
 
     def _batch_id(self, context: Any) -> str:
-        ti = context["ti"]
-        return f"export/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/{self.entity_ref}"
+        return self.job_batch(context, self.entity_ref)
 
     def _download_dir(self) -> Path:
         """Where the zip is downloaded (resumably, with Range): next to a local destination, else a temp dir."""
@@ -120,12 +113,17 @@ class PreservicaExportOperator(BaseOperator):
     @task_errors
     def execute(self, context: Any) -> dict[str, Any]:
         self._preflight()
-        hook = PreservicaHook(self.preservica_conn_id)
+        hook = self.hook
         self._preservica_host = preservica_host(hook.settings.base_url)
-        registry = BatchRegistry()
         batch_id = self._batch_id(context)
-        series = task_series(context["ti"], self.retries)
-        token = self._adopt(hook, registry, batch_id, series)
+        token = self.adopt(
+            context,
+            batch_id,
+            hook.progress,
+            unknown=ProgressTokenUnknownError,
+            adoptable=_adoptable,
+            describe=lambda progress: progress.status,
+        )
         entity_type = self.entity_type or "SO"
         if token is None:
             try:
@@ -134,81 +132,37 @@ class PreservicaExportOperator(BaseOperator):
                 raise AirflowFailException(str(exc)) from None  # a retry cannot find it either
             entity_type = entity.entity_type
             token = hook.start_export(entity.ref, entity.entity_type, self.options)
-            registry.save(InFlightIngest(batch_id, token, self.destination, None, time.time(), series=series))
+            self.remember(context, batch_id, token, self.destination)
             self.log.info("Export of %s %r started: progress token %s", entity.entity_type, entity.title, token)
         context["ti"].xcom_push(key="progress_token", value=token)
         context["ti"].xcom_push(key="preservica_url", value=hook.settings.base_url)
-        show_entity(self, context, explorer_url(hook.settings.base_url, self.entity_ref, entity_type))
+        self.show_link(context, explorer_url(hook.settings.base_url, self.entity_ref, entity_type))
         if not self.wait_for_completion:
-            registry.forget(batch_id)  # the progress token is in XCom: whoever waits for it owns it now
+            self.forget(batch_id)  # the progress token is in XCom: whoever waits for it owns it now
             emit_asset_events(self, context, produced=[], extra={}, changed=False)  # no file yet
             return {"progress_token": token}
-        if self.deferrable and not hook.progress(token).finished:
-            self.defer(
-                trigger=PreservicaProgressTrigger(
-                    preservica_conn_id=self.preservica_conn_id,
-                    progress_token=token,
-                    poll_interval=self.poll_interval,
-                    end_time=time.time() + self.timeout,
-                    what="export",
-                ),
-                method_name="execute_complete",
-            )
-        try:
-            hook.wait_for_progress(token, poll_interval=self.poll_interval, timeout=self.timeout, what="export")
-        except PreservicaError as exc:
-            raise AirflowException(str(exc)) from None
-        return self._complete(context, hook, registry, batch_id, token)
+        self.wait_or_defer(token)
+        return self._complete(context, batch_id, token)
 
     @task_errors
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        event = event or {}
-        restore_entity(self, context)
-        if event.get("status") != "finished":
-            raise event_error(event, event.get("message") or f"waiting for the export failed: {event}")
-        hook = PreservicaHook(self.preservica_conn_id)
-        self._preservica_host = preservica_host(hook.settings.base_url)
+        event = self.resumed(context, event)
+        self._preservica_host = preservica_host(self.hook.settings.base_url)
         # The batch id, like everything else here, is rebuilt from the context: dag.test() drops defer kwargs.
-        return self._complete(context, hook, BatchRegistry(), self._batch_id(context), str(event["progress_token"]))
+        return self._complete(context, self._batch_id(context), str(event["progress_token"]))
 
-    def _complete(
-        self, context: Any, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, token: str
-    ) -> dict[str, Any]:
+    def _complete(self, context: Any, batch_id: str, token: str) -> dict[str, Any]:
         """``_finish``, forgetting the export when the task fails for good (no retry will adopt it)."""
         try:
-            return self._finish(context, hook, registry, batch_id, token)
+            return self._finish(context, self.hook, batch_id, token)
         except AirflowFailException:
-            registry.forget(batch_id)
+            self.forget(batch_id)
             raise
 
-    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, series: str) -> str | None:
-        record = registry.load(batch_id)
-        if record is None:
-            return None
-        try:
-            progress = hook.progress(record.progress_token)
-        except ProgressTokenUnknownError:
-            return None  # forgotten by Preservica: start afresh
-        except PreservicaError as exc:
-            raise AirflowException(
-                f"cannot read the progress of export {record.progress_token}, which an earlier try started ({exc}); "
-                "not starting another export: a retry will look again"
-            ) from None
-        if progress.status in RUNNING or (progress.succeeded and record.series == series):
-            self.log.info("Adopting export %s from an earlier try (%s)", record.progress_token, progress.status)
-            registry.claim(record, series)
-            return record.progress_token
-        self.log.info(
-            "Export %s of an earlier try or run is %s: starting a new one", record.progress_token, progress.status
-        )
-        return None
-
-    def _finish(
-        self, context: Any, hook: PreservicaHook, registry: BatchRegistry, batch_id: str, token: str
-    ) -> dict[str, Any]:
+    def _finish(self, context: Any, hook: PreservicaHook, batch_id: str, token: str) -> dict[str, Any]:
         progress = hook.progress(token)
         if not progress.succeeded:
-            registry.forget(batch_id)
+            self.forget(batch_id)
             raise AirflowFailException(
                 f"Preservica export {token} ended {progress.status}: "
                 + ("; ".join(progress.errors[:5]) or "no error details returned")
@@ -248,7 +202,7 @@ class PreservicaExportOperator(BaseOperator):
             publish_file(download.path, self.destination)
             Path(download.path).unlink(missing_ok=True)
             result["path"] = self.destination
-        registry.forget(batch_id)
+        self.forget(batch_id)
         self.log.info(
             "Export %s: %s (%s bytes, sha256 %s)", token, result["path"], f"{download.bytes:,}", download.sha256
         )
@@ -266,6 +220,11 @@ class PreservicaExportOperator(BaseOperator):
         if self.unzip_to:
             outputs.append(path_dataset(self.unzip_to))
         return operator_lineage([entity_dataset(host, self.entity_ref)] if host else [], outputs)
+
+
+def _adoptable(progress: Progress, same_run: bool) -> bool:
+    """An export still running, or one an earlier try of this run saw through (a cleared run exports anew)."""
+    return progress.status in RUNNING or (progress.succeeded and same_run)
 
 
 _EXTRA_KEYS = ("path", "bytes", "sha256", "files", "fixities_checked", "bitstreams_checked", "progress_token")

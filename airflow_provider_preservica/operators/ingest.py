@@ -11,8 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_preservica.assets import capped, emit_asset_events, preservica_asset, preservica_host
 from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityTypeMismatchError
 from airflow_provider_preservica.client.progress import (
@@ -27,7 +25,6 @@ from airflow_provider_preservica.compat import AirflowException, AirflowFailExce
 from airflow_provider_preservica.exceptions import IngestClaimTimeout, IngestConflictError, PreservicaError
 from airflow_provider_preservica.files.storage import fetch_to_local, is_url
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.delivery import AdoptionUnknown, PartlySent, adopt_packages, send_delivery
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
@@ -37,15 +34,16 @@ from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.ingest.split import DEFAULT_MAX_PACKAGE_ASSETS, DEFAULT_MAX_PACKAGE_BYTES
 from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS
 from airflow_provider_preservica.ingest.workspace import package_workspace
+from airflow_provider_preservica.jobs import InFlightJob, JobRegistry
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
-from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url, restore_entity, show_entity
-from airflow_provider_preservica.task_errors import event_error, task_errors
-from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
+from airflow_provider_preservica.links import PreservicaEntityLink, explorer_url
+from airflow_provider_preservica.operators.base import PreservicaBaseOperator
+from airflow_provider_preservica.task_errors import task_errors
 
 REPORT_STATE_KEY = "ingest_report_state"
 
 
-class PreservicaIngestOperator(BaseOperator):
+class PreservicaIngestOperator(PreservicaBaseOperator):
     """Ingest ``source`` into folder ``parent_ref``; nothing is ingested twice, nothing reported done too early.
 
     :param source: a folder (packaged as OPEX with fixity) or a ready-made zip (XIP SIP or zipped OPEX), as a
@@ -117,6 +115,8 @@ class PreservicaIngestOperator(BaseOperator):
     )
     ui_color = "#d5f0d0"
     operator_extra_links = (PreservicaEntityLink(),)
+    job_kind = "ingest"
+    link_kind = "entity"
 
     def __init__(
         self,
@@ -147,7 +147,13 @@ class PreservicaIngestOperator(BaseOperator):
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            preservica_conn_id=preservica_conn_id,
+            **kwargs,
+        )
         self.source = source
         self.parent_ref = parent_ref
         self.security_tag = security_tag
@@ -159,9 +165,6 @@ class PreservicaIngestOperator(BaseOperator):
             raise ValueError(f"on_conflict must be 'fail' or 'skip', not {on_conflict!r}")
         self.on_conflict = on_conflict
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
         self.work_dir = work_dir
         self.keep_package = keep_package
         self.allow_missing_files = allow_missing_files
@@ -177,7 +180,6 @@ class PreservicaIngestOperator(BaseOperator):
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
         self.max_workers = max_workers
         self.emit_empty_asset_events = emit_empty_asset_events
-        self.preservica_conn_id = preservica_conn_id
         self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
         self._report: IngestReport | None = None
 
@@ -231,14 +233,14 @@ class PreservicaIngestOperator(BaseOperator):
             shutil.rmtree(staging, ignore_errors=True)
 
     def _execute(self, context: Any, source: str) -> dict[str, Any]:
-        hook = PreservicaHook(self.preservica_conn_id)
+        hook = self.hook
         self._preservica_host = preservica_host(hook.settings.base_url)
         batch_id = self._batch_id(context)
         report = IngestReport(batch_id=batch_id, parent_ref=self.parent_ref)
         runner = self._runner(hook, report)
-        registry = BatchRegistry()
-        show_entity(self, context, explorer_url(hook.settings.base_url, self.parent_ref))
-        series = task_series(context["ti"], self.retries)
+        registry = self.registry
+        self.show_link(context, explorer_url(hook.settings.base_url, self.parent_ref))
+        series = self.series(context)
         record = self._adopt(hook, registry, report, series)
         claim = self._claim(hook, report, source) if report.adopted else None  # held until the outcome
         if record is not None and record.complete:
@@ -301,16 +303,7 @@ class PreservicaIngestOperator(BaseOperator):
                 # the delivery waits in a file beside the package (rebuilt from the source if it is gone).
                 state = report.to_state(spill_dir=self.work_dir or tempfile.gettempdir())
                 context["ti"].xcom_push(key=REPORT_STATE_KEY, value=state)
-                self.defer(
-                    trigger=PreservicaProgressTokensTrigger(
-                        preservica_conn_id=self.preservica_conn_id,
-                        progress_tokens=tokens,
-                        poll_interval=self.poll_interval,
-                        end_time=time.time() + self.timeout,
-                        what="ingest",
-                    ),
-                    method_name="execute_complete",
-                )
+                self.defer_tokens(tokens, end_time=time.time() + self.timeout)
         return self._finish(context, runner, registry, self._wait(hook, tokens))
 
     def _wait(self, hook: PreservicaHook, tokens: list[str]) -> list[Progress]:
@@ -325,19 +318,14 @@ class PreservicaIngestOperator(BaseOperator):
 
     @task_errors
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        event = event or {}
-        restore_entity(self, context)
+        event = self.resumed(context, event)
         state = context["ti"].xcom_pull(task_ids=self.task_id, key=REPORT_STATE_KEY)
         restored = (
             IngestReport.from_state(state)
             if isinstance(state, dict)
             else IngestReport(batch_id=self._batch_id(context), parent_ref=self.parent_ref)
         )
-        if event.get("status") == "timeout":
-            raise AirflowException(event.get("message", "timed out"))
-        if event.get("status") != "finished":
-            raise event_error(event, f"waiting for Preservica failed: {event.get('message', event)}")
-        hook = PreservicaHook(self.preservica_conn_id)
+        hook = self.hook
         self._preservica_host = preservica_host(hook.settings.base_url)
         runner = self._runner(hook, restored)
         if restored.per_file_lost:
@@ -352,7 +340,7 @@ class PreservicaIngestOperator(BaseOperator):
         tokens = restored.progress_tokens or (list(results) if isinstance(results, dict) else [])
         tokens = tokens or [str(event["progress_token"])]
         progress = [read_progress(hook.get_conn(), token) for token in tokens]
-        return self._finish(context, runner, BatchRegistry(), progress)
+        return self._finish(context, runner, self.registry, progress)
 
     # -- one ingest per target and namespace at a time (ingest/claims.py) ---------------------------
     def _claim(self, hook: PreservicaHook, report: IngestReport, source: str) -> TargetClaim | None:
@@ -383,12 +371,12 @@ class PreservicaIngestOperator(BaseOperator):
     def _claim_for(self, report: IngestReport) -> TargetClaim | None:
         if report.claim_key is None:
             return None
-        host = PreservicaHook(self.preservica_conn_id).settings.base_url
+        host = self.hook.settings.base_url
         return TargetClaim(host, self.parent_ref, report.claim_key, report.batch_id)
 
     def _adopt(
-        self, hook: PreservicaHook, registry: BatchRegistry, report: IngestReport, series: str
-    ) -> InFlightIngest | None:
+        self, hook: PreservicaHook, registry: JobRegistry, report: IngestReport, series: str
+    ) -> InFlightJob | None:
         """Pick up the packages an earlier try of this batch sent (``ingest.delivery``)."""
         try:
             return adopt_packages(hook.get_conn(), registry, report, series)
@@ -396,7 +384,7 @@ class PreservicaIngestOperator(BaseOperator):
             raise AirflowException(str(exc)) from None
 
     def _finish(
-        self, context: Any, runner: IngestRunner, registry: BatchRegistry, progress: list[Progress]
+        self, context: Any, runner: IngestRunner, registry: JobRegistry, progress: list[Progress]
     ) -> dict[str, Any]:
         report = self._report = runner.report
         try:

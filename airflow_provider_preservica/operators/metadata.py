@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_preservica.assets import (
     ALIAS_ASSET_LIMIT,
     capped,
@@ -34,8 +32,8 @@ from airflow_provider_preservica.metadata.report import summary, to_xcom, write_
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun
 from airflow_provider_preservica.metadata.sheet import SheetError, stream_sheet
 from airflow_provider_preservica.metadata.state import RunStateLost, discard_state, load_state, save_state
+from airflow_provider_preservica.operators.base import PreservicaBaseOperator
 from airflow_provider_preservica.task_errors import event_error, task_errors
-from airflow_provider_preservica.triggers.progress import PreservicaProgressTokensTrigger
 
 RUN_STATE_KEY = "metadata_run_state"
 XCOM_TOKEN_LIMIT = 20  # progress tokens named in the ``progress_tokens`` XCom (the triggerer gets them all)
@@ -49,7 +47,7 @@ def default_report_path(source: str, dry_run: bool) -> str:
     return source[: len(source) - len(path.name)] + name
 
 
-class PreservicaMetadataOperator(BaseOperator):
+class PreservicaMetadataOperator(PreservicaBaseOperator):
     """Bring the entities a sheet names to the state it describes: titles, descriptions, security tags,
     moves, identifiers and descriptive metadata fragments.
 
@@ -86,6 +84,7 @@ class PreservicaMetadataOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("source", "report_path", "metadata_root", "state_dir", "preservica_conn_id")
     ui_color = "#e8f1fb"
+    job_kind = "metadata change"
 
     def __init__(
         self,
@@ -107,7 +106,13 @@ class PreservicaMetadataOperator(BaseOperator):
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            preservica_conn_id=preservica_conn_id,
+            **kwargs,
+        )
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self.source = source
@@ -117,14 +122,10 @@ class PreservicaMetadataOperator(BaseOperator):
         self.allow_partial = allow_partial
         self.max_workers = max_workers
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
         self.emit_empty_asset_events = emit_empty_asset_events
         self.metadata_root = metadata_root
         self.max_fragment_bytes = max_fragment_bytes
         self.state_dir = state_dir
-        self.preservica_conn_id = preservica_conn_id
         self._preservica_host: str | None = None  # what OpenLineage reports, once the run knows it
         self._run: MetadataRun | None = None
 
@@ -144,7 +145,7 @@ class PreservicaMetadataOperator(BaseOperator):
             )
         except PreservicaError as exc:
             raise AirflowFailException(str(exc)) from None
-        hook = PreservicaHook(self.preservica_conn_id)
+        hook = self.hook
         self._preservica_host = preservica_host(hook.settings.base_url)
         defer = self.deferrable and self.wait_for_completion
         try:
@@ -170,15 +171,7 @@ class PreservicaMetadataOperator(BaseOperator):
             state = save_state(run, self.state_dir or tempfile.gettempdir())
             context["ti"].xcom_push(key=RUN_STATE_KEY, value=state)
             self.log.info("Waiting in the triggerer for %d security tag changes and moves", len(run.pending))
-            self.defer(
-                trigger=PreservicaProgressTokensTrigger(
-                    preservica_conn_id=self.preservica_conn_id,
-                    progress_tokens=list(run.pending),
-                    poll_interval=self.poll_interval,
-                    end_time=time.time() + self.timeout,
-                ),
-                method_name="execute_complete",
-            )
+            self.defer_tokens(list(run.pending), end_time=time.time() + self.timeout)
         return self._finish(context, run)
 
     @task_errors

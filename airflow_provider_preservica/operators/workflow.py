@@ -6,19 +6,17 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_preservica.client.workflows import WorkflowInstance, WorkflowInstanceUnknownError
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
-from airflow_provider_preservica.links import PreservicaWorkflowLink, restore_workflow, show_workflow, workflow_url
-from airflow_provider_preservica.task_errors import event_error, task_errors
+from airflow_provider_preservica.links import PreservicaWorkflowLink, workflow_url
+from airflow_provider_preservica.operators.base import PreservicaBaseOperator
+from airflow_provider_preservica.task_errors import task_errors
 from airflow_provider_preservica.triggers.workflow import PreservicaWorkflowTrigger
 
 
-class PreservicaWorkflowOperator(BaseOperator):
+class PreservicaWorkflowOperator(PreservicaBaseOperator):
     """Start an instance of the workflow context ``context`` (its name as Preservica shows it, or its id).
 
     ``parameters`` become the start request's ``Parameter`` key/value pairs (for "Ingest OPEX (Incremental)":
@@ -35,6 +33,8 @@ class PreservicaWorkflowOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("context", "parameters", "correlation_id", "preservica_conn_id")
     operator_extra_links = (PreservicaWorkflowLink(),)
+    job_kind = "workflow"
+    link_kind = "workflow"
 
     def __init__(
         self,
@@ -50,56 +50,44 @@ class PreservicaWorkflowOperator(BaseOperator):
         preservica_conn_id: str = PreservicaHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            preservica_conn_id=preservica_conn_id,
+            **kwargs,
+        )
         self.context = context
         self.parameters = dict(parameters or {})
         self.workflow_type = workflow_type
         self.correlation_id = correlation_id
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.preservica_conn_id = preservica_conn_id
 
     def _record_id(self, context: Any) -> str:
-        ti = context["ti"]
-        return f"workflow/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}/{self.context}"
-
-    def _adopt(self, hook: PreservicaHook, registry: BatchRegistry, record_id: str, series: str) -> str | None:
-        record = registry.load(record_id)
-        if record is None:
-            return None
-        try:
-            instance = hook.workflow_instance(record.progress_token)
-        except WorkflowInstanceUnknownError:
-            return None
-        except PreservicaError as exc:
-            raise AirflowException(
-                f"cannot read workflow instance {record.progress_token}, which an earlier try started ({exc}); "
-                "not starting another: a retry will look again"
-            ) from None
-        if not instance.finished_running or record.series == series:
-            self.log.info("Taking over workflow instance %s from an earlier try (%s)", instance.id, instance.state)
-            registry.claim(record, series)
-            return instance.id
-        return None
+        return self.job_batch(context, self.context)
 
     @task_errors
     def execute(self, context: Any) -> dict[str, Any]:
-        hook = PreservicaHook(self.preservica_conn_id)
-        registry, record_id = BatchRegistry(), self._record_id(context)
-        series = task_series(context["ti"], self.retries)
-        instance_id = self._adopt(hook, registry, record_id, series)
+        hook = self.hook
+        record_id = self._record_id(context)
+        instance_id = self.adopt(
+            context,
+            record_id,
+            hook.workflow_instance,
+            unknown=WorkflowInstanceUnknownError,
+            adoptable=lambda instance, same_run: not instance.finished_running or same_run,
+            describe=lambda instance: instance.state,
+        )
         if instance_id is None:
             found = hook.find_workflow_context(self.context, self.workflow_type)
             parameters = {k: str(v) for k, v in self.parameters.items() if v is not None and str(v) != ""}
             instance_id = hook.start_workflow(found, parameters, correlation_id=self.correlation_id)
-            registry.save(InFlightIngest(record_id, instance_id, found.id, None, time.time(), series=series))
+            self.remember(context, record_id, instance_id, found.id)
             self.log.info("Started workflow %r (context %s): instance %s", found.name, found.id, instance_id)
         context["ti"].xcom_push(key="workflow_instance_id", value=instance_id)
-        show_workflow(self, context, workflow_url(hook.settings.base_url, instance_id))
+        self.show_link(context, workflow_url(hook.settings.base_url, instance_id))
         if not self.wait_for_completion:
-            registry.forget(record_id)
+            self.forget(record_id)
             return {"instance_id": instance_id}
         if self.deferrable and not hook.workflow_instance(instance_id).finished_running:
             self.defer(
@@ -115,20 +103,16 @@ class PreservicaWorkflowOperator(BaseOperator):
             instance = hook.wait_for_workflow(instance_id, poll_interval=self.poll_interval, timeout=self.timeout)
         except PreservicaError as exc:
             raise AirflowException(str(exc)) from None
-        return self._finish(registry, record_id, instance)
+        return self._finish(record_id, instance)
 
     @task_errors
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        event = event or {}
-        restore_workflow(self, context)
-        if event.get("status") != "finished":
-            raise event_error(event, event.get("message") or f"waiting for the workflow failed: {event}")
-        hook = PreservicaHook(self.preservica_conn_id)
-        instance = hook.workflow_instance(str(event["instance_id"]))
-        return self._finish(BatchRegistry(), self._record_id(context), instance)
+        event = self.resumed(context, event)
+        instance = self.hook.workflow_instance(str(event["instance_id"]))
+        return self._finish(self._record_id(context), instance)
 
-    def _finish(self, registry: BatchRegistry, record_id: str, instance: WorkflowInstance) -> dict[str, Any]:
-        registry.forget(record_id)
+    def _finish(self, record_id: str, instance: WorkflowInstance) -> dict[str, Any]:
+        self.forget(record_id)
         result = {
             "instance_id": instance.id,
             "context_id": instance.context_id,

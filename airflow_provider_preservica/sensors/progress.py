@@ -8,11 +8,10 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_preservica.client.progress import PollErrors
+from airflow_provider_preservica.client.progress import PollErrors, look
 from airflow_provider_preservica.compat import AirflowFailException, conf
-from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from airflow_provider_preservica.task_errors import task_errors
+from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 
 
@@ -39,16 +38,17 @@ class PreservicaProgressSensor(BaseSensorOperator):
 
     @task_errors
     def poke(self, context: Any) -> PokeReturnValue | bool:
-        errors: PollErrors | None = getattr(self, "_poll_errors", None)
+        errors: dict[str, PollErrors] | None = getattr(self, "_poll_errors", None)
         if errors is None:  # one per try: a few server hiccups in a row are waited out
-            errors = self._poll_errors = PollErrors()
-        try:
-            progress = PreservicaHook(self.preservica_conn_id).progress(self.progress_token)
-        except PreservicaError as exc:
-            if errors.tolerate(exc, self.progress_token):
-                return False
-            raise
-        errors.reset()
+            errors = {}
+            self._poll_errors = errors
+        hook = PreservicaHook(self.preservica_conn_id)
+        seen, failure = look(hook.progress, [self.progress_token], errors)  # the decision of every wait
+        if failure is not None:
+            raise failure[1]
+        if self.progress_token not in seen:
+            return False
+        progress = seen[self.progress_token]
         self.log.info("Progress token %s: %s", self.progress_token, progress.status)
         if not progress.finished:
             return False
@@ -78,8 +78,11 @@ class PreservicaProgressSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = event or {}
+        message = event.get("message") or f"waiting for {self.progress_token} failed: {event}"
+        if event.get("status") == "timeout":
+            raise AirflowFailException(message)  # a sensor's timeout is not retried
         if event.get("status") != "finished":
-            raise AirflowFailException(event.get("message") or f"waiting for {self.progress_token} failed: {event}")
+            raise event_error(event, message)  # a server fault keeps its retries, a refused login has none
         result = self.poke(context)
         if isinstance(result, PokeReturnValue) and result.is_done:
             return dict(result.xcom_value or {})

@@ -188,3 +188,37 @@ def test_a_task_of_ones_own_exports_through_the_hook_alone(quick_exports, airflo
     assert download.sha256 == hashlib.sha256((tmp_path / "folder.zip").read_bytes()).hexdigest()
     with zipfile.ZipFile(download.path) as archive:
         assert sum(name.endswith(".pax.zip") for name in archive.namelist()) == 4
+
+
+def test_a_deferred_export_forgets_the_record_it_made_once_it_resumes(quick_exports, tmp_path):
+    """The deferred path rebuilds the batch id from the context: it once took it from ``defer()``'s kwargs,
+    which ``dag.test()`` drops, forgot the record of batch ``""`` and left the real one behind."""
+    from airflow.exceptions import TaskDeferred
+
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+    from airflow_provider_preservica.jobs import JobRegistry
+    from airflow_provider_preservica.operators.export import PreservicaExportOperator
+
+    class Resumable(FakeTaskInstance):
+        def xcom_pull(self, task_ids: str, key: str) -> object:
+            return self.xcoms.get(key)
+
+    context = {"ti": Resumable()}
+    common = {
+        "task_id": "export",
+        "entity_ref": MAPS_FOLDER,
+        "destination": str(tmp_path / "m.zip"),
+        "min_free_bytes": 0,
+    }
+    with pytest.raises(TaskDeferred):
+        PreservicaExportOperator(**common, deferrable=True).execute(context)
+    token = str(context["ti"].xcoms["progress_token"])
+    batch = f"export/nightly_export/export/scheduled__2026-11-25/-1/{MAPS_FOLDER}"
+    assert JobRegistry().load(batch) is not None  # recorded before the deferral: a retry would adopt it
+    PreservicaHook("preservica_default").wait_for_progress(token, poll_interval=0.1, timeout=30, what="export")
+
+    event = {"status": "finished", "progress_token": token, "remote_status": "COMPLETED"}
+    result = PreservicaExportOperator(**common, deferrable=True).execute_complete(context, event)
+
+    assert result["progress_token"] == token and (tmp_path / "m.zip").exists()
+    assert JobRegistry().load(batch) is None
