@@ -14,11 +14,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from airflow_provider_preservica.client.progress import RUNNING, Progress, ProgressTokenUnknownError, read_progress
-from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import AdoptionUnknown, PartlySent, PreservicaError
+from airflow_provider_preservica.client.progress import RUNNING, Progress
+from airflow_provider_preservica.exceptions import (
+    AdoptionUnknown,
+    PartlySent,
+    PreservicaError,
+    ProgressTokenUnknownError,
+)
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, batch_key
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.runner import IngestRunner
@@ -27,8 +31,14 @@ from airflow_provider_preservica.ingest.sending import BuiltPackage, SendError, 
 log = logging.getLogger(__name__)
 
 
+class ProgressReader(Protocol):
+    """Reads a progress token: ``PreservicaHook.progress`` (pass the hook)."""
+
+    def progress(self, token: str) -> Progress: ...
+
+
 def adopt_packages(
-    client: PreservicaClient, registry: BatchRegistry, report: Any, series: str
+    preservica: ProgressReader, registry: BatchRegistry, report: Any, series: str
 ) -> InFlightIngest | None:
     """Adopt the packages the in-flight record of ``report.batch_id`` lists, or ``None`` to start afresh."""
     record = registry.load(report.batch_id)
@@ -39,7 +49,7 @@ def adopt_packages(
     for entry in sent:
         token = str(entry[1])
         try:
-            seen.append(read_progress(client, token))
+            seen.append(preservica.progress(token))
         except ProgressTokenUnknownError:
             log.warning(
                 "Preservica no longer knows the earlier ingest %s of this batch; submitting again (files it "

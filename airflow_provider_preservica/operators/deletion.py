@@ -33,7 +33,6 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.compat import AirflowFailException, conf
 from airflow_provider_preservica.deletion.manifest import (
     DEFAULT_MAX_ENTITIES,
@@ -47,7 +46,7 @@ from airflow_provider_preservica.deletion.runner import (
     DeletionRunner,
     ManifestChangedError,
 )
-from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.exceptions import EntityNotFoundError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.batches import BatchRegistry, task_series
 from airflow_provider_preservica.task_errors import event_error, task_errors
@@ -207,8 +206,8 @@ class PreservicaDeleteOperator(BaseOperator):
             )
         ti = context["ti"]
         runner = DeletionRunner(
-            hook.get_conn(),
-            manager.get_conn(),
+            hook,
+            manager,
             BatchRegistry(),
             f"delete/{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}",
             task_series(ti, self.retries),

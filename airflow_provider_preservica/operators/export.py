@@ -12,13 +12,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
-from airflow_provider_preservica.client.entities import EntityNotFoundError
-from airflow_provider_preservica.client.export import ExportOptions
-from airflow_provider_preservica.client.progress import RUNNING, ProgressTokenUnknownError
-from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
-from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.exceptions import EntityNotFoundError, PreservicaError, ProgressTokenUnknownError
+from airflow_provider_preservica.hooks.preservica import RUNNING, ExportOptions, PreservicaHook, ProgressLogger
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import (

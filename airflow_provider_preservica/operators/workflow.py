@@ -8,10 +8,9 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_preservica.client.workflows import WorkflowInstance, WorkflowInstanceUnknownError
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
-from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.exceptions import PreservicaError, WorkflowInstanceUnknownError
+from airflow_provider_preservica.hooks.preservica import PreservicaHook, WorkflowInstance
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, task_series
 from airflow_provider_preservica.links import PreservicaWorkflowLink, restore_workflow, show_workflow, workflow_url
 from airflow_provider_preservica.task_errors import event_error, task_errors

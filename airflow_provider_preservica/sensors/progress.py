@@ -8,10 +8,9 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_preservica.client.progress import PollErrors
 from airflow_provider_preservica.compat import AirflowFailException, conf
 from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.hooks.preservica import PollErrors, PreservicaHook
 from airflow_provider_preservica.task_errors import task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 

@@ -21,9 +21,12 @@ from typing import Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
-from airflow_provider_preservica.client.progress import PollErrors, Progress, read_many, read_progress
 from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
+from airflow_provider_preservica.hooks.preservica import (  # at import: run() must not block the loop
+    PollErrors,
+    PreservicaHook,
+    Progress,
+)
 from airflow_provider_preservica.task_errors import error_event
 
 T = TypeVar("T")
@@ -64,7 +67,7 @@ class PreservicaProgressTrigger(BaseTrigger):
         )
 
     def _poll(self, hook: Any) -> Progress:
-        return read_progress(hook.get_conn(), self.progress_token)
+        return hook.progress(self.progress_token)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = PreservicaHook(self.preservica_conn_id)
@@ -157,7 +160,7 @@ class PreservicaProgressTokensTrigger(BaseTrigger):
 
     @staticmethod
     def _poll_all(hook: Any, tokens: list[str]) -> dict[str, Progress | PreservicaError]:
-        return read_many(hook.get_conn(), tokens)  # get_conn() reads the Connection: not on the event loop
+        return hook.progress_many(tokens)  # reads the Connection (get_conn()): not on the event loop
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = PreservicaHook(self.preservica_conn_id)
