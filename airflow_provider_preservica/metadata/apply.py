@@ -11,10 +11,15 @@ import os
 from typing import Any
 
 from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
 from airflow_provider_preservica.metadata.model import RowOutcome
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataCalls, MetadataRun, MetadataUpdater
-from airflow_provider_preservica.metadata.sheet import Sheet, SheetStream, sheet_from_records, stream_sheet
+from airflow_provider_preservica.metadata.sheet import (
+    DEFAULT_MAX_FRAGMENT_BYTES,
+    Sheet,
+    SheetStream,
+    sheet_from_records,
+    stream_sheet,
+)
 
 SheetInput = str | os.PathLike[str] | Sheet | SheetStream | list[dict[str, Any]]
 
