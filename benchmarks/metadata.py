@@ -195,8 +195,8 @@ def _raw(spec: dict[str, Any]) -> dict[str, Any]:
 
 METHODS = {"ours": _ours, "ours_dry": _ours, "pypreservica": _pypreservica, "raw": _raw}
 IMPORTS = {
-    "ours": ["airflow_provider_preservica.hooks.preservica", "airflow_provider_preservica.metadata.runner"],
-    "ours_dry": ["airflow_provider_preservica.hooks.preservica", "airflow_provider_preservica.metadata.runner"],
+    "ours": ["airflow_provider_preservica.hooks.preservica", "airflow_provider_preservica.metadata.apply"],
+    "ours_dry": ["airflow_provider_preservica.hooks.preservica", "airflow_provider_preservica.metadata.apply"],
     "pypreservica": ["pyPreservica"],
     "raw": ["requests", "xml.etree.ElementTree"],
 }

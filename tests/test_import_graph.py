@@ -29,8 +29,13 @@ with the exceptions in ``HTTP_ALLOWLIST``, each with its reason (the test also f
 needed, so the list only shrinks); every top-level module of the provider sits in one of ``LAYERS``
 (Airflow-facing, features, client, connection settings, shared leaves) and imports nothing from a layer above
 its own; the example DAGs import only ``PUBLIC_PATHS`` (package ``__init__``s, ``exceptions``, ``compat``, ``assets``),
-never a module inside a package. Import cycles between the provider's subpackages (``client`` <-> ``ingest``
-...) are reported as a warning, not a failure.
+never a module inside a package; the Airflow-facing modules (``operators/``, ``sensors/``, ``triggers/``)
+import no ``client.*`` module (any import, TYPE_CHECKING ones included: they reach Preservica through the hook,
+and take its types from the hook module, errors from ``exceptions``), with the exceptions in
+``CLIENT_ALLOWLIST`` (empty; an entry needs its reason); the hook imports no feature module (``ingest``,
+``metadata``, ``deletion`` ...: they receive the hook, never the reverse) except inside a method that is a thin
+wrapper users call, listed in ``HOOK_LAZY_IMPORTS`` with its reason. Import cycles between the provider's
+subpackages (``client`` <-> ``ingest`` ...) are reported as a warning, not a failure.
 
 ``python tests/test_import_graph.py`` prints both graphs (each module's layer: 0 imports nothing of
 its package, n imports modules of layers below n) and the provider's subpackage cycles.
@@ -65,6 +70,24 @@ HTTP_ALLOWLIST = {
         "the HTTP transport (session, retries, the fast urllib3 path) that client/ and auth/ both use; it sits "
         "below them since 677ebe1 so that auth does not import client. TODO(issue 21): move it into client/ "
         "(client/http.py) when the hook owns auth and login goes through the client"
+    ),
+}
+
+#: The Airflow-facing packages: they reach Preservica only through the hook (``hooks/``), never ``client.*``.
+AIRFLOW_FACING = tuple(f"{PROVIDER}.{name}" for name in ("operators", "sensors", "triggers"))
+#: Airflow-facing modules allowed to import a ``client.*`` module, and why. Add none without a reason and an issue.
+CLIENT_ALLOWLIST: dict[str, str] = {}
+HOOKS_PACKAGE = f"{PROVIDER}.hooks"
+#: The feature packages: they are handed the hook (or a Protocol it satisfies); the hook imports none of them.
+FEATURE_PACKAGES = tuple(
+    f"{PROVIDER}.{name}"
+    for name in ("ingest", "metadata", "deletion", "changes", "packaging", "export", "search", "staging")
+)
+#: Feature modules the hook may import inside a method (a thin wrapper kept because users call it), and why.
+HOOK_LAZY_IMPORTS = {
+    f"{PROVIDER}.metadata.apply": (
+        "PreservicaHook.update_metadata / update_entity, which the README shows users calling; the work is in "
+        "metadata.apply, imported when the method is called"
     ),
 }
 
@@ -575,6 +598,87 @@ def test_the_graph_sees_cycles_in_functions_but_not_under_type_checking(tmp_path
     assert strongly_connected(toy.edges()) == [["toy.a", "toy.sub.b"]]
     (message,) = describe_cycles(toy)
     assert "toy.a -> toy.sub.b  (a.py:1)" in message and "toy.sub.b -> toy.a  (b.py:2)" in message
+
+
+def client_importers(package: Package, facing: Iterable[str], client: str) -> dict[str, list[str]]:
+    """Airflow-facing module -> ``file:line imports target`` for each import (TYPE_CHECKING too) of ``client``."""
+    found: dict[str, list[str]] = {}
+    for module in package.modules.values():
+        if not any(_within(module.name, f) for f in facing):
+            continue
+        for imp in module.imports:
+            targets = [imp.target, *(f"{imp.target}.{n}" for n in imp.names)]
+            if any(_within(t, client) for t in targets):
+                found.setdefault(module.name, []).append(f"{_shown(module.path)}:{imp.line} imports {imp.target}")
+    return found
+
+
+def test_operators_sensors_and_triggers_import_no_client_module() -> None:
+    """The hook is the only way in: the Airflow-facing layer calls its methods and takes the client's types
+    from ``hooks.preservica`` (errors from ``exceptions``), so a change in ``client/`` stops at the hook."""
+    found = client_importers(provider(), AIRFLOW_FACING, HTTP_PACKAGE)
+    offenders = [line for module, lines in sorted(found.items()) if module not in CLIENT_ALLOWLIST for line in lines]
+    assert not offenders, (
+        f"modules under {', '.join(f.rsplit('.', 1)[1] + '/' for f in AIRFLOW_FACING)} import no {HTTP_PACKAGE}.* "
+        "module: call a PreservicaHook method (add one if it is missing), import the types from "
+        f"{HOOKS_PACKAGE}.preservica and the errors from {PROVIDER}.exceptions:\n  " + "\n  ".join(offenders)
+    )
+    stale = sorted(set(CLIENT_ALLOWLIST) - set(found))
+    assert not stale, f"CLIENT_ALLOWLIST names modules that no longer import the client; remove them: {stale}"
+
+
+def _imports_in_functions(path: Path) -> set[int]:
+    """Lines of the imports that sit inside a function or method (they run only when it is called)."""
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines.update(n.lineno for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return lines
+
+
+def test_the_hook_imports_no_feature_module() -> None:
+    """Runners receive the hook; the hook imports no runner (the dependency points down). A method users call
+    may import its feature when called, if ``HOOK_LAZY_IMPORTS`` lists it with its reason."""
+    package = provider()
+    graph = package.edges()
+    offenders, used = [], set()
+    for name, module in package.modules.items():
+        if not _within(name, HOOKS_PACKAGE):
+            continue
+        lazy = _imports_in_functions(module.path)
+        for target, line in graph[name].items():
+            if not any(_within(target, feature) for feature in FEATURE_PACKAGES):
+                continue
+            if target in HOOK_LAZY_IMPORTS and line in lazy:
+                used.add(target)
+                continue
+            where = "at import time" if line not in lazy else "(not in HOOK_LAZY_IMPORTS)"
+            offenders.append(f"{_shown(module.path)}:{line} imports {target} {where}")
+    assert not offenders, (
+        "the hook imports no feature module: pass the hook (or a Protocol it satisfies) to the feature instead:\n  "
+        + "\n  ".join(offenders)
+    )
+    stale = sorted(set(HOOK_LAZY_IMPORTS) - used)
+    assert not stale, f"HOOK_LAZY_IMPORTS names modules the hook no longer imports; remove them: {stale}"
+
+
+def test_the_client_rule_sees_type_checking_imports_and_names(tmp_path: Path) -> None:
+    """The checker itself: ``from toy import client`` and a TYPE_CHECKING import both count; another
+    package's module does not."""
+    root = tmp_path / "toy"
+    (root / "operators").mkdir(parents=True)
+    (root / "client").mkdir()
+    for init in (root, root / "operators", root / "client"):
+        (init / "__init__.py").write_text("")
+    (root / "client" / "rest.py").write_text("")
+    (root / "hooks.py").write_text("from toy.client.rest import x\n")
+    (root / "operators" / "a.py").write_text("from toy import client\n")
+    (root / "operators" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toy.client.rest import Client\n"
+    )
+    (root / "operators" / "c.py").write_text("from toy.hooks import x\nimport toy.clientele\n")
+    found = client_importers(_read_package("toy", root), ["toy.operators"], "toy.client")
+    assert sorted(found) == ["toy.operators.a", "toy.operators.b"]
 
 
 def test_provider_subpackage_cycles_are_reported() -> None:

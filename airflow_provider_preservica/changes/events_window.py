@@ -32,6 +32,7 @@ from airflow_provider_preservica.changes.window import (
 )
 from airflow_provider_preservica.client.changes import ChangedEntity, ChangeFeedService, format_instant, parse_instant
 from airflow_provider_preservica.client.entity_events import DEFAULT_EVENTS_PAGE, EntityEvent, EntityEventsService
+from airflow_provider_preservica.client.entity_events import check_event_types as check_event_types  # for operators
 
 FEED = "events"
 

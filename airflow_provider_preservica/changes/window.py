@@ -36,6 +36,7 @@ from airflow_provider_preservica.client.changes import (
     format_instant,
     parse_instant,
 )
+from airflow_provider_preservica.client.changes import check_entity_types as check_entity_types  # for operators
 from airflow_provider_preservica.client.search import SearchQuery
 
 DEFAULT_OVERLAP = 2.0

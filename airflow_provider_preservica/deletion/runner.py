@@ -19,28 +19,38 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from airflow_provider_preservica.client.deletions import approve_deletion, request_deletion
-from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityService
-from airflow_provider_preservica.client.progress import (
-    Progress,
-    ProgressTokenUnknownError,
-    poll_until,
-    read_many,
-    read_progress,
-)
-from airflow_provider_preservica.client.rest import PreservicaClient
+from airflow_provider_preservica.client.entities import EntityService
+from airflow_provider_preservica.client.namespaces import Namespaces
+from airflow_provider_preservica.client.progress import Progress, poll_until
 from airflow_provider_preservica.deletion.manifest import ManifestTooLargeError, build_manifest, differences
 from airflow_provider_preservica.exceptions import (
     DeletionFailedError,
+    EntityNotFoundError,
     ManifestChangedError,
     PreservicaError,
     PreservicaHTTPError,
+    ProgressTokenUnknownError,
 )
 from airflow_provider_preservica.jobs import InFlightJob, JobRegistry
 
 log = logging.getLogger(__name__)
+
+
+class DeletionCalls(Protocol):
+    """What a deletion asks of Preservica, of each account: what ``PreservicaHook`` offers (pass the hooks)."""
+
+    @property
+    def entities(self) -> EntityService: ...
+
+    def progress(self, token: str) -> Progress: ...
+
+    def progress_many(self, tokens: list[str]) -> dict[str, Progress | PreservicaError]: ...
+
+    def request_deletion(self, ref: str, entity_type: str, comment: str) -> str: ...
+
+    def approve_deletion(self, token: str, comment: str, *, ns: Namespaces | None = None) -> None: ...
 
 
 @dataclass
@@ -62,8 +72,8 @@ class DeletionReport:
 class DeletionRunner:
     def __init__(
         self,
-        requester: PreservicaClient,
-        manager: PreservicaClient,
+        requester: DeletionCalls,
+        manager: DeletionCalls,
         registry: JobRegistry,
         record_prefix: str,
         series: str,
@@ -76,7 +86,7 @@ class DeletionRunner:
     ) -> None:
         self.requester = requester
         self.manager = manager
-        self.entities = EntityService(requester)
+        self.entities = requester.entities
         self.registry = registry
         self.record_prefix = record_prefix
         self.series = series
@@ -131,7 +141,7 @@ class DeletionRunner:
         for target in targets:
             ref, token = target["ref"], adopted[target["ref"]]
             if token is None:
-                token = request_deletion(self.requester, self.entities.ns, ref, target["type"], self.operator_comment)
+                token = self.requester.request_deletion(ref, target["type"], self.operator_comment)
                 record = InFlightJob("deletion", self._record_id(ref), token, ref, time.time(), series=self.series)
                 self.registry.save(record)
                 report.requested.append(ref)
@@ -163,7 +173,7 @@ class DeletionRunner:
         """One read of each token: ``{token: [status, errors]}`` (JSON, as the tokens trigger reports them);
         a failed read fails the try (a retry takes the requests over)."""
         statuses: dict[str, list[Any]] = {}
-        for token, progress in read_many(self.requester, list(tokens)).items():
+        for token, progress in self.requester.progress_many(list(tokens)).items():
             if isinstance(progress, PreservicaError):
                 raise progress
             statuses[token] = [progress.status, progress.errors]
@@ -200,7 +210,7 @@ class DeletionRunner:
     def _adopt(self, record: InFlightJob) -> str | None:
         """The recorded request's token, unless Preservica has forgotten it or it ended without deleting."""
         try:
-            progress = read_progress(self.requester, record.token)
+            progress = self.requester.progress(record.token)
         except ProgressTokenUnknownError:
             return None
         if progress.status in ("FAILED", "CANCELLED", "ABORTED"):
@@ -214,7 +224,7 @@ class DeletionRunner:
             self.approve_if_pending(progress)
 
         return poll_until(
-            lambda: read_progress(self.requester, token),
+            lambda: self.requester.progress(token),
             finished=lambda progress: progress.finished,
             state=lambda progress: progress.status,
             announce=announce,
@@ -239,7 +249,8 @@ class DeletionRunner:
 
     def _approve(self, token: str) -> None:
         try:
-            approve_deletion(self.manager, self.entities.ns, token, self.supervisor_comment)
+            # The requester's namespaces: the manager's hook need not read the server version again.
+            self.manager.approve_deletion(token, self.supervisor_comment, ns=self.entities.ns)
         except PreservicaHTTPError as exc:
             if exc.status != 409:  # 409: decided meanwhile (an earlier try's approval arrived): read on
                 raise

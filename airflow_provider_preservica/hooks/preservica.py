@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
@@ -21,12 +22,27 @@ from airflow_provider_preservica.client.bitstreams import (
     unique_name,
 )
 from airflow_provider_preservica.client.changes import ChangeFeedService
+from airflow_provider_preservica.client.deletions import approve_deletion, request_deletion
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.entity_events import EntityEventsService
 from airflow_provider_preservica.client.export import Download, ExportOptions, download_to, start_export
-from airflow_provider_preservica.client.progress import Progress, read_progress, wait_for_progress
+from airflow_provider_preservica.client.monitor import IngestMessages, ingest_messages
+from airflow_provider_preservica.client.namespaces import Namespaces
+from airflow_provider_preservica.client.progress import (
+    RUNNING,
+    PollErrors,
+    Progress,
+    look,
+    read_many,
+    read_progress,
+    status_line,
+    wait_for_all,
+    wait_for_progress,
+)
 from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
+from airflow_provider_preservica.client.search import DEFAULT_FIELDS, DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
+from airflow_provider_preservica.client.transfer_progress import ProgressLogger
+from airflow_provider_preservica.client.upload import PackageUploader, UploadResult
 from airflow_provider_preservica.client.workflows import (
     WorkflowContext,
     WorkflowInstance,
@@ -41,10 +57,38 @@ from airflow_provider_preservica.connection.settings import PreservicaSettings
 from airflow_provider_preservica.connection.sources import settings_from_connection, settings_from_ini
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.files.fragments import DEFAULT_MAX_FRAGMENT_BYTES
-from airflow_provider_preservica.metadata.model import RowOutcome
-from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun, MetadataUpdater
-from airflow_provider_preservica.metadata.sheet import Sheet, SheetStream, sheet_from_records, stream_sheet
 from airflow_provider_preservica.transport import HttpTransport
+
+if TYPE_CHECKING:
+    from airflow_provider_preservica.metadata.apply import SheetInput
+    from airflow_provider_preservica.metadata.model import RowOutcome
+    from airflow_provider_preservica.metadata.runner import MetadataRun
+
+#: The client's types and constants that the Airflow-facing layer (operators, sensors, triggers) and ``@task``
+#: code use with the hook's methods: they import them from here, never from ``client.*``.
+__all__ = [
+    "DEFAULT_FIELDS",
+    "DEFAULT_PAGE_SIZE",
+    "RUNNING",
+    "BitstreamDownload",
+    "Download",
+    "ExportOptions",
+    "IngestMessages",
+    "PollErrors",
+    "PreservicaHook",
+    "Progress",
+    "ProgressLogger",
+    "SearchPager",
+    "SearchQuery",
+    "UploadResult",
+    "WorkflowContext",
+    "WorkflowInstance",
+    "look",
+    "status_line",
+]
+
+#: What ``update_metadata`` uses by default (``metadata.runner.DEFAULT_WORKERS``; a unit test keeps them equal).
+METADATA_WORKERS = 8
 
 ApiT = TypeVar("ApiT")
 
@@ -213,14 +257,14 @@ class PreservicaHook(BaseHook):
             )
         return results
 
-    # -- metadata ----------------------------------------------------------------------------
+    # -- metadata (the work is in ``metadata.apply``; imported when called: the hook imports no runner) ------
     def update_metadata(
         self,
-        sheet: str | os.PathLike[str] | Sheet | SheetStream | list[dict[str, Any]],
+        sheet: SheetInput,
         *,
         dry_run: bool = False,
         allow_partial: bool = False,
-        max_workers: int = DEFAULT_WORKERS,
+        max_workers: int = METADATA_WORKERS,
         wait: bool = True,
         poll_interval: float = 2.0,
         timeout: float = 3600.0,
@@ -237,22 +281,19 @@ class PreservicaHook(BaseHook):
         ``metadata_file`` values must lie inside ``metadata_root`` (default: the sheet's folder, or the working
         directory for a list of dicts) and no fragment may exceed ``max_fragment_bytes`` or carry a DTD.
         """
-        limits: dict[str, Any] = {"metadata_root": metadata_root, "max_fragment_bytes": max_fragment_bytes}
-        parsed: Sheet | SheetStream
-        if isinstance(sheet, list):
-            parsed = sheet_from_records(sheet, **limits)
-        elif isinstance(sheet, (Sheet, SheetStream)):
-            parsed = sheet
-        else:
-            parsed = stream_sheet(os.fspath(sheet), **limits)  # read as it runs: flat memory for any length
-        updater = MetadataUpdater(self.entities, max_workers=max_workers)
-        return updater.run(
-            parsed,
+        from airflow_provider_preservica.metadata.apply import update_metadata
+
+        return update_metadata(
+            self,
+            sheet,
             dry_run=dry_run,
             allow_partial=allow_partial,
+            max_workers=max_workers,
             wait=wait,
             poll_interval=poll_interval,
             timeout=timeout,
+            metadata_root=metadata_root,
+            max_fragment_bytes=max_fragment_bytes,
         )
 
     def update_entity(self, entity: str, *, dry_run: bool = False, **wanted: Any) -> RowOutcome:
@@ -262,12 +303,9 @@ class PreservicaHook(BaseHook):
         ``entity`` is a reference (or pass ``identifier_type``/``identifier_value`` and ``entity=""``).
         Returns the row's outcome (``changed``, ``unchanged``, ...); a failure raises ``PreservicaError``.
         """
-        record = {"reference": entity or None, **wanted}
-        run = self.update_metadata([record], dry_run=dry_run, allow_partial=True)
-        outcome = run.outcomes[0]
-        if outcome.outcome.failed:
-            raise PreservicaError(f"{outcome.locator}: {outcome.outcome.value}: {outcome.message}")
-        return outcome
+        from airflow_provider_preservica.metadata.apply import update_entity
+
+        return update_entity(self, entity, dry_run=dry_run, **wanted)
 
     # -- content API -------------------------------------------------------------------------
     def search(
@@ -286,6 +324,46 @@ class PreservicaHook(BaseHook):
         search_query = query if isinstance(query, SearchQuery) else SearchQuery(text=query, **kwargs)
         return SearchPager(self.get_conn(), search_query, page_size=page_size, limit=limit)
 
+    # -- ingest: upload and the Process Monitor ----------------------------------------------------------
+    def package_uploader(self, *, max_concurrency: int = 4) -> PackageUploader:
+        """The S3 uploader of this account's ``<tenant>.package.upload`` bucket, on the hook's shared token.
+
+        Raises :class:`PreservicaError` at once when the Connection has no ``tenant`` extra.
+        """
+        s = self.settings
+        return PackageUploader(s.base_url, s.tenant, self.token_cache, verify=s.verify, max_concurrency=max_concurrency)
+
+    def upload_package(
+        self,
+        path: str | os.PathLike[str],
+        parent_ref: str,
+        *,
+        key: str | None = None,
+        max_concurrency: int = 4,
+    ) -> UploadResult:
+        """Upload a package (an OPEX or XIP zip) into folder ``parent_ref``; its ``progress_token`` is Preservica's
+        handle on the ingest that follows (``wait_for_progress``). Multipart above 32 MiB, ``max_concurrency``
+        parts at once."""
+        return self.package_uploader(max_concurrency=max_concurrency).upload(path, parent_ref, key=key)
+
+    def ingest_messages(self, upload_key: str) -> IngestMessages:
+        """What the Process Monitor recorded for the ingest of ``upload_key``: per-asset errors, warnings and
+        the assets created (empty when the monitor is absent or unreadable)."""
+        return ingest_messages(self.get_conn(), upload_key)
+
+    # -- deletion: a request, then another (manager) account's approval ----------------------------------
+    def request_deletion(self, ref: str, entity_type: str, comment: str) -> str:
+        """Ask Preservica to delete a folder (``SO``, with everything below it) or asset (``IO``); the
+        progress token, which reads ``PENDING`` until a manager approves."""
+        return request_deletion(self.get_conn(), self.entities.ns, ref, entity_type, comment)
+
+    def approve_deletion(
+        self, token: str, comment: str, *, approved: bool = True, ns: Namespaces | None = None
+    ) -> None:
+        """Approve (or reject) a pending deletion request; this hook's account must be another account than
+        the requester's, with the manager role. ``ns``: the requester's namespaces (saves reading the version)."""
+        approve_deletion(self.get_conn(), ns or self.entities.ns, token, comment, approved=approved)
+
     # -- long-running jobs: progress tokens, exports, workflows ----------------------------------------------
     def progress(self, token: str) -> Progress:
         """One look at an ingest's, export's or other action's progress token (status, percent, errors)."""
@@ -294,6 +372,26 @@ class PreservicaHook(BaseHook):
     def wait_for_progress(self, token: str, *, poll_interval: float, timeout: float, what: str = "ingest") -> Progress:
         """Poll ``token`` until it finishes (transient errors waited out); a timeout names the token."""
         return wait_for_progress(self.get_conn(), token, poll_interval=poll_interval, timeout=timeout, what=what)
+
+    def progress_many(
+        self, tokens: list[str], map_fn: Callable[..., Iterable[Any]] = map
+    ) -> dict[str, Progress | PreservicaError]:
+        """One look at each token (``map_fn`` may read them in parallel); a failed read is kept, not raised."""
+        return read_many(self.get_conn(), tokens, map_fn)
+
+    def wait_for_all(
+        self,
+        tokens: list[str],
+        *,
+        poll_interval: float,
+        timeout: float,
+        what: str,
+        map_fn: Callable[..., Iterable[Any]] = map,
+    ) -> dict[str, Progress]:
+        """Poll every token until each has finished (transient errors waited out, per token)."""
+        return wait_for_all(
+            self.get_conn(), tokens, poll_interval=poll_interval, timeout=timeout, what=what, map_fn=map_fn
+        )
 
     def start_export(self, ref: str, entity_type: str, options: ExportOptions | None = None) -> str:
         """Ask Preservica to export a folder (``SO``) or asset (``IO``); returns the progress token."""

@@ -14,11 +14,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from airflow_provider_preservica.client.progress import RUNNING, Progress, ProgressTokenUnknownError, read_progress
-from airflow_provider_preservica.client.rest import PreservicaClient
-from airflow_provider_preservica.exceptions import AdoptionUnknown, PartlySent, PreservicaError
+from airflow_provider_preservica.client.progress import RUNNING, Progress
+from airflow_provider_preservica.exceptions import (
+    AdoptionUnknown,
+    PartlySent,
+    PreservicaError,
+    ProgressTokenUnknownError,
+)
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.ingest.sending import BuiltPackage, SendError, SentPackage, send_packages
@@ -27,7 +31,13 @@ from airflow_provider_preservica.jobs import InFlightJob, JobRegistry, batch_has
 log = logging.getLogger(__name__)
 
 
-def adopt_packages(client: PreservicaClient, registry: JobRegistry, report: Any, series: str) -> InFlightJob | None:
+class ProgressReader(Protocol):
+    """Reads a progress token: ``PreservicaHook.progress`` (pass the hook)."""
+
+    def progress(self, token: str) -> Progress: ...
+
+
+def adopt_packages(preservica: ProgressReader, registry: JobRegistry, report: Any, series: str) -> InFlightJob | None:
     """Adopt the packages the in-flight record of ``report.batch_id`` lists, or ``None`` to start afresh."""
     record = registry.load(report.batch_id)
     if record is None:
@@ -37,7 +47,7 @@ def adopt_packages(client: PreservicaClient, registry: JobRegistry, report: Any,
     for entry in sent:
         token = str(entry[1])
         try:
-            seen.append(read_progress(client, token))
+            seen.append(preservica.progress(token))
         except ProgressTokenUnknownError:
             log.warning(
                 "Preservica no longer knows the earlier ingest %s of this batch; submitting again (files it "

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_preservica.client.entities import EntityService
-from airflow_provider_preservica.client.monitor import ingest_messages
+from airflow_provider_preservica.client.monitor import IngestMessages
 from airflow_provider_preservica.client.progress import Progress
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import IngestConflictError, PreservicaConfigError
@@ -55,14 +55,25 @@ REHASH_SLICE = 1024  # files hashed at once when a retry rebuilds what the packa
 INDEX_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each new search for created assets the index lacks
 
 
+class IngestCalls(Protocol):
+    """What an ingest asks of Preservica: what ``PreservicaHook`` offers (pass the hook)."""
+
+    @property
+    def entities(self) -> EntityService: ...
+
+    def package_uploader(self, *, max_concurrency: int = ...) -> PackageUploader: ...
+
+    def ingest_messages(self, upload_key: str) -> IngestMessages: ...
+
+
 class IngestRunner:
     def __init__(
         self,
-        entities: EntityService,
-        uploader: PackageUploader,
+        preservica: IngestCalls,
         report: IngestReport,
         *,
         security_tag: str | None,
+        upload_concurrency: int = 4,
         fixity: str = "SHA-256",
         skip_existing: bool = True,
         source_id_namespace: str | None = None,
@@ -76,8 +87,10 @@ class IngestRunner:
         max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
         max_package_assets: int = DEFAULT_MAX_PACKAGE_ASSETS,
     ) -> None:
-        self.entities = entities
-        self.uploader = uploader
+        self.preservica = preservica
+        self.entities = preservica.entities
+        # Built now, not at the first upload: a Connection without a tenant fails before anything is packaged.
+        self.uploader = preservica.package_uploader(max_concurrency=upload_concurrency)
         self.report = report
         self.security_tag = security_tag
         self.fixity = fixity
@@ -316,7 +329,7 @@ class IngestRunner:
         for position, progress in enumerate(outcomes):
             package = report.packages[position] if position < len(report.packages) else {}
             key = package.get("key") or report.upload_key
-            monitor = ingest_messages(self.entities.client, key) if key else None
+            monitor = self.preservica.ingest_messages(key) if key else None
             label = f"package {package.get('index', position + 1)} of {len(outcomes)} ({key}): " if several else ""
             errors = progress.errors + (monitor.errors if monitor else [])
             if several and not progress.succeeded and not errors:

@@ -9,7 +9,8 @@ Order of work, so that a bad sheet loses nothing and a good one is quick:
 3. Write each row's steps (rows in parallel, a row's steps in order). Security tags and moves are done
    by Preservica in the background: their progress tokens are waited for together at the end.
 
-All threads share one ``PreservicaClient``: one pooled session and the account's one token.
+All threads share the hook's one client (``MetadataCalls``: the hook's ``entities`` and ``wait_for_all``): one
+pooled session and the account's one token.
 
 Memory stays flat whatever the sheet's length: the sheet is read as the rows are planned (a few rows per
 worker in flight), each row's outcome and planned writes wait on disk in a ``store.RowStore`` (the entity
@@ -24,7 +25,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from airflow_provider_preservica.client.entities import (
     Entity,
@@ -33,7 +34,7 @@ from airflow_provider_preservica.client.entities import (
     EntityType,
     EntityTypeMismatchError,
 )
-from airflow_provider_preservica.client.progress import Progress, wait_for_all
+from airflow_provider_preservica.client.progress import Progress
 from airflow_provider_preservica.exceptions import PreservicaError, PreservicaHTTPError
 from airflow_provider_preservica.metadata.model import ROOT, Outcome, RowChange, RowOutcome
 from airflow_provider_preservica.metadata.plan import EntityState, Step, plan_row
@@ -167,13 +168,31 @@ class _Progress:
         log.info("Metadata %s: %d%s rows (%.0f rows/s)", self.phase, self.done, of, rate)
 
 
-class MetadataUpdater:
-    """Applies sheets through one ``EntityService``; ``max_workers`` rows are read or written at once."""
+class MetadataCalls(Protocol):
+    """What a metadata run asks of Preservica: what ``PreservicaHook`` offers (pass the hook)."""
 
-    def __init__(self, entities: EntityService, *, max_workers: int = DEFAULT_WORKERS) -> None:
+    @property
+    def entities(self) -> EntityService: ...
+
+    def wait_for_all(
+        self,
+        tokens: list[str],
+        *,
+        poll_interval: float,
+        timeout: float,
+        what: str,
+        map_fn: Callable[..., Iterable[Any]] = ...,
+    ) -> dict[str, Progress]: ...
+
+
+class MetadataUpdater:
+    """Applies sheets through the hook's calls; ``max_workers`` rows are read or written at once."""
+
+    def __init__(self, preservica: MetadataCalls, *, max_workers: int = DEFAULT_WORKERS) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
-        self.entities = entities
+        self.preservica = preservica
+        self.entities = preservica.entities
         self.max_workers = max_workers
         self._folders: dict[str, bool] = {}
         self._folders_lock = threading.Lock()
@@ -431,8 +450,7 @@ class MetadataUpdater:
     def wait(self, run: MetadataRun, *, poll_interval: float = 2.0, timeout: float = 3600.0) -> None:
         """Wait for the run's background work (security tags, moves) and record how each ended."""
         log.info("Waiting for %d security tag changes and moves in Preservica", len(run.pending))
-        finished: dict[str, Progress] = wait_for_all(
-            self.entities.client,
+        finished: dict[str, Progress] = self.preservica.wait_for_all(
             list(run.pending),
             poll_interval=poll_interval,
             timeout=timeout,

@@ -17,10 +17,17 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_preservica.changes.events_window import read_event_window
-from airflow_provider_preservica.changes.window import DEFAULT_LAG, DEFAULT_OVERLAP, FeedCursor, FeedFilter, read_window
-from airflow_provider_preservica.client.changes import DEFAULT_FEED_PAGE, check_entity_types, parse_instant
-from airflow_provider_preservica.client.entity_events import check_event_types
+from airflow_provider_preservica.changes.events_window import check_event_types, read_event_window
+from airflow_provider_preservica.changes.window import (
+    DEFAULT_FEED_PAGE,
+    DEFAULT_LAG,
+    DEFAULT_OVERLAP,
+    FeedCursor,
+    FeedFilter,
+    check_entity_types,
+    parse_instant,
+    read_window,
+)
 from airflow_provider_preservica.compat import AirflowException
 from airflow_provider_preservica.exceptions import PreservicaConfigError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook

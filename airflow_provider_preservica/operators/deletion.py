@@ -33,7 +33,6 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_preservica.client.entities import EntityNotFoundError
 from airflow_provider_preservica.compat import AirflowFailException, conf
 from airflow_provider_preservica.deletion.manifest import (
     DEFAULT_MAX_ENTITIES,
@@ -47,7 +46,7 @@ from airflow_provider_preservica.deletion.runner import (
     DeletionRunner,
     ManifestChangedError,
 )
-from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.exceptions import EntityNotFoundError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.operators.base import PreservicaBaseOperator
 from airflow_provider_preservica.task_errors import task_errors
@@ -209,8 +208,8 @@ class PreservicaDeleteOperator(PreservicaBaseOperator):
                 f"{self.preservica_conn_id!r}; Preservica needs a second account, with the manager role, to approve"
             )
         runner = DeletionRunner(
-            hook.get_conn(),
-            manager.get_conn(),
+            hook,
+            manager,
             self.registry,
             self.job_batch(context),
             self.series(context),

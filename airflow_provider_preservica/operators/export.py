@@ -9,16 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
-from airflow_provider_preservica.client.entities import EntityNotFoundError
-from airflow_provider_preservica.client.export import ExportOptions
-from airflow_provider_preservica.client.progress import RUNNING, Progress, ProgressTokenUnknownError
-from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.compat import AirflowFailException, conf
-from airflow_provider_preservica.exceptions import PreservicaError
+from airflow_provider_preservica.exceptions import EntityNotFoundError, PreservicaError, ProgressTokenUnknownError
 from airflow_provider_preservica.export.verify import require_intact
 from airflow_provider_preservica.files.storage import check_writable, is_url, publish_file
 from airflow_provider_preservica.files.unpack import unpack_zip
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.hooks.preservica import (
+    RUNNING,
+    ExportOptions,
+    PreservicaHook,
+    Progress,
+    ProgressLogger,
+)
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.links import ENTITY_URL_XCOM_KEY, PreservicaEntityLink, explorer_url
 from airflow_provider_preservica.operators.base import PreservicaBaseOperator

@@ -12,19 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_preservica.assets import capped, emit_asset_events, preservica_asset, preservica_host
-from airflow_provider_preservica.client.entities import EntityNotFoundError, EntityTypeMismatchError
-from airflow_provider_preservica.client.progress import (
-    Progress,
-    ProgressTokenUnknownError,
-    read_many,
-    read_progress,
-    wait_for_all,
-)
-from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
-from airflow_provider_preservica.exceptions import IngestClaimTimeout, IngestConflictError, PreservicaError
+from airflow_provider_preservica.exceptions import (
+    EntityNotFoundError,
+    EntityTypeMismatchError,
+    IngestClaimTimeout,
+    IngestConflictError,
+    PreservicaError,
+    ProgressTokenUnknownError,
+)
 from airflow_provider_preservica.files.storage import fetch_to_local, is_url
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.hooks.preservica import PreservicaHook, Progress
 from airflow_provider_preservica.ingest.claims import TargetClaim
 from airflow_provider_preservica.ingest.delivery import AdoptionUnknown, PartlySent, adopt_packages, send_delivery
 from airflow_provider_preservica.ingest.layout import FolderLayout, check_folder_layout
@@ -191,19 +189,11 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
         return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
 
     def _runner(self, hook: PreservicaHook, report: IngestReport) -> IngestRunner:
-        settings = hook.settings
-        uploader = PackageUploader(
-            settings.base_url,
-            settings.tenant,
-            hook.token_cache,
-            verify=settings.verify,
-            max_concurrency=self.upload_concurrency,
-        )
         return IngestRunner(
-            hook.entities,
-            uploader,
+            hook,
             report,
             security_tag=self.security_tag,
+            upload_concurrency=self.upload_concurrency,
             fixity=self.fixity,
             skip_existing=self.skip_existing,
             source_id_namespace=self.source_id_namespace,
@@ -297,7 +287,7 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
             return report.to_xcom()
         tokens = report.progress_tokens
         if self.deferrable:
-            seen = read_many(hook.get_conn(), tokens)
+            seen = hook.progress_many(tokens)
             if not all(isinstance(p, Progress) and p.finished for p in seen.values()):
                 # The report rides in an XCom of this try (``dag.test()`` drops defer kwargs); what grows with
                 # the delivery waits in a file beside the package (rebuilt from the source if it is gone).
@@ -309,9 +299,7 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
     def _wait(self, hook: PreservicaHook, tokens: list[str]) -> list[Progress]:
         """Poll every package's progress token in the worker until all have finished."""
         try:
-            finished = wait_for_all(
-                hook.get_conn(), tokens, poll_interval=self.poll_interval, timeout=self.timeout, what="ingest"
-            )
+            finished = hook.wait_for_all(tokens, poll_interval=self.poll_interval, timeout=self.timeout, what="ingest")
         except PreservicaError as exc:
             raise AirflowException(str(exc)) from None
         return [finished[token] for token in tokens]
@@ -339,7 +327,7 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
         results = event.get("results")
         tokens = restored.progress_tokens or (list(results) if isinstance(results, dict) else [])
         tokens = tokens or [str(event["progress_token"])]
-        progress = [read_progress(hook.get_conn(), token) for token in tokens]
+        progress = [hook.progress(token) for token in tokens]
         return self._finish(context, runner, self.registry, progress)
 
     # -- one ingest per target and namespace at a time (ingest/claims.py) ---------------------------
@@ -354,7 +342,7 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
 
         def finished(token: str) -> bool:
             try:
-                return read_progress(hook.get_conn(), token).finished
+                return hook.progress(token).finished
             except ProgressTokenUnknownError:
                 return True
             except PreservicaError:
@@ -379,7 +367,7 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
     ) -> InFlightJob | None:
         """Pick up the packages an earlier try of this batch sent (``ingest.delivery``)."""
         try:
-            return adopt_packages(hook.get_conn(), registry, report, series)
+            return adopt_packages(hook, registry, report, series)
         except AdoptionUnknown as exc:
             raise AirflowException(str(exc)) from None
 

@@ -9,10 +9,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_preservica.assets import emit_asset_events, file_asset, preservica_host
-from airflow_provider_preservica.client.search import DEFAULT_FIELDS, DEFAULT_PAGE_SIZE, SearchQuery
 from airflow_provider_preservica.compat import AirflowFailException
 from airflow_provider_preservica.files.storage import atomic_output, check_writable
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.hooks.preservica import DEFAULT_FIELDS, DEFAULT_PAGE_SIZE, PreservicaHook, SearchQuery
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
 from airflow_provider_preservica.search.report import format_for, write_report
 from airflow_provider_preservica.task_errors import task_errors

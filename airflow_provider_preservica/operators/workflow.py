@@ -6,10 +6,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_preservica.client.workflows import WorkflowInstance, WorkflowInstanceUnknownError
 from airflow_provider_preservica.compat import AirflowException, AirflowFailException, conf
-from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.exceptions import PreservicaError, WorkflowInstanceUnknownError
+from airflow_provider_preservica.hooks.preservica import PreservicaHook, WorkflowInstance
 from airflow_provider_preservica.links import PreservicaWorkflowLink, workflow_url
 from airflow_provider_preservica.operators.base import PreservicaBaseOperator
 from airflow_provider_preservica.task_errors import task_errors

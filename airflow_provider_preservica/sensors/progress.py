@@ -8,9 +8,8 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_preservica.client.progress import PollErrors, look
 from airflow_provider_preservica.compat import AirflowFailException, conf
-from airflow_provider_preservica.hooks.preservica import PreservicaHook
+from airflow_provider_preservica.hooks.preservica import PollErrors, PreservicaHook, look
 from airflow_provider_preservica.task_errors import event_error, task_errors
 from airflow_provider_preservica.triggers.progress import PreservicaProgressTrigger
 

@@ -30,17 +30,18 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_preservica.changes.cursor_store import CursorStore, choose_store, default_variable_key
-from airflow_provider_preservica.changes.events_window import read_event_window
+from airflow_provider_preservica.changes.events_window import check_event_types, read_event_window
 from airflow_provider_preservica.changes.window import (
+    DEFAULT_FEED_PAGE,
     DEFAULT_LAG,
     DEFAULT_OVERLAP,
     ChangeBatch,
     FeedCursor,
     FeedFilter,
+    check_entity_types,
+    parse_instant,
     read_window,
 )
-from airflow_provider_preservica.client.changes import DEFAULT_FEED_PAGE, check_entity_types, parse_instant
-from airflow_provider_preservica.client.entity_events import check_event_types
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
 from airflow_provider_preservica.triggers.progress import in_worker_thread

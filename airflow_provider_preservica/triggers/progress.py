@@ -23,9 +23,14 @@ from typing import Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
-from airflow_provider_preservica.client.progress import PollErrors, Progress, look, status_line
 from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
+from airflow_provider_preservica.hooks.preservica import (  # at import: run() must not block the loop
+    PollErrors,
+    PreservicaHook,
+    Progress,
+    look,
+    status_line,
+)
 from airflow_provider_preservica.task_errors import error_event
 
 T = TypeVar("T")

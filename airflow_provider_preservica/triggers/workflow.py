@@ -13,10 +13,12 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_preservica.client.progress import PollErrors
-from airflow_provider_preservica.client.workflows import WorkflowInstance
 from airflow_provider_preservica.exceptions import PreservicaError
-from airflow_provider_preservica.hooks.preservica import PreservicaHook  # at import: run() must not block the loop
+from airflow_provider_preservica.hooks.preservica import (  # at import: run() must not block the loop
+    PollErrors,
+    PreservicaHook,
+    WorkflowInstance,
+)
 from airflow_provider_preservica.task_errors import error_event
 from airflow_provider_preservica.triggers.progress import in_worker_thread
 
