@@ -27,6 +27,7 @@ from airflow_provider_preservica.client.changes import ChangeFeedService
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.entity_events import EntityEventsService
 from airflow_provider_preservica.client.export import Download, ExportOptions, download_to, start_export
+from airflow_provider_preservica.client.http import HttpTransport
 from airflow_provider_preservica.client.progress import Progress, read_progress, wait_for_progress
 from airflow_provider_preservica.client.rest import PreservicaClient
 from airflow_provider_preservica.client.search import DEFAULT_PAGE_SIZE, SearchPager, SearchQuery
@@ -44,7 +45,6 @@ from airflow_provider_preservica.fragments import DEFAULT_MAX_FRAGMENT_BYTES
 from airflow_provider_preservica.metadata.model import RowOutcome
 from airflow_provider_preservica.metadata.runner import DEFAULT_WORKERS, MetadataRun, MetadataUpdater
 from airflow_provider_preservica.metadata.sheet import Sheet, SheetStream, sheet_from_records, stream_sheet
-from airflow_provider_preservica.transport import HttpTransport
 
 ApiT = TypeVar("ApiT")
 

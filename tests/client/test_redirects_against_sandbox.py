@@ -16,11 +16,11 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_preservica.auth.login import PasswordLogin
+from airflow_provider_preservica.client.http import HttpTransport
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.packaging import build_opex_package
-from airflow_provider_preservica.transport import HttpTransport
 from benchmarks.other_origin import OtherOrigin
 from tests.conftest import ISSUED_TOKENS, MAPS_FOLDER, SECRETS, TWO_FA_USER, connection_json, inject, remember_tokens
 from tests.tls import connection_at, self_signed, serve_tls
