@@ -8,14 +8,20 @@ The direct path. Small requests (the Entity API's reads and writes, a bulk metad
 straight to a urllib3 connection pool, and come back as ordinary ``requests.Response`` objects (built from
 their public attributes; the body is read through ``Response.raw``, as ``requests`` reads it). A
 ``requests.Session`` costs about twice the client CPU per request (preparing, merging the environment,
-cookies, hooks), which is what limits a parallel run. Measured with ``benchmarks/metadata.py`` (2,000 rows,
-8 workers, no latency; client CPU per row, the figure threads cannot hide), on the 2-CPU build machine,
-2026-12-07, with the direct path and without it (``HttpTransport(..., direct=False)``)::
+cookies, hooks), which is what limits a parallel run; the path is kept because that still holds, measured
+with ``benchmarks/metadata.py`` (2,000 rows, 8 workers, no latency), twice with the direct path and
+twice with ``direct=False`` (set as the default for the run), alternately, on the shared 2-CPU build machine
+(load 15-21: wall times are noisy; client CPU per row is not), 2026-12-07::
 
     nice .venv/bin/python benchmarks/metadata.py --rows 2000 --memory --settle-seconds 2
-    ours dry run (GET only): 0.33 ms/row with, 0.82 without  (1,452 vs 1,146 rows/s)
-    ours apply (GET + PUT):  0.79 ms/row with, 1.44 without  (  507 vs   376 rows/s)
-    (before issue 21's rebuild on Retry; the figures after it are in the issue's report)
+
+                               client CPU ms/row     seconds (2,000 rows)
+                               direct   session      direct     session
+    ours dry run (GETs)        0.36 0.38  0.67 0.72  3.16 2.88  5.24 4.30
+    ours apply (GETs + PUTs)   0.79 0.73  1.57 1.48  7.35 5.10  12.02 8.64
+
+Before the rebuild on ``Retry`` (hand-written loop, body read through ``Response._content``), on a quieter
+machine: 0.33 and 0.79 ms/row direct, 0.82 and 1.44 through the session.
 
 Streams, forms, files, redirects within the origin and any server reached through an environment proxy take
 the ``requests`` session. Both paths return ``requests.Response`` objects and raise ``requests`` exceptions,
