@@ -6,7 +6,7 @@ through urllib3 itself. Redirects are followed only within the Connection's orig
 
 The direct path. Small requests (the Entity API's reads and writes, a bulk metadata run's many thousands) go
 straight to a urllib3 connection pool, and come back as ordinary ``requests.Response`` objects (built from
-their public attributes; the body is read through ``Response.raw``, as ``requests`` reads it). A
+their public attributes: the body, read whole by urllib3 within the retries, is ``Response.raw``). A
 ``requests.Session`` costs about twice the client CPU per request (preparing, merging the environment,
 cookies, hooks), which is what limits a parallel run; the path is kept because that still holds, measured
 with ``benchmarks/metadata.py`` (2,000 rows, 8 workers, no latency), twice with the direct path and
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import io
 import logging
 import os
 import time
@@ -230,24 +231,20 @@ class HttpTransport:
                 headers={**_DIRECT_HEADERS, **(headers or {})},
                 timeout=urllib3.Timeout(connect=timeout, read=timeout),
                 redirect=False,
-                retries=retry,
-                preload_content=False,
+                retries=retry,  # the body is read within the retries: a connection dropped mid-body is retried
             )
         except urllib3_errors.HTTPError as exc:
             raise as_requests_error(exc) from exc
         if 300 <= raw.status < 400 and raw.headers.get("Location"):
-            raw.drain_conn()
-            raw.release_conn()
             refuse_off_origin_redirect(self.base_url, method, target, raw.headers["Location"], raw.status)
             return None  # within the origin: let requests follow it, as it always has
         response = requests.Response()
         response.status_code = raw.status
         response.headers = CaseInsensitiveDict(raw.headers)
-        response.raw = raw
+        response.raw = io.BytesIO(raw.data)  # read whole (and decoded) already; Response.content reads it from here
         response.reason = raw.reason or ""
         response.url = target
         response.encoding = get_encoding_from_headers(response.headers)
-        response.content  # noqa: B018  # read it all now, as requests does unless streaming: frees the connection
         return response
 
     def url_for(self, path_or_url: str) -> str:

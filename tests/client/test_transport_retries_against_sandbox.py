@@ -116,3 +116,11 @@ def test_a_host_name_that_does_not_resolve_is_not_retried(waits):
     with pytest.raises(PreservicaConnectionError, match="cannot resolve host name") as error:
         transport.request("GET", DETAILS)
     assert waits == [] and "attempts" not in str(error.value)
+
+
+def test_an_answer_cut_off_mid_body_is_retried_for_a_get(preservica_conn, transport, waits):
+    """The direct path reads the body within urllib3's retries."""
+    inject(preservica_conn, kind="drop_after_bytes", route=f"GET {DETAILS}", bytes=5, count=1)
+    response = transport.request("GET", DETAILS)
+    assert response.status_code == 401 and response.json()
+    assert requests_to(preservica_conn, f"GET {DETAILS}") == 2 and len(waits) == 1
