@@ -11,14 +11,15 @@ their public attributes: the body, read whole by urllib3 within the retries, is 
 cookies, hooks), which is what limits a parallel run; the path is kept because that still holds, measured
 with ``benchmarks/metadata.py`` (2,000 rows, 8 workers, no latency), twice with the direct path and
 twice with ``direct=False`` (set as the default for the run), alternately, on the shared 2-CPU build machine
-(load 15-21: wall times are noisy; client CPU per row is not), 2026-12-07::
+(load 12-22: wall times are noisy; client CPU per row is not), 2026-12-07::
 
     nice .venv/bin/python benchmarks/metadata.py --rows 2000 --memory --settle-seconds 2
 
                                client CPU ms/row     seconds (2,000 rows)
                                direct   session      direct     session
-    ours dry run (GETs)        0.36 0.38  0.67 0.72  3.16 2.88  5.24 4.30
-    ours apply (GETs + PUTs)   0.79 0.73  1.57 1.48  7.35 5.10  12.02 8.64
+    ours dry run (GETs)        0.34 0.37  0.65 0.68  1.82 2.63  3.34 3.75
+    ours apply (GETs + PUTs)   0.74 0.77  1.47 1.42  4.28 6.83  7.23 8.88
+    (pyPreservica's loop, for scale: 1.26-1.39 ms/row; a raw requests loop 1.18-1.26)
 
 Before the rebuild on ``Retry`` (hand-written loop, body read through ``Response._content``), on a quieter
 machine: 0.33 and 0.79 ms/row direct, 0.82 and 1.44 through the session.
