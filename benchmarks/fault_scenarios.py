@@ -755,7 +755,7 @@ def login_as_if_due(settings: PreservicaSettings, left: float) -> AccessToken:
     """Log in once; the token as if only ``left`` seconds of its lifetime were left."""
     from airflow_provider_preservica.client.auth.login import PasswordLogin
     from airflow_provider_preservica.client.auth.token import AccessToken
-    from airflow_provider_preservica.transport import HttpTransport
+    from airflow_provider_preservica.client.http import HttpTransport
 
     transport = HttpTransport(settings.base_url)
     try:

@@ -65,13 +65,7 @@ ROUTER_SUFFIX = "_api"
 HTTP_LIBRARIES = ("requests", "urllib3", "boto3", "botocore", "s3transfer", "httpx", "aiohttp")
 HTTP_PACKAGE = f"{PROVIDER}.client"
 #: Modules outside ``client/`` allowed to import an HTTP library, and why. Add none without a reason and an issue.
-HTTP_ALLOWLIST = {
-    f"{PROVIDER}.transport": (
-        "the HTTP transport (session, retries, the fast urllib3 path) that client/ and auth/ both use; it sits "
-        "below them since 677ebe1 so that auth does not import client. TODO(issue 21): move it into client/ "
-        "(client/http.py) when the hook owns auth and login goes through the client"
-    ),
-}
+HTTP_ALLOWLIST: dict[str, str] = {}
 
 #: The Airflow-facing packages: they reach Preservica only through the hook (``hooks/``), never ``client.*``.
 AIRFLOW_FACING = tuple(f"{PROVIDER}.{name}" for name in ("operators", "sensors", "triggers"))

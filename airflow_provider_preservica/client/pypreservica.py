@@ -12,7 +12,7 @@ request comes back 401. The client class returned here overrides that method: th
 token every other task shares; a later call means the server rejected the token, so that token (and only
 that one) is dropped from the cache before a fresh one is taken, once per rejection, as our own client does.
 The password is handed to pyPreservica only because its constructor insists on one; it is never sent.
-Its session gets our transport's guards (``transport.guard_session``): the Connection's TLS setting holds
+Its session gets our transport's guards (``client.http.guard_session``): the Connection's TLS setting holds
 whatever ``REQUESTS_CA_BUNDLE`` says, and no redirect takes the token off the origin.
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from airflow_provider_preservica.client.http import effective_verify, guard_session
 from airflow_provider_preservica.exceptions import PreservicaConfigError
-from airflow_provider_preservica.transport import effective_verify, guard_session
 
 if TYPE_CHECKING:
     from airflow_provider_preservica.client.auth.cache import TokenCache

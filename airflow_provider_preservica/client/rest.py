@@ -11,8 +11,8 @@ from typing import Any, Protocol
 import requests
 
 from airflow_provider_preservica.client.auth.token import AccessToken
+from airflow_provider_preservica.client.http import HttpTransport
 from airflow_provider_preservica.exceptions import PreservicaHTTPError, PreservicaTokenRejectedError
-from airflow_provider_preservica.transport import HttpTransport
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ captured with a botocore event hook (no monkey-patching of s3transfer).
 botocore never follows a ``Location`` (it sends with redirects off and re-signs a region redirect for the
 same endpoint), so the token-as-access-key stays on the origin; an answer that redirects elsewhere is
 reported as :class:`~airflow_provider_preservica.exceptions.PreservicaRedirectError`, like any other path's.
-TLS is checked as on every other path (``transport.effective_verify``).
+TLS is checked as on every other path (``http.effective_verify``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_preservica.client.auth.cache import TokenCache
+from airflow_provider_preservica.client.http import effective_verify
+from airflow_provider_preservica.client.redirects import refuse_off_origin_redirect
 from airflow_provider_preservica.client.transfer_progress import ProgressLogger
 from airflow_provider_preservica.exceptions import PreservicaAuthError, PreservicaConnectionError, PreservicaError
-from airflow_provider_preservica.redirects import refuse_off_origin_redirect
-from airflow_provider_preservica.transport import effective_verify
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from airflow_provider_preservica.client.deletions import approve_deletion, reque
 from airflow_provider_preservica.client.entities import EntityService
 from airflow_provider_preservica.client.entity_events import EntityEventsService
 from airflow_provider_preservica.client.export import Download, ExportOptions, download_to, start_export
+from airflow_provider_preservica.client.http import HttpTransport
 from airflow_provider_preservica.client.monitor import IngestMessages, ingest_messages
 from airflow_provider_preservica.client.namespaces import Namespaces
 from airflow_provider_preservica.client.progress import (
@@ -57,7 +58,6 @@ from airflow_provider_preservica.connection.settings import PreservicaSettings
 from airflow_provider_preservica.connection.sources import settings_from_connection, settings_from_ini
 from airflow_provider_preservica.exceptions import PreservicaConfigError, PreservicaError
 from airflow_provider_preservica.files.fragments import DEFAULT_MAX_FRAGMENT_BYTES
-from airflow_provider_preservica.transport import HttpTransport
 
 if TYPE_CHECKING:
     from airflow_provider_preservica.metadata.apply import SheetInput

@@ -220,7 +220,7 @@ def test_test_connection_reports_success_and_each_failure(sandbox, monkeypatch):
 
 
 def test_retry_after_is_honoured(preservica_conn):
-    from airflow_provider_preservica.transport import HttpTransport
+    from airflow_provider_preservica.client.http import HttpTransport
 
     waits: list[float] = []
     transport = HttpTransport(preservica_conn.base_url, sleep=waits.append)
@@ -231,7 +231,7 @@ def test_retry_after_is_honoured(preservica_conn):
 
 
 def test_non_idempotent_post_is_not_repeated_after_a_502(preservica_conn):
-    from airflow_provider_preservica.transport import HttpTransport
+    from airflow_provider_preservica.client.http import HttpTransport
 
     waits: list[float] = []
     transport = HttpTransport(preservica_conn.base_url, sleep=waits.append)

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_preservica.client.auth.login import PasswordLogin
+from airflow_provider_preservica.client.http import HttpTransport
 from airflow_provider_preservica.client.upload import PackageUploader
 from airflow_provider_preservica.exceptions import PreservicaError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
 from airflow_provider_preservica.ingest.packaging import build_opex_package
-from airflow_provider_preservica.transport import HttpTransport
 from benchmarks.other_origin import OtherOrigin
 from tests.support.accounts import SECRETS, TWO_FA_USER
 from tests.support.sandbox import ISSUED_TOKENS, MAPS_FOLDER, connection_json, inject, remember_tokens

@@ -24,10 +24,11 @@ from airflow_provider_preservica.exceptions import (
     PreservicaTwoFactorRejectedError,
     RefreshRejected,
 )
-from airflow_provider_preservica.transport import HttpTransport
 
-if TYPE_CHECKING:  # the transport hands us its responses; only client/ and the transport import requests
+if TYPE_CHECKING:  # the hook hands us its transport, and the transport its responses: only client/ imports them
     import requests
+
+    from airflow_provider_preservica.client.http import HttpTransport
 
 log = logging.getLogger(__name__)
 
