@@ -89,7 +89,7 @@ HOOK_LAZY_IMPORTS = {
 #: The provider's layers, top to bottom, each with its top-level modules and packages (docs/architecture.md). A
 #: module imports only from its own layer or the layers below it (run-time imports; TYPE_CHECKING ones are free).
 #: A new top-level module or package goes in one of them, or the layer test fails. ``transport`` and
-#: ``redirects`` go once they move into ``client/``.
+#: ``redirects`` are the transport's old paths, forwarding name by name to ``client.http`` and ``client.redirects``.
 LAYERS: dict[str, tuple[str, ...]] = {
     "Airflow-facing": (
         "hooks",
