@@ -103,6 +103,8 @@ class _StandIn(ModuleType):
         self._new = new
 
     def __getattr__(self, attr: str) -> Any:
+        if attr == "__all__":  # ``from <old package> import *`` gives what it gave before: the new package's names
+            return list(getattr(importlib.import_module(self._new), "__all__", ()))
         if attr.startswith("__"):
             raise AttributeError(attr)
         submodule = f"{self.__name__}.{attr}"

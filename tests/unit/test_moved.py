@@ -85,6 +85,17 @@ def test_from_imports_of_old_paths_work() -> None:
     assert build_opex_package is built is new_build and stage_delivery is new_stage_delivery
 
 
+def test_a_star_import_of_an_old_split_package_gives_the_names_it_gave() -> None:
+    """0.1's ``packaging/__init__`` had an ``__all__``: ``from ...packaging import *`` still brings those names."""
+    new = importlib.import_module(f"{PKG}.ingest.packaging")
+    names: dict[str, object] = {"__name__": "a_dag"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        exec(f"from {PKG}.packaging import *", names)
+    assert new.__all__
+    assert {name: names.get(name) for name in new.__all__} == {name: getattr(new, name) for name in new.__all__}
+
+
 def test_no_old_path_is_also_a_file_and_every_new_path_is_one() -> None:
     """A file left at an old path would be shadowed by the finder; a new path without a file is a typo."""
 
