@@ -42,7 +42,9 @@ def parser(
     """The benchmark's parser: described by the first paragraph of ``doc``, with ``--json PATH`` (unless
     ``json_help`` is None), ``--keep`` (when ``keep`` says what is kept) and the hidden ``--child SPEC`` of a
     measured child process (``child``)."""
-    result = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # run as ``python -m benchmarks.<name>``
+    prog = f"python -m {spec.name}" if spec is not None and spec.name.startswith("benchmarks.") else None
+    result = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
     if json_help is not None:
         result.add_argument("--json", type=Path, metavar="PATH", help=json_help)
     if keep is not None:
