@@ -17,7 +17,8 @@ from airflow_provider_preservica.client.auth.login import LOGIN_PATH, PasswordLo
 from airflow_provider_preservica.client.http import HttpTransport
 from airflow_provider_preservica.exceptions import PreservicaConnectionError, PreservicaLoginRejectedError
 from airflow_provider_preservica.hooks.preservica import PreservicaHook
-from tests.conftest import WRONG_PASSWORD, inject, logins
+from tests.support.accounts import WRONG_PASSWORD
+from tests.support.sandbox import inject, logins
 
 DETAILS = "/api/user/details"
 CREATE = "/api/entity/structural-objects"
