@@ -106,7 +106,7 @@ def guard_session(session: requests.Session, base_url: str, verify: bool | str) 
     Every response, each hop of a redirect included, passes a response hook that raises
     :class:`PreservicaRedirectError` for a redirect off the origin before ``requests`` would follow it. A
     request that names no ``verify`` of its own gets the session's, not ``REQUESTS_CA_BUNDLE``'s. Used for our
-    session and for pyPreservica's (``interop.py``), which is built elsewhere: hence a function, not a subclass.
+    session and for pyPreservica's (``pypreservica.py``), which is built elsewhere: hence a function, not a subclass.
     """
     session.verify = verify
     session.hooks["response"].insert(0, functools.partial(_refuse_foreign_redirect, base_url))

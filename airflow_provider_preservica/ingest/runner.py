@@ -115,7 +115,7 @@ class IngestRunner:
 
         A source folder is split into packages of at most ``max_package_assets`` files and
         ``max_package_bytes`` bytes (``ingest.split``). ``adopted`` are the packages an earlier try of this
-        batch sent (``InFlightIngest.packages``): their files are expected, not sent again, and the packages
+        batch sent (``InFlightJob.packages``): their files are expected, not sent again, and the packages
         built here are numbered after them.
         """
         path = Path(source).expanduser()

@@ -46,7 +46,7 @@ class SentPackage:
     seconds: float
 
     def record(self) -> list[object]:
-        """Its entry in the in-flight record (``InFlightIngest.packages``)."""
+        """Its entry in the in-flight record (``InFlightJob.packages``)."""
         return [self.key, self.progress_token, self.first, self.last, self.assets, self.bytes, self.index]
 
 

@@ -7,7 +7,7 @@ and these processes, each in its own process group with its log in ``<home>/logs
 - ``airflow api-server`` (on a free port), ``scheduler``, ``dag-processor``, ``triggerer``,
 - two ``airflow celery worker`` processes with distinct Celery host names. Each worker gets its own
   ``PRESERVICA_LOCK_DIR``, so they behave like two worker *hosts*: the per-host ``flock`` of
-  ``auth/locks.py`` does not span them and only the cross-host lease in the Airflow Variable does.
+  ``client/auth/locks.py`` does not span them and only the cross-host lease in the Airflow Variable does.
 
 ``stop()`` always kills every process tree (TERM, then KILL), flushes the Redis DB and drops the
 database (after terminating its backends). Tests talk to the deployment through the REST API (runs),
