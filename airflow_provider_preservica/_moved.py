@@ -146,7 +146,20 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(fullname, _Alias(new), is_package=fullname in SPLIT_PACKAGES)
 
 
+#: How every warning about an old path starts: this module's, and those of the shims that forward names one by
+#: one (``transport``, ``redirects``, ``client.transport``, ``utils.totp``, ``sandbox``).
+OLD_PATH_WARNING = r"airflow_provider_preservica\.[\w.]+ is deprecated"
+
+
 def install() -> None:
-    """Put the finder first on ``sys.meta_path`` (once)."""
+    """Put the finder first on ``sys.meta_path`` (once), and let the old paths' warnings be seen.
+
+    Python shows a ``DeprecationWarning`` only where ``__main__`` triggers it, and Airflow adds only its own
+    modules (``module="airflow"``); a DAG file is imported under another name, so without this filter a DAG
+    author would never see one, neither in the logs nor in Airflow's DAG warnings. As Airflow does for its
+    own, the filter is left out when the user chose filters (``-W``, ``PYTHONWARNINGS``).
+    """
     if not any(type(finder).__name__ == MovedModuleFinder.__name__ for finder in sys.meta_path):
         sys.meta_path.insert(0, MovedModuleFinder())
+    if not sys.warnoptions:
+        warnings.filterwarnings("default", message=OLD_PATH_WARNING, category=DeprecationWarning)

@@ -8,7 +8,9 @@ The map in ``_moved.MOVED`` is the table in ``docs/architecture.md``.
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
@@ -116,3 +118,26 @@ def test_the_map_is_the_one_in_the_architecture_page() -> None:
     section = DOC.read_text(encoding="utf-8").split(MAP_HEADING, 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([\w.]+)`[^|]*\| `([\w.]+)`", section, re.MULTILINE)
     assert {f"{PKG}.{old}": f"{PKG}.{new}" for old, new in rows} == MOVED
+
+
+def test_a_dag_file_importing_an_old_path_shows_the_warning(tmp_path: Path) -> None:
+    """Python shows a DeprecationWarning only in ``__main__`` (Airflow adds its own modules): a DAG file is
+    imported under another name, so the package adds a filter for the old paths' warnings, unless the user
+    chose filters (``-W``, ``PYTHONWARNINGS``). Pytest shows every warning, hence a process of its own."""
+    dag = tmp_path / "my_dag.py"
+    dag.write_text(f"from {PKG}.staging import stage_delivery\nfrom {PKG}.transport import HttpTransport\n")
+    load = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('unusual_prefix_my_dag',"
+        " sys.argv[1]); spec.loader.exec_module(importlib.util.module_from_spec(spec))"
+    )
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONWARNINGS"}
+
+    def stderr(*options: str) -> str:
+        return subprocess.run(
+            [sys.executable, *options, "-c", load, str(dag)], capture_output=True, text=True, env=env, check=True
+        ).stderr
+
+    shown = stderr()
+    assert f"{dag}:1: DeprecationWarning: {PKG}.staging is deprecated: import {PKG}.ingest.staging" in shown
+    assert f"{dag}:2: DeprecationWarning: {PKG}.transport.HttpTransport is deprecated" in shown
+    assert "deprecated" not in stderr("-W", "ignore::DeprecationWarning")
