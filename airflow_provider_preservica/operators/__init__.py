@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_preservica._exports import lazy_exports
 
 if TYPE_CHECKING:
+    from airflow_provider_preservica.operators.base import PreservicaBaseOperator
     from airflow_provider_preservica.operators.changes import PreservicaChangesOperator
     from airflow_provider_preservica.operators.deletion import (
         PreservicaDeleteOperator,
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from airflow_provider_preservica.operators.workflow import PreservicaWorkflowOperator
 
 __all__ = [
+    "PreservicaBaseOperator",
     "PreservicaChangesOperator",
     "PreservicaDeleteOperator",
     "PreservicaDeletionManifestOperator",
@@ -32,6 +34,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "PreservicaBaseOperator": ".base",
         "PreservicaChangesOperator": ".changes",
         "PreservicaDeleteOperator": ".deletion",
         "PreservicaDeletionManifestOperator": ".deletion",
