@@ -108,15 +108,23 @@ def assets_below_by_reading(
     return found
 
 
-def _stored_fixity(
-    entities: EntityService, ref: str, identifiers: list[tuple[str, str]], filename: str, algorithm: str
-) -> str | None:
-    """The asset's checksum in ``algorithm``: from its ``SourceFixity`` identifier, else from its bitstream."""
+def fixity_from_identifiers(identifiers: list[tuple[str, str]], algorithm: str) -> str | None:
+    """The checksum in ``algorithm`` of a ``SourceFixity`` identifier (``<algorithm>:<hex>``), or ``None``."""
     wanted = algorithm.replace("-", "").upper()
     for kind, value in identifiers:
         name, _, checksum = value.partition(":")
         if kind == FIXITY_IDENTIFIER and name.replace("-", "").upper() == wanted and checksum:
             return checksum.lower()
+    return None
+
+
+def _stored_fixity(
+    entities: EntityService, ref: str, identifiers: list[tuple[str, str]], filename: str, algorithm: str
+) -> str | None:
+    """The asset's checksum in ``algorithm``: from its ``SourceFixity`` identifier, else from its bitstream."""
+    sent = fixity_from_identifiers(identifiers, algorithm)
+    if sent is not None:
+        return sent
     bitstreams = entities.bitstreams(ref)
     named = [b for b in bitstreams if b.filename == filename] or (bitstreams if len(bitstreams) == 1 else [])
     return named[0].fixity(algorithm) if named else None
