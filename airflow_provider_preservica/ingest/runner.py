@@ -234,7 +234,14 @@ class IngestRunner:
         """Paths to leave out (same content below the target already), ``None`` if that is every file."""
         ids = uuid_source_ids(namespace)
         by_source_id = {ids(entry.path, False): entry.path for entry in files}
-        presence = find_present(self.entities, self.report.parent_ref, by_source_id, self._checksums(tree), self.fixity)
+        presence = find_present(
+            self.entities,
+            self.report.parent_ref,
+            by_source_id,
+            self._checksums(tree),
+            self.fixity,
+            workers=self.max_workers,
+        )
         self.report.skipped_existing = presence.present
         skipped = [by_source_id[source_id] for source_id in presence.present]
         if presence.conflicts:
@@ -377,14 +384,14 @@ class IngestRunner:
         The search index trails an ingest: SourceIDs it does not list are asked for again, a bounded number
         of times (``INDEX_WAITS``); what is still missing then is left to the caller.
         """
-        found = assets_below(self.entities, self.report.parent_ref, source_ids)
+        found = assets_below(self.entities, self.report.parent_ref, source_ids, workers=self.max_workers)
         waiting = [s for s in source_ids if s not in found]
         for pause in INDEX_WAITS:
             if not waiting:
                 break
             log.info("%d assets not in Preservica's search index yet; searching again in %.0f s", len(waiting), pause)
             time.sleep(pause)
-            found.update(assets_below(self.entities, self.report.parent_ref, waiting))
+            found.update(assets_below(self.entities, self.report.parent_ref, waiting, workers=self.max_workers))
             waiting = [s for s in waiting if s not in found]
         return found
 

@@ -100,9 +100,10 @@ class PreservicaIngestOperator(BaseOperator):
         task has one report over all packages (``packages``, ``progress_tokens``) and one outcome: it fails if
         any package fails, naming it, after pushing the report (XCom ``report``) with what the others created.
     :param upload_concurrency: parts of one package sent at once (multipart uploads above 32 MiB).
-    :param max_workers: assets whose fixity is checked at once after the ingest (``verify="stored"``: two
-        GETs each, on the hook's one token); everything else the ingest asks Preservica is read a page at a
-        time.
+    :param max_workers: requests to Preservica at once, on the hook's one token, where they do not depend on
+        each other: the fixity reads after the ingest (``verify="stored"``: two GETs an asset) and the search
+        pages (100 files each) of the skip check and of ``verify="ingest"``. Everything else the ingest asks
+        Preservica is read a page at a time.
     :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
         (nothing new, or ``wait_for_completion=False``); by default such a run triggers nothing downstream.
 
