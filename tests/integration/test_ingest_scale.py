@@ -72,6 +72,19 @@ def test_a_delivery_of_thousands_costs_two_requests_a_file_with_skip_check_and_f
     assert _api_requests(slow_tenant) <= 2 * FILES + 3 * pages + 20
 
 
+def test_verify_ingest_checks_every_file_with_pages_only(slow_tenant, tmp_path):
+    """``verify="ingest"``: Preservica's own fixity check at ingest, then the SourceFixity identifiers of
+    every file below the target from the search pages; no request per file anywhere."""
+    batch = make_delivery(tmp_path, FILES)
+
+    report = _ingest(batch, verify="ingest")
+
+    assert report["created_count"] == FILES and report["verified"] == FILES and report["errors"] == []
+    requests = slow_tenant.state.stats()["requests"]
+    assert not any(route.startswith("GET /api/entity/information-objects/") for route in requests)
+    assert _api_requests(slow_tenant) <= 3 * math.ceil(FILES / PAGE) + 20
+
+
 def test_a_rerun_of_a_delivery_already_ingested_costs_pages_only(slow_tenant, tmp_path):
     batch = make_delivery(tmp_path, FILES)
     _ingest(batch, verify=False)
