@@ -194,11 +194,16 @@ def test_a_deferred_delivery_keeps_its_xcoms_small_and_still_verifies_every_file
     assert list(work.iterdir()) == []  # nothing left beside the packages
 
 
-@pytest.mark.parametrize("lag", [1, 50], ids=["index-catches-up", "index-still-behind"])
+@pytest.mark.parametrize(
+    ("lag", "verify"),
+    [(1, "stored"), (50, "stored"), (50, "ingest")],
+    ids=["index-catches-up", "index-still-behind", "index-still-behind-verify-ingest"],
+)
 def test_assets_the_search_index_has_not_caught_up_with_are_not_called_missing(
-    small_repository, tmp_path, monkeypatch, lag
+    small_repository, tmp_path, monkeypatch, lag, verify
 ):
-    """Without the Process Monitor, created assets are found by search, which trails the ingest."""
+    """Without the Process Monitor, created assets are found by search, which trails the ingest; with
+    ``verify="ingest"``, what the search does not list yet has its stored fixity read instead."""
     from airflow_provider_preservica.ingest import runner
 
     monkeypatch.setattr(runner, "INDEX_WAITS", (0.0, 0.0))  # the lag is counted in searches, not seconds
@@ -207,8 +212,11 @@ def test_assets_the_search_index_has_not_caught_up_with_are_not_called_missing(
     files = 250
     batch = make_delivery(tmp_path, files)
 
-    report = _ingest(batch)
+    report = _ingest(batch, verify=verify)
 
     assert report["created_count"] == files and report["verified"] == files and report["errors"] == []
     by_identifier = small_repository.state.stats()["requests"].get("GET /api/entity/entities/by-identifier", 0)
     assert by_identifier == (0 if lag == 1 else files)  # per-asset reads only for what the index still lacks
+    requests = small_repository.state.stats()["requests"]
+    read_back = sum(n for route, n in requests.items() if "/representations/" in route)
+    assert read_back == files  # "ingest": the search listed none of them yet, so each was read back
