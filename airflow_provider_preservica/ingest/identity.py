@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from airflow_provider_preservica.client.entities import EntityService
@@ -61,23 +62,39 @@ def _identifiers(value: object) -> list[tuple[str, str]]:
 
 
 def assets_below(
-    entities: EntityService, parent_ref: str, source_ids: Iterable[str]
+    entities: EntityService, parent_ref: str, source_ids: Iterable[str], *, workers: int = 1
 ) -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
-    """``{SourceID: [(asset ref, its identifiers), ...]}`` for the assets below ``parent_ref`` carrying them."""
+    """``{SourceID: [(asset ref, its identifiers), ...]}`` for the assets below ``parent_ref`` carrying them.
+
+    One search per ``LOOKUP_CHUNK`` SourceIDs; ``workers`` of them at once on the one client and token (the
+    pages are independent; over a slow link the round trips overlap, as the fixity reads do).
+    """
     wanted = list(dict.fromkeys(source_ids))
-    found: dict[str, list[tuple[str, list[tuple[str, str]]]]] = defaultdict(list)
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start : start + LOOKUP_CHUNK]
+
+    def lookup(chunk: list[str]) -> list[tuple[str, str, list[tuple[str, str]]]]:
         query = SearchQuery(
             filters={"xip.document_type": "IO", "xip.parent_hierarchy": parent_ref, IDENTIFIER_FIELD: chunk},
             fields=[IDENTIFIER_FIELD],
         )
         chunk_ids = set(chunk)
+        hits = []
         for hit in SearchPager(entities.client, query, page_size=LOOKUP_CHUNK):
             identifiers = _identifiers(hit.value(IDENTIFIER_FIELD))
             for kind, value in identifiers:
                 if kind == SOURCE_ID and value in chunk_ids:
-                    found[value].append((hit.reference, identifiers))
+                    hits.append((value, hit.reference, identifiers))
+        return hits
+
+    chunks = [wanted[start : start + LOOKUP_CHUNK] for start in range(0, len(wanted), LOOKUP_CHUNK)]
+    found: dict[str, list[tuple[str, list[tuple[str, str]]]]] = defaultdict(list)
+    if workers > 1 and len(chunks) > 1:
+        with ThreadPoolExecutor(min(workers, len(chunks)), thread_name_prefix="preservica-lookup") as executor:
+            results = list(executor.map(lookup, chunks))
+    else:
+        results = [lookup(chunk) for chunk in chunks]
+    for hits in results:
+        for source_id, ref, identifiers in hits:
+            found[source_id].append((ref, identifiers))
     return dict(found)
 
 
@@ -108,15 +125,23 @@ def assets_below_by_reading(
     return found
 
 
-def _stored_fixity(
-    entities: EntityService, ref: str, identifiers: list[tuple[str, str]], filename: str, algorithm: str
-) -> str | None:
-    """The asset's checksum in ``algorithm``: from its ``SourceFixity`` identifier, else from its bitstream."""
+def fixity_from_identifiers(identifiers: list[tuple[str, str]], algorithm: str) -> str | None:
+    """The checksum in ``algorithm`` of a ``SourceFixity`` identifier (``<algorithm>:<hex>``), or ``None``."""
     wanted = algorithm.replace("-", "").upper()
     for kind, value in identifiers:
         name, _, checksum = value.partition(":")
         if kind == FIXITY_IDENTIFIER and name.replace("-", "").upper() == wanted and checksum:
             return checksum.lower()
+    return None
+
+
+def _stored_fixity(
+    entities: EntityService, ref: str, identifiers: list[tuple[str, str]], filename: str, algorithm: str
+) -> str | None:
+    """The asset's checksum in ``algorithm``: from its ``SourceFixity`` identifier, else from its bitstream."""
+    sent = fixity_from_identifiers(identifiers, algorithm)
+    if sent is not None:
+        return sent
     bitstreams = entities.bitstreams(ref)
     named = [b for b in bitstreams if b.filename == filename] or (bitstreams if len(bitstreams) == 1 else [])
     return named[0].fixity(algorithm) if named else None
@@ -130,14 +155,16 @@ def find_present(
     algorithm: str,
     *,
     read_lagging: bool = False,
+    workers: int = 1,
 ) -> Presence:
     """Which of ``files`` (``{SourceID: relative path}``) Preservica holds below ``parent_ref``, same content.
 
     ``checksums(paths)`` hashes local files on demand: only files whose SourceID was found are hashed here.
     ``read_lagging``: SourceIDs the search index does not show are read from the Entity API, one by one (for
     files just ingested, which the index may not list yet; before an ingest the index is enough).
+    ``workers``: searches at once (:func:`assets_below`).
     """
-    hits = assets_below(entities, parent_ref, files)
+    hits = assets_below(entities, parent_ref, files, workers=workers)
     if read_lagging:
         unseen = [source_id for source_id in files if source_id not in hits]
         hits.update(assets_below_by_reading(entities, parent_ref, unseen))

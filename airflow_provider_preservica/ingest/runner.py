@@ -48,7 +48,13 @@ from airflow_provider_preservica.ingest.split import (
     plan_packages,
 )
 from airflow_provider_preservica.ingest.vanished import build_without_vanished
-from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS, verify_fixity
+from airflow_provider_preservica.ingest.verify import (
+    DEFAULT_VERIFY_WORKERS,
+    VerifyMode,
+    check_verify_mode,
+    verify_fixity,
+    verify_sent_identifiers,
+)
 
 log = logging.getLogger(__name__)
 REHASH_SLICE = 1024  # files hashed at once when a retry rebuilds what the package promised
@@ -79,7 +85,7 @@ class IngestRunner:
         source_id_namespace: str | None = None,
         work_dir: str | None = None,
         metadata: Any = None,
-        verify: bool = True,
+        verify: bool | VerifyMode = True,
         on_conflict: str = "fail",
         allow_missing_files: bool = False,
         folder_layout: FolderLayout = "source_folder",
@@ -98,7 +104,7 @@ class IngestRunner:
         self.source_id_namespace = source_id_namespace
         self.work_dir = work_dir
         self.metadata = metadata
-        self.verify = verify
+        self.verify = check_verify_mode(verify)  # "stored", "ingest" or None (``ingest.verify``)
         self.on_conflict = on_conflict
         self.allow_missing_files = allow_missing_files
         self.folder_layout = check_folder_layout(folder_layout)
@@ -241,7 +247,14 @@ class IngestRunner:
         """Paths to leave out (same content below the target already), ``None`` if that is every file."""
         ids = uuid_source_ids(namespace)
         by_source_id = {ids(entry.path, False): entry.path for entry in files}
-        presence = find_present(self.entities, self.report.parent_ref, by_source_id, self._checksums(tree), self.fixity)
+        presence = find_present(
+            self.entities,
+            self.report.parent_ref,
+            by_source_id,
+            self._checksums(tree),
+            self.fixity,
+            workers=self.max_workers,
+        )
         self.report.skipped_existing = presence.present
         skipped = [by_source_id[source_id] for source_id in presence.present]
         if presence.conflicts:
@@ -268,8 +281,14 @@ class IngestRunner:
         return checksums
 
     def _verify_fixity(self, created: dict[str, str]) -> None:
-        """Each asset holds a bitstream with the name and fixity its sidecar promised (``ingest.verify``)."""
-        outcome = verify_fixity(self.entities, created, self.report.sent, max_workers=self.max_workers)
+        """Each asset holds what its sidecar promised, the way ``verify`` says (``ingest.verify``)."""
+        sent = self.report.sent
+        if self.verify == "ingest":
+            outcome = verify_sent_identifiers(
+                self.entities, created, sent, self._search_below, max_workers=self.max_workers
+            )
+        else:
+            outcome = verify_fixity(self.entities, created, sent, max_workers=self.max_workers)
         self.report.errors.extend(outcome.errors)
         self.report.verified += outcome.verified
 
@@ -372,6 +391,23 @@ class IngestRunner:
         if self.verify:
             self._verify_fixity(found)
 
+    def _search_below(self, source_ids: list[str]) -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
+        """The assets below the target with these SourceIDs, and their identifiers: a search per 100.
+
+        The search index trails an ingest: SourceIDs it does not list are asked for again, a bounded number
+        of times (``INDEX_WAITS``); what is still missing then is left to the caller.
+        """
+        found = assets_below(self.entities, self.report.parent_ref, source_ids, workers=self.max_workers)
+        waiting = [s for s in source_ids if s not in found]
+        for pause in INDEX_WAITS:
+            if not waiting:
+                break
+            log.info("%d assets not in Preservica's search index yet; searching again in %.0f s", len(waiting), pause)
+            time.sleep(pause)
+            found.update(assets_below(self.entities, self.report.parent_ref, waiting, workers=self.max_workers))
+            waiting = [s for s in waiting if s not in found]
+        return found
+
     def _created_below_target(self, source_ids: list[str]) -> dict[str, str]:
         """The assets with these SourceIDs below the target that were not there before this ingest.
 
@@ -381,15 +417,8 @@ class IngestRunner:
         if not source_ids:
             return {}
         before = set(self.report.skipped_existing.values())
-        found = assets_below(self.entities, self.report.parent_ref, source_ids)
+        found = self._search_below(source_ids)
         waiting = [s for s in source_ids if s not in found]
-        for pause in INDEX_WAITS:  # the search index trails an ingest: ask again, a bounded number of times
-            if not waiting:
-                break
-            log.info("%d assets not in Preservica's search index yet; searching again in %.0f s", len(waiting), pause)
-            time.sleep(pause)
-            found.update(assets_below(self.entities, self.report.parent_ref, waiting))
-            waiting = [s for s in waiting if s not in found]
         if waiting:  # still lagging: read those few from the Entity API, never call them missing for it
             log.info("Reading %d assets the search index has not caught up with from the Entity API", len(waiting))
             found.update(assets_below_by_reading(self.entities, self.report.parent_ref, waiting))

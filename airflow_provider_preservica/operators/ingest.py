@@ -30,7 +30,7 @@ from airflow_provider_preservica.ingest.packaging import LocalSourceTree, Missin
 from airflow_provider_preservica.ingest.report import IngestReport
 from airflow_provider_preservica.ingest.runner import IngestRunner
 from airflow_provider_preservica.ingest.split import DEFAULT_MAX_PACKAGE_ASSETS, DEFAULT_MAX_PACKAGE_BYTES
-from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS
+from airflow_provider_preservica.ingest.verify import DEFAULT_VERIFY_WORKERS, VerifyMode, check_verify_mode
 from airflow_provider_preservica.ingest.workspace import package_workspace
 from airflow_provider_preservica.jobs import InFlightJob, JobRegistry
 from airflow_provider_preservica.lineage import entity_dataset, lineage_host, operator_lineage, path_dataset
@@ -63,7 +63,15 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param poll_interval: seconds between progress checks.
     :param timeout: seconds to wait for the outcome before failing (the message names the progress token).
-    :param verify: after success, check that every asset sent holds the fixity its manifest promised.
+    :param verify: how the ingest checks that every asset holds the content its sidecar promised, beyond
+        Preservica's own check at ingest (OPEX ingest verifies each file against its sidecar's fixity and fails
+        that asset when they differ, which fails the task whatever ``verify`` says). ``"stored"`` (default;
+        ``True`` is the same): read each created asset's stored fixity back, two GETs an asset,
+        ``max_workers`` at a time, as a reconciler after ingest does. ``"ingest"``: rely on Preservica's check
+        and confirm, a search page per 100 files, that every file is found below ``parent_ref`` by SourceID
+        with the ``SourceFixity`` identifier it was sent with; no request per asset, for a large delivery
+        over a slow link (see "A large delivery" in docs/example-dags.md). ``False``: no check after the
+        ingest.
     :param folder_layout: where a source folder lands. ``"source_folder"`` (default): ``parent_ref`` gets one
         new folder named after the source folder (``.../batch-2026-11-25``), holding its files and sub-folders;
         a later run of the same source adds to that folder. ``"contents"``: the source's files and sub-folders
@@ -88,8 +96,10 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
         task has one report over all packages (``packages``, ``progress_tokens``) and one outcome: it fails if
         any package fails, naming it, after pushing the report (XCom ``report``) with what the others created.
     :param upload_concurrency: parts of one package sent at once (multipart uploads above 32 MiB).
-    :param max_workers: assets whose fixity is checked at once after the ingest (two GETs each, on the
-        hook's one token); everything else the ingest asks Preservica is read a page at a time.
+    :param max_workers: requests to Preservica at once, on the hook's one token, where they do not depend on
+        each other: the fixity reads after the ingest (``verify="stored"``: two GETs an asset) and the search
+        pages (100 files each) of the skip check and of ``verify="ingest"``. Everything else the ingest asks
+        Preservica is read a page at a time.
     :param emit_empty_asset_events: also emit the outlets' asset events when the ingest created no asset
         (nothing new, or ``wait_for_completion=False``); by default such a run triggers nothing downstream.
 
@@ -139,7 +149,7 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
         max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
         max_package_assets: int = DEFAULT_MAX_PACKAGE_ASSETS,
         package_concurrency: int = 2,
-        verify: bool = True,
+        verify: bool | VerifyMode = True,
         max_workers: int = DEFAULT_VERIFY_WORKERS,
         emit_empty_asset_events: bool = False,
         preservica_conn_id: str = PreservicaHook.default_conn_name,
@@ -173,6 +183,7 @@ class PreservicaIngestOperator(PreservicaBaseOperator):
         self.max_package_bytes = max_package_bytes
         self.max_package_assets = max_package_assets
         self.package_concurrency = package_concurrency
+        check_verify_mode(verify)  # a wrong value fails at parse time
         self.verify = verify
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")

@@ -46,6 +46,7 @@ from .versions import api_version, xip_ns
 
 WILDCARDS = frozenset({"*", "%"})
 CACHE_SIZE = 16
+NARROW_LIMIT = 1000  # candidates below which a hierarchy filter walks parents instead of listing descendants
 
 Value = str | list[str] | None
 
@@ -259,8 +260,44 @@ def _any_value(values: Sequence[str]) -> bool:
     return any(v.strip() in WILDCARDS for v in values)
 
 
-def _field_predicate(flt: FieldFilter, repo: Repository) -> Predicate | None:
-    """A predicate for one filter's positive form, or ``None`` when it restricts nothing."""
+def _identifier_refs(values: Sequence[str], repo: Repository) -> set[str]:
+    """Refs of the entities with an identifier of one of ``values`` (``"<value>"`` or ``"<type> <value>"``)."""
+    refs: set[str] = set()
+    for value in (v.strip().lower() for v in values if v.strip()):
+        refs |= repo.refs_with_identifier_value(value)
+        id_type, _, id_value = value.partition(" ")
+        if id_value:
+            for ref in repo.refs_with_identifier_value(id_value.strip()):
+                entity = repo.get(ref)
+                if entity and any(
+                    i.type.lower() == id_type and i.value.lower() == id_value.strip() for i in entity.identifiers
+                ):
+                    refs.add(ref)
+    return refs
+
+
+def _narrowed(query: SearchQuery, repo: Repository) -> set[str] | None:
+    """The refs a positive identifier filter allows (an index lookup), or ``None`` to scan every entity.
+
+    Preservica's search is an index: a query by identifier costs the same whatever the repository holds. The
+    emulator scans, so a query naming identifiers starts from the entities that carry them instead.
+    """
+    allowed: set[str] | None = None
+    for flt in query.filters:
+        values = [v for v in flt.values if v.strip()]
+        if flt.negate or FIELDS[flt.name].match != "identifier" or not values or _any_value(values):
+            continue
+        refs = _identifier_refs(values, repo)
+        allowed = refs if allowed is None else allowed & refs
+    return allowed
+
+
+def _field_predicate(flt: FieldFilter, repo: Repository, few: bool = False) -> Predicate | None:
+    """A predicate for one filter's positive form, or ``None`` when it restricts nothing.
+
+    ``few``: the candidates are a handful (``_narrowed``), so a hierarchy filter walks each one's parents
+    rather than listing everything below the folder.
+    """
     values = [v for v in flt.values if v.strip()]
     if not values or _any_value(values):
         return None
@@ -282,6 +319,9 @@ def _field_predicate(flt: FieldFilter, repo: Repository) -> Predicate | None:
     if spec.match == "parent":
         parents = frozenset(lowered)
         return lambda e: e.parent is not None and e.parent in parents
+    if spec.match == "hierarchy" and few:
+        folders = frozenset(lowered)
+        return lambda e: any(a.lower() in folders for a in repo.ancestors(e.ref))
     if spec.match == "hierarchy":
         below: set[str] = set()
         for folder in lowered:
@@ -289,17 +329,7 @@ def _field_predicate(flt: FieldFilter, repo: Repository) -> Predicate | None:
                 below |= repo.descendants(folder)
         return lambda e: e.ref in below
     if spec.match == "identifier":
-        refs: set[str] = set()
-        for value in lowered:
-            refs |= repo.refs_with_identifier_value(value)
-            id_type, _, id_value = value.partition(" ")
-            if id_value:
-                for ref in repo.refs_with_identifier_value(id_value.strip()):
-                    entity = repo.get(ref)
-                    if entity and any(
-                        i.type.lower() == id_type and i.value.lower() == id_value.strip() for i in entity.identifiers
-                    ):
-                        refs.add(ref)
+        refs = _identifier_refs(values, repo)
         return lambda e: e.ref in refs
     if spec.match == "date":
         matchers = [_date_matcher(v) for v in values]
@@ -394,7 +424,13 @@ class SearchEngine:
                 if cached is not None:
                     self._cache.move_to_end(key)
                     return cached
-            candidates = repo.entities((SO, IO))
+            allowed = _narrowed(query, repo)
+            if allowed is None:
+                candidates = repo.entities((SO, IO))
+            else:  # in insertion order, as a scan finds them
+                found = (repo.get(ref) for ref in allowed)
+                candidates = sorted((e for e in found if e is not None and e.kind in (SO, IO)), key=lambda e: e.seq)
+            few = allowed is not None and len(allowed) <= NARROW_LIMIT
             predicates: list[tuple[Predicate, bool]] = []
             if query.within is not None:
                 below = repo.descendants(query.within)
@@ -403,7 +439,7 @@ class SearchEngine:
             if text is not None:
                 predicates.append((text, False))
             for flt in query.filters:
-                predicate = _field_predicate(flt, repo)
+                predicate = _field_predicate(flt, repo, few)
                 if predicate is not None:
                     predicates.append((predicate, flt.negate))
         # The scan runs outside the lock on a snapshot; the result is cached for ``version``.

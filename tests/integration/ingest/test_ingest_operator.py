@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -222,3 +223,97 @@ def test_an_unknown_or_wrong_parent_fails_before_upload(quick_ingests, tmp_path)
             operator.execute({"ti": FakeTaskInstance()})
         assert "entity_type" not in str(failure.value)  # the export's advice has no place here
     assert not any(k.startswith("PUT /api/s3") for k in quick_ingests.state.stats()["requests"])
+
+
+def _rewrite_in_place_before_zipping(monkeypatch, victim):
+    """``victim`` is rewritten in place, same size, after the builder hashed it and before it is zipped.
+
+    A file still being written to while a delivery is packaged: the builder stages hard links by default
+    (``stage="copy"`` is the advice for sources that may change), so the zip carries the new bytes under the
+    old promise. Injected at that one point, as the sandbox's counted faults are, never by timing.
+    """
+    from airflow_provider_preservica.ingest.packaging import builder
+
+    real_zip = builder.zip_opex_tree
+
+    def zip_after_rewrite(staged, *args, **kwargs):
+        [staged_file] = staged.rglob(victim)
+        data = staged_file.read_bytes()
+        staged_file.write_bytes(b"bit rot" + data[7:])
+        return real_zip(staged, *args, **kwargs)
+
+    monkeypatch.setattr(builder, "zip_opex_tree", zip_after_rewrite)
+
+
+@pytest.mark.parametrize("verify", ["stored", "ingest"])
+def test_a_file_whose_bytes_do_not_match_its_promised_fixity_fails_the_ingest_in_both_verify_modes(
+    quick_ingests, tmp_path, monkeypatch, verify
+):
+    """Preservica checks each file against its sidecar's fixity at ingest and fails that asset (reference:
+    users-and-peers §4.1); either verify mode then fails the task naming the file, and checks the rest."""
+    from airflow_provider_preservica.compat import AirflowFailException
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from tests.integration.test_export_operator import FakeTaskInstance
+
+    batch, _ = make_batch(tmp_path, files=5)
+    _rewrite_in_place_before_zipping(monkeypatch, "scan-001.tif")
+    ti = FakeTaskInstance()
+    operator = PreservicaIngestOperator(
+        task_id="ingest",
+        source=str(batch),
+        parent_ref=MAPS_FOLDER,
+        security_tag="open",
+        poll_interval=0.2,
+        deferrable=False,
+        verify=verify,
+    )
+
+    with pytest.raises(AirflowFailException, match=r"ended (FAILED|FINISHED_MIXED_OUTCOME)") as failure:
+        operator.execute({"ti": ti})
+
+    assert "letters/scan-001.tif: SHA-256 fixity mismatch" in str(failure.value)
+    report = ti.xcoms["report"]
+    assert report["created_count"] == 4 and report["verified"] == 4  # the others: in, and checked
+    titles = {h.value("xip.title") for h in PreservicaHook().search(SearchQuery(text="scan", fields=["xip.title"]))}
+    assert "scan-001.tif" not in titles and "scan-000.tif" in titles
+
+
+@pytest.mark.parametrize("verify", ["stored", "ingest"])
+def test_a_source_changed_between_tries_fails_the_retry_in_both_verify_modes(quick_ingests, tmp_path, verify):
+    """The retry promises what the source holds now; the asset holds what the first try sent."""
+    from airflow.exceptions import TaskDeferred
+
+    from airflow_provider_preservica.compat import AirflowFailException
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+    from tests.integration.test_export_operator import FakeTaskInstance
+
+    batch, _ = make_batch(tmp_path)
+    context = {"ti": FakeTaskInstance()}
+    common = {
+        "task_id": "ingest",
+        "source": str(batch),
+        "parent_ref": MAPS_FOLDER,
+        "security_tag": "open",
+        "poll_interval": 0.2,
+        "verify": verify,
+    }
+    with pytest.raises(TaskDeferred):
+        PreservicaIngestOperator(**common, deferrable=True).execute(context)  # uploads, defers, then "dies"
+    changed = batch / "scan-000.tif"
+    changed.write_bytes(b"edited" + changed.read_bytes()[6:])
+    now = hashlib.sha256(changed.read_bytes()).hexdigest()
+
+    with pytest.raises(AirflowFailException) as failure:
+        PreservicaIngestOperator(**common, deferrable=False).execute(context)  # the retry adopts the ingest
+
+    shown = {"stored": rf"SHA-256 [0-9a-f]{{64}} in Preservica, {now} sent", "ingest": rf"SHA-256:{now} sent"}
+    assert re.search(rf"scan-000\.tif \([0-9a-f-]+\): .*{shown[verify]}", str(failure.value)), str(failure.value)
+
+
+def test_verify_is_stored_ingest_true_or_false():
+    from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
+
+    for verify in ("stored", "ingest", True, False):
+        PreservicaIngestOperator(task_id="ingest", source="x", parent_ref=MAPS_FOLDER, verify=verify)
+    with pytest.raises(ValueError, match="verify must be 'stored', 'ingest', True or False, not 'bitstreams'"):
+        PreservicaIngestOperator(task_id="ingest", source="x", parent_ref=MAPS_FOLDER, verify="bitstreams")

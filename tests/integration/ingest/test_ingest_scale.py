@@ -53,6 +53,19 @@ def test_a_delivery_of_thousands_costs_two_requests_a_file_with_skip_check_and_f
     assert api_requests(slow_tenant) <= 2 * FILES + 3 * pages + 20
 
 
+def test_verify_ingest_checks_every_file_with_pages_only(slow_tenant, tmp_path):
+    """``verify="ingest"``: Preservica's own fixity check at ingest, then the SourceFixity identifiers of
+    every file below the target from the search pages; no request per file anywhere."""
+    batch = make_accession(tmp_path, FILES)
+
+    report = _ingest(batch, verify="ingest")
+
+    assert report["created_count"] == FILES and report["verified"] == FILES and report["errors"] == []
+    requests = slow_tenant.state.stats()["requests"]
+    assert not any(route.startswith("GET /api/entity/information-objects/") for route in requests)
+    assert api_requests(slow_tenant) <= 3 * math.ceil(FILES / PAGE) + 20
+
+
 def test_a_rerun_of_a_delivery_already_ingested_costs_pages_only(slow_tenant, tmp_path):
     batch = make_accession(tmp_path, FILES)
     _ingest(batch, verify=False)
@@ -162,11 +175,16 @@ def test_a_deferred_delivery_keeps_its_xcoms_small_and_still_verifies_every_file
     assert list(work.iterdir()) == []  # nothing left beside the packages
 
 
-@pytest.mark.parametrize("lag", [1, 50], ids=["index-catches-up", "index-still-behind"])
+@pytest.mark.parametrize(
+    ("lag", "verify"),
+    [(1, "stored"), (50, "stored"), (50, "ingest")],
+    ids=["index-catches-up", "index-still-behind", "index-still-behind-verify-ingest"],
+)
 def test_assets_the_search_index_has_not_caught_up_with_are_not_called_missing(
-    small_repository, tmp_path, monkeypatch, lag
+    small_repository, tmp_path, monkeypatch, lag, verify
 ):
-    """Without the Process Monitor, created assets are found by search, which trails the ingest."""
+    """Without the Process Monitor, created assets are found by search, which trails the ingest; with
+    ``verify="ingest"``, what the search does not list yet has its stored fixity read instead."""
     from airflow_provider_preservica.ingest import runner
 
     monkeypatch.setattr(runner, "INDEX_WAITS", (0.0, 0.0))  # the lag is counted in searches, not seconds
@@ -175,8 +193,11 @@ def test_assets_the_search_index_has_not_caught_up_with_are_not_called_missing(
     files = 250
     batch = make_accession(tmp_path, files)
 
-    report = _ingest(batch)
+    report = _ingest(batch, verify=verify)
 
     assert report["created_count"] == files and report["verified"] == files and report["errors"] == []
     by_identifier = small_repository.state.stats()["requests"].get("GET /api/entity/entities/by-identifier", 0)
     assert by_identifier == (0 if lag == 1 else files)  # per-asset reads only for what the index still lacks
+    requests = small_repository.state.stats()["requests"]
+    read_back = sum(n for route, n in requests.items() if "/representations/" in route)
+    assert read_back == files  # "ingest": the search listed none of them yet, so each was read back
