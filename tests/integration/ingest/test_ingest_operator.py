@@ -253,7 +253,7 @@ def test_a_file_whose_bytes_do_not_match_its_promised_fixity_fails_the_ingest_in
     users-and-peers §4.1); either verify mode then fails the task naming the file, and checks the rest."""
     from airflow_provider_preservica.compat import AirflowFailException
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     batch, _ = make_batch(tmp_path, files=5)
     _rewrite_in_place_before_zipping(monkeypatch, "scan-001.tif")
@@ -285,7 +285,7 @@ def test_a_source_changed_between_tries_fails_the_retry_in_both_verify_modes(qui
 
     from airflow_provider_preservica.compat import AirflowFailException
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
-    from tests.integration.test_export_operator import FakeTaskInstance
+    from tests.support.operators import FakeTaskInstance
 
     batch, _ = make_batch(tmp_path)
     context = {"ti": FakeTaskInstance()}
