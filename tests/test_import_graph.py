@@ -686,6 +686,43 @@ def test_provider_subpackage_cycles_are_reported() -> None:
         warnings.warn(f"{package.name}: subpackage import cycle {' -> '.join(path)}: {steps}", stacklevel=1)
 
 
+#: Test-side imports of ``tests.*`` outside the support package, each with its reason.
+TEST_IMPORT_ALLOWLIST = {
+    "tests.distributed.dags.preservica_distributed": "the distributed tier's DAG file, whose constants (DAG and "
+    "task ids) its tests name; a DAG file, not a test",
+}
+
+
+def _test_side_imports(root: Path) -> Iterator[tuple[Path, str]]:
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                yield path, node.module
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield path, alias.name
+
+
+def test_tests_and_benchmarks_share_code_only_through_tests_support() -> None:
+    """No test imports another test file or a conftest, and benchmarks import tests only through
+    ``tests.support`` (issue 21): shared fakes and fixtures live in one package."""
+    offending, used = [], set()
+    for folder in (REPO / "tests", REPO / "benchmarks"):
+        for path, module in _test_side_imports(folder):
+            if not (module == "tests" or module.startswith("tests.")):
+                continue
+            if module == "tests.support" or module.startswith("tests.support."):
+                continue
+            if module in TEST_IMPORT_ALLOWLIST:
+                used.add(module)
+                continue
+            offending.append(f"{path.relative_to(REPO)} imports {module}")
+    assert not offending, "import shared test code from tests.support:\n" + "\n".join(offending)
+    unneeded = set(TEST_IMPORT_ALLOWLIST) - used
+    assert not unneeded, f"allowlist entries no longer needed: {unneeded}"
+
+
 def main() -> None:
     for package in (provider(), sandbox()):
         print(f"{package.name} ({package.root}): {len(package.modules)} modules")
