@@ -144,12 +144,6 @@ class Airflow:
         self._token: str | None = None
 
     # -- processes ----------------------------------------------------------------------------------------
-    def run(self, *args: str) -> None:
-        log = self.root / f"{args[0]}-{args[1]}.log"
-        with log.open("wb") as out:
-            result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        assert result.returncode == 0, f"airflow {' '.join(args)} failed; see {log}"
-
     def migrate(self) -> None:
         """A migrated metadata database in WAL mode: a copy of the session's one (see ``migrated_database``)."""
         shutil.copyfile(migrated_database(self.env), self.home / "airflow.db")
