@@ -42,19 +42,23 @@ COMPAT_SHARD_1 := tests/faults $(addprefix tests/integration/test_,assets_and_li
 	cli_import_ini.py example_dags.py export_operator.py export_unzip.py ingest_housekeeping.py ingest_operator.py \
 	single_flight_processes.py)
 
-# `make test` runs the suite as two pytest sessions side by side, one per core, then the secrets audit in a third:
+# `make test` runs the suite as three pytest sessions side by side on 2 cores, then the secrets audit in a fourth:
 # - TEST_SHARD_1: the tiers that run Airflow in the test process (`dag.test()`), mostly CPU, but TEST_SHARD_2_TOO;
-# - the second session: every other test file (a new tier lands there by itself), including the tiers that mostly
-#   wait on other processes (the distributed deployment, the release tier's pip install, the browser), and
-#   TEST_SHARD_2_TOO: the change watcher's two Airflow deployments as processes (about 2 of the first session's
-#   12.3 minutes, which the second, 8.7, had spare; on a machine loaded by other work, 20:07 and 18:16 without it);
-# - tests/test_no_secrets_in_logs.py last, alone: it reads the logs and issued tokens of both sessions.
+# - TEST_SHARD_3: the tiers that mostly wait on other processes, not on this one's CPU: the release tier (uv's
+#   download, then `airflow` commands in the clean venv), the change watcher's Airflow deployments as processes
+#   (polls a second apart) and the browser test (an Airflow UI and Chromium);
+# - the second session: every other test file (a new tier lands there by itself), including the distributed
+#   deployment and TEST_SHARD_2_TOO, the dag.test() files that mostly wait on task processes of their own.
+# While a session waits on those processes its core is free: the third session's tests use it meanwhile.
+# - tests/test_no_secrets_in_logs.py last, alone: it reads the logs and issued tokens of every session.
 # Each session has its own Airflow home, sandbox and lock directory, in one folder of the run
 # (PRESERVICA_TEST_RUN_DIR; see tests/conftest.py). A plain `pytest` still runs everything in one session.
 # Each session ends with its slowest tests (--durations): the figures to rebalance the sessions by.
 # (Files, not the folder: a file named after a folder that holds it is collected with that folder, --ignore and all.)
-TEST_SHARD_2_TOO := tests/integration/test_change_watcher_scheduler.py
-TEST_SHARD_1 := tests/faults $(filter-out $(TEST_SHARD_2_TOO),$(wildcard tests/integration/test_*.py))
+TEST_SHARD_3 := tests/release tests/ui tests/integration/test_change_watcher_scheduler.py
+TEST_SHARD_2_TOO := $(addprefix tests/integration/test_,assets_scheduler.py ingest_identity.py \
+	single_flight_processes.py token_refresh_processes.py)
+TEST_SHARD_1 := tests/faults $(filter-out $(TEST_SHARD_2_TOO) $(TEST_SHARD_3),$(wildcard tests/integration/test_*.py))
 AUDIT := tests/test_no_secrets_in_logs.py
 PYTEST := python -m pytest -p no:cacheprovider --durations=20
 # Run a recipe's pytest sessions in a fresh run folder, keep going past a failed one, then audit the run (the
@@ -62,14 +66,14 @@ PYTEST := python -m pytest -p no:cacheprovider --durations=20
 # $(1): the python; $(2): the make targets (each test-* target is one session).
 define run_sessions
 	@run=$$(mktemp -d -t preservica-tests-XXXXXX); \
-	PRESERVICA_TEST_RUN_DIR=$$run $(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory -k -j3 --output-sync=target $(2); status=$$?; \
+	PRESERVICA_TEST_RUN_DIR=$$run $(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory -k -j4 --output-sync=target $(2); status=$$?; \
 	PRESERVICA_TEST_RUN_DIR=$$run PRESERVICA_TEST_SESSIONS=$(words x $(filter test-%,$(2))) \
 		$(1) -m pytest -p no:cacheprovider $(AUDIT) || status=1; \
 	exit $$status
 endef
 
 .PHONY: install test lint unit demo sandbox bench bench-quick clean airflow test-compat test-random compat-install \
-	test-shard-1 test-shard-2 test-compat-shard-1 test-compat-shard-2
+	test-shard-1 test-shard-2 test-shard-3 test-compat-shard-1 test-compat-shard-2
 
 $(STAMP): pyproject.toml sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,15 +96,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# ruff and mypy run beside the two test sessions; each session's report is printed when it ends.
+# ruff and mypy run beside the test sessions; each session's report is printed when it ends.
 test: $(STAMP)
-	$(call run_sessions,$(BIN)/python,lint test-shard-1 test-shard-2)
+	$(call run_sessions,$(BIN)/python,lint test-shard-1 test-shard-2 test-shard-3)
 
 test-shard-1: $(STAMP)
 	$(BIN)/$(PYTEST) $(TEST_SHARD_1)
 
 test-shard-2: $(STAMP)
-	$(BIN)/$(PYTEST) tests $(addprefix --ignore=,$(TEST_SHARD_1) $(AUDIT))
+	$(BIN)/$(PYTEST) tests $(addprefix --ignore=,$(TEST_SHARD_1) $(TEST_SHARD_3) $(AUDIT))
+
+test-shard-3: $(STAMP)
+	$(BIN)/$(PYTEST) $(TEST_SHARD_3)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/sandbox tests/client
