@@ -48,7 +48,8 @@ COMPAT_SHARD_1 := tests/faults $(addprefix tests/integration/test_,assets_and_li
 #   download, then `airflow` commands in the clean venv), the change watcher's Airflow deployments as processes
 #   (polls a second apart) and the browser test (an Airflow UI and Chromium);
 # - the second session: every other test file (a new tier lands there by itself), including the distributed
-#   deployment and TEST_SHARD_2_TOO, the dag.test() files that mostly wait on task processes of their own.
+#   deployment and TEST_SHARD_2_TOO: the files that run Airflow in task processes or a scheduler of their own
+#   (moved from the first session to balance the three by their --durations).
 # While a session waits on those processes its core is free: the third session's tests use it meanwhile.
 # - tests/test_no_secrets_in_logs.py last, alone: it reads the logs and issued tokens of every session.
 # Each session has its own Airflow home, sandbox and lock directory, in one folder of the run
