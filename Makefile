@@ -45,20 +45,21 @@ COMPAT_SHARD_1 := tests/faults $(addprefix tests/integration/test_,assets_and_li
 # `make test` runs the suite as three pytest sessions side by side on 2 cores, then the secrets audit in a fourth:
 # - TEST_SHARD_1: the tiers that run Airflow in the test process (`dag.test()`), mostly CPU, but TEST_SHARD_2_TOO;
 # - TEST_SHARD_3: the tiers that mostly wait on other processes, not on this one's CPU: the release tier (uv's
-#   download, then `airflow` commands in the clean venv), the change watcher's Airflow deployments as processes
-#   (polls a second apart) and the browser test (an Airflow UI and Chromium);
+#   download, then `airflow` commands in the clean venv), the Airflow deployments as processes (the change watcher,
+#   the asset-triggered export), the task-process token races and the browser test (an Airflow UI and Chromium);
 # - the second session: every other test file (a new tier lands there by itself), including the distributed
-#   deployment and TEST_SHARD_2_TOO: the files that run Airflow in task processes or a scheduler of their own
-#   (moved from the first session to balance the three by their --durations).
+#   deployment and TEST_SHARD_2_TOO (two ingests in task processes of their own).
+# Balanced by --durations (three sessions, load 4 to 6 from other work): 7:43, 9:45 and 5:06 before the token races
+# and the asset scheduler test (about 2 minutes) moved from the second session to the third.
 # While a session waits on those processes its core is free: the third session's tests use it meanwhile.
 # - tests/test_no_secrets_in_logs.py last, alone: it reads the logs and issued tokens of every session.
 # Each session has its own Airflow home, sandbox and lock directory, in one folder of the run
 # (PRESERVICA_TEST_RUN_DIR; see tests/conftest.py). A plain `pytest` still runs everything in one session.
 # Each session ends with its slowest tests (--durations): the figures to rebalance the sessions by.
 # (Files, not the folder: a file named after a folder that holds it is collected with that folder, --ignore and all.)
-TEST_SHARD_3 := tests/release tests/ui tests/integration/test_change_watcher_scheduler.py
-TEST_SHARD_2_TOO := $(addprefix tests/integration/test_,assets_scheduler.py ingest_identity.py \
-	single_flight_processes.py token_refresh_processes.py)
+TEST_SHARD_3 := tests/release tests/ui $(addprefix tests/integration/test_,change_watcher_scheduler.py \
+	assets_scheduler.py single_flight_processes.py token_refresh_processes.py)
+TEST_SHARD_2_TOO := tests/integration/test_ingest_identity.py
 TEST_SHARD_1 := tests/faults $(filter-out $(TEST_SHARD_2_TOO) $(TEST_SHARD_3),$(wildcard tests/integration/test_*.py))
 AUDIT := tests/test_no_secrets_in_logs.py
 PYTEST := python -m pytest -p no:cacheprovider --durations=20
