@@ -45,19 +45,26 @@ COMPAT_SHARD_1 := tests/faults tests/system/test_example_dags.py $(addprefix tes
 	export/test_export_operator.py export/test_export_unzip.py ingest/test_ingest_housekeeping.py \
 	ingest/test_ingest_operator.py auth/test_single_flight_processes.py)
 
-# `make test` runs the suite as two pytest sessions side by side, one per core, then the secrets audit in a third:
+# `make test` runs the suite as three pytest sessions side by side on 2 cores, then the secrets audit in a fourth:
 # - TEST_SHARD_1: the tiers that run Airflow in the test process (`dag.test()`), mostly CPU, but TEST_SHARD_2_TOO;
-# - the second session: every other test file (a new tier lands there by itself), including the tiers that mostly
-#   wait on other processes (the distributed deployment, the release tier's pip install, the browser), and
-#   TEST_SHARD_2_TOO: the change watcher's two Airflow deployments as processes (about 2 of the first session's
-#   12.3 minutes, which the second, 8.7, had spare; on a machine loaded by other work, 20:07 and 18:16 without it);
-# - tests/test_no_secrets_in_logs.py last, alone: it reads the logs and issued tokens of both sessions.
+# - TEST_SHARD_3: the tiers that mostly wait on other processes, not on this one's CPU: the release tier (uv's
+#   download, then `airflow` commands in the clean venv), the Airflow deployments as processes (the change watcher,
+#   the asset-triggered export), the task-process token races and the browser test (an Airflow UI and Chromium);
+# - the second session: every other test file (a new tier lands there by itself), including the distributed
+#   deployment and TEST_SHARD_2_TOO (two ingests in task processes of their own).
+# Balanced by --durations (three sessions, load 4 to 6 from other work): 7:43, 9:45 and 5:06 before the token races
+# and the asset scheduler test (about 2 minutes) moved from the second session to the third.
+# While a session waits on those processes its core is free: the third session's tests use it meanwhile.
+# - tests/test_no_secrets_in_logs.py last, alone: it reads the logs and issued tokens of every session.
 # Each session has its own Airflow home, sandbox and lock directory, in one folder of the run
 # (PRESERVICA_TEST_RUN_DIR; see tests/conftest.py). A plain `pytest` still runs everything in one session.
 # Each session ends with its slowest tests (--durations): the figures to rebalance the sessions by.
 # (Files, not the folder: a file named after a folder that holds it is collected with that folder, --ignore and all.)
-TEST_SHARD_2_TOO := tests/integration/changes/test_change_watcher_scheduler.py
-TEST_SHARD_1 := tests/faults $(filter-out $(TEST_SHARD_2_TOO),$(wildcard tests/integration/test_*.py \
+TEST_SHARD_3 := tests/release tests/ui tests/integration/changes/test_change_watcher_scheduler.py \
+	tests/integration/assets/test_assets_scheduler.py tests/integration/auth/test_single_flight_processes.py \
+	tests/integration/auth/test_token_refresh_processes.py
+TEST_SHARD_2_TOO := tests/integration/ingest/test_ingest_identity.py
+TEST_SHARD_1 := tests/faults $(filter-out $(TEST_SHARD_2_TOO) $(TEST_SHARD_3),$(wildcard tests/integration/test_*.py \
 	tests/integration/*/test_*.py tests/system/test_*.py))
 AUDIT := tests/test_no_secrets_in_logs.py
 PYTEST := python -m pytest -p no:cacheprovider --durations=20
@@ -66,14 +73,14 @@ PYTEST := python -m pytest -p no:cacheprovider --durations=20
 # $(1): the python; $(2): the make targets (each test-* target is one session).
 define run_sessions
 	@run=$$(mktemp -d -t preservica-tests-XXXXXX); \
-	PRESERVICA_TEST_RUN_DIR=$$run $(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory -k -j3 --output-sync=target $(2); status=$$?; \
+	PRESERVICA_TEST_RUN_DIR=$$run $(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory -k -j4 --output-sync=target $(2); status=$$?; \
 	PRESERVICA_TEST_RUN_DIR=$$run PRESERVICA_TEST_SESSIONS=$(words x $(filter test-%,$(2))) \
 		$(1) -m pytest -p no:cacheprovider $(AUDIT) || status=1; \
 	exit $$status
 endef
 
 .PHONY: install test lint unit demo sandbox bench bench-quick clean airflow test-compat test-random compat-install \
-	test-shard-1 test-shard-2 test-compat-shard-1 test-compat-shard-2
+	test-shard-1 test-shard-2 test-shard-3 test-compat-shard-1 test-compat-shard-2
 
 $(STAMP): pyproject.toml sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,11 +88,12 @@ $(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(BIN)/python -m pip install --quiet $(PROJECT_PACKAGES) "apache-airflow==$(AIRFLOW_VERSION)"
 	touch $(STAMP)
 
-$(COMPAT_STAMP): pyproject.toml sandbox/pyproject.toml $(COMPAT_CONSTRAINTS)
-	test -x $(COMPAT_BIN)/python || $(PYTHON) -m venv $(COMPAT_VENV)
-	$(COMPAT_BIN)/python -m pip install --quiet --upgrade pip
-	$(COMPAT_BIN)/python -m pip install --quiet $(PROJECT_PACKAGES) "apache-airflow==$(COMPAT_AIRFLOW_VERSION)" \
-		--constraint $(COMPAT_CONSTRAINTS)
+# Built with .venv's uv (the dev extra): .ci/run builds it while `make test` runs, and pip's install (compiling every
+# module of Airflow to bytecode) took CPU from the tests on 2 cores; uv compiles nothing and fetches in parallel.
+$(COMPAT_STAMP): $(STAMP) pyproject.toml sandbox/pyproject.toml $(COMPAT_CONSTRAINTS)
+	test -x $(COMPAT_BIN)/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(COMPAT_VENV)
+	$(BIN)/uv pip install --quiet --python $(COMPAT_BIN)/python $(PROJECT_PACKAGES) \
+		"apache-airflow==$(COMPAT_AIRFLOW_VERSION)" --constraint $(COMPAT_CONSTRAINTS)
 	touch $(COMPAT_STAMP)
 
 install: $(STAMP)
@@ -95,15 +103,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# ruff and mypy run beside the two test sessions; each session's report is printed when it ends.
+# ruff and mypy run beside the test sessions; each session's report is printed when it ends.
 test: $(STAMP)
-	$(call run_sessions,$(BIN)/python,lint test-shard-1 test-shard-2)
+	$(call run_sessions,$(BIN)/python,lint test-shard-1 test-shard-2 test-shard-3)
 
 test-shard-1: $(STAMP)
 	$(BIN)/$(PYTEST) $(TEST_SHARD_1)
 
 test-shard-2: $(STAMP)
-	$(BIN)/$(PYTEST) tests $(addprefix --ignore=,$(TEST_SHARD_1) $(AUDIT))
+	$(BIN)/$(PYTEST) tests $(addprefix --ignore=,$(TEST_SHARD_1) $(TEST_SHARD_3) $(AUDIT))
+
+test-shard-3: $(STAMP)
+	$(BIN)/$(PYTEST) $(TEST_SHARD_3)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/sandbox tests/client

@@ -2,8 +2,8 @@
 
 Builds ``airflow-provider-preservica`` (this folder) and ``preservica-sandbox`` (``sandbox/``) with
 ``python -m build``, checks them with ``twine check --strict``, looks inside the provider wheel, then
-installs both wheels (not the editable checkout) with the same Airflow and nothing else into a new venv (their
-declared dependencies are all they get: a missing one fails here, as it would for a user) and runs three example
+installs both wheels (not the editable checkout) with the same Airflow and nothing else into a new venv, with uv
+(their declared dependencies are all they get: a missing one fails here, as it would for a user) and runs three example
 DAGs there (token check, nightly ingest, export) against a sandbox started from the installed console script.
 """
 
@@ -97,26 +97,37 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _uv() -> str:
+    """The ``uv`` of this venv (the dev extra installs it beside this Python), else the one on ``PATH``."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv, "uv is not installed: it comes with the dev extra (pip install -e './sandbox' -e '.[dev]')"
+    return uv
+
+
 #: The example DAGs run here; only these are parsed by every ``airflow`` command (the others cost seconds each).
 RELEASE_EXAMPLES = ("preservica_token_check.py", "preservica_nightly_ingest.py", "preservica_export_collection.py")
 
 
-@pytest.mark.timeout(1200)  # a pip install of Airflow and three DAG runs: minutes on a loaded 2-CPU machine
+@pytest.mark.timeout(1200)  # an install of Airflow and three DAG runs: minutes on a loaded 2-CPU machine
 def test_installed_wheels_ingest_and_export_against_the_installed_sandbox(dist, tmp_path):
     """A plain install (Airflow + the two wheels and their declared dependencies, no dev extras) runs the
     token check, the nightly ingest (build, S3 upload, deferred wait, verification) and the export."""
     import airflow
 
     venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", venv)
     python, bin_dir = venv / "bin" / "python", venv / "bin"
+    # uv, not pip: the same clean install (a new venv holding nothing but what the two wheels and Airflow declare,
+    # resolved from their metadata alone), in a fraction of pip's time on 2 CPUs. uv compiles no bytecode.
+    uv = _uv()
+    _run(uv, "venv", "--quiet", "--no-config", "--python", sys.executable, venv, env=_clean_env())
     _run(
-        python,
-        "-m",
+        uv,
         "pip",
         "install",
         "--quiet",
-        "--no-compile",  # a throwaway venv: compiling all of Airflow's modules up front costs minutes on 2 CPUs
+        "--no-config",
+        "--python",
+        python,
         dist["provider_wheel"],
         dist["sandbox_wheel"],
         f"apache-airflow=={airflow.__version__}",

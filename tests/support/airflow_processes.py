@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import sqlite3
@@ -36,6 +37,7 @@ from typing import Any
 import requests
 
 from tests.support.sandbox import connection_json
+from tests.support.session import AIRFLOW_HOME
 
 BIN = Path(sys.executable).parent
 #: Nothing in the database changed for this long: the deployment hangs (one run's whole scenario takes a
@@ -98,6 +100,32 @@ def airflow_env(sandbox: Any, home: Path, dags: Path, port: int, **extra: str) -
     return env
 
 
+def migrated_database(env: dict[str, str]) -> Path:
+    """An empty metadata database that ``airflow db migrate`` built once for this test session, in WAL mode.
+
+    Every private Airflow of the session starts from a copy of it: the migration (an ``airflow`` command start-up
+    and every table of the schema) is the same each time, and copying the file takes milliseconds. WAL: readers
+    never block the writer (four processes share the file). Built with ``env``'s Airflow settings, in a home of
+    its own next to the session's (``tests/conftest.py``); the file holds no home-specific path.
+    """
+    template = AIRFLOW_HOME.parent / "migrated-airflow-home"
+    database = template / "airflow.db"
+    if not database.exists():
+        template.mkdir(exist_ok=True)
+        home = {
+            "AIRFLOW_HOME": str(template),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}?timeout=60",
+        }
+        with (template / "db-migrate.log").open("wb") as out:
+            result = subprocess.run(
+                [str(BIN / "airflow"), "db", "migrate"], env={**env, **home}, stdout=out, stderr=subprocess.STDOUT
+            )
+        assert result.returncode == 0, f"airflow db migrate failed; see {template / 'db-migrate.log'}"
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    return database
+
+
 class Airflow:
     """One private Airflow: its home, its processes (one process group each) and its REST API."""
 
@@ -117,17 +145,9 @@ class Airflow:
         self._token: str | None = None
 
     # -- processes ----------------------------------------------------------------------------------------
-    def run(self, *args: str) -> None:
-        log = self.root / f"{args[0]}-{args[1]}.log"
-        with log.open("wb") as out:
-            result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        assert result.returncode == 0, f"airflow {' '.join(args)} failed; see {log}"
-
     def migrate(self) -> None:
-        """``airflow db migrate``, then WAL: readers never block the writer (four processes share the file)."""
-        self.run("db", "migrate")
-        with contextlib.closing(sqlite3.connect(self.home / "airflow.db")) as db:
-            db.execute("PRAGMA journal_mode=WAL")
+        """A migrated metadata database in WAL mode: a copy of the session's one (see ``migrated_database``)."""
+        shutil.copyfile(migrated_database(self.env), self.home / "airflow.db")
 
     def start(self, *only: str) -> None:
         """Start every component (the api-server first), or only those named (a restart after ``kill``).
