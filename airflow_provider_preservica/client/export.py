@@ -29,10 +29,11 @@ log = logging.getLogger(__name__)
 
 # 1 MiB: measured best. 4 MiB reads made the sandbox (and any server) stall while a chunk was hashed and
 # written (177 MiB/s against curl's 682); 256 KiB cost more per byte (415 against 620).
-# ``iter_content`` (urllib3 2.x's public read, one new ``bytes`` per chunk) rather than reading into one reused
-# buffer through the private ``raw._fp.readinto``: the read costs ~115-150 ms of CPU per GiB instead of ~90-100,
-# 2-4 % of what a download spends per byte once it hashes and writes, and ``benchmarks/export.py`` shows the
-# same MiB/s against curl either way (measured 2026-12, urllib3 2.8, requests 2.34; see the issue 21 report).
+# ``iter_content`` (requests over urllib3 2.x's public ``read``; one new ``bytes`` per chunk) rather than reading
+# into one reused buffer through the private ``raw._fp.readinto``: the read itself costs ~115-150 ms of CPU per
+# GiB instead of ~90-100, i.e. 3-5 % more client CPU for a whole download (which hashes and writes every byte),
+# and ``benchmarks/export.py`` (512 MiB, runs alternated) gives the same MiB/s either way within its run-to-run
+# noise (measured with urllib3 2.8, requests 2.34, 2 shared CPUs).
 CHUNK = 1024 * 1024
 INCLUDE_CONTENT = ("Content", "NoContent")
 INCLUDE_METADATA = ("Metadata", "NoMetadata", "MetadataWithEvents")
