@@ -1,9 +1,10 @@
 """Upload a package through Preservica's S3-compatible endpoint with boto3.
 
-The access token is the S3 access key. boto3 asks our token cache for credentials and refreshes
-them before they expire, so a multipart upload longer than a token's life keeps going. The
-``Preservica-Progress-Token`` response header of the final PutObject / CompleteMultipartUpload is
-captured with a botocore event hook (no monkey-patching of s3transfer).
+The access token is the S3 access key, and the only credentials boto3 is given (``client/upload_credentials``:
+botocore's public provider chain holding just the token; ``AWS_*`` variables and ``~/.aws`` are never read for
+them). boto3 asks our token cache for credentials and refreshes them before they expire, so a multipart upload
+longer than a token's life keeps going. The ``Preservica-Progress-Token`` response header of the final
+PutObject / CompleteMultipartUpload is captured with a botocore event hook (no monkey-patching of s3transfer).
 
 botocore never follows a ``Location`` (it sends with redirects off and re-signs a region redirect for the
 same endpoint), so the token-as-access-key stays on the origin; an answer that redirects elsewhere is
@@ -106,18 +107,10 @@ class PackageUploader:
     def _client(self) -> Any:
         import boto3
         from botocore.config import Config
-        from botocore.credentials import RefreshableCredentials
-        from botocore.session import get_session
 
-        credentials = RefreshableCredentials.create_from_metadata(
-            metadata=self._credentials(),
-            refresh_using=self._credentials,
-            method="preservica-token-cache",
-            advisory_timeout=90,
-            mandatory_timeout=30,
-        )
-        botocore_session = get_session()
-        botocore_session._credentials = credentials  # boto3's documented way to plug refreshable credentials
+        from airflow_provider_preservica.client.upload_credentials import token_only_session
+
+        botocore_session = token_only_session(self._credentials)  # the token, never AWS_* or ~/.aws
         config = Config(
             s3={"addressing_style": "path"},
             connect_timeout=self.timeout,

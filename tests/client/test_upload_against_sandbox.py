@@ -57,6 +57,38 @@ def test_an_upload_longer_than_the_token_lifetime_succeeds(small_repository, pac
     assert wait_for_progress(hook.get_conn(), result.progress_token, poll_interval=0.1, timeout=30).succeeded
 
 
+def test_aws_credentials_in_the_environment_are_never_used_instead_of_the_token(
+    small_repository, tmp_path, monkeypatch
+):
+    """A worker with AWS credentials of its own (variables, ~/.aws, a profile) still uploads with the token."""
+    aws = tmp_path / "home" / ".aws"
+    aws.mkdir(parents=True)
+    (aws / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIAHOMEDEFAULT\naws_secret_access_key = home-secret\n"
+        "[worker]\naws_access_key_id = AKIAHOMEPROFILE\naws_secret_access_key = profile-secret\n"
+    )
+    (aws / "config").write_text("[default]\nregion = eu-west-2\n[profile worker]\nregion = eu-west-2\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AWS_PROFILE", "worker")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "environment-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "environment-session-token")
+    small_repository.state.update_config({"ingest_seconds": 0.2})
+    source = tmp_path / "env-batch"
+    source.mkdir()
+    (source / "scan.tif").write_bytes(os.urandom(64 * 1024))
+    package = build_opex_package(source, tmp_path / "pkg", security_tag="open").package_path
+    hook = PreservicaHook()
+
+    result = _uploader(hook).upload(package, MAPS_FOLDER)
+
+    # The sandbox answers 403 InvalidAccessKeyId to any access key that is not a live Preservica token, and
+    # files the upload under the user whose token signed it.
+    job = small_repository.state.ingest.job(result.progress_token)
+    assert job is not None and job.user == "archivist"
+    assert wait_for_progress(hook.get_conn(), result.progress_token, poll_interval=0.1, timeout=30).succeeded
+
+
 def test_upload_without_a_tenant_says_what_to_set(sandbox):
     with pytest.raises(PreservicaError, match="tenant"):
         PackageUploader("http://127.0.0.1:1", None, None)  # type: ignore[arg-type]
