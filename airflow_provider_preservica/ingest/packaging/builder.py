@@ -507,6 +507,7 @@ def build_opex_package(
     progress: BuildProgress | None = None,
     fixity_identifier: str | None = None,
     top_folder: bool = True,
+    zip_checksum: bool = True,
 ) -> PackageManifest:
     """Build an OPEX package from ``source`` (a local folder or any ``SourceTree``) into ``output_dir``.
 
@@ -526,6 +527,7 @@ def build_opex_package(
     folder named after the source (the top folder's title, tag and metadata are then not used).
 
     ``keep_staged=False`` writes only the zip, straight from the source (see the module's docstring).
+    ``zip_checksum=False`` leaves ``zip_sha256`` out (it reads the whole zip again; an ingest does not use it).
 
     Raises ``PackageValidationError`` (every problem at once; ``MissingSecurityTagError`` if a tag is
     missing) before anything is written, ``FixityError`` if a file changes meanwhile, ``MissingSourceFilesError``
@@ -599,7 +601,7 @@ def build_opex_package(
             top_folder=top_folder,
         )
     zip_size = zip_path.stat().st_size if zip_path else None
-    zip_sha256 = hash_file(zip_path).value("SHA-256") if zip_path else None
+    zip_sha256 = hash_file(zip_path).value("SHA-256") if zip_path and zip_checksum else None
 
     manifest = PackageManifest(
         package_name=name,
