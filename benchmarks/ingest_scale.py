@@ -66,9 +66,9 @@ def _timed(phases: dict[str, float], name: str, fn: Any) -> Any:
 
 # --------------------------------------------------------------------------- methods (child side)
 def _ours(spec: dict[str, Any], verify: str) -> dict[str, Any]:
+    from airflow_provider_preservica.hooks import preservica as hook_module
     from airflow_provider_preservica.ingest import runner
     from airflow_provider_preservica.ingest.packaging import builder
-    from airflow_provider_preservica.operators import ingest as operator_module
     from airflow_provider_preservica.operators.ingest import PreservicaIngestOperator
 
     phases: dict[str, float] = {}
@@ -80,8 +80,8 @@ def _ours(spec: dict[str, Any], verify: str) -> dict[str, Any]:
     # Uploads of several packages overlap (``package_concurrency``): "upload" sums them. "processing" is every
     # wait for progress tokens, also a split delivery's wait for the package that creates the folders.
     runner.IngestRunner.upload = _timed(phases, "upload", runner.IngestRunner.upload)
-    operator_module.wait_for_all = _timed(phases, "processing", operator_module.wait_for_all)
-    runner.ingest_messages = _timed(phases, "outcome", runner.ingest_messages)
+    hook_module.wait_for_all = _timed(phases, "processing", hook_module.wait_for_all)  # what the hook calls
+    hook_module.ingest_messages = _timed(phases, "outcome", hook_module.ingest_messages)
     runner.IngestRunner._created_below_target = _timed(phases, "outcome", runner.IngestRunner._created_below_target)
     runner.IngestRunner._verify_fixity = _timed(phases, "verify", runner.IngestRunner._verify_fixity)
     runner.IngestRunner.record_outcomes = _timed(phases, "record", runner.IngestRunner.record_outcomes)

@@ -7,6 +7,7 @@ link is made with ``linkat`` without following (it would link the symlink itself
 copy reads from a descriptor opened with ``O_NOFOLLOW``. Either way the staged file must be a regular file
 whose device and inode are the ones the scan recorded (``SourceEntry.identity``): a file replaced by another
 one is refused too. The fixity is then computed from the staged file, never from the source path again.
+``open_file`` opens a source file the same way, for a package written straight into a zip (no staging).
 """
 
 from __future__ import annotations
@@ -75,6 +76,30 @@ def _copy(reader: BinaryIO, writer: BinaryIO) -> None:
         if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
             raise
     shutil.copyfileobj(reader, writer, CHUNK)
+
+
+def open_file(root: Path, path: str, *, identity: tuple[int, int] | None) -> BinaryIO:
+    """Open ``root/path`` for reading (unbuffered) without following any link, as ``stage_file`` would copy it.
+
+    Raises ``SourceChangedError`` when the file is not, or no longer, the regular file the scan saw (``identity``).
+    """
+    parent = _open_parent(root, path)
+    try:
+        try:
+            source = os.open(path.rsplit("/", 1)[-1], _FILE_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in _REPLACED:
+                raise _changed(path, "was replaced by a symbolic link or vanished") from None
+            raise
+    finally:
+        os.close(parent)
+    reader = os.fdopen(source, "rb", buffering=0)
+    try:
+        _check(path, os.fstat(reader.fileno()), identity)
+    except BaseException:
+        reader.close()
+        raise
+    return reader
 
 
 def stage_file(root: Path, path: str, target: Path, *, link: bool, identity: tuple[int, int] | None) -> str:

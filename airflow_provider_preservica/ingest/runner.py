@@ -207,6 +207,7 @@ class IngestRunner:
                 overwrite=True,
                 fixity_identifier=FIXITY_IDENTIFIER,
                 top_folder=self.folder_layout == "source_folder",
+                zip_checksum=False,  # nothing here reads it: not worth reading the whole zip again
             ),
             plan.paths,
             skipped or [],

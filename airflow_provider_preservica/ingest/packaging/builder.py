@@ -15,19 +15,28 @@ Order of work, so that nothing half-done is ever visible:
 2. Stage into a hidden ``.<name>.partial-*`` folder of ``output_dir``: hard links by default (instant,
    no extra space; the staged file *is* the source file, which the builder never writes to), falling back
    to a copy across filesystems; ``stage="copy"`` always copies (use it when the source may change
-   while the package waits for upload). Links are never followed: a file swapped for a link (or for another
-   file) since the scan fails the build (``SourceChangedError``, see ``nofollow``).
+   while the staged package waits for upload). Links are never followed: a file swapped for a link (or for
+   another file) since the scan fails the build (``SourceChangedError``, see ``nofollow``).
 3. Hash the *staged* files in parallel (what is hashed is what is shipped) and check their sizes did
    not change since the scan.
 4. Write every asset sidecar, then the folder manifests deepest first, the top folder's last; each
    manifest appears atomically (written aside, then renamed).
 5. Zip (deterministic, stored, ZIP64, streamed; see ``zipper``), then move the staged folder to its
    final name. Only complete packages ever carry the final names.
+
+With ``keep_staged=False`` (what an ingest uses) steps 2-5 are one pass straight into the zip
+(``_zip_straight``): nothing is staged and no sidecar or manifest is written to disk (creating 10,000 small
+files is slow on a busy disk). Each content file is read once from the source, never through a link (the
+file the scan saw, or ``SourceChangedError``), hashed while it is zipped, and its sidecar written into the
+zip from memory right after it; the manifests follow, the top folder's last. The zip is the copy: whatever
+happens to the source afterwards, the package holds the bytes its sidecars promise (``stage`` changes
+nothing here). The zip is byte-for-byte the one the staged path writes for the same source.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import shutil
@@ -36,10 +45,10 @@ import time
 import zipfile
 from array import array
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, BinaryIO, Literal
 
 from airflow_provider_preservica.exceptions import (
     FixityError,
@@ -50,14 +59,17 @@ from airflow_provider_preservica.exceptions import (
     SourceChangedError,
 )
 from airflow_provider_preservica.files.fixity import (
+    ALGORITHMS,
     CHUNK_SIZE,
     DEFAULT_ALGORITHM,
     Algorithms,
+    FileFixity,
+    FixityRecord,
     hash_file,
     hash_files,
     normalize_algorithms,
 )
-from airflow_provider_preservica.files.nofollow import stage_file
+from airflow_provider_preservica.files.nofollow import open_file, stage_file
 from airflow_provider_preservica.ingest.packaging.descriptive import (
     EntityMetadata,
     MetadataResolver,
@@ -81,7 +93,7 @@ from airflow_provider_preservica.ingest.packaging.opex import (
 from airflow_provider_preservica.ingest.packaging.source import SourceEntry, SourceTree, as_source_tree
 from airflow_provider_preservica.ingest.packaging.source_ids import SourceIdFunc, uuid_source_ids
 from airflow_provider_preservica.ingest.packaging.validation import ValidationOptions, display, scan_source
-from airflow_provider_preservica.ingest.packaging.zipper import zip_opex_tree
+from airflow_provider_preservica.ingest.packaging.zipper import ZipStream, zip_opex_tree
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +225,268 @@ def _write_atomically(target: Path, data: bytes) -> None:
     os.replace(partial, target)
 
 
+def _with_content_ids(props: OpexProperties, records: tuple[FixityRecord, ...], kind: str | None) -> OpexProperties:
+    """``props`` plus an identifier ``<algorithm>:<checksum>`` per algorithm (``fixity_identifier``), if asked."""
+    if not kind:
+        return props
+    content_ids = tuple((kind, f"{r.algorithm}:{r.value}") for r in records)
+    return dataclasses.replace(props, identifiers=props.identifiers + content_ids)
+
+
+def _asset(item: _Entity, result: FileFixity) -> AssetRecord:
+    props = item.props
+    return AssetRecord(item.path, props.source_id, props.title, props.security_tag, result.size, result.records)
+
+
+def _manifests(
+    planned_folders: list[_Entity], planned_files: list[_Entity], sidecar_sizes: array[int], *, top_folder: bool
+) -> Iterator[tuple[_Entity, bytes]]:
+    """Every folder's manifest, deepest first, the top folder's last (none for it without ``top_folder``)."""
+    children_files: dict[str, list[int]] = defaultdict(list)  # positions in planned_files
+    children_dirs: dict[str, list[str]] = defaultdict(list)
+    for index, item in enumerate(planned_files):
+        children_files[item.entry.parent].append(index)
+    for folder in planned_folders:
+        if folder.path:
+            children_dirs[folder.entry.parent].append(folder.entry.name)
+    for folder in sorted(planned_folders, key=lambda e: (-e.entry.depth, e.path)):
+        if not folder.path and not top_folder:
+            continue  # no top folder in the package: its manifest would describe nothing
+        manifest_files: list[ManifestFile] = []
+        for index in sorted(children_files.pop(folder.path, []), key=lambda i: planned_files[i].entry.name):
+            entry = planned_files[index].entry
+            manifest_files.append(ManifestFile(entry.name, "content", entry.size))
+            manifest_files.append(ManifestFile(sidecar_name(entry.name), "metadata", sidecar_sizes[index]))
+        yield folder, folder_manifest(folder.props, manifest_files, sorted(children_dirs[folder.path]))
+
+
+def _open_source(tree: SourceTree, entry: SourceEntry) -> BinaryIO:
+    """A source file for reading, never through a link: the file the scan saw, or ``SourceChangedError``."""
+    root = tree.local_path("")
+    if root is not None:
+        return open_file(root, entry.path, identity=entry.identity)
+    return tree.open(entry.path)
+
+
+def _vanished_or(tree: SourceTree, path: str) -> MissingSourceFilesError | None:
+    """``MissingSourceFilesError`` if the file at ``path`` is gone (deleted or moved since the scan); ``None`` if
+    something is there (a link or another file: the ``SourceChangedError`` caught says which)."""
+    local = tree.local_path(path)
+    if local is None or os.path.lexists(local):
+        return None
+    return MissingSourceFilesError([display(path)])
+
+
+def _zip_straight(
+    tree: SourceTree,
+    planned_folders: list[_Entity],
+    planned_files: list[_Entity],
+    final_zip: Path,
+    *,
+    top: str,
+    algorithms: tuple[str, ...],
+    compression: int,
+    fixity_identifier: str | None,
+    progress: BuildProgress | None,
+) -> list[AssetRecord]:
+    """Write the package's zip straight from the source: no staged tree, no sidecar or manifest files on disk.
+
+    Each content file is read once, from its source path (never through a link, see ``nofollow``), and hashed
+    while it is written into the zip, so the sidecar that follows it promises exactly the bytes the zip holds;
+    sidecars and manifests go from memory into the zip. The members, their order and their bytes are those
+    ``zip_opex_tree`` writes for the staged tree of the same build. A file whose size differs from the scan's,
+    or that cannot be read, fails the build (every such file named at once) and no zip is left behind.
+    """
+    prefix = f"{top}/" if top else ""
+    total = sum(e.entry.size for e in planned_files)
+    done = 0
+
+    # Members: folders, then content files and their sidecars by name (k = 2 * position, + 1 for the sidecar).
+    def member_name(k: int) -> str:
+        path = planned_files[k >> 1].path
+        return sidecar_name(path) if k & 1 else path
+
+    order = array("q", sorted(range(2 * len(planned_files)), key=member_name))
+    sidecar_sizes = array("q", bytes(8 * len(planned_files)))  # by position in planned_files
+    pending: dict[int, FileFixity] = {}  # content zipped, sidecar not yet (usually the next member)
+    assets: list[AssetRecord] = []
+    changed: list[str] = []
+    unreadable: list[tuple[str, str]] = []
+    with ZipStream(final_zip, compression=compression) as archive:
+        for arcname in sorted(f"{prefix}{f.path}/" if f.path else prefix for f in planned_folders if f.path or top):
+            archive.directory(arcname)
+        for k in order:
+            index = k >> 1
+            item = planned_files[index]
+            if k & 1:  # the sidecar, once its content file is in
+                result = pending.pop(index, None)
+                if result is None:
+                    continue  # the content failed: named below
+                data = asset_sidecar(_with_content_ids(item.props, result.records, fixity_identifier), result.records)
+                archive.data(sidecar_name(prefix + item.path), data)
+                sidecar_sizes[index] = len(data)
+                assets.append(_asset(item, result))
+                continue
+            try:
+                source = _open_source(tree, item.entry)
+            except (FileNotFoundError, SourceChangedError):
+                gone = _vanished_or(tree, item.path)
+                if gone is None:
+                    raise
+                raise gone from None
+            except OSError as exc:
+                unreadable.append((display(item.path), exc.strerror or str(exc)))
+                continue
+            hashers = [hashlib.new(ALGORITHMS[name]) for name in algorithms]
+
+            def digest(chunk: memoryview, hashers: list[Any] = hashers) -> None:
+                nonlocal done
+                for hasher in hashers:
+                    hasher.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress("zip", done, total)
+
+            try:
+                with source:
+                    size = archive.stream(prefix + item.path, source, item.entry.size, digest)
+            except OSError as exc:
+                unreadable.append((display(item.path), exc.strerror or str(exc)))
+                continue  # the zip is discarded below
+            if size != item.entry.size:
+                changed.append(f"{display(item.path)} ({item.entry.size} -> {size} bytes)")
+                continue
+            records = tuple(FixityRecord(n, h.hexdigest()) for n, h in zip(algorithms, hashers, strict=True))
+            pending[index] = FileFixity(size, records)
+        _raise_for(unreadable, changed, "")
+        for folder, document in _manifests(planned_folders, planned_files, sidecar_sizes, top_folder=bool(top)):
+            directory = prefix + folder.path if folder.path else top
+            archive.data(f"{directory}/{manifest_name(directory.rsplit('/', 1)[-1])}", document)
+    return assets
+
+
+def _raise_for(unreadable: list[tuple[str, str]], changed: list[str], advice: str) -> None:
+    """``FixityError`` naming every file that could not be read (``(path, why)``), or else every file that changed
+    size (``advice``: what else to do than waiting for the transfer to end)."""
+    if unreadable:
+        listing = "\n".join(f"  - {path}: {why}" for path, why in sorted(unreadable))
+        raise FixityError(
+            f"{len(unreadable)} file(s) could not be hashed (check they exist and are readable):\n{listing}",
+            sorted(path for path, _ in unreadable),
+        )
+    if changed:
+        raise FixityError(
+            "file(s) changed size while the package was being built (still being written?): "
+            + "; ".join(changed)
+            + ". Wait until the transfer into the source has finished"
+            + advice
+            + ".",
+            changed,
+        )
+
+
+def _stage_and_zip(
+    tree: SourceTree,
+    planned_folders: list[_Entity],
+    planned_files: list[_Entity],
+    out: Path,
+    name: str,
+    *,
+    stage: StageMode,
+    algorithms: tuple[str, ...],
+    workers: int | None,
+    compression: int,
+    fixity_identifier: str | None,
+    progress: BuildProgress | None,
+    make_zip: bool,
+    top_folder: bool,
+) -> tuple[Path | None, Path | None, list[AssetRecord]]:
+    """Steps 2-5 for a kept staged tree: stage, hash, sidecars, manifests, zip; ``(zip, staged folder, assets)``."""
+    final_dir = out / name
+    final_zip = out / f"{name}.zip"
+    work = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=out))
+    staged = work / name
+    try:
+        # 2. stage
+        staged.mkdir()
+        for folder in planned_folders:
+            if folder.path:
+                (staged / folder.path).mkdir()
+        total = sum(e.entry.size for e in planned_files)
+        done = 0
+        how: dict[str, int] = defaultdict(int)
+        for item in planned_files:
+            try:
+                how[_stage_file(tree, item.entry, staged / item.path, stage)] += 1
+            except (FileNotFoundError, SourceChangedError):
+                gone = _vanished_or(tree, item.path)
+                if gone is None:
+                    raise  # replaced (by a link or another file), not gone: SourceChangedError says which
+                raise gone from None  # deleted or moved since the scan
+            done += item.entry.size
+            if progress is not None:
+                progress("stage", done, total)
+        log.info("Staged %d file(s) (%s) in %s", len(planned_files), dict(how), staged)
+
+        # 3 + 4a. hash what will be shipped, a slice at a time, and write each slice's sidecars: only a slice's
+        # checksums are held at once, never the whole delivery's (flat memory for 100,000 files)
+        sidecar_sizes = array("q", bytes(8 * len(planned_files)))  # by position in planned_files
+        assets: list[AssetRecord] = []
+        changed: list[str] = []
+        unreadable: list[tuple[str, str]] = []
+        hashed_before = 0
+        for start in range(0, len(planned_files), HASH_SLICE):
+            chunk = planned_files[start : start + HASH_SLICE]
+            try:
+                hashed = hash_files(
+                    [staged / e.path for e in chunk],
+                    algorithms,
+                    workers=workers,
+                    progress=_offset(progress, "hash", hashed_before, total),
+                )
+            except FixityError as exc:  # named with every other unreadable file once all are tried
+                reasons = str(exc).splitlines()[1:]  # "  - <path>: <why>", in the order of exc.paths
+                for path, line in zip(exc.paths, reasons, strict=True):
+                    unreadable.append((display(Path(path).relative_to(staged).as_posix()), line[len(path) + 6 :]))
+                continue
+            finally:
+                hashed_before += sum(e.entry.size for e in chunk)
+            for index, item in enumerate(chunk, start):
+                result = hashed.pop(staged / item.path)
+                if result.size != item.entry.size:
+                    changed.append(f"{display(item.path)} ({item.entry.size} -> {result.size} bytes)")
+                    continue
+                data = asset_sidecar(_with_content_ids(item.props, result.records, fixity_identifier), result.records)
+                target = staged / item.path
+                target.with_name(sidecar_name(target.name)).write_bytes(data)
+                sidecar_sizes[index] = len(data)
+                assets.append(_asset(item, result))
+        _raise_for(unreadable, changed, ", or stage with stage='copy'")
+
+        # 4b. manifests, deepest first, the top folder's last
+        for folder, document in _manifests(planned_folders, planned_files, sidecar_sizes, top_folder=top_folder):
+            directory = staged / folder.path if folder.path else staged
+            _write_atomically(directory / manifest_name(directory.name), document)
+
+        # 5. zip, then move into place
+        zip_path: Path | None = None
+        if make_zip:
+            zip_opex_tree(  # replaces an older zip atomically (overwrite=True)
+                staged,
+                final_zip,
+                compression=compression,
+                top_folder=top_folder,
+                progress=(lambda d, t: progress("zip", d, t)) if progress is not None else None,
+            )
+            zip_path = final_zip
+        if os.path.lexists(final_dir):
+            shutil.rmtree(final_dir)
+        os.replace(staged, final_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return zip_path, final_dir, assets
+
+
 def build_opex_package(
     source: str | os.PathLike[str] | SourceTree,
     output_dir: str | os.PathLike[str],
@@ -233,6 +507,7 @@ def build_opex_package(
     progress: BuildProgress | None = None,
     fixity_identifier: str | None = None,
     top_folder: bool = True,
+    zip_checksum: bool = True,
 ) -> PackageManifest:
     """Build an OPEX package from ``source`` (a local folder or any ``SourceTree``) into ``output_dir``.
 
@@ -251,9 +526,12 @@ def build_opex_package(
     root, so Preservica places them straight into the parent folder of the ingest instead of into a new
     folder named after the source (the top folder's title, tag and metadata are then not used).
 
+    ``keep_staged=False`` writes only the zip, straight from the source (see the module's docstring).
+    ``zip_checksum=False`` leaves ``zip_sha256`` out (it reads the whole zip again; an ingest does not use it).
+
     Raises ``PackageValidationError`` (every problem at once; ``MissingSecurityTagError`` if a tag is
     missing) before anything is written, ``FixityError`` if a file changes meanwhile, ``MissingSourceFilesError``
-    if one disappears between the scan and its staging.
+    if one disappears between the scan and its staging (or zipping).
     """
     started = time.monotonic()
     if not make_zip and not keep_staged:
@@ -291,133 +569,39 @@ def build_opex_package(
     planned_files = [e for e in planned if e.entry.kind != "dir"]
 
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=out))
-    staged = work / name
-    try:
-        # 2. stage
-        staged.mkdir()
-        for folder in planned_folders:
-            if folder.path:
-                (staged / folder.path).mkdir()
-        total = sum(e.entry.size for e in planned_files)
-        done = 0
-        how: dict[str, int] = defaultdict(int)
-        for item in planned_files:
-            try:
-                how[_stage_file(tree, item.entry, staged / item.path, stage)] += 1
-            except (FileNotFoundError, SourceChangedError):
-                local = tree.local_path(item.path)
-                if local is None or os.path.lexists(local):
-                    raise  # replaced (by a link or another file), not gone: SourceChangedError says which
-                raise MissingSourceFilesError([display(item.path)]) from None  # deleted or moved since the scan
-            done += item.entry.size
-            if progress is not None:
-                progress("stage", done, total)
-        log.info("Staged %d file(s) (%s) in %s", len(planned_files), dict(how), staged)
-
-        # 3 + 4a. hash what will be shipped, a slice at a time, and write each slice's sidecars: only a slice's
-        # checksums are held at once, never the whole delivery's (flat memory for 100,000 files)
-        sidecar_sizes = array("q", bytes(8 * len(planned_files)))  # by position in planned_files
-        assets: list[AssetRecord] = []
-        changed: list[str] = []
-        unreadable: list[str] = []
-        reasons: list[str] = []
-        hashed_before = 0
-        for start in range(0, len(planned_files), HASH_SLICE):
-            chunk = planned_files[start : start + HASH_SLICE]
-            try:
-                hashed = hash_files(
-                    [staged / e.path for e in chunk],
-                    algorithms,
-                    workers=workers,
-                    progress=_offset(progress, "hash", hashed_before, total),
-                )
-            except FixityError as exc:  # named with every other unreadable file once all are tried
-                unreadable += exc.paths
-                reasons += str(exc).splitlines()[1:]  # "  - <path>: <why>"
-                continue
-            finally:
-                hashed_before += sum(e.entry.size for e in chunk)
-            for index, item in enumerate(chunk, start):
-                result = hashed.pop(staged / item.path)
-                if result.size != item.entry.size:
-                    changed.append(f"{display(item.path)} ({item.entry.size} -> {result.size} bytes)")
-                    continue
-                props = item.props
-                if fixity_identifier:
-                    content_ids = tuple((fixity_identifier, f"{r.algorithm}:{r.value}") for r in result.records)
-                    props = dataclasses.replace(props, identifiers=props.identifiers + content_ids)
-                data = asset_sidecar(props, result.records)
-                target = staged / item.path
-                target.with_name(sidecar_name(target.name)).write_bytes(data)
-                sidecar_sizes[index] = len(data)
-                assets.append(
-                    AssetRecord(
-                        path=item.path,
-                        source_id=item.props.source_id,
-                        title=item.props.title,
-                        security_tag=item.props.security_tag,
-                        size=result.size,
-                        fixity=result.records,
-                    )
-                )
-        if unreadable:
-            listing = "\n".join(sorted(reasons))
-            raise FixityError(
-                f"{len(unreadable)} file(s) could not be hashed (check they exist and are readable):\n{listing}",
-                sorted(unreadable),
-            )
-        if changed:
-            raise FixityError(
-                "file(s) changed size while the package was being built (still being written?): "
-                + "; ".join(changed)
-                + ". Wait until the transfer into the source has finished, or stage with stage='copy'.",
-                changed,
-            )
-
-        # 4b. manifests, deepest first, the top folder's last
-        children_files: dict[str, list[int]] = defaultdict(list)  # positions in planned_files
-        children_dirs: dict[str, list[str]] = defaultdict(list)
-        for index, item in enumerate(planned_files):
-            children_files[item.entry.parent].append(index)
-        for folder in planned_folders:
-            if folder.path:
-                children_dirs[folder.entry.parent].append(folder.entry.name)
-        for folder in sorted(planned_folders, key=lambda e: (-e.entry.depth, e.path)):
-            if not folder.path and not top_folder:
-                continue  # no top folder in the package: its manifest would describe nothing
-            manifest_files: list[ManifestFile] = []
-            for index in sorted(children_files.pop(folder.path, []), key=lambda i: planned_files[i].entry.name):
-                entry = planned_files[index].entry
-                manifest_files.append(ManifestFile(entry.name, "content", entry.size))
-                manifest_files.append(ManifestFile(sidecar_name(entry.name), "metadata", sidecar_sizes[index]))
-            directory = staged / folder.path if folder.path else staged
-            document = folder_manifest(folder.props, manifest_files, sorted(children_dirs[folder.path]))
-            _write_atomically(directory / manifest_name(directory.name), document)
-
-        # 5. zip, then move into place
-        zip_path: Path | None = None
-        zip_size: int | None = None
-        zip_sha256: str | None = None
-        if make_zip:
-            zip_opex_tree(  # replaces an older zip atomically (overwrite=True)
-                staged,
-                final_zip,
-                compression=compression,
-                top_folder=top_folder,
-                progress=(lambda d, t: progress("zip", d, t)) if progress is not None else None,
-            )
-            zip_path = final_zip
-            zip_size = final_zip.stat().st_size
-            zip_sha256 = hash_file(final_zip).value("SHA-256")
-        staged_path: Path | None = None
-        if keep_staged:
-            if os.path.lexists(final_dir):
-                shutil.rmtree(final_dir)
-            os.replace(staged, final_dir)
-            staged_path = final_dir
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    staged_path: Path | None = None
+    zip_path: Path | None = None
+    if not keep_staged:  # only the zip: written straight from the source, nothing staged
+        assets = _zip_straight(
+            tree,
+            planned_folders,
+            planned_files,
+            final_zip,
+            top=name if top_folder else "",
+            algorithms=algorithms,
+            compression=compression,
+            fixity_identifier=fixity_identifier,
+            progress=progress,
+        )
+        zip_path = final_zip
+    else:
+        zip_path, staged_path, assets = _stage_and_zip(
+            tree,
+            planned_folders,
+            planned_files,
+            out,
+            name,
+            stage=stage,
+            algorithms=algorithms,
+            workers=workers,
+            compression=compression,
+            fixity_identifier=fixity_identifier,
+            progress=progress,
+            make_zip=make_zip,
+            top_folder=top_folder,
+        )
+    zip_size = zip_path.stat().st_size if zip_path else None
+    zip_sha256 = hash_file(zip_path).value("SHA-256") if zip_path and zip_checksum else None
 
     manifest = PackageManifest(
         package_name=name,

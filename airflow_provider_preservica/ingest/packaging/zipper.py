@@ -26,7 +26,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from airflow_provider_preservica.files.fixity import CHUNK_SIZE
 from airflow_provider_preservica.ingest.packaging.opex import OPEX_SUFFIX
@@ -140,6 +140,77 @@ def write_zip(
     return _write(members, total, zip_path, compression=compression, progress=progress, chunk_size=chunk_size)
 
 
+class ZipStream:
+    """A zip being written member by member, in the given order: ``directory``, ``data`` (bytes held in memory,
+    e.g. a sidecar) and ``stream`` (a file read in chunks). Deterministic headers as described above; written
+    to a hidden partial file that becomes ``zip_path`` only when the ``with`` block ends without an error.
+    """
+
+    def __init__(
+        self, zip_path: str | os.PathLike[str], *, compression: int = zipfile.ZIP_STORED, chunk_size: int = CHUNK_SIZE
+    ) -> None:
+        self.target = Path(zip_path)
+        self.partial = self.target.with_name(f".{self.target.name}.partial")
+        self.compression = compression
+        self._buffer = bytearray(chunk_size)
+        self._infos = _SpilledInfos()
+        try:
+            self._archive = zipfile.ZipFile(self.partial, "w", compression=compression, allowZip64=True)
+        except BaseException:
+            self._infos.close()
+            raise
+        self._archive.filelist = self._infos  # type: ignore[assignment]
+        self._archive.NameToInfo = _NoNames()
+
+    def __enter__(self) -> ZipStream:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        try:
+            self._archive.close()  # the central directory, also after an error (then discarded)
+            if kind is None:
+                os.replace(self.partial, self.target)
+        finally:
+            self._infos.close()
+            self.partial.unlink(missing_ok=True)  # gone once renamed; a failed zip is never left behind
+
+    def _info(self, arcname: str, attrs: int) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
+        info.create_system = 3
+        info.external_attr = attrs
+        return info
+
+    def directory(self, arcname: str) -> None:
+        """A folder entry (``arcname`` ends with ``/``)."""
+        self._archive.writestr(self._info(arcname, _DIR_ATTRS), b"")
+
+    def data(self, arcname: str, data: bytes) -> None:
+        """A small member held in memory (a sidecar or a manifest)."""
+        info = self._info(arcname, _FILE_ATTRS)
+        info.compress_type = self.compression
+        self._archive.writestr(info, data)
+
+    def stream(
+        self, arcname: str, source: BinaryIO, size: int, on_chunk: Callable[[memoryview], None] | None = None
+    ) -> int:
+        """A member read from ``source`` to its end in chunks (``size``, the expected size, decides ZIP64);
+        ``on_chunk`` sees every chunk written (to hash it, to count progress). Returns the bytes written."""
+        info = self._info(arcname, _FILE_ATTRS)
+        info.compress_type = self.compression
+        info.file_size = size  # decides ZIP64 before writing
+        buffer = self._buffer
+        view = memoryview(buffer)
+        written = 0
+        with self._archive.open(info, "w") as member:
+            while n := source.readinto(buffer):  # type: ignore[attr-defined]
+                chunk = view[:n]
+                member.write(chunk)
+                if on_chunk is not None:
+                    on_chunk(chunk)
+                written += n
+        return written
+
+
 def _write(
     members: Iterable[tuple[str, str | None]],  # (arcname, local file or None for a directory)
     total: int,
@@ -149,39 +220,22 @@ def _write(
     progress: Callable[[int, int], None] | None,
     chunk_size: int = CHUNK_SIZE,
 ) -> Path:
-    target = Path(zip_path)
-    partial = target.with_name(f".{target.name}.partial")
     done = 0
-    buffer = bytearray(chunk_size)
-    view = memoryview(buffer)
-    infos = _SpilledInfos()
-    try:
-        with zipfile.ZipFile(partial, "w", compression=compression, allowZip64=True) as archive:
-            archive.filelist = infos  # type: ignore[assignment]
-            archive.NameToInfo = _NoNames()
-            for arcname, source_path in members:
-                info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
-                info.create_system = 3
-                if source_path is None:
-                    info.external_attr = _DIR_ATTRS
-                    archive.writestr(info, b"")
-                    continue
-                info.external_attr = _FILE_ATTRS
-                info.compress_type = compression
-                info.file_size = os.stat(source_path).st_size  # decides ZIP64 before writing
-                with open(source_path, "rb", buffering=0) as source, archive.open(info, "w") as member:
-                    while n := source.readinto(buffer):
-                        member.write(view[:n])
-                        done += n
-                        if progress is not None:
-                            progress(done, total)
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    finally:
-        infos.close()
-    return target
+
+    def advance(chunk: memoryview) -> None:
+        nonlocal done
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+
+    with ZipStream(zip_path, compression=compression, chunk_size=chunk_size) as archive:
+        for arcname, source_path in members:
+            if source_path is None:
+                archive.directory(arcname)
+                continue
+            with open(source_path, "rb", buffering=0) as source:
+                archive.stream(arcname, source, os.fstat(source.fileno()).st_size, advance)
+    return archive.target
 
 
 def zip_opex_tree(

@@ -225,24 +225,25 @@ def test_an_unknown_or_wrong_parent_fails_before_upload(quick_ingests, tmp_path)
     assert not any(k.startswith("PUT /api/s3") for k in quick_ingests.state.stats()["requests"])
 
 
-def _rewrite_in_place_before_zipping(monkeypatch, victim):
-    """``victim`` is rewritten in place, same size, after the builder hashed it and before it is zipped.
+def _promise_other_bytes(monkeypatch, victim):
+    """``victim``'s sidecar promises other bytes than the package holds.
 
-    A file still being written to while a delivery is packaged: the builder stages hard links by default
-    (``stage="copy"`` is the advice for sources that may change), so the zip carries the new bytes under the
-    old promise. Injected at that one point, as the sandbox's counted faults are, never by timing.
+    As a file rewritten in place between hashing and zipping would (a staged hard link can be: ``stage="copy"``
+    is the advice for sources that may change). An ingest's package is hashed while it is zipped, so there the
+    promise is made wrong instead, at that one point, as the sandbox's counted faults are, never by timing.
     """
+    from airflow_provider_preservica.files.fixity import FixityRecord
     from airflow_provider_preservica.ingest.packaging import builder
 
-    real_zip = builder.zip_opex_tree
+    real_sidecar = builder.asset_sidecar
 
-    def zip_after_rewrite(staged, *args, **kwargs):
-        [staged_file] = staged.rglob(victim)
-        data = staged_file.read_bytes()
-        staged_file.write_bytes(b"bit rot" + data[7:])
-        return real_zip(staged, *args, **kwargs)
+    def sidecar_of_other_bytes(props, fixities):
+        if props.title == victim:
+            other = hashlib.sha256(b"bit rot").hexdigest()
+            fixities = tuple(FixityRecord(r.algorithm, other) for r in fixities)
+        return real_sidecar(props, fixities)
 
-    monkeypatch.setattr(builder, "zip_opex_tree", zip_after_rewrite)
+    monkeypatch.setattr(builder, "asset_sidecar", sidecar_of_other_bytes)
 
 
 @pytest.mark.parametrize("verify", ["stored", "ingest"])
@@ -256,7 +257,7 @@ def test_a_file_whose_bytes_do_not_match_its_promised_fixity_fails_the_ingest_in
     from tests.support.operators import FakeTaskInstance
 
     batch, _ = make_batch(tmp_path, files=5)
-    _rewrite_in_place_before_zipping(monkeypatch, "scan-001.tif")
+    _promise_other_bytes(monkeypatch, "scan-001.tif")
     ti = FakeTaskInstance()
     operator = PreservicaIngestOperator(
         task_id="ingest",
