@@ -56,9 +56,12 @@ def test_memory_held_per_file_while_building_stays_small(tmp_path):
     # A first build grows the interpreter's shared tables (interned names, caches) once: a one-off step that
     # would otherwise land in whichever measured build crosses a table's threshold (one of 4,096 names, or
     # with Airflow imported one of its 100,000 interned strings), and be counted as memory per file.
+    # Such a step can also land in a measured build when the test runs after others (which tables are near
+    # their threshold depends on what ran before), so each size is built twice and the lower peak counts: a
+    # one-off step shows in one build of a size, memory held per file in both.
     _peak(tmp_path / "warm-up", 4 * N)
-    small, _ = _peak(tmp_path, N)
-    large, zip_path = _peak(tmp_path, 4 * N)
+    small = min(_peak(tmp_path / f"small-{i}", N)[0] for i in range(2))
+    large, zip_path = min(_peak(tmp_path / f"large-{i}", 4 * N) for i in range(2))
 
     per_file = (large - small) / (3 * N)
     print(f"peak {small / 1e6:.1f} MB for {N} files, {large / 1e6:.1f} MB for {4 * N}: {per_file:.0f} bytes a file")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -25,7 +24,6 @@ from airflow_provider_preservica.ingest.packaging import (
     PackageManifest,
     PackageValidationError,
     PackagingError,
-    SourceEntry,
     SourceTree,
     build_opex_package,
     load_metadata_csv,
@@ -34,35 +32,16 @@ from airflow_provider_preservica.ingest.packaging import (
 )
 from airflow_provider_preservica.ingest.packaging import builder as builder_module
 from airflow_provider_preservica.ingest.packaging.zipper import opex_zip_entries
+from tests.support.packaging import InMemoryTree, accession_42, make
 
 NS = {"opex": OPEX_NS}
 DC = "http://purl.org/dc/elements/1.1/"
 MODS = "http://www.loc.gov/mods/v3"
 
 
-def make(root: Path, files: dict[str, bytes | None]) -> Path:
-    for rel, data in files.items():
-        path = root / rel
-        if data is None:
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-    return root
-
-
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
-    return make(
-        tmp_path / "accession-42",
-        {
-            "letter.pdf": b"%PDF-1.7 letter",
-            "photos/img001.tif": b"II*\x00" + b"\x01" * 5000,
-            "photos/img002.tif": b"II*\x00" + b"\x02" * 70,
-            "photos/negatives/neg01.tif": b"II*\x00neg",
-            "photos/.DS_Store": b"junk",
-        },
-    )
+    return accession_42(tmp_path)
 
 
 def parse(path: Path) -> ET.Element:
@@ -496,34 +475,6 @@ def test_opex_zip_order_for_any_staged_tree(source: Path, tmp_path: Path) -> Non
     content = names[3:-3]
     assert content == sorted(content) and not any(n.endswith(("/photos.opex", "/negatives.opex")) for n in content)
     assert [os.path.basename(n) for n in names[-3:]] == ["negatives.opex", "photos.opex", "accession-42.opex"]
-
-
-class InMemoryTree:
-    """A non-local source tree (as an object-storage tree would be): only ``scan`` and ``open``."""
-
-    def __init__(self, name: str, files: dict[str, bytes]) -> None:
-        self._name = name
-        self.files = files
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def scan(self, prune: Any = None) -> Iterator[SourceEntry]:
-        folders = sorted({"/".join(p.split("/")[:i]) for p in self.files for i in range(1, p.count("/") + 1)})
-        entries = [SourceEntry(f, "dir") for f in folders] + [
-            SourceEntry(p, "file", len(d)) for p, d in self.files.items()
-        ]
-        yield from sorted(entries, key=lambda e: e.path.split("/"))
-
-    def open(self, path: str) -> BinaryIO:
-        return io.BytesIO(self.files[path])
-
-    def check_readable(self, path: str) -> str | None:
-        return None
-
-    def local_path(self, path: str) -> Path | None:
-        return None
 
 
 def test_any_source_tree_can_be_packaged(tmp_path: Path) -> None:

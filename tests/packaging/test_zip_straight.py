@@ -18,9 +18,8 @@ import pytest
 
 from airflow_provider_preservica.exceptions import FixityError, MissingSourceFilesError
 from airflow_provider_preservica.ingest.packaging import build_opex_package, read_opex
-from airflow_provider_preservica.ingest.packaging import builder as builder_module
-from tests.packaging.test_opex_builder import InMemoryTree, make, source  # noqa: F401 - the fixture
-from tests.packaging.test_swapped_source import SECRET, _packaged_bytes, _swapping
+from airflow_provider_preservica.ingest.packaging import straight as straight_module
+from tests.support.packaging import SECRET, InMemoryTree, accession_42, make, packaged_bytes, swapping
 
 OPTIONS: list[dict[str, Any]] = [
     {},
@@ -30,8 +29,13 @@ OPTIONS: list[dict[str, Any]] = [
 ]
 
 
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    return accession_42(tmp_path)
+
+
 @pytest.mark.parametrize("options", OPTIONS, ids=["default", "no-top-folder", "two-algorithms", "metadata"])
-def test_the_zip_written_straight_equals_the_zip_of_the_staged_tree(source, tmp_path, options):  # noqa: F811
+def test_the_zip_written_straight_equals_the_zip_of_the_staged_tree(source, tmp_path, options):
     staged = build_opex_package(source, tmp_path / "staged", security_tag="open", **options)
     straight = build_opex_package(source, tmp_path / "straight", security_tag="open", keep_staged=False, **options)
 
@@ -82,21 +86,21 @@ def test_a_file_swapped_for_a_link_after_the_scan_is_never_zipped(tmp_path, vict
     output = tmp_path / "out"
 
     with pytest.raises(FixityError, match=re.escape(says)):
-        build_opex_package(_swapping(root, victim, target), output, security_tag="open", keep_staged=False)
+        build_opex_package(swapping(root, victim, target), output, security_tag="open", keep_staged=False)
 
-    assert SECRET not in _packaged_bytes(output)
+    assert SECRET not in packaged_bytes(output)
     assert list(output.iterdir()) == []
 
 
 def test_a_file_replaced_by_another_after_the_scan_is_refused(tmp_path):
     root = make(tmp_path / "delivery", {"letters/a.txt": b"A" * len(SECRET), "b.txt": b"B" * 10})
-    tree = _swapping(root, "letters/a.txt", "unused", replacement=SECRET)  # same size: only the inode tells
+    tree = swapping(root, "letters/a.txt", "unused", replacement=SECRET)  # same size: only the inode tells
     with pytest.raises(FixityError, match=r"letters/a\.txt was replaced by another file"):
         build_opex_package(tree, tmp_path / "out", security_tag="open", keep_staged=False)
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_a_file_deleted_while_zipping_is_named_and_nothing_is_left(source, tmp_path):  # noqa: F811
+def test_a_file_deleted_while_zipping_is_named_and_nothing_is_left(source, tmp_path):
     def delete_the_next_file(phase: str, done: int, total: int) -> None:
         assert phase == "zip"  # hashed while zipped: no separate phases
         (source / "photos" / "img001.tif").unlink(missing_ok=True)  # zipped after letter.pdf
@@ -109,7 +113,7 @@ def test_a_file_deleted_while_zipping_is_named_and_nothing_is_left(source, tmp_p
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_files_changing_size_or_unreadable_while_zipping_are_all_named(source, tmp_path, monkeypatch):  # noqa: F811
+def test_files_changing_size_or_unreadable_while_zipping_are_all_named(source, tmp_path, monkeypatch):
     def grow(phase: str, done: int, total: int) -> None:
         if done == len(b"%PDF-1.7 letter"):  # letter.pdf is in: photos/img002.tif grows before it is read
             with open(source / "photos" / "img002.tif", "ab") as handle:
@@ -119,14 +123,14 @@ def test_files_changing_size_or_unreadable_while_zipping_are_all_named(source, t
         build_opex_package(source, tmp_path / "out", security_tag="open", keep_staged=False, progress=grow)
     assert list((tmp_path / "out").iterdir()) == []
 
-    real = builder_module.open_file
+    real = straight_module.open_file
 
     def refuse(root: Path, path: str, **kwargs: Any) -> Any:
         if path.startswith("photos/"):
             raise PermissionError(13, "Permission denied")
         return real(root, path, **kwargs)
 
-    monkeypatch.setattr(builder_module, "open_file", refuse)
+    monkeypatch.setattr(straight_module, "open_file", refuse)
     with pytest.raises(FixityError, match=r"3 file\(s\) could not be hashed") as failure:
         build_opex_package(source, tmp_path / "out", security_tag="open", keep_staged=False)
     assert failure.value.paths == ["photos/img001.tif", "photos/img002.tif", "photos/negatives/neg01.tif"]

@@ -25,7 +25,7 @@ Order of work, so that nothing half-done is ever visible:
    final name. Only complete packages ever carry the final names.
 
 With ``keep_staged=False`` (what an ingest uses) steps 2-5 are one pass straight into the zip
-(``_zip_straight``): nothing is staged and no sidecar or manifest is written to disk (creating 10,000 small
+(``straight.zip_straight``): nothing is staged and no sidecar or manifest is written to disk (creating 10,000 small
 files is slow on a busy disk). Each content file is read once from the source, never through a link (the
 file the scan saw, or ``SourceChangedError``), hashed while it is zipped, and its sidecar written into the
 zip from memory right after it; the manifests follow, the top folder's last. The zip is the copy: whatever
@@ -35,8 +35,6 @@ nothing here). The zip is byte-for-byte the one the staged path writes for the s
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 import os
 import shutil
@@ -45,146 +43,58 @@ import time
 import zipfile
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Literal
 
 from airflow_provider_preservica.exceptions import (
     FixityError,
     MissingSecurityTagError,
-    MissingSourceFilesError,
     PackageValidationError,
     PackagingError,
     SourceChangedError,
 )
 from airflow_provider_preservica.files.fixity import (
-    ALGORITHMS,
     CHUNK_SIZE,
     DEFAULT_ALGORITHM,
     Algorithms,
-    FileFixity,
-    FixityRecord,
     hash_file,
     hash_files,
     normalize_algorithms,
 )
-from airflow_provider_preservica.files.nofollow import open_file, stage_file
+from airflow_provider_preservica.files.nofollow import stage_file
 from airflow_provider_preservica.ingest.packaging.descriptive import (
-    EntityMetadata,
     MetadataResolver,
     MetadataSource,
-    check_fragments,
 )
 from airflow_provider_preservica.ingest.packaging.model import (
     AssetRecord,
     FolderRecord,
     PackageManifest,
-    ValidationIssue,
 )
 from airflow_provider_preservica.ingest.packaging.opex import (
-    ManifestFile,
-    OpexProperties,
     asset_sidecar,
-    folder_manifest,
     manifest_name,
     sidecar_name,
 )
+from airflow_provider_preservica.ingest.packaging.planning import (
+    BuildProgress,
+    PlannedEntity,
+    asset_record,
+    folder_manifests,
+    plan_entities,
+    with_content_ids,
+)
 from airflow_provider_preservica.ingest.packaging.source import SourceEntry, SourceTree, as_source_tree
 from airflow_provider_preservica.ingest.packaging.source_ids import SourceIdFunc, uuid_source_ids
+from airflow_provider_preservica.ingest.packaging.straight import raise_for_unread, vanished_or, zip_straight
 from airflow_provider_preservica.ingest.packaging.validation import ValidationOptions, display, scan_source
-from airflow_provider_preservica.ingest.packaging.zipper import ZipStream, zip_opex_tree
+from airflow_provider_preservica.ingest.packaging.zipper import zip_opex_tree
 
 log = logging.getLogger(__name__)
 
 StageMode = Literal["hardlink", "copy"]
 HASH_SLICE = 1024  # files hashed (and their checksums held) at once
-#: ``progress(phase, done, total)`` with phase ``"stage"``, ``"hash"`` or ``"zip"``; done/total in bytes.
-BuildProgress = Callable[[str, int, int], None]
-
-
-@dataclass(slots=True)
-class _Entity:
-    entry: SourceEntry
-    props: OpexProperties
-
-    @property
-    def path(self) -> str:
-        return self.entry.path
-
-
-def _missing_tag(path: str, is_folder: bool) -> ValidationIssue:
-    what = "folder" if is_folder else "asset"
-    return ValidationIssue(
-        path=path or "<source root>",
-        code="missing-security-tag",
-        problem=f"no security tag for this {what}: Preservica would silently apply 'open'",
-        fix="pass security_tag= (e.g. 'open' or 'closed', chosen deliberately) or give one in its metadata",
-    )
-
-
-def _plan(
-    entries: list[SourceEntry],
-    *,
-    package_name: str,
-    security_tag: str | None,
-    resolver: MetadataResolver,
-    source_id: SourceIdFunc,
-) -> tuple[list[_Entity], list[ValidationIssue]]:
-    """Resolve title, tag, SourceID, identifiers and descriptive metadata of every entity."""
-    planned: list[_Entity] = []
-    issues: list[ValidationIssue] = []
-    seen_ids: dict[str, str] = {}
-    for entry in entries:
-        is_folder = entry.kind == "dir"
-        shown = display(entry.path)
-        try:
-            meta = resolver.lookup(entry.path, is_folder)
-        except Exception as exc:  # a user callback: report it with the path, together with the rest
-            issues.append(
-                ValidationIssue(
-                    shown, "metadata-callback", f"the metadata callback failed: {exc!r}", "fix the callback"
-                )
-            )
-            meta = EntityMetadata()
-        tag = (meta.security_tag or security_tag or "").strip()
-        if not tag:
-            issues.append(_missing_tag(shown, is_folder))
-        sid = (meta.source_id or source_id(entry.path, is_folder) or "").strip()
-        if not sid:
-            issues.append(ValidationIssue(shown, "empty-source-id", "the SourceID is empty", "return a SourceID"))
-        elif sid in seen_ids:
-            issues.append(
-                ValidationIssue(
-                    shown,
-                    "duplicate-source-id",
-                    f"SourceID {sid!r} is also used by {seen_ids[sid] or '<source root>'!r}",
-                    "SourceIDs must be unique: fix the source_id callback or the metadata",
-                )
-            )
-        else:
-            seen_ids[sid] = shown
-        fragments, fragment_issues = check_fragments(shown, meta.descriptive_metadata)
-        issues.extend(fragment_issues)
-        for kind, value in meta.identifiers:
-            if not kind.strip() or not value.strip():
-                issues.append(
-                    ValidationIssue(
-                        shown, "bad-identifier", f"identifier {kind!r}={value!r} is blank", "give a type and a value"
-                    )
-                )
-        default_title = package_name if not entry.path else entry.name
-        props = OpexProperties(
-            source_id=sid,
-            title=meta.title or default_title,
-            security_tag=tag,
-            description=meta.description,
-            identifiers=tuple(meta.identifiers),
-            descriptive_metadata=tuple(fragments),
-        )
-        planned.append(_Entity(entry, props))
-    issues.extend(resolver.unmatched())
-    return planned, issues
 
 
 def _check_locations(tree: SourceTree, out: Path, final_dir: Path) -> None:
@@ -225,170 +135,10 @@ def _write_atomically(target: Path, data: bytes) -> None:
     os.replace(partial, target)
 
 
-def _with_content_ids(props: OpexProperties, records: tuple[FixityRecord, ...], kind: str | None) -> OpexProperties:
-    """``props`` plus an identifier ``<algorithm>:<checksum>`` per algorithm (``fixity_identifier``), if asked."""
-    if not kind:
-        return props
-    content_ids = tuple((kind, f"{r.algorithm}:{r.value}") for r in records)
-    return dataclasses.replace(props, identifiers=props.identifiers + content_ids)
-
-
-def _asset(item: _Entity, result: FileFixity) -> AssetRecord:
-    props = item.props
-    return AssetRecord(item.path, props.source_id, props.title, props.security_tag, result.size, result.records)
-
-
-def _manifests(
-    planned_folders: list[_Entity], planned_files: list[_Entity], sidecar_sizes: array[int], *, top_folder: bool
-) -> Iterator[tuple[_Entity, bytes]]:
-    """Every folder's manifest, deepest first, the top folder's last (none for it without ``top_folder``)."""
-    children_files: dict[str, list[int]] = defaultdict(list)  # positions in planned_files
-    children_dirs: dict[str, list[str]] = defaultdict(list)
-    for index, item in enumerate(planned_files):
-        children_files[item.entry.parent].append(index)
-    for folder in planned_folders:
-        if folder.path:
-            children_dirs[folder.entry.parent].append(folder.entry.name)
-    for folder in sorted(planned_folders, key=lambda e: (-e.entry.depth, e.path)):
-        if not folder.path and not top_folder:
-            continue  # no top folder in the package: its manifest would describe nothing
-        manifest_files: list[ManifestFile] = []
-        for index in sorted(children_files.pop(folder.path, []), key=lambda i: planned_files[i].entry.name):
-            entry = planned_files[index].entry
-            manifest_files.append(ManifestFile(entry.name, "content", entry.size))
-            manifest_files.append(ManifestFile(sidecar_name(entry.name), "metadata", sidecar_sizes[index]))
-        yield folder, folder_manifest(folder.props, manifest_files, sorted(children_dirs[folder.path]))
-
-
-def _open_source(tree: SourceTree, entry: SourceEntry) -> BinaryIO:
-    """A source file for reading, never through a link: the file the scan saw, or ``SourceChangedError``."""
-    root = tree.local_path("")
-    if root is not None:
-        return open_file(root, entry.path, identity=entry.identity)
-    return tree.open(entry.path)
-
-
-def _vanished_or(tree: SourceTree, path: str) -> MissingSourceFilesError | None:
-    """``MissingSourceFilesError`` if the file at ``path`` is gone (deleted or moved since the scan); ``None`` if
-    something is there (a link or another file: the ``SourceChangedError`` caught says which)."""
-    local = tree.local_path(path)
-    if local is None or os.path.lexists(local):
-        return None
-    return MissingSourceFilesError([display(path)])
-
-
-def _zip_straight(
-    tree: SourceTree,
-    planned_folders: list[_Entity],
-    planned_files: list[_Entity],
-    final_zip: Path,
-    *,
-    top: str,
-    algorithms: tuple[str, ...],
-    compression: int,
-    fixity_identifier: str | None,
-    progress: BuildProgress | None,
-) -> list[AssetRecord]:
-    """Write the package's zip straight from the source: no staged tree, no sidecar or manifest files on disk.
-
-    Each content file is read once, from its source path (never through a link, see ``nofollow``), and hashed
-    while it is written into the zip, so the sidecar that follows it promises exactly the bytes the zip holds;
-    sidecars and manifests go from memory into the zip. The members, their order and their bytes are those
-    ``zip_opex_tree`` writes for the staged tree of the same build. A file whose size differs from the scan's,
-    or that cannot be read, fails the build (every such file named at once) and no zip is left behind.
-    """
-    prefix = f"{top}/" if top else ""
-    total = sum(e.entry.size for e in planned_files)
-    done = 0
-
-    # Members: folders, then content files and their sidecars by name (k = 2 * position, + 1 for the sidecar).
-    def member_name(k: int) -> str:
-        path = planned_files[k >> 1].path
-        return sidecar_name(path) if k & 1 else path
-
-    order = array("q", sorted(range(2 * len(planned_files)), key=member_name))
-    sidecar_sizes = array("q", bytes(8 * len(planned_files)))  # by position in planned_files
-    pending: dict[int, FileFixity] = {}  # content zipped, sidecar not yet (usually the next member)
-    assets: list[AssetRecord] = []
-    changed: list[str] = []
-    unreadable: list[tuple[str, str]] = []
-    with ZipStream(final_zip, compression=compression) as archive:
-        for arcname in sorted(f"{prefix}{f.path}/" if f.path else prefix for f in planned_folders if f.path or top):
-            archive.directory(arcname)
-        for k in order:
-            index = k >> 1
-            item = planned_files[index]
-            if k & 1:  # the sidecar, once its content file is in
-                result = pending.pop(index, None)
-                if result is None:
-                    continue  # the content failed: named below
-                data = asset_sidecar(_with_content_ids(item.props, result.records, fixity_identifier), result.records)
-                archive.data(sidecar_name(prefix + item.path), data)
-                sidecar_sizes[index] = len(data)
-                assets.append(_asset(item, result))
-                continue
-            try:
-                source = _open_source(tree, item.entry)
-            except (FileNotFoundError, SourceChangedError):
-                gone = _vanished_or(tree, item.path)
-                if gone is None:
-                    raise
-                raise gone from None
-            except OSError as exc:
-                unreadable.append((display(item.path), exc.strerror or str(exc)))
-                continue
-            hashers = [hashlib.new(ALGORITHMS[name]) for name in algorithms]
-
-            def digest(chunk: memoryview, hashers: list[Any] = hashers) -> None:
-                nonlocal done
-                for hasher in hashers:
-                    hasher.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress("zip", done, total)
-
-            try:
-                with source:
-                    size = archive.stream(prefix + item.path, source, item.entry.size, digest)
-            except OSError as exc:
-                unreadable.append((display(item.path), exc.strerror or str(exc)))
-                continue  # the zip is discarded below
-            if size != item.entry.size:
-                changed.append(f"{display(item.path)} ({item.entry.size} -> {size} bytes)")
-                continue
-            records = tuple(FixityRecord(n, h.hexdigest()) for n, h in zip(algorithms, hashers, strict=True))
-            pending[index] = FileFixity(size, records)
-        _raise_for(unreadable, changed, "")
-        for folder, document in _manifests(planned_folders, planned_files, sidecar_sizes, top_folder=bool(top)):
-            directory = prefix + folder.path if folder.path else top
-            archive.data(f"{directory}/{manifest_name(directory.rsplit('/', 1)[-1])}", document)
-    return assets
-
-
-def _raise_for(unreadable: list[tuple[str, str]], changed: list[str], advice: str) -> None:
-    """``FixityError`` naming every file that could not be read (``(path, why)``), or else every file that changed
-    size (``advice``: what else to do than waiting for the transfer to end)."""
-    if unreadable:
-        listing = "\n".join(f"  - {path}: {why}" for path, why in sorted(unreadable))
-        raise FixityError(
-            f"{len(unreadable)} file(s) could not be hashed (check they exist and are readable):\n{listing}",
-            sorted(path for path, _ in unreadable),
-        )
-    if changed:
-        raise FixityError(
-            "file(s) changed size while the package was being built (still being written?): "
-            + "; ".join(changed)
-            + ". Wait until the transfer into the source has finished"
-            + advice
-            + ".",
-            changed,
-        )
-
-
 def _stage_and_zip(
     tree: SourceTree,
-    planned_folders: list[_Entity],
-    planned_files: list[_Entity],
+    planned_folders: list[PlannedEntity],
+    planned_files: list[PlannedEntity],
     out: Path,
     name: str,
     *,
@@ -419,7 +169,7 @@ def _stage_and_zip(
             try:
                 how[_stage_file(tree, item.entry, staged / item.path, stage)] += 1
             except (FileNotFoundError, SourceChangedError):
-                gone = _vanished_or(tree, item.path)
+                gone = vanished_or(tree, item.path)
                 if gone is None:
                     raise  # replaced (by a link or another file), not gone: SourceChangedError says which
                 raise gone from None  # deleted or moved since the scan
@@ -456,15 +206,15 @@ def _stage_and_zip(
                 if result.size != item.entry.size:
                     changed.append(f"{display(item.path)} ({item.entry.size} -> {result.size} bytes)")
                     continue
-                data = asset_sidecar(_with_content_ids(item.props, result.records, fixity_identifier), result.records)
+                data = asset_sidecar(with_content_ids(item.props, result.records, fixity_identifier), result.records)
                 target = staged / item.path
                 target.with_name(sidecar_name(target.name)).write_bytes(data)
                 sidecar_sizes[index] = len(data)
-                assets.append(_asset(item, result))
-        _raise_for(unreadable, changed, ", or stage with stage='copy'")
+                assets.append(asset_record(item, result))
+        raise_for_unread(unreadable, changed, ", or stage with stage='copy'")
 
         # 4b. manifests, deepest first, the top folder's last
-        for folder, document in _manifests(planned_folders, planned_files, sidecar_sizes, top_folder=top_folder):
+        for folder, document in folder_manifests(planned_folders, planned_files, sidecar_sizes, top_folder=top_folder):
             directory = staged / folder.path if folder.path else staged
             _write_atomically(directory / manifest_name(directory.name), document)
 
@@ -550,7 +300,7 @@ def build_opex_package(
     scan = scan_source(tree, validation, top_name=name)
     folders = list(scan.folders)
     files = list(scan.files)
-    planned, plan_issues = _plan(
+    planned, plan_issues = plan_entities(
         folders + files,
         package_name=name,
         security_tag=security_tag,
@@ -572,7 +322,7 @@ def build_opex_package(
     staged_path: Path | None = None
     zip_path: Path | None = None
     if not keep_staged:  # only the zip: written straight from the source, nothing staged
-        assets = _zip_straight(
+        assets = zip_straight(
             tree,
             planned_folders,
             planned_files,

@@ -233,9 +233,9 @@ def _promise_other_bytes(monkeypatch, victim):
     promise is made wrong instead, at that one point, as the sandbox's counted faults are, never by timing.
     """
     from airflow_provider_preservica.files.fixity import FixityRecord
-    from airflow_provider_preservica.ingest.packaging import builder
+    from airflow_provider_preservica.ingest.packaging import straight
 
-    real_sidecar = builder.asset_sidecar
+    real_sidecar = straight.asset_sidecar
 
     def sidecar_of_other_bytes(props, fixities):
         if props.title == victim:
@@ -243,7 +243,7 @@ def _promise_other_bytes(monkeypatch, victim):
             fixities = tuple(FixityRecord(r.algorithm, other) for r in fixities)
         return real_sidecar(props, fixities)
 
-    monkeypatch.setattr(builder, "asset_sidecar", sidecar_of_other_bytes)
+    monkeypatch.setattr(straight, "asset_sidecar", sidecar_of_other_bytes)
 
 
 @pytest.mark.parametrize("verify", ["stored", "ingest"])
