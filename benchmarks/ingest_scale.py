@@ -23,19 +23,21 @@ Requests are the sandbox's own counters; RSS +MB = VmHWM after the run minus VmH
     .venv/bin/python -m benchmarks.ingest_scale [--files 10000] [--latency-ms 0,20,50] [--json results.json]
         [--methods ours-stored,ours-ingest,floor,pypreservica]
         [--max-package-assets 1000] [--max-package-bytes N] [--package-concurrency 2]   (split delivery)
+        [--keep]
+
+Every run checks that what ours (and pyPreservica's identifier() loop) reports created is every file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from benchmarks import harness
 from benchmarks.common import (
     CONN_ID,
     SandboxProcess,
@@ -51,6 +53,18 @@ INGEST_SECONDS = 0.2
 NAME = "accession-bench"
 PHASES = ("scan", "skip check", "hash", "build", "upload", "processing", "outcome", "verify", "file away")
 FLOOR_PHASES = ("upload", "processing")  # what no client can do without: the goal is the rest under 10 %
+TABLE_HEADER = (
+    "method",
+    "latency",
+    "files",
+    "wall s",
+    "vs floor",
+    "vs pyPreservica",
+    "outside upload + processing",
+    "API requests a file",
+    "peak RSS MB (+MB)",
+    "phases (s)",
+)
 
 
 def _timed(phases: dict[str, float], name: str, fn: Any) -> Any:
@@ -65,7 +79,7 @@ def _timed(phases: dict[str, float], name: str, fn: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- methods (child side)
-def _ours(spec: dict[str, Any], verify: str) -> dict[str, Any]:
+def _ours(spec: dict[str, Any], verify: Literal["stored", "ingest"]) -> dict[str, Any]:
     from airflow_provider_preservica.hooks import preservica as hook_module
     from airflow_provider_preservica.ingest import runner
     from airflow_provider_preservica.ingest.packaging import builder
@@ -205,125 +219,187 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one row per method and latency, with the share outside the floor and the ratios to the
     floor and to the pyPreservica way measured at the same latency in the same run."""
     by = {(r["method"], r["latency_ms"]): r for r in rows}
-    lines = [
-        "| method | latency | files | wall s | vs floor | vs pyPreservica | outside upload + processing "
-        "| API requests a file | peak RSS MB (+MB) | phases (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    lines = []
     for row in rows:
         floor, peer = by.get(("floor", row["latency_ms"])), by.get(("pypreservica", row["latency_ms"]))
         ratio = [f"{row['seconds'] / other['seconds']:.2f}x" if other else "-" for other in (floor, peer)]
         other = row["seconds"] - sum(row["phases"].values())
         phases = ", ".join(f"{k} {v:.1f}" for k, v in row["phases"].items()) + f", other {max(other, 0.0):.1f}"
         lines.append(
-            f"| {row['method']} | {row['latency_ms']} ms | {row['files']:,} | {row['seconds']:.1f} | {ratio[0]} "
-            f"| {ratio[1]} | {100 * _outside_floor(row):.0f} % | {row['per_file']:.2f} "
-            f"| {row['peak_mb']:.0f} (+{row['rss_increase_mb']:.0f}) | {phases} |"
+            (
+                row["method"],
+                f"{row['latency_ms']} ms",
+                f"{row['files']:,}",
+                f"{row['seconds']:.1f}",
+                ratio[0],
+                ratio[1],
+                f"{100 * _outside_floor(row):.0f} %",
+                f"{row['per_file']:.2f}",
+                f"{row['peak_mb']:.0f} (+{row['rss_increase_mb']:.0f})",
+                phases,
+            )
         )
-    return "\n".join(lines)
+    return harness.markdown_table(TABLE_HEADER, "lrrrrrrrrl", lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--latency-ms", default="0,20,50")
-    parser.add_argument("--methods", default="ours-stored,ours-ingest,floor,pypreservica")
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = harness.parser(__doc__, keep="the temporary directory (files, package, sandbox data, logs)", child=True)
+    parser.add_argument("--files", type=int, default=10_000, help="files in the delivery (default 10000)")
+    parser.add_argument(
+        "--latency-ms",
+        default="0,20,50",
+        metavar="MS[,MS...]",
+        help="sandbox latency on every /api/* request; every method runs at each (default 0,20,50)",
+    )
+    parser.add_argument(
+        "--methods",
+        default="ours-stored,ours-ingest,floor,pypreservica",
+        metavar="NAME[,NAME...]",
+        help=f"methods to run, of {', '.join(METHODS)} (default ours-stored,ours-ingest,floor,pypreservica)",
+    )
     parser.add_argument("--max-package-assets", type=int, help="split the delivery (ours): files per package")
     parser.add_argument("--max-package-bytes", type=int, help="split the delivery (ours): bytes per package")
     parser.add_argument("--package-concurrency", type=int, help="packages uploaded at once (ours)")
-    parser.add_argument("--json")
-    parser.add_argument("--child")
     args = parser.parse_args(argv)
+    if args.child:
+        return args
+    if args.files < 1:
+        parser.error("--files must be at least 1")
+    try:
+        args.latencies = [int(v) for v in args.latency_ms.split(",")]
+    except ValueError:
+        parser.error(f"--latency-ms: whole milliseconds separated by commas, not {args.latency_ms!r}")
+    if any(v < 0 for v in args.latencies):
+        parser.error("--latency-ms must not be negative")
+    args.method_names = args.methods.split(",")
+    unknown = [m for m in args.method_names if m not in METHODS]
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(unknown)} (known: {', '.join(METHODS)})")
+    args.limits = {
+        name: value
+        for name, value in (
+            ("max_package_assets", args.max_package_assets),
+            ("max_package_bytes", args.max_package_bytes),
+            ("package_concurrency", args.package_concurrency),
+        )
+        if value
+    }
+    return args
+
+
+def _check(row: dict[str, Any]) -> None:
+    """What a method reports it created (and verified) is every file of the delivery."""
+    files = row["files"]
+    for key in ("created", "verified"):
+        if key in row and row[key] != files:
+            raise RuntimeError(f"{row['method']} at {row['latency_ms']} ms: {key} {row[key]}, not {files}")
+
+
+def _payload(args: argparse.Namespace, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "benchmark": "ingest_scale",
+        "files": args.files,
+        "latency_ms": args.latencies,
+        "methods": args.method_names,
+        "limits": args.limits,
+        "ingest_seconds": INGEST_SECONDS,
+        **extra,
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
     if args.child:
         return _measured_child(args.child, METHODS, IMPORTS)
 
-    tmp = Path(tempfile.mkdtemp(prefix="preservica-bench-scale-"))
-    _prepare_environment(tmp)
-    sandbox = SandboxProcess(tmp / "sandbox-data", tmp / "sandbox.log", USER)
+    started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    try:
-        sandbox.start()
-        sandbox.control("POST", "/config", {"ingest_seconds": INGEST_SECONDS})
-        env = _point_at(sandbox.base_url, USER)
-        source = tmp / NAME
-        total = _make_files(source, args.files)
-        print(f"  generated {args.files} files, {total / 2**20:.1f} MiB", file=sys.stderr, flush=True)
-
-        from airflow_provider_preservica.hooks.preservica import PreservicaHook
-        from airflow_provider_preservica.ingest.packaging import build_opex_package, uuid_source_ids
-
-        hook = PreservicaHook(CONN_ID)
-        package_dir = tmp / "package"
-        manifest = build_opex_package(
-            source, package_dir, security_tag="open", package_name=NAME, source_id_namespace=NAME, keep_staged=False
-        )
-        ids = uuid_source_ids(NAME)
-        source_ids = [ids(p.relative_to(source).as_posix(), False) for p in sorted(source.rglob("*.bin"))]
-        for latency in [int(v) for v in args.latency_ms.split(",")]:
-            sandbox.control("DELETE", "/faults")
-            if latency:
-                for route in ("GET /api/*", "POST /api/*", "PUT /api/*"):
-                    sandbox.control(
-                        "POST", "/faults", {"kind": "latency", "route": route, "seconds": latency / 1000, "count": None}
-                    )
-            for method in args.methods.split(","):
-                folder = hook.entities.create_folder(f"scale {method} {latency} ms", None, "open")
-                work = tmp / f"work-{method}-{latency}"
-                work.mkdir()
-                spec = {
-                    "source": str(source),
-                    "zip": manifest.package_path,
-                    "parent_ref": folder.ref,
-                    "work": str(work),
-                    "env": env,
-                    "source_ids": source_ids,
-                    "method": method,
-                    "limits": {
-                        name: value
-                        for name, value in (
-                            ("max_package_assets", args.max_package_assets),
-                            ("max_package_bytes", args.max_package_bytes),
-                            ("package_concurrency", args.package_concurrency),
-                        )
-                        if value
-                    },
-                }
-                before = sandbox.control("GET", "/stats")["requests"]
-                child = _run_measured(Path(__file__).resolve(), f"{method}-{latency}", spec, tmp, method)
-                routes = _requests_delta(before, sandbox.control("GET", "/stats")["requests"])
-                api = sum(n for route, n in routes.items() if " /api/" in route)
-                row = {
-                    "method": method,
-                    "latency_ms": latency,
-                    "files": args.files,
-                    "seconds": child["seconds"],
-                    "requests": api,
-                    "per_file": api / args.files,
-                    "phases": child["phases"],
-                    "rss_increase_mb": (child["hwm_kb"] - child["baseline_hwm_kb"]) / 1024,
-                    "peak_mb": child["peak_kb"] / 1024,
-                    "routes": routes,
-                    **{k: child[k] for k in ("created", "verified", "xcom_bytes", "packages") if k in child},
-                }
-                rows.append(row)
-                if args.json:  # after every row: a long run stopped half way keeps what it measured
-                    Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
-                print(
-                    f"  {method:<13} {latency:>3} ms: {child['seconds']:7.1f} s, {api} requests "
-                    f"({api / args.files:.2f}/file), +{row['rss_increase_mb']:.0f} MB, "
-                    f"{row.get('packages', 1)} package(s), XCom {row.get('xcom_bytes', '-')} B, phases "
-                    + ", ".join(f"{k} {v:.1f}" for k, v in child["phases"].items()),
-                    file=sys.stderr,
-                    flush=True,
-                )
-    finally:
-        sandbox.stop()
-        shutil.rmtree(tmp, ignore_errors=True)  # the files, the package and the sandbox's copy: GBs at 100,000
+    # The files, the package and the sandbox's copy (GBs at 100,000 files) go at the end unless --keep.
+    with harness.workdir("preservica-bench-scale-", keep=args.keep) as tmp:
+        _prepare_environment(tmp)
+        with harness.sandbox(tmp, USER, {"ingest_seconds": INGEST_SECONDS}) as sandbox:
+            _measure(args, tmp, sandbox, rows)
     print(table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    checks = [
+        f"every run of ours created {args.files:,} assets and verified them all"
+        if any(m.startswith("ours") for m in args.method_names)
+        else "",
+        f"pyPreservica's identifier() loop found all {args.files:,}" if "pypreservica" in args.method_names else "",
+    ]
+    checks = [c for c in checks if c]
+    total_s = harness.conclude(args, started, checks=checks or None, kept=tmp)
+    harness.write_json(args.json, _payload(args, rows, total_s=total_s, checks=checks))
     return 0
 
 
+def _measure(args: argparse.Namespace, tmp: Path, sandbox: SandboxProcess, rows: list[dict[str, Any]]) -> None:
+    """Every method at every latency, each in a fresh subprocess into a new folder: a row each into ``rows``."""
+    env = _point_at(sandbox.base_url, USER)
+    source = tmp / NAME
+    total = _make_files(source, args.files)
+    print(f"  generated {args.files} files, {total / 2**20:.1f} MiB", file=sys.stderr, flush=True)
+
+    from airflow_provider_preservica.hooks.preservica import PreservicaHook
+    from airflow_provider_preservica.ingest.packaging import build_opex_package, uuid_source_ids
+
+    hook = PreservicaHook(CONN_ID)
+    manifest = build_opex_package(
+        source, tmp / "package", security_tag="open", package_name=NAME, source_id_namespace=NAME, keep_staged=False
+    )
+    ids = uuid_source_ids(NAME)
+    source_ids = [ids(p.relative_to(source).as_posix(), False) for p in sorted(source.rglob("*.bin"))]
+    for latency in args.latencies:
+        sandbox.control("DELETE", "/faults")
+        if latency:
+            for route in ("GET /api/*", "POST /api/*", "PUT /api/*"):
+                sandbox.control(
+                    "POST", "/faults", {"kind": "latency", "route": route, "seconds": latency / 1000, "count": None}
+                )
+        for method in args.method_names:
+            folder = hook.entities.create_folder(f"scale {method} {latency} ms", None, "open")
+            work = tmp / f"work-{method}-{latency}"
+            work.mkdir()
+            spec = {
+                "source": str(source),
+                "zip": manifest.package_path,
+                "parent_ref": folder.ref,
+                "work": str(work),
+                "env": env,
+                "source_ids": source_ids,
+                "method": method,
+                "limits": args.limits,
+            }
+            before = sandbox.control("GET", "/stats")["requests"]
+            child = _run_measured(Path(__file__).resolve(), f"{method}-{latency}", spec, tmp, method)
+            routes = _requests_delta(before, sandbox.control("GET", "/stats")["requests"])
+            api = sum(n for route, n in routes.items() if " /api/" in route)
+            row: dict[str, Any] = {
+                "method": method,
+                "latency_ms": latency,
+                "files": args.files,
+                "seconds": child["seconds"],
+                "requests": api,
+                "per_file": api / args.files,
+                "phases": child["phases"],
+                "rss_increase_mb": (child["hwm_kb"] - child["baseline_hwm_kb"]) / 1024,
+                "peak_mb": child["peak_kb"] / 1024,
+                "routes": routes,
+                **{k: child[k] for k in ("created", "verified", "xcom_bytes", "packages") if k in child},
+            }
+            rows.append(row)
+            # After every row: a long run stopped half way keeps what it measured.
+            harness.write_json(args.json, _payload(args, rows), say=False)
+            print(
+                f"  {method:<13} {latency:>3} ms: {child['seconds']:7.1f} s, {api} requests "
+                f"({api / args.files:.2f}/file), +{row['rss_increase_mb']:.0f} MB, "
+                f"{row.get('packages', 1)} package(s), XCom {row.get('xcom_bytes', '-')} B, phases "
+                + ", ".join(f"{k} {v:.1f}" for k, v in child["phases"].items()),
+                file=sys.stderr,
+                flush=True,
+            )
+            _check(row)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)
