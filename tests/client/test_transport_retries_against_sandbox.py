@@ -119,9 +119,39 @@ def test_a_host_name_that_does_not_resolve_is_not_retried(waits):
     assert waits == [] and "attempts" not in str(error.value)
 
 
-def test_an_answer_cut_off_mid_body_is_retried_for_a_get(preservica_conn, transport, waits):
-    """The direct path reads the body within urllib3's retries."""
+@pytest.fixture
+def session_transport(preservica_conn, waits) -> Iterator[HttpTransport]:
+    """Everything through the ``requests`` session, which reads a body after urllib3's retries are done."""
+    transport = HttpTransport(preservica_conn.base_url, max_retries=3, sleep=waits.append, direct=False)
+    yield transport
+    transport.close()
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "session"])
+def test_an_answer_cut_off_mid_body_is_retried_for_a_get(
+    preservica_conn, transport, session_transport, waits, caplog, direct
+):
+    caplog.set_level(logging.WARNING, logger="airflow_provider_preservica")
     inject(preservica_conn, kind="drop_after_bytes", route=f"GET {DETAILS}", bytes=5, count=1)
-    response = transport.request("GET", DETAILS)
+    response = (transport if direct else session_transport).request("GET", DETAILS)
     assert response.status_code == 401 and response.json()
     assert requests_to(preservica_conn, f"GET {DETAILS}") == 2 and len(waits) == 1
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(f"GET {DETAILS}: connection to" in m and "(attempt 2 of 4)" in m for m in logged), logged
+
+
+def test_on_the_session_path_a_body_cut_off_every_time_ends_the_retries(preservica_conn, session_transport, waits):
+    """The cut shares the budget with the other retries: a 502 first, then three cut bodies make four attempts."""
+    inject(preservica_conn, kind="status", route=f"GET {DETAILS}", status=502, count=1)
+    inject(preservica_conn, kind="drop_after_bytes", route=f"GET {DETAILS}", bytes=5, count=None)
+    with pytest.raises(PreservicaConnectionError, match=r"IncompleteRead.* after 4 attempts"):
+        session_transport.request("GET", DETAILS)
+    assert requests_to(preservica_conn, f"GET {DETAILS}") == 4 and len(waits) == 3
+
+
+def test_on_the_session_path_a_post_cut_off_mid_body_is_not_sent_again(preservica_conn, session_transport, waits):
+    inject(preservica_conn, kind="drop_after_bytes", route=f"POST {CREATE}", bytes=5, count=1)
+    with pytest.raises(PreservicaConnectionError, match=f"POST .*{CREATE}") as error:
+        session_transport.request("POST", CREATE, data="<x/>")
+    assert "attempts" not in str(error.value)
+    assert requests_to(preservica_conn, f"POST {CREATE}") == 1 and waits == []
