@@ -182,9 +182,16 @@ async def test_a_restart_before_the_event_settled_announces_it_again_with_what_c
 
     await asyncio.to_thread(retitle, collections["b"], "b, retitled while no one watched")
     again = Watch(restarted(first)).start()
-    await again.until(lambda: bool(again.events), "the event after the restart")
+
+    def announced() -> set[str]:
+        return {ref for event in again.events for ref in event["refs"]}
+
+    # a again (at least once) and b; in one event or two: whether b's change falls in the restarted watcher's
+    # first window or its next depends on when that first poll runs, which the test does not fix.
+    wanted = {collections["a"], collections["b"]}
+    await again.until(lambda: wanted <= announced(), "the events after the restart")
     await again.stop()
-    assert set(again.events[0]["refs"]) == {collections["a"], collections["b"]}  # a again: at least once
+    assert announced() == wanted
 
 
 @run_async
