@@ -68,6 +68,9 @@ MOVED: dict[str, str] = {
         "auth.ini": "connection.ini",
         "auth.sources": "connection.sources",
         "auth.endpoint": "connection.endpoint",
+        "transport": "client.http",
+        "client.transport": "client.http",
+        "redirects": "client.redirects",
     }.items()
 }
 

@@ -88,8 +88,7 @@ HOOK_LAZY_IMPORTS = {
 
 #: The provider's layers, top to bottom, each with its top-level modules and packages (docs/architecture.md). A
 #: module imports only from its own layer or the layers below it (run-time imports; TYPE_CHECKING ones are free).
-#: A new top-level module or package goes in one of them, or the layer test fails. ``transport`` and
-#: ``redirects`` are the transport's old paths, forwarding name by name to ``client.http`` and ``client.redirects``.
+#: A new top-level module or package goes in one of them, or the layer test fails.
 LAYERS: dict[str, tuple[str, ...]] = {
     "Airflow-facing": (
         "hooks",
@@ -104,7 +103,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "get_provider_info",
     ),
     "features": ("ingest", "export", "metadata", "search", "changes", "deletion", "jobs"),
-    "client": ("client", "transport", "redirects"),
+    "client": ("client",),
     "connection settings": ("connection",),
     "shared leaves": ("files", "exceptions", "compat", "_exports", "_moved", "__init__"),
 }

@@ -15,18 +15,7 @@ from airflow_provider_preservica.ingest.packaging import (
     validate_source,
 )
 from airflow_provider_preservica.ingest.packaging.validation import check_name
-
-
-def make(root: Path, files: dict[str, bytes | None]) -> Path:
-    """``None`` makes a folder."""
-    for rel, data in files.items():
-        path = root / rel
-        if data is None:
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-    return root
+from tests.support.packaging import make
 
 
 def codes(issues: list, path: str) -> set[str]:

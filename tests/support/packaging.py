@@ -14,6 +14,7 @@ from airflow_provider_preservica.ingest.packaging.source import Prune, SourceEnt
 
 
 def make(root: Path, files: dict[str, bytes | None]) -> Path:
+    """``files`` under ``root`` (``None`` makes a folder)."""
     for rel, data in files.items():
         path = root / rel
         if data is None:

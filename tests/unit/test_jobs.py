@@ -6,22 +6,7 @@ import json
 
 from airflow_provider_preservica.ingest.batches import BatchRegistry, InFlightIngest, InFlightStore, batch_key
 from airflow_provider_preservica.jobs import InFlightJob, JobRegistry, JobStore, job_key
-
-
-class DictStore:
-    name = "dict"
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def read(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def write(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
+from tests.support.stores import DictStore
 
 
 def test_a_record_round_trips_under_a_key_named_for_jobs() -> None:

@@ -139,5 +139,5 @@ def test_a_dag_file_importing_an_old_path_shows_the_warning(tmp_path: Path) -> N
 
     shown = stderr()
     assert f"{dag}:1: DeprecationWarning: {PKG}.staging is deprecated: import {PKG}.ingest.staging" in shown
-    assert f"{dag}:2: DeprecationWarning: {PKG}.transport.HttpTransport is deprecated" in shown
+    assert f"{dag}:2: DeprecationWarning: {PKG}.transport is deprecated: import {PKG}.client.http" in shown
     assert "deprecated" not in stderr("-W", "ignore::DeprecationWarning")

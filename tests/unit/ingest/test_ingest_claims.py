@@ -6,22 +6,7 @@ import pytest
 
 from airflow_provider_preservica.exceptions import IngestClaimTimeout
 from airflow_provider_preservica.ingest.claims import TargetClaim
-
-
-class DictStore:
-    name = "dict"
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def read(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def write(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
+from tests.support.stores import DictStore
 
 
 class Clock:
